@@ -1,0 +1,164 @@
+"""The ``plausible-import`` command: a thin shell over the library API.
+
+Exit codes: 0 every event settled as accepted or dropped (or a clean dry run); 1 some events
+were rejected or failed, or an input was skipped; 2 a usage or configuration error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from . import __version__, resources
+from .mapping import MappingError
+from .pipeline import DEFAULT_REJECTS, ConfigError, send
+from .readers import LOG_FORMATS
+from .receiver import Faults, Receiver
+from .report import Report
+from .sinks.http import DEFAULT_ENDPOINT
+
+app = typer.Typer(
+    help="Move web traffic you already have (access logs, analytics exports) into Plausible Analytics.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _fail(message: str) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(2)
+
+
+def _exit_code(report: Report) -> int:
+    if report.rejected or report.failed or report.skipped_sources:
+        return 1
+    return 0
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"plausible-import {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+) -> None:
+    pass
+
+
+@app.command("send")
+def send_command(
+    sources: list[str] = typer.Argument(..., help="Log files, exports, directories, globs, or - for stdin."),
+    domain: str = typer.Option(..., "--domain", "-d", help="The site's domain as set in Plausible."),
+    endpoint: str = typer.Option(DEFAULT_ENDPOINT, help="Plausible's event endpoint."),
+    mapping: str = typer.Option("web", "--mapping", "-m", help="A built-in mapping name or a TOML file."),
+    rate: float = typer.Option(50.0, help="Events per second at most (0: unlimited)."),
+    concurrency: int = typer.Option(8, help="Requests in flight at once."),
+    report: Optional[Path] = typer.Option(None, "--report", help="Write the run's report as JSON here."),
+    rejects: Path = typer.Option(DEFAULT_REJECTS, "--rejects", help="JSON lines of bad input and refused events."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Send nothing."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="With --dry-run: write events as JSON lines."),
+    no_progress: bool = typer.Option(False, "--no-progress", help="No progress bars or progress lines."),
+    log_format: Optional[str] = typer.Option(
+        None, "--format", help=f"Log format instead of detecting it: {', '.join(LOG_FORMATS)}."
+    ),
+    timeout: float = typer.Option(10.0, help="Seconds to wait for each answer."),
+    max_attempts: int = typer.Option(5, help="Tries per event on errors worth retrying."),
+) -> None:
+    """Read logs or exports, map rows to events, and replay them to /api/event."""
+    try:
+        result = send(
+            sources,
+            domain=domain,
+            mapping=mapping,
+            endpoint=endpoint,
+            rate=rate,
+            concurrency=concurrency,
+            dry_run=dry_run,
+            output=output,
+            report_path=report,
+            rejects_path=rejects,
+            progress=not no_progress,
+            log_format=log_format,
+            timeout_s=timeout,
+            max_attempts=max_attempts,
+        )
+    except (ConfigError, MappingError) as exc:
+        _fail(str(exc))
+        return
+    typer.echo(result.summary(), err=True)
+    raise typer.Exit(_exit_code(result))
+
+
+@app.command("receiver")
+def receiver_command(
+    port: int = typer.Option(8000, help="Port to listen on (0: any free port)."),
+    host: str = typer.Option("127.0.0.1", help="Address to listen on."),
+    record: Optional[Path] = typer.Option(None, "--record", help="Append accepted events here as JSON lines."),
+    fail_share: float = typer.Option(0.0, help="Share of requests answered 503 (with Retry-After)."),
+    fail_first: int = typer.Option(0, help="Answer the first N requests with 503."),
+    retry_after: str = typer.Option("0", help="Retry-After value sent with 503s."),
+    reset_share: float = typer.Option(0.0, help="Share of requests whose connection is dropped unanswered."),
+    delay: float = typer.Option(0.0, help="Seconds to wait before each answer."),
+    drop_share: float = typer.Option(0.0, help="Share of good events answered 202 with x-plausible-dropped."),
+    seed: Optional[int] = typer.Option(None, help="Seed for the fault shares, for repeatable runs."),
+) -> None:
+    """Run a local Plausible-compatible /api/event that validates and records events."""
+    faults = Faults(fail_share=fail_share, fail_first=fail_first, retry_after=retry_after or None,
+                    reset_share=reset_share, delay_s=delay, drop_share=drop_share, seed=seed)
+    receiver = Receiver(host=host, port=port, record=record, faults=faults, keep_events=False)
+
+    async def serve() -> None:
+        await receiver.start()
+        typer.echo(f"receiving on {receiver.endpoint}" + (f", recording to {record}" if record else ""), err=True)
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await receiver.stop()
+
+    try:
+        asyncio.run(serve())
+    except KeyboardInterrupt:
+        typer.echo(f"stopped: {receiver.stats.as_dict()}", err=True)
+    except OSError as exc:
+        _fail(f"cannot listen on {host}:{port}: {exc}")
+
+
+@app.command("demo")
+def demo_command(
+    rate: float = typer.Option(400.0, help="Events per second."),
+    record: Path = typer.Option(Path("demo-events.jsonl"), help="Where the local receiver records events."),
+    no_progress: bool = typer.Option(False, "--no-progress", help="No progress bars."),
+) -> None:
+    """Replay the bundled sample log to a local receiver: no Plausible account needed."""
+    sample = resources.sample_data_dir() / "access.log"
+    if not sample.is_file():
+        _fail(f"the sample log is missing ({sample})")
+    if record.exists():
+        record.unlink()
+    receiver = Receiver(record=record, keep_events=False)
+    with receiver.running():
+        typer.echo(f"demo: a local Plausible-compatible receiver listens on {receiver.endpoint}", err=True)
+        typer.echo(f"demo: plausible-import send {sample} --domain example.com --endpoint {receiver.endpoint}",
+                   err=True)
+        result = send([sample], domain="example.com", endpoint=receiver.endpoint, rate=rate, concurrency=8,
+                      progress=not no_progress, rejects_path=Path("demo-rejects.jsonl"))
+    typer.echo(result.summary(), err=True)
+    typer.echo(f"demo: the receiver recorded {receiver.stats.accepted:,} events in {record}; "
+               "point --endpoint at your Plausible to send your own logs.", err=True)
+    raise typer.Exit(_exit_code(result))
+
+
+def run() -> None:  # pragma: no cover - console script entry point
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())

@@ -1,0 +1,75 @@
+"""The event frame: what a mapping makes of canonical rows, and what every sink consumes.
+
+One row is one Plausible event. ``name``, ``url``, ``domain``, ``referrer`` and ``props`` are
+the body of ``POST /api/event``; ``user_agent`` and ``ip`` travel as the ``User-Agent`` and
+``X-Forwarded-For`` headers; ``timestamp``, ``source_file`` and ``source_line`` say where the
+event came from (Plausible cannot take a timestamp, but the dry-run output and the CSV
+backfill use it).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pyarrow as pa
+
+from . import schema
+
+EVENT_SCHEMA = pa.schema(
+    [
+        pa.field("name", pa.string()),
+        pa.field("url", pa.string()),
+        pa.field("domain", pa.string()),
+        pa.field("referrer", pa.string()),
+        pa.field("props", pa.string()),  # a JSON object, or null
+        pa.field("user_agent", pa.string()),
+        pa.field("ip", pa.string()),
+        pa.field("timestamp", schema.TIMESTAMP_TYPE),
+        pa.field("source_file", pa.string()),
+        pa.field("source_line", pa.int64()),
+    ]
+)
+
+
+def empty_events() -> pa.Table:
+    return EVENT_SCHEMA.empty_table()
+
+
+def request_body(event: dict) -> dict:
+    """The JSON body of ``POST /api/event`` for one event row (as a dict from the frame)."""
+    body = {"name": event["name"], "url": event["url"], "domain": event["domain"]}
+    if event.get("referrer"):
+        body["referrer"] = event["referrer"]
+    if event.get("props"):
+        body["props"] = json.loads(event["props"])
+    return body
+
+
+def iter_rows(events: pa.Table) -> Iterator[dict]:
+    """Rows of an event frame as dicts, batch by batch (no whole-table Python copy)."""
+    for record_batch in events.to_batches(max_chunksize=4096):
+        yield from record_batch.to_pylist()
+
+
+def dry_run_record(event: dict) -> dict:
+    """One line of ``send --dry-run --output``: the event plus its headers and original time."""
+    timestamp = event["timestamp"]
+    return {
+        "name": event["name"],
+        "url": event["url"],
+        "domain": event["domain"],
+        "referrer": event["referrer"],
+        "props": json.loads(event["props"]) if event["props"] else None,
+        "user_agent": event["user_agent"],
+        "ip": event["ip"],
+        "timestamp": iso_utc(timestamp) if timestamp else None,
+    }
+
+
+def iso_utc(timestamp) -> str:
+    """ISO 8601 in UTC with a ``Z``; microseconds only when there are some."""
+    text = timestamp.strftime("%Y-%m-%dT%H:%M:%S")
+    if timestamp.microsecond:
+        text += f".{timestamp.microsecond:06d}"
+    return text + "Z"

@@ -1,0 +1,175 @@
+"""The library API: sources -> reader -> canonical frame -> mapping -> events -> sink.
+
+The command line is a thin shell over :func:`send`; Python users call it directly::
+
+    from importer import send
+    report = send(["access.log.gz"], domain="example.com", dry_run=True, output="events.jsonl")
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import TextIO
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from . import mapping as mapping_mod
+from .mapping import Mapper, Mapping
+from .progress import Progress
+from .readers import FormatError, reader_for
+from .report import INVALID_SAMPLES, RejectsFile, Report
+from .sinks.dryrun import DryRunWriter
+from .sinks.http import DEFAULT_ENDPOINT, HttpSender, SendOptions
+from .sources import Source, SourceError, expand
+
+DEFAULT_REJECTS = Path("plausible-import.rejects.jsonl")
+
+
+class ConfigError(Exception):
+    """A problem with what the user asked for (domain, mapping, inputs); exit code 2."""
+
+
+def normalise_domain(domain: str) -> str:
+    value = domain.strip().lower()
+    if not value or "/" in value or " " in value:
+        raise ConfigError(f"--domain {domain!r}: give the site's domain as it is set in Plausible, e.g. example.com")
+    return value
+
+
+def read_events(
+    sources: Sequence[Source],
+    mapper: Mapper,
+    report: Report,
+    rejects: RejectsFile,
+    *,
+    log_format: str | None = None,
+    progress: Progress | None = None,
+) -> Iterator[pa.Table]:
+    """Read every source and yield event batches, keeping the report's row accounting."""
+    column_map = mapper.mapping.column_map
+    for source in sources:
+        try:
+            reader = reader_for(source, log_format=log_format, column_map=column_map)
+            batches = reader.read(source)
+            for batch in batches:
+                report.rows_read += batch.rows_read
+                report.rows_invalid += len(batch.rejected)
+                for rejected in batch.rejected:
+                    rejects.write(rejected.as_record())
+                    if len(report.invalid_samples) < INVALID_SAMPLES:
+                        report.invalid_samples.append(f"{rejected.file}:{rejected.line}: {rejected.reason}")
+                for notice in batch.notices:
+                    rejects.write(notice.as_record())
+                    report.notices.append(f"{notice.file}: {notice.reason} (after line {notice.line - 1})")
+                mapped = mapper.apply(batch.table)
+                report.rows_filtered.update(mapped.filtered)
+                events = mapped.events
+                if events.num_rows:
+                    report.events += events.num_rows
+                    names = pc.value_counts(events.column("name"))
+                    for item in names.to_pylist():
+                        report.events_by_name[item["values"]] += item["counts"]
+                    span = pc.min_max(events.column("timestamp"))
+                    lo, hi = span["min"].as_py(), span["max"].as_py()
+                    if lo is not None:
+                        report.oldest = lo if report.oldest is None else min(report.oldest, lo)
+                        report.newest = hi if report.newest is None else max(report.newest, hi)
+                if progress is not None:
+                    progress.rows_read(batch.rows_read, batch.position)
+                yield events
+            report.sources.append((source.name, reader.name))
+        except FormatError as exc:
+            report.skipped_sources.append(f"{source.name}: {exc}")
+            rejects.write({"stage": "read", "file": source.name, "line": None, "reason": str(exc), "text": ""})
+        if progress is not None:
+            progress.next_source()
+
+
+def time_warning(events: pa.Table, now: dt.datetime | None = None) -> str | None:
+    """The one-time note that Plausible dates replayed events at arrival, when data is old."""
+    now = now or dt.datetime.now(dt.timezone.utc)
+    oldest = pc.min(events.column("timestamp")).as_py()
+    if oldest is None or oldest > now - dt.timedelta(days=1):
+        return None
+    return (
+        f"note: these events happened as early as {oldest:%Y-%m-%d %H:%M} UTC, but Plausible's "
+        "/api/event has no timestamp field: Plausible will date every event at the moment it "
+        "arrives, not when it happened. Replay is right for live and nightly forwarding; to load "
+        "history with its real dates use Plausible's CSV import (see the README)."
+    )
+
+
+def send(
+    inputs: Sequence[str | Path],
+    *,
+    domain: str,
+    mapping: str | Mapping = "web",
+    endpoint: str = DEFAULT_ENDPOINT,
+    rate: float = 50.0,
+    concurrency: int = 8,
+    dry_run: bool = False,
+    output: str | Path | None = None,
+    report_path: str | Path | None = None,
+    rejects_path: str | Path | None = DEFAULT_REJECTS,
+    progress: bool = False,
+    log_format: str | None = None,
+    timeout_s: float = 10.0,
+    max_attempts: int = 5,
+    stderr: TextIO | None = None,
+) -> Report:
+    """Read ``inputs``, map rows to events and send them (or, with ``dry_run``, write them).
+
+    Raises :class:`ConfigError` (or :class:`importer.mapping.MappingError`) for a problem
+    with the arguments; bad input lines never raise, they are counted and written to the
+    rejects file.
+    """
+    stderr = stderr or sys.stderr
+    started = time.monotonic()
+    domain = normalise_domain(domain)
+    loaded = mapping if isinstance(mapping, Mapping) else mapping_mod.load(mapping)
+    if rate < 0:
+        raise ConfigError("--rate must be 0 (unlimited) or more")
+    if concurrency < 1:
+        raise ConfigError("--concurrency must be at least 1")
+    if output is not None and not dry_run:
+        raise ConfigError("--output writes the events of a dry run; add --dry-run")
+    try:
+        sources = expand([str(i) for i in inputs])
+    except SourceError as exc:
+        raise ConfigError(str(exc)) from None
+    if not sources:
+        raise ConfigError("no input given")
+    report = Report(dry_run=dry_run)
+    rejects = RejectsFile(Path(rejects_path) if rejects_path else None)
+    total_bytes = sum(s.size or 0 for s in sources) or None
+    bar = Progress(progress, total_bytes, events_label="events written" if dry_run else "events sent", stream=stderr)
+    events = read_events(sources, Mapper(loaded, domain), report, rejects, log_format=log_format, progress=bar)
+    try:
+        if dry_run:
+            DryRunWriter(Path(output) if output else None, on_settled=bar.settled).run(events)
+        else:
+            def warn_once(first: pa.Table) -> None:
+                message = time_warning(first)
+                if message:
+                    print(message, file=stderr, flush=True)
+
+            options = SendOptions(endpoint=endpoint, rate=rate, concurrency=concurrency,
+                                  timeout_s=timeout_s, max_attempts=max_attempts)
+            sender = HttpSender(options, report, rejects, on_settled=bar.settled, on_first_batch=warn_once)
+            sender.run(events)
+            if sender.fatal:
+                report.notices.append(sender.fatal)
+    finally:
+        bar.close()
+        rejects.close()
+        report.duration_s = time.monotonic() - started
+        if rejects.count:
+            report.rejects_path = str(rejects.path)
+        if report_path:
+            report.write_json(Path(report_path))
+    return report

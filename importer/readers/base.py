@@ -1,0 +1,100 @@
+"""What every reader returns, and small helpers readers share."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ..sources import Source
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """An input line (or row) that could not be used, and why."""
+
+    file: str
+    line: int | None
+    reason: str
+    text: str
+
+    def as_record(self) -> dict:
+        return {"stage": "read", "file": self.file, "line": self.line, "reason": self.reason, "text": self.text}
+
+
+@dataclass
+class Batch:
+    """One step of a reader's output.
+
+    ``table`` is canonical (see :mod:`importer.schema`). ``rows_read`` counts the rows this
+    batch consumed, valid or not (header, comment and empty lines are not rows).
+    ``rejected`` are the invalid rows among them. ``notices`` are problems that are not rows
+    (a truncated compressed stream). ``position`` is the number of raw input bytes consumed so
+    far, for progress.
+    """
+
+    table: pa.Table
+    rows_read: int
+    rejected: list[Rejected] = field(default_factory=list)
+    notices: list[Rejected] = field(default_factory=list)
+    position: int = 0
+
+
+class Reader(Protocol):
+    """Reads one source into canonical batches."""
+
+    name: str
+
+    def read(self, source: Source) -> Iterator[Batch]: ...
+
+
+class FormatError(Exception):
+    """A source whose format cannot be recognised or does not match the one requested."""
+
+
+_HEX_ESCAPE = re.compile(rb"\\x([0-9A-Fa-f]{2})")
+_C_ESCAPES = {b"n": b"\n", b"t": b"\t", b"r": b"\r", b"v": b"\v", b"f": b"\f", b"b": b"\b"}
+_C_ESCAPE = re.compile(rb"\\([ntrvfb])")
+
+
+def unescape_log_text(value: str) -> str:
+    """Undo nginx/Apache escaping: ``\\xHH`` bytes and C escapes, then decode UTF-8 leniently."""
+    raw = value.encode("utf-8", "surrogateescape")
+    raw = _HEX_ESCAPE.sub(lambda m: bytes([int(m.group(1), 16)]), raw)
+    raw = _C_ESCAPE.sub(lambda m: _C_ESCAPES[m.group(1)], raw)
+    return raw.decode("utf-8", "replace")
+
+
+def map_unique(values: pa.Array, fn, out_type: pa.DataType = pa.string()) -> pa.Array:
+    """Apply a Python function once per distinct value of a column, then map back to rows.
+
+    Log columns repeat heavily (user agents, times, statuses), so this is the vectorised way to
+    run logic that has no Arrow kernel.
+    """
+    encoded = pc.dictionary_encode(values)
+    mapped = pa.array([fn(v) for v in encoded.dictionary.to_pylist()], type=out_type)
+    return pc.take(mapped, encoded.indices)
+
+
+def unescape_column(values: pa.Array) -> pa.Array:
+    """Unescape only the distinct values that contain a backslash; leave the rest untouched."""
+    if not pc.any(pc.match_substring(values, "\\")).as_py():
+        return values
+    encoded = pc.dictionary_encode(values)
+    dictionary = encoded.dictionary
+    flagged = pc.match_substring(dictionary, "\\").to_numpy(zero_copy_only=False)
+    items = dictionary.to_pylist()
+    for i in np.flatnonzero(flagged):
+        items[i] = unescape_log_text(items[i])
+    return pc.take(pa.array(items, type=pa.string()), encoded.indices)
+
+
+def repeat_string(value: str, n: int) -> pa.Array:
+    """A string column holding one value n times, built without a Python list."""
+    indices = pa.array(np.zeros(n, dtype=np.int32))
+    return pa.DictionaryArray.from_arrays(indices, pa.array([value])).cast(pa.string())

@@ -1,0 +1,406 @@
+"""nginx / Apache access logs in the Common Log Format family, parsed at columnar speed.
+
+A combined line is almost a space-delimited CSV row with double quotes:
+
+    203.0.113.42 - - [14/Mar/2024:09:26:53 +0100] "GET /p?q=1 HTTP/1.1" 200 5123 "ref" "UA"
+
+so whole blocks of lines go through pyarrow's multi-threaded CSV parser (the bracketed time
+splits into two columns), and every field is then converted with Arrow compute kernels, most
+of them on the distinct values only (times, requests and user agents repeat heavily).
+
+Exact line numbers are kept for every row. The fast path assumes every non-empty line parses;
+when the parser reports a malformed line, that block alone is re-parsed on a slower exact path
+that also catches what the fast parser can get wrong (an unterminated quote swallowing the next
+line).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+
+from .. import schema
+from ..sources import MAX_LINE_BYTES, LineBlock, Source, line_blocks, open_source
+from .base import Batch, FormatError, Rejected, repeat_string, unescape_column
+
+_QS = r'"(?:[^"\\]|\\.)*"'
+_TIME = r"\[[^\]]+\]"
+_CLF_TAIL = rf"\S+ \S+ {_TIME} {_QS} \d{{3}} (?:\d+|-)"
+
+
+@dataclass(frozen=True)
+class ClfLayout:
+    """One member of the family: which space-separated column holds which field."""
+
+    name: str
+    description: str
+    columns: int
+    fields: dict[str, int]
+    pattern: re.Pattern[str]
+    example: str
+
+
+def _fields(prefix: int, with_ref_ua: bool) -> dict[str, int]:
+    f = {"ip": prefix, "time": prefix + 3, "tz": prefix + 4, "request": prefix + 5,
+         "status": prefix + 6, "bytes": prefix + 7}
+    if prefix:
+        f["host"] = 0
+    if with_ref_ua:
+        f["referrer"] = prefix + 8
+        f["user_agent"] = prefix + 9
+    return f
+
+
+LAYOUTS: tuple[ClfLayout, ...] = (
+    ClfLayout(
+        name="combined",
+        description="nginx default / Apache combined: CLF plus referrer and user agent",
+        columns=10,
+        fields=_fields(0, True),
+        pattern=re.compile(rf"^\S+ {_CLF_TAIL} {_QS} {_QS}$"),
+        example='203.0.113.42 - - [14/Mar/2024:09:26:53 +0100] "GET /pricing?plan=pro HTTP/1.1" 200 5123 '
+        '"https://www.example.org/" "Mozilla/5.0 (X11; Linux x86_64; rv:123.0) Gecko/20100101 Firefox/123.0"',
+    ),
+    ClfLayout(
+        name="common",
+        description="Common Log Format (Apache common): no referrer, no user agent",
+        columns=8,
+        fields=_fields(0, False),
+        pattern=re.compile(rf"^\S+ {_CLF_TAIL}$"),
+        example='198.51.100.23 - alice [14/Mar/2024:09:26:53 -0400] "GET /docs/ HTTP/1.1" 200 7734',
+    ),
+    ClfLayout(
+        name="vhost_combined",
+        description="combined with a leading virtual host (host or host:port), e.g. Apache vhost_combined",
+        columns=11,
+        fields=_fields(1, True),
+        pattern=re.compile(rf"^\S+ \S+ {_CLF_TAIL} {_QS} {_QS}$"),
+        example='www.example.com:443 198.51.100.23 - - [14/Mar/2024:09:27:02 -0400] "GET /docs/install HTTP/1.1" 200 '
+        '9021 "https://www.example.com/docs/" "Mozilla/5.0 (Windows NT 10.0; Win64; x64) Chrome/122.0.0.0 Safari/537.36"',
+    ),
+    ClfLayout(
+        name="vhost_common",
+        description="Common Log Format with a leading virtual host",
+        columns=9,
+        fields=_fields(1, False),
+        pattern=re.compile(rf"^\S+ \S+ {_CLF_TAIL}$"),
+        example='www.example.com 198.51.100.23 - - [14/Mar/2024:09:26:53 -0400] "GET /docs/ HTTP/1.1" 200 7734',
+    ),
+)
+
+LAYOUTS_BY_NAME = {layout.name: layout for layout in LAYOUTS}
+
+SAMPLE_LINES = 1000
+
+
+@dataclass(frozen=True)
+class Detection:
+    layout: ClfLayout
+    share: float
+    scores: tuple[tuple[str, float], ...]
+
+
+def detect(lines: list[str]) -> Detection:
+    """Score every layout on sample lines and pick the best; ties go to the richer layout."""
+    lines = [ln.rstrip("\r") for ln in lines if ln.strip()][:SAMPLE_LINES]
+    if not lines:
+        raise FormatError("no non-empty lines to detect the format from")
+    scored = []
+    for order, layout in enumerate(LAYOUTS):
+        matched = sum(1 for ln in lines if layout.pattern.match(ln))
+        scored.append((matched / len(lines), -order, layout))
+    scored.sort(key=lambda s: (s[0], s[1]), reverse=True)
+    best_share, _, best = scored[0]
+    scores = tuple((layout.name, share) for share, _, layout in scored)
+    if best_share < 0.5:
+        failing = next((ln for ln in lines if not best.pattern.match(ln)), lines[0])
+        closest = ", ".join(f"{name} ({share:.0%})" for name, share in scores[:2])
+        raise FormatError(
+            f"cannot recognise the log format: the closest formats are {closest} of the first "
+            f"{len(lines)} lines; a line that fits none: {failing[:300]!r}"
+        )
+    return Detection(layout=best, share=best_share, scores=scores)
+
+
+def _strptime_clf(values: pa.Array) -> pa.Array:
+    return pc.strptime(values, format="[%d/%b/%Y:%H:%M:%S", unit="s", error_is_null=True)
+
+
+def _offset_seconds(tz: str | None) -> int | None:
+    if tz is None:
+        return None
+    m = re.fullmatch(r"([+-])(\d{2}):?(\d{2})\]", tz)
+    if not m:
+        return None
+    sign = -1 if m.group(1) == "-" else 1
+    return sign * (int(m.group(2)) * 3600 + int(m.group(3)) * 60)
+
+
+def clf_timestamps(time_col: pa.Array, tz_col: pa.Array) -> pa.Array:
+    """``[14/Mar/2024:09:26:53`` + ``+0100]`` -> timestamp[us, UTC]; null when unparseable."""
+    encoded = pc.dictionary_encode(time_col)
+    local = pc.take(_strptime_clf(encoded.dictionary).cast(pa.int64()), encoded.indices)
+    tz_encoded = pc.dictionary_encode(tz_col)
+    offsets = pa.array([_offset_seconds(v) for v in tz_encoded.dictionary.to_pylist()], type=pa.int64())
+    utc_seconds = pc.subtract(local, pc.take(offsets, tz_encoded.indices))
+    return pc.multiply(utc_seconds, 1_000_000).cast(schema.TIMESTAMP_TYPE)
+
+
+_REQUEST = (
+    r"^(?P<method>[A-Za-z][A-Za-z0-9_-]*) "
+    r"(?:(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://(?P<authority>[^/?# ]*))?"
+    r"(?P<path>[^?# ]*)(?:\?(?P<query>[^# ]*))?(?:#[^ ]*)?"
+    r"(?: (?P<protocol>[A-Za-z]+/[0-9.]+))?$"
+)
+
+
+def split_requests(requests: pa.Array) -> dict[str, pa.Array]:
+    """Request lines -> method, path, query and (for absolute-form targets) host.
+
+    Lines that are not requests (``-``, TLS bytes sent to a plain port) give nulls.
+    """
+    encoded = pc.dictionary_encode(requests)
+    dictionary = unescape_column(encoded.dictionary)
+    parts = pc.extract_regex(dictionary, _REQUEST)
+    method = pc.utf8_upper(pc.struct_field(parts, "method"))
+    path = pc.struct_field(parts, "path")
+    authority = pc.struct_field(parts, "authority")
+    absolute = pc.and_(pc.is_valid(authority), pc.not_equal(authority, ""))
+    path = pc.if_else(pc.and_(absolute, pc.equal(path, "")), "/", path)
+    path = pc.if_else(pc.equal(path, ""), pa.scalar(None, pa.string()), path)
+    query = schema.null_if_missing(pc.struct_field(parts, "query"))
+    host = pc.if_else(absolute, normalise_hosts(authority), pa.scalar(None, pa.string()))
+    idx = encoded.indices
+    return {
+        "method": pc.take(method, idx),
+        "path": pc.take(path, idx),
+        "query": pc.take(pc.if_else(pc.equal(query, ""), pa.scalar(None, pa.string()), query), idx),
+        "host": pc.take(host, idx),
+    }
+
+
+def normalise_hosts(hosts: pa.Array) -> pa.Array:
+    """Lower-case, drop a ``:port`` and IPv6 brackets, ``-``/empty to null."""
+    hosts = schema.null_if_missing(hosts)
+    hosts = pc.utf8_lower(hosts)
+    hosts = pc.replace_substring_regex(hosts, r"^\[([0-9a-f:.]+)\](?::\d+)?$", r"\1")
+    hosts = pc.replace_substring_regex(hosts, r"^([^:\[\]]+):\d+$", r"\1")
+    return hosts
+
+
+def _text_column(values: pa.Array) -> pa.Array:
+    encoded = pc.dictionary_encode(values)
+    dictionary = schema.null_if_missing(unescape_column(encoded.dictionary))
+    return pc.take(dictionary, encoded.indices)
+
+
+class _Lines:
+    """Line geometry of a block: start and end offsets of each line, which are empty."""
+
+    def __init__(self, data: bytes):
+        buf = np.frombuffer(data, dtype=np.uint8)
+        ends = np.flatnonzero(buf == 10)
+        if len(buf) and (len(ends) == 0 or ends[-1] != len(buf) - 1):
+            ends = np.append(ends, len(buf))
+        self.starts = np.concatenate(([0], ends[:-1] + 1)) if len(ends) else np.zeros(0, dtype=np.int64)
+        self.ends = ends
+        lengths = self.ends - self.starts
+        cr_only = np.zeros(len(lengths), dtype=bool)
+        one = np.flatnonzero(lengths == 1)
+        if len(one):
+            cr_only[one] = buf[self.starts[one]] == 13
+        self.empty = (lengths == 0) | cr_only
+        self.data = data
+
+    def text(self, index: int) -> str:
+        raw = self.data[self.starts[index] : self.ends[index]].rstrip(b"\r")
+        return raw.decode("utf-8", "replace")
+
+
+def _csv_parse(data: bytes, columns: int, threads: bool, on_invalid) -> pa.Table:
+    names = [f"c{i}" for i in range(columns)]
+    return pacsv.read_csv(
+        pa.py_buffer(data),
+        read_options=pacsv.ReadOptions(column_names=names, use_threads=threads, block_size=max(len(data), 1 << 20)),
+        parse_options=pacsv.ParseOptions(
+            delimiter=" ",
+            quote_char='"',
+            escape_char=False,
+            double_quote=False,
+            ignore_empty_lines=True,
+            invalid_row_handler=on_invalid,
+        ),
+        convert_options=pacsv.ConvertOptions(
+            column_types={n: pa.string() for n in names},
+            strings_can_be_null=False,
+            quoted_strings_can_be_null=False,
+        ),
+    )
+
+
+def _prepare(data: bytes) -> bytes:
+    """Make a block safe for the CSV parser: valid UTF-8, and no backslash-escaped quotes.
+
+    Apache writes ``\\"`` inside quoted fields; rewriting escapes as ``\\xHH`` (nginx's own
+    style) lets the parser see only structural quotes, and the unescape step undoes both.
+    """
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        data = data.decode("utf-8", "replace").encode("utf-8")
+    if b"\\" in data:
+        data = data.replace(b"\\\\", b"\\x5C").replace(b'\\"', b"\\x22")
+    return data
+
+
+class ClfReader:
+    """Reads one CLF-family log; the layout is detected per file unless given."""
+
+    def __init__(self, layout: ClfLayout | None = None):
+        self.layout = layout
+        self.name = layout.name if layout else "clf (auto)"
+        self.detection: Detection | None = None
+
+    def read(self, source: Source) -> Iterator[Batch]:
+        opened = open_source(source)
+        try:
+            layout = self.layout
+            for block in line_blocks(opened):
+                if layout is None:
+                    sample = block.data[: 1 << 20].decode("utf-8", "replace").split("\n")[: SAMPLE_LINES + 1]
+                    if not any(s.strip() for s in sample) and not block.truncated:
+                        continue
+                    if any(s.strip() for s in sample):
+                        self.detection = detect(sample[:-1] if len(sample) > SAMPLE_LINES else sample)
+                        layout = self.detection.layout
+                        self.name = layout.name
+                if layout is None:
+                    batch = Batch(table=schema.empty_frame(), rows_read=0)
+                else:
+                    batch = parse_block(block, layout, source.name)
+                if block.truncated:
+                    batch.notices.append(
+                        Rejected(source.name, block.first_line + block.line_count, block.truncated, "")
+                    )
+                batch.position = opened.position.consumed
+                yield batch
+        finally:
+            if source.path is not None:
+                opened.raw.close()
+
+
+def parse_block(block: LineBlock, layout: ClfLayout, source_name: str) -> Batch:
+    """Parse one block of lines into a canonical batch, with exact line numbers."""
+    rejected = [
+        Rejected(source_name, number, f"line longer than {MAX_LINE_BYTES} bytes", text.decode("utf-8", "replace"))
+        for number, text in block.too_long
+    ]
+    data = _prepare(block.data)
+    if not data:
+        return Batch(table=schema.empty_frame(), rows_read=len(rejected), rejected=rejected)
+    lines = _Lines(data)
+    row_lines = np.flatnonzero(~lines.empty)
+    malformed: list[int] = []
+    table = _csv_parse(data, layout.columns, True, lambda row: malformed.append(1) or "skip")
+    if malformed or table.num_rows != len(row_lines):
+        table, row_lines, bad = _exact_parse(data, lines, layout)
+        rejected.extend(Rejected(source_name, block.first_line + i, reason, lines.text(i)) for i, reason in bad)
+    canonical, invalid = _to_canonical(table, layout, source_name, row_lines + block.first_line)
+    for i, reason in invalid:
+        line_index = int(row_lines[i])
+        rejected.append(Rejected(source_name, block.first_line + line_index, reason, lines.text(line_index)))
+    rejected.sort(key=lambda r: r.line or 0)
+    return Batch(table=canonical, rows_read=canonical.num_rows + len(rejected), rejected=rejected)
+
+
+def _exact_parse(data: bytes, lines: _Lines, layout: ClfLayout):
+    """Slow, exact path for a block with malformed lines: find each bad line and say why."""
+    bad: list[tuple[int, str]] = []
+    kept_index: list[int] = []
+    kept: list[bytes] = []
+    for i in np.flatnonzero(~lines.empty).tolist():
+        raw = data[lines.starts[i] : lines.ends[i]].rstrip(b"\r").replace(b"\r", b" ")
+        if raw.count(b'"') % 2:
+            bad.append((i, "unbalanced quotes (a truncated line?)"))
+            continue
+        kept_index.append(i)
+        kept.append(raw)
+    malformed: dict[int, int] = {}
+
+    def on_invalid(row) -> str:
+        malformed[row.number] = row.actual_columns
+        return "skip"
+
+    table = _csv_parse(b"\n".join(kept) + b"\n", layout.columns, False, on_invalid) if kept else None
+    good = []
+    for k, i in enumerate(kept_index, start=1):
+        if k in malformed:
+            bad.append((i, f"expected {layout.columns} fields for {layout.name}, found {malformed[k]}"))
+        else:
+            good.append(i)
+    if table is None:
+        table = pa.table({f"c{i}": pa.array([], pa.string()) for i in range(layout.columns)})
+    return table, np.array(good, dtype=np.int64), bad
+
+
+def _to_canonical(table: pa.Table, layout: ClfLayout, source_name: str, line_numbers: np.ndarray):
+    """Convert parsed string columns to the canonical schema; returns (table, invalid rows)."""
+    table = table.combine_chunks()
+    n = table.num_rows
+    if n == 0:
+        return schema.empty_frame(), []
+    col = {name: table.column(index).chunk(0) if table.column(index).num_chunks else pa.array([], pa.string())
+           for name, index in layout.fields.items()}
+    timestamp = clf_timestamps(col["time"], col["tz"])
+    status_text = col["status"]
+    status_ok = pc.match_substring_regex(status_text, r"^\d{3}$")
+    status = pc.if_else(status_ok, status_text, pa.scalar(None, pa.string())).cast(pa.int16())
+    size_text = col["bytes"]
+    size_digits = pc.match_substring_regex(size_text, r"^\d{1,18}$")
+    size_ok = pc.or_(size_digits, pc.equal(size_text, "-"))
+    size = pc.if_else(size_digits, size_text, pa.scalar(None, pa.string())).cast(pa.int64())
+    request = split_requests(col["request"])
+    host = request["host"]
+    if "host" in col:
+        host = pc.coalesce(normalise_hosts(col["host"]), host)
+    columns = {
+        "timestamp": timestamp,
+        "ip": schema.null_if_missing(col["ip"]),
+        "method": request["method"],
+        "host": host,
+        "path": request["path"],
+        "query": request["query"],
+        "status": status,
+        "bytes": size,
+        "source_file": repeat_string(source_name, n),
+        "source_line": pa.array(line_numbers, type=pa.int64()),
+    }
+    if "user_agent" in col:
+        columns["user_agent"] = _text_column(col["user_agent"])
+        columns["referrer"] = _text_column(col["referrer"])
+    out = schema.conform(columns, n)
+    looks_like_time = pc.fill_null(pc.starts_with(col["time"], "["), False)
+    checks = [
+        (looks_like_time, f"not a {layout.name} line: no [time] field where the format has one"),
+        (pc.is_valid(timestamp), "unparseable time"),
+        (status_ok, "status is not a 3-digit number"),
+        (size_ok, "size is neither a number nor '-'"),
+    ]
+    valid = checks[0][0]
+    for mask, _ in checks[1:]:
+        valid = pc.and_(valid, mask)
+    if pc.all(valid).as_py():
+        return out, []
+    invalid: list[tuple[int, str]] = []
+    valid_np = valid.to_numpy(zero_copy_only=False)
+    masks = [(m.to_numpy(zero_copy_only=False), reason) for m, reason in checks]
+    for i in np.flatnonzero(~valid_np).tolist():
+        reason = next(r for m, r in masks if not m[i])
+        invalid.append((i, reason))
+    return out.filter(valid), invalid

@@ -1,0 +1,355 @@
+"""A local, Plausible-compatible ``POST /api/event`` for trying mappings and for tests.
+
+It answers the way Plausible's ingestion does (see ``plausible-api.md`` in the project's
+reference notes): ``202 ok`` for an accepted event; ``202`` with ``x-plausible-dropped: 1``
+for a bot user agent; ``400 {"errors": {...}}`` for a missing name, url or domain and for
+Plausible's length limits. Accepted events are recorded as JSON lines with the headers that
+matter (``User-Agent``, ``X-Forwarded-For``).
+
+Faults can be injected, deterministically with a seed: a share of 503s with ``Retry-After``,
+the first N requests failing, connections dropped without an answer, slow answers, and a
+share of 202s flagged dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import random
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+from urllib.parse import urlsplit
+
+from .useragents import classify
+
+MAX_NAME_CHARS = 120
+MAX_URL_BYTES = 2000
+MAX_PROP_KEY_BYTES = 300
+MAX_PROP_VALUE_BYTES = 2000
+MAX_PROPS = 30
+MAX_REFERRER_CHARS = 2000
+PLAUSIBLE_DROPS = ("bot", "headless_browser", "monitoring")
+
+
+@dataclass
+class Faults:
+    """What the receiver does wrong, on purpose. Shares are probabilities per request."""
+
+    fail_share: float = 0.0  # answer 503 with Retry-After
+    fail_first: int = 0  # the first N requests get 503
+    retry_after: str | None = "0"  # the Retry-After header sent with 503s (None: no header)
+    reset_share: float = 0.0  # close the connection without answering
+    delay_s: float = 0.0  # wait this long before answering
+    drop_share: float = 0.0  # 202 with x-plausible-dropped although the event is fine
+    seed: int | None = None
+
+
+@dataclass
+class ReceiverStats:
+    requests: int = 0
+    accepted: int = 0
+    dropped: int = 0
+    rejected: int = 0
+    failed: int = 0  # injected 503s
+    resets: int = 0
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def validate_event(body: Any) -> tuple[dict | None, dict]:
+    """Plausible's request validation: (normalised event, errors). Errors map field -> messages."""
+    errors: dict[str, list[str]] = {}
+    if not isinstance(body, dict):
+        return None, {"request": ["Unable to parse request body as json"]}
+
+    def first(*keys: str) -> Any:
+        for key in keys:
+            if key in body:
+                return body[key]
+        return None
+
+    name = first("n", "name")
+    if name is None or (isinstance(name, str) and not name.strip()):
+        errors.setdefault("event_name", []).append("can't be blank")
+    elif isinstance(name, bool) or not isinstance(name, (str, int)):
+        errors.setdefault("event_name", []).append("is invalid")
+    else:
+        name = str(name)
+        if len(name) > MAX_NAME_CHARS:
+            errors.setdefault("event_name", []).append(f"should be at most {MAX_NAME_CHARS} character(s)")
+
+    url = first("u", "url")
+    host = None
+    if url is None:
+        errors.setdefault("url", []).append("is required")
+    elif not isinstance(url, str) or len(url.encode("utf-8")) > MAX_URL_BYTES:
+        errors.setdefault("url", []).append("must be a valid url")
+    elif url.lower().startswith("data:"):
+        errors.setdefault("url", []).append("scheme is not allowed")
+    else:
+        try:
+            host = urlsplit(url).hostname
+        except ValueError:
+            errors.setdefault("url", []).append("must be a valid url")
+
+    domain = first("d", "domain")
+    if not isinstance(domain, str):
+        domain = host
+    if domain is None or not str(domain).strip():
+        errors.setdefault("domain", []).append("can't be blank")
+
+    props = first("m", "meta", "p", "props")
+    if isinstance(props, str):
+        try:
+            props = json.loads(props)
+        except ValueError:
+            props = None
+    clean_props: dict[str, str] = {}
+    if isinstance(props, dict):
+        for key, value in props.items():
+            if isinstance(value, (list, dict)) or value is None:
+                continue
+            text = ("true" if value else "false") if isinstance(value, bool) else str(value)
+            if not str(key).lstrip() or not text.lstrip():
+                continue
+            if len(str(key).encode()) > MAX_PROP_KEY_BYTES or len(text.encode()) > MAX_PROP_VALUE_BYTES:
+                errors.setdefault("props", []).append("keys should have at most 300 bytes and values 2000 bytes")
+                break
+            if len(clean_props) < MAX_PROPS:
+                clean_props[str(key)] = text
+
+    if errors:
+        return None, errors
+    referrer = first("r", "referrer")
+    event = {
+        "name": name,
+        "url": url,
+        "domain": ",".join(d.strip().removeprefix("www.") for d in str(domain).split(",")),
+        "referrer": referrer[:MAX_REFERRER_CHARS] if isinstance(referrer, str) else None,
+        "props": clean_props or None,
+    }
+    revenue = first("revenue", "$")
+    if isinstance(revenue, dict):
+        event["revenue"] = revenue
+    if first("i", "interactive") is False:
+        event["interactive"] = False
+    return event, {}
+
+
+class Receiver:
+    """The server. Use :meth:`running` in tests: ``with Receiver().running() as r: r.endpoint``."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, record: Path | None = None,
+                 faults: Faults | None = None, keep_events: bool = True):
+        self.host = host
+        self.port = port
+        self.record_path = record
+        self.faults = faults or Faults()
+        self.stats = ReceiverStats()
+        self.keep_events = keep_events
+        self._events: list[dict] = []
+        self._lock = threading.Lock()
+        self._rng = random.Random(self.faults.seed)
+        self._record_file: IO[str] | None = None
+        self._server: asyncio.AbstractServer | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://{self.host}:{self.port}/api/event"
+
+    @property
+    def events(self) -> list[dict]:
+        with self._lock:
+            return list(self._events)
+
+    async def start(self) -> None:
+        if self.record_path is not None:
+            self.record_path.parent.mkdir(parents=True, exist_ok=True)
+            self._record_file = open(self.record_path, "a", encoding="utf-8")
+        self._server = await asyncio.start_server(self._handle, self.host, self.port, backlog=1024)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def serve_forever(self) -> None:
+        await self.start()
+        assert self._server is not None
+        async with self._server:
+            await self._server.serve_forever()
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+        if self._record_file is not None:
+            self._record_file.close()
+            self._record_file = None
+
+    def running(self) -> "_Running":
+        return _Running(self)
+
+    def start_in_thread(self) -> None:
+        ready = threading.Event()
+        failure: list[BaseException] = []
+
+        def main() -> None:
+            loop = asyncio.new_event_loop()
+            self._loop = loop
+            try:
+                loop.run_until_complete(self.start())
+            except BaseException as exc:  # noqa: BLE001 - reported to the starting thread
+                failure.append(exc)
+                ready.set()
+                return
+            ready.set()
+            loop.run_forever()
+            loop.run_until_complete(self.stop())
+            loop.close()
+
+        self._thread = threading.Thread(target=main, name="receiver", daemon=True)
+        self._thread.start()
+        ready.wait(10)
+        if failure:
+            raise failure[0]
+
+    def stop_thread(self) -> None:
+        if self._loop is not None and self._thread is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(10)
+
+    def _count(self) -> int:
+        with self._lock:
+            self.stats.requests += 1
+            return self.stats.requests
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                try:
+                    head = await reader.readuntil(b"\r\n\r\n")
+                except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
+                    return
+                request_line, _, header_block = head.decode("latin-1").partition("\r\n")
+                parts = request_line.split(" ")
+                if len(parts) != 3:
+                    await self._respond(writer, 400, b"bad request line", close=True)
+                    return
+                method, target, version = parts
+                headers: dict[str, str] = {}
+                for line in header_block.split("\r\n"):
+                    if ":" in line:
+                        key, _, value = line.partition(":")
+                        headers.setdefault(key.strip().lower(), value.strip())
+                length = int(headers.get("content-length", "0") or 0)
+                body = await reader.readexactly(length) if length else b""
+                close = headers.get("connection", "").lower() == "close" or version == "HTTP/1.0"
+                keep = await self._dispatch(writer, method, target.split("?")[0], headers, body, close)
+                if not keep:
+                    return
+        except (ConnectionError, asyncio.IncompleteReadError):
+            return
+        finally:
+            try:
+                writer.close()
+            except Exception:  # noqa: BLE001 - the peer may already be gone
+                pass
+
+    async def _dispatch(self, writer, method: str, path: str, headers: dict, body: bytes, close: bool) -> bool:
+        if path == "/api/health" and method == "GET":
+            return await self._respond(writer, 200, b'{"status":"ok"}', close, content_type="application/json")
+        if path != "/api/event":
+            return await self._respond(writer, 404, b"not found", close)
+        if method != "POST":
+            return await self._respond(writer, 405, b"method not allowed", close)
+        number = self._count()
+        faults = self.faults
+        if faults.delay_s:
+            await asyncio.sleep(faults.delay_s)
+        with self._lock:
+            roll_reset = self._rng.random()
+            roll_fail = self._rng.random()
+            roll_drop = self._rng.random()
+        if roll_reset < faults.reset_share:
+            with self._lock:
+                self.stats.resets += 1
+            writer.transport.abort()
+            return False
+        if number <= faults.fail_first or roll_fail < faults.fail_share:
+            with self._lock:
+                self.stats.failed += 1
+            extra = {"retry-after": faults.retry_after} if faults.retry_after is not None else {}
+            return await self._respond(writer, 503, b"service unavailable", close, extra=extra)
+        content_type = headers.get("content-type", "").split(";")[0].strip().lower()
+        if content_type in ("application/json", "text/plain"):
+            try:
+                payload = json.loads(body.decode("utf-8")) if body else None
+            except (ValueError, UnicodeDecodeError):
+                if content_type == "application/json":
+                    return await self._respond(writer, 400, b'{"status":400,"message":"Bad Request"}', close,
+                                               content_type="application/json")
+                payload = None
+        else:
+            payload = {}
+        event, errors = validate_event(payload)
+        if errors:
+            with self._lock:
+                self.stats.rejected += 1
+            return await self._respond(writer, 400, json.dumps({"errors": errors}).encode(), close,
+                                       content_type="application/json")
+        user_agent = headers.get("user-agent", "")
+        if classify(user_agent) in PLAUSIBLE_DROPS or roll_drop < faults.drop_share:
+            with self._lock:
+                self.stats.dropped += 1
+            return await self._respond(writer, 202, b"ok", close, extra={"x-plausible-dropped": "1"})
+        record = {
+            "received_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds"),
+            **event,
+            "user_agent": user_agent,
+            "x_forwarded_for": headers.get("x-forwarded-for"),
+        }
+        with self._lock:
+            self.stats.accepted += 1
+            if self.keep_events:
+                self._events.append(record)
+            if self._record_file is not None:
+                self._record_file.write(json.dumps(record, ensure_ascii=False) + "\n")
+                self._record_file.flush()
+        return await self._respond(writer, 202, b"ok", close)
+
+    @staticmethod
+    async def _respond(writer, status: int, body: bytes, close: bool, content_type: str = "text/plain",
+                       extra: dict[str, str] | None = None) -> bool:
+        reason = {200: "OK", 202: "Accepted", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
+                  503: "Service Unavailable"}.get(status, "Status")
+        lines = [f"HTTP/1.1 {status} {reason}", f"content-type: {content_type}", f"content-length: {len(body)}"]
+        for key, value in (extra or {}).items():
+            lines.append(f"{key}: {value}")
+        if close:
+            lines.append("connection: close")
+        writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
+        await writer.drain()
+        return not close
+
+
+class _Running:
+    def __init__(self, receiver: Receiver):
+        self.receiver = receiver
+
+    def __enter__(self) -> Receiver:
+        self.receiver.start_in_thread()
+        return self.receiver
+
+    def __exit__(self, *exc_info) -> None:
+        self.receiver.stop_thread()
+
+
+@dataclass
+class ReceiverOptions:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    record: Path | None = None
+    faults: Faults = field(default_factory=Faults)

@@ -1,0 +1,154 @@
+"""The run's accounting: counters, the rejects file, and the end-of-run summary.
+
+Two invariants hold for every run and are checked by the tests:
+
+* ``rows_read = rows_invalid + sum(rows_filtered) + events``
+* when events were sent: ``events = accepted + dropped + rejected + failed``
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+REPORT_KEYS = (
+    "rows_read",
+    "rows_invalid",
+    "rows_filtered",
+    "events",
+    "events_by_name",
+    "sent",
+    "accepted",
+    "dropped",
+    "rejected",
+    "failed",
+    "retries",
+    "duration_s",
+)
+
+INVALID_SAMPLES = 5
+
+
+@dataclass
+class Report:
+    rows_read: int = 0
+    rows_invalid: int = 0
+    rows_filtered: Counter = field(default_factory=Counter)
+    events: int = 0
+    events_by_name: Counter = field(default_factory=Counter)
+    sent: int = 0
+    accepted: int = 0
+    dropped: int = 0
+    rejected: int = 0
+    failed: int = 0
+    retries: int = 0
+    duration_s: float = 0.0
+    # Context for the printed summary; not part of the JSON report.
+    dry_run: bool = False
+    sources: list[tuple[str, str]] = field(default_factory=list)  # (file, format)
+    invalid_samples: list[str] = field(default_factory=list)
+    notices: list[str] = field(default_factory=list)
+    skipped_sources: list[str] = field(default_factory=list)
+    rejects_path: str | None = None
+    oldest: Any = None
+    newest: Any = None
+
+    def as_dict(self) -> dict:
+        return {
+            "rows_read": self.rows_read,
+            "rows_invalid": self.rows_invalid,
+            "rows_filtered": dict(sorted(self.rows_filtered.items())),
+            "events": self.events,
+            "events_by_name": dict(sorted(self.events_by_name.items())),
+            "sent": self.sent,
+            "accepted": self.accepted,
+            "dropped": self.dropped,
+            "rejected": self.rejected,
+            "failed": self.failed,
+            "retries": self.retries,
+            "duration_s": round(self.duration_s, 3),
+        }
+
+    def write_json(self, path: Path) -> None:
+        path.write_text(json.dumps(self.as_dict(), indent=2) + "\n", encoding="utf-8")
+
+    @property
+    def settled(self) -> int:
+        return self.accepted + self.dropped + self.rejected + self.failed
+
+    def summary(self) -> str:
+        """A plain-text table for the end of a run."""
+        rows: list[tuple[str, str]] = []
+
+        def add(label: str, value: Any) -> None:
+            rows.append((label, f"{value:,}" if isinstance(value, int) else str(value)))
+
+        for source, fmt in self.sources:
+            add(f"source ({fmt})", source)
+        add("rows read", self.rows_read)
+        add("rows invalid", self.rows_invalid)
+        for reason, count in sorted(self.rows_filtered.items(), key=lambda kv: -kv[1]):
+            add(f"filtered: {reason}", count)
+        add("events", self.events)
+        for name, count in sorted(self.events_by_name.items(), key=lambda kv: -kv[1]):
+            add(f"  {name}", count)
+        if self.oldest is not None:
+            add("time span (UTC)", f"{self.oldest:%Y-%m-%d %H:%M:%S} .. {self.newest:%Y-%m-%d %H:%M:%S}")
+        if self.dry_run:
+            add("sent", "0 (dry run)")
+        else:
+            add("sent", self.sent)
+            add("  accepted", self.accepted)
+            add("  dropped by Plausible", self.dropped)
+            add("  rejected (400)", self.rejected)
+            add("  failed", self.failed)
+            add("retries", self.retries)
+        add("duration", f"{self.duration_s:.1f} s")
+        if self.rejects_path:
+            add("rejects file", self.rejects_path)
+        width = max(len(label) for label, _ in rows)
+        lines = [f"{label.ljust(width)}  {value}" for label, value in rows]
+        rule = "-" * max(len(line) for line in lines)
+        out = [rule, *lines, rule]
+        for sample in self.invalid_samples:
+            out.append(f"invalid: {sample}")
+        for notice in self.notices:
+            out.append(f"note: {notice}")
+        for skipped in self.skipped_sources:
+            out.append(f"skipped: {skipped}")
+        return "\n".join(out)
+
+
+class RejectsFile:
+    """Append-only JSON-lines file of everything that could not be used, with the reason.
+
+    Opened on first write, so a clean run leaves no empty file behind. Safe to call from the
+    reader thread and the sender's event loop at once.
+    """
+
+    def __init__(self, path: Path | None):
+        self.path = path
+        self._file: IO[str] | None = None
+        self._lock = threading.Lock()
+        self.count = 0
+
+    def write(self, record: dict) -> None:
+        if self.path is None:
+            return
+        line = json.dumps(record, ensure_ascii=False, default=str) + "\n"
+        with self._lock:
+            if self._file is None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._file = open(self.path, "a", encoding="utf-8")
+            self._file.write(line)
+            self.count += 1
+
+    def close(self) -> None:
+        with self._lock:
+            if self._file is not None:
+                self._file.close()
+                self._file = None

@@ -1,0 +1,36 @@
+"""The dry run: nothing is sent; events are counted, and written as JSON lines on request."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pyarrow as pa
+
+from ..events import dry_run_record
+
+
+class DryRunWriter:
+    """Writes each event as one JSON line (``--output``), or only lets them be counted."""
+
+    def __init__(self, output: Path | None, on_settled: Callable[[int], None] | None = None):
+        self.output = output
+        self.on_settled = on_settled or (lambda n: None)
+
+    def run(self, batches: Iterator[pa.Table]) -> None:
+        if self.output is None:
+            for table in batches:
+                self.on_settled(table.num_rows)
+            return
+        self.output.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.output, "w", encoding="utf-8") as out:
+            for table in batches:
+                for record_batch in table.to_batches(max_chunksize=4096):
+                    lines = [
+                        json.dumps(dry_run_record(event), ensure_ascii=False, separators=(",", ":"))
+                        for event in record_batch.to_pylist()
+                    ]
+                    if lines:
+                        out.write("\n".join(lines) + "\n")
+                self.on_settled(table.num_rows)

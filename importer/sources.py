@@ -1,0 +1,309 @@
+"""Where rows come from: paths, directories, globs and stdin, decompressed by content.
+
+A :class:`Source` is one input (a file or stdin). :func:`expand` turns what a user typed into
+an ordered list of sources: rotated sets oldest first, so that events leave in the order they
+happened. :func:`line_blocks` reads a source as blocks of whole lines with their line numbers,
+so memory stays bounded whatever the file size.
+"""
+
+from __future__ import annotations
+
+import bz2
+import glob
+import gzip
+import io
+import lzma
+import re
+import sys
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+import pyarrow as pa
+
+STDIN = "-"
+BLOCK_BYTES = 8 << 20
+MAX_LINE_BYTES = 64 << 10
+
+_MAGIC = (
+    (b"\x1f\x8b", "gzip"),
+    (b"BZh", "bz2"),
+    (b"\xfd7zXZ\x00", "xz"),
+    (b"\x28\xb5\x2f\xfd", "zstd"),
+)
+
+
+class SourceError(Exception):
+    """An input that cannot be opened at all (missing file, unreadable directory)."""
+
+
+@dataclass(frozen=True)
+class Source:
+    """One input: a file path, or stdin when ``path`` is None."""
+
+    name: str
+    path: Path | None = None
+
+    @property
+    def size(self) -> int | None:
+        """Size on disk (compressed), for progress; None for stdin."""
+        if self.path is None:
+            return None
+        try:
+            return self.path.stat().st_size
+        except OSError:
+            return None
+
+    def open_raw(self) -> BinaryIO:
+        if self.path is None:
+            return sys.stdin.buffer
+        return open(self.path, "rb")
+
+
+def _rotation_key(path: Path) -> tuple[str, int, str]:
+    """Sort key that puts a rotated set oldest first.
+
+    ``access.log.3.gz`` < ``access.log.2.gz`` < ``access.log.1`` < ``access.log``; dateext
+    names (``access.log-20240314.gz``) sort by date before the live file.
+    """
+    name = path.name
+    stem = re.sub(r"\.(gz|bz2|xz|zst)$", "", name)
+    m = re.match(r"^(.*?)\.(\d+)$", stem)
+    if m:
+        return (str(path.parent / m.group(1)), -int(m.group(2)), "")
+    m = re.match(r"^(.*?)-(\d{8,10})$", stem)
+    if m:
+        return (str(path.parent / m.group(1)), -(10**12), m.group(2))
+    return (str(path.parent / stem), 0, "")
+
+
+def expand(specs: list[str]) -> list[Source]:
+    """Turn command-line inputs into an ordered list of sources.
+
+    ``-`` is stdin; a directory means the regular files in it; a pattern with ``*``, ``?`` or
+    ``[`` is a glob. Within what one spec names, rotated sets come oldest first.
+    """
+    sources: list[Source] = []
+    seen: set[Path] = set()
+    for spec in specs:
+        if spec == STDIN:
+            sources.append(Source(name="<stdin>"))
+            continue
+        if any(ch in spec for ch in "*?["):
+            paths = [Path(p) for p in glob.glob(spec, recursive=True)]
+            paths = [p for p in paths if p.is_file()]
+            if not paths:
+                raise SourceError(f"{spec}: no file matches this pattern")
+        else:
+            path = Path(spec)
+            if path.is_dir():
+                paths = [p for p in path.iterdir() if p.is_file() and not p.name.startswith(".")]
+                if not paths:
+                    raise SourceError(f"{spec}: directory holds no files")
+            elif path.is_file():
+                paths = [path]
+            elif path.exists():
+                raise SourceError(f"{spec}: not a regular file")
+            else:
+                raise SourceError(f"{spec}: no such file")
+        for p in sorted(paths, key=_rotation_key):
+            resolved = p.resolve()
+            if resolved in seen:
+                continue
+            seen.add(resolved)
+            sources.append(Source(name=str(p), path=p))
+    return sources
+
+
+class _Position:
+    """Tracks how many raw (compressed) bytes have been read, for progress bars."""
+
+    def __init__(self, raw: BinaryIO):
+        self._raw = raw
+        self.consumed = 0
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._raw.read(n)
+        self.consumed += len(data)
+        return data
+
+    def readinto(self, b) -> int:  # pragma: no cover - used by some decompressors
+        data = self.read(len(b))
+        b[: len(data)] = data
+        return len(data)
+
+    def readable(self) -> bool:
+        return True
+
+    @property
+    def closed(self) -> bool:
+        return False
+
+
+def detect_compression(head: bytes) -> str | None:
+    for magic, name in _MAGIC:
+        if head.startswith(magic):
+            return name
+    return None
+
+
+class _ZstdReader(io.RawIOBase):
+    def __init__(self, raw):
+        self._stream = pa.CompressedInputStream(pa.PythonFile(raw, mode="r"), "zstd")
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:
+        data = self._stream.read(len(b))
+        b[: len(data)] = data
+        return len(data)
+
+
+@dataclass
+class OpenSource:
+    """A source opened for reading: decompressed bytes plus raw-position tracking."""
+
+    stream: BinaryIO
+    position: _Position
+    compression: str | None
+    raw: BinaryIO
+
+
+def open_source(source: Source) -> OpenSource:
+    raw = source.open_raw()
+    position = _Position(raw)
+    buffered = io.BufferedReader(position, buffer_size=1 << 20)  # type: ignore[arg-type]
+    compression = detect_compression(buffered.peek(8)[:8])
+    stream: BinaryIO
+    if compression == "gzip":
+        stream = gzip.GzipFile(fileobj=buffered, mode="rb")  # type: ignore[assignment]
+    elif compression == "bz2":
+        stream = bz2.BZ2File(buffered)  # type: ignore[assignment]
+    elif compression == "xz":
+        stream = lzma.LZMAFile(buffered)  # type: ignore[assignment]
+    elif compression == "zstd":
+        stream = io.BufferedReader(_ZstdReader(buffered))  # type: ignore[assignment]
+    else:
+        stream = buffered  # type: ignore[assignment]
+    return OpenSource(stream=stream, position=position, compression=compression, raw=raw)
+
+
+@dataclass
+class LineBlock:
+    """Whole lines from a source.
+
+    ``data`` holds complete lines (the last may lack its newline only at end of input);
+    ``first_line`` is the 1-based number of its first line; ``line_count`` how many lines it
+    holds. ``too_long`` lists lines dropped for exceeding :data:`MAX_LINE_BYTES`, as
+    ``(line number, first bytes)``, and ``truncated`` says why the input ended early, if it did.
+    """
+
+    data: bytes
+    first_line: int
+    line_count: int
+    too_long: list[tuple[int, bytes]] = field(default_factory=list)
+    truncated: str | None = None
+
+
+def _count_lines(data: bytes) -> int:
+    n = data.count(b"\n")
+    if data and not data.endswith(b"\n"):
+        n += 1
+    return n
+
+
+def _long_lines(data: bytes, limit: int) -> np.ndarray:
+    """0-based indexes, within ``data``, of lines longer than ``limit`` bytes."""
+    buf = np.frombuffer(data, dtype=np.uint8)
+    ends = np.flatnonzero(buf == 10)
+    if len(ends) == 0 or ends[-1] != len(buf) - 1:
+        ends = np.append(ends, len(buf))
+    starts = np.concatenate(([0], ends[:-1] + 1))
+    return np.flatnonzero((ends - starts) > limit)
+
+
+def _drop_lines(data: bytes, indexes: np.ndarray, first_line: int, keep_numbering: bool = True):
+    """Blank out the given lines (kept as empty lines so numbering stays right)."""
+    lines = data.split(b"\n")
+    dropped = []
+    for i in indexes.tolist():
+        dropped.append((first_line + i, lines[i][:200]))
+        lines[i] = b""
+    return b"\n".join(lines), dropped
+
+
+def line_blocks(
+    opened: OpenSource, block_bytes: int = BLOCK_BYTES, max_line_bytes: int = MAX_LINE_BYTES
+) -> Iterator[LineBlock]:
+    """Read decompressed input as blocks of whole lines.
+
+    A line longer than ``max_line_bytes`` is blanked (its number is kept, reported in
+    ``too_long``) so one pathological line neither exhausts memory nor shifts numbering. A
+    truncated or corrupt compressed stream ends the input; what was read before is kept and
+    the last block carries the reason.
+    """
+    next_line = 1
+    carry = b""
+    skipping_long: tuple[int, bytes] | None = None
+    truncated: str | None = None
+    while True:
+        try:
+            chunk = opened.stream.read(block_bytes)
+        except EOFError as exc:
+            chunk, truncated = b"", f"compressed stream ends early ({exc})"
+        except (OSError, zlib.error, lzma.LZMAError, pa.ArrowException) as exc:
+            chunk, truncated = b"", f"corrupt compressed data ({exc})"
+        if skipping_long is not None:
+            nl = chunk.find(b"\n")
+            if nl < 0 and chunk:
+                continue
+            too_long = [skipping_long]
+            skipping_long = None
+            chunk = chunk[nl + 1 :] if nl >= 0 else b""
+            # The long line itself is represented by an empty line to keep numbering.
+            yield LineBlock(data=b"\n", first_line=next_line, line_count=1, too_long=too_long)
+            next_line += 1
+        if not chunk:
+            if carry:
+                data = carry
+                carry = b""
+                yield _finish_block(data, next_line, max_line_bytes, truncated)
+            elif truncated:
+                yield LineBlock(data=b"", first_line=next_line, line_count=0, truncated=truncated)
+            return
+        data = carry + chunk
+        cut = data.rfind(b"\n")
+        if cut < 0:
+            if len(data) > max_line_bytes:
+                skipping_long = (next_line, data[:200])
+                carry = b""
+            else:
+                carry = data
+            continue
+        carry = data[cut + 1 :]
+        data = data[: cut + 1]
+        block = _finish_block(data, next_line, max_line_bytes, None)
+        next_line += block.line_count
+        yield block
+        if len(carry) > max_line_bytes:
+            skipping_long = (next_line, carry[:200])
+            carry = b""
+
+
+def _finish_block(data: bytes, first_line: int, max_line_bytes: int, truncated: str | None) -> LineBlock:
+    too_long: list[tuple[int, bytes]] = []
+    long_idx = _long_lines(data, max_line_bytes)
+    if len(long_idx):
+        data, too_long = _drop_lines(data, long_idx, first_line)
+    return LineBlock(
+        data=data,
+        first_line=first_line,
+        line_count=_count_lines(data),
+        too_long=too_long,
+        truncated=truncated,
+    )
+
