@@ -156,6 +156,10 @@ def demo_command(
     raise typer.Exit(_exit_code(result))
 
 
+# Commands that live in their own modules register themselves on ``app`` when imported.
+# Add one import per module here (modules named importer/cli_<topic>.py).
+
+
 def run() -> None:  # pragma: no cover - console script entry point
     app()
 

@@ -262,6 +262,7 @@ class Mapped:
 
     events: pa.Table
     filtered: dict[str, int]
+    rules: dict[str, int] = field(default_factory=dict)  # event rule -> rows it matched
 
 
 class Mapper:

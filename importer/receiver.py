@@ -18,7 +18,7 @@ import datetime as dt
 import json
 import random
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 from urllib.parse import urlsplit
@@ -346,10 +346,3 @@ class _Running:
     def __exit__(self, *exc_info) -> None:
         self.receiver.stop_thread()
 
-
-@dataclass
-class ReceiverOptions:
-    host: str = "127.0.0.1"
-    port: int = 8000
-    record: Path | None = None
-    faults: Faults = field(default_factory=Faults)

@@ -71,15 +71,24 @@ def null_if_missing(column: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.
     return pc.if_else(missing, pa.scalar(None, pa.string()), column)
 
 
-def conform(columns: dict[str, pa.Array | pa.ChunkedArray], num_rows: int) -> pa.Table:
+def conform(
+    columns: dict[str, pa.Array | pa.ChunkedArray],
+    num_rows: int,
+    extra: dict[str, pa.Array | pa.ChunkedArray] | None = None,
+) -> pa.Table:
     """Build a canonical table from whatever columns a reader has; the rest become nulls.
 
     Raises ``KeyError`` for a column that is not in the schema, so that a reader cannot
-    silently emit a misspelt column.
+    silently emit a misspelt column. ``extra`` columns (an export's own fields that mapping
+    rules may read, such as an event name or parameters) are appended after the canonical
+    ones, in the order given; their names must not collide with canonical names.
     """
     unknown = set(columns) - set(COLUMNS)
     if unknown:
         raise KeyError(f"not canonical columns: {sorted(unknown)}")
+    clash = set(extra or {}) & set(COLUMNS)
+    if clash:
+        raise KeyError(f"extra columns may not reuse canonical names: {sorted(clash)}")
     arrays = []
     for field in CANONICAL_SCHEMA:
         value = columns.get(field.name)
@@ -91,10 +100,14 @@ def conform(columns: dict[str, pa.Array | pa.ChunkedArray], num_rows: int) -> pa
         if value.type != field.type:
             value = value.cast(field.type)
         arrays.append(value)
-    return pa.Table.from_arrays(arrays, schema=CANONICAL_SCHEMA)
+    table = pa.Table.from_arrays(arrays, schema=CANONICAL_SCHEMA)
+    for name, value in (extra or {}).items():
+        table = table.append_column(name, value)
+    return table
 
 
 def validate(table: pa.Table) -> None:
-    """Assert that a table is canonical; used by tests and by ``preview``."""
-    if table.schema != CANONICAL_SCHEMA:
+    """Assert that a table is canonical (extra columns may follow); used by tests and ``preview``."""
+    head = pa.schema(list(table.schema)[: len(CANONICAL_SCHEMA)])
+    if head != CANONICAL_SCHEMA:
         raise TypeError(f"table is not canonical:\n{table.schema}\nexpected:\n{CANONICAL_SCHEMA}")
