@@ -236,6 +236,31 @@ def _drop_lines(data: bytes, indexes: np.ndarray, first_line: int, keep_numberin
     return b"\n".join(lines), dropped
 
 
+def _read_block(stream: BinaryIO, size: int) -> tuple[bytes, str | None]:
+    """Read up to ``size`` bytes; on a damaged compressed stream keep what came before it.
+
+    Decompressors raise at the point of damage and a plain ``read(size)`` would lose what it
+    had decoded in that call, so the block is filled with ``read1`` steps instead.
+    """
+    read1 = getattr(stream, "read1", None)
+    if read1 is None:
+        return stream.read(size), None
+    parts: list[bytes] = []
+    got = 0
+    while got < size:
+        try:
+            part = read1(min(size - got, 1 << 20))
+        except EOFError as exc:
+            return b"".join(parts), f"compressed stream ends early ({exc})"
+        except (OSError, zlib.error, lzma.LZMAError, pa.ArrowException) as exc:
+            return b"".join(parts), f"corrupt compressed data ({exc})"
+        if not part:
+            break
+        parts.append(part)
+        got += len(part)
+    return b"".join(parts), None
+
+
 def line_blocks(
     opened: OpenSource, block_bytes: int = BLOCK_BYTES, max_line_bytes: int = MAX_LINE_BYTES
 ) -> Iterator[LineBlock]:
@@ -252,9 +277,9 @@ def line_blocks(
     truncated: str | None = None
     while True:
         try:
-            chunk = opened.stream.read(block_bytes)
-        except EOFError as exc:
-            chunk, truncated = b"", f"compressed stream ends early ({exc})"
+            chunk = b""
+            if truncated is None:
+                chunk, truncated = _read_block(opened.stream, block_bytes)
         except (OSError, zlib.error, lzma.LZMAError, pa.ArrowException) as exc:
             chunk, truncated = b"", f"corrupt compressed data ({exc})"
         if skipping_long is not None:
