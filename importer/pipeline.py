@@ -81,6 +81,7 @@ def read_events(
                         report.newest = hi if report.newest is None else max(report.newest, hi)
                 if progress is not None:
                     progress.rows_read(batch.rows_read, batch.position)
+                    progress.events_built(events.num_rows)
                 yield events
             report.sources.append((source.name, reader.name))
         except FormatError as exc:
@@ -156,7 +157,7 @@ def send(
             def warn_once(first: pa.Table) -> None:
                 message = time_warning(first)
                 if message:
-                    print(message, file=stderr, flush=True)
+                    bar.write(message)
 
             options = SendOptions(endpoint=endpoint, rate=rate, concurrency=concurrency,
                                   timeout_s=timeout_s, max_attempts=max_attempts)

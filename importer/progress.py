@@ -21,6 +21,7 @@ class Progress:
         self.tty = enabled and self.stream.isatty()
         self.rows = 0
         self.events = 0
+        self.built = 0
         self.position = 0
         self._base_position = 0
         self._lock = threading.Lock()
@@ -52,6 +53,21 @@ class Progress:
                     share = (self._base_position + position) / self.total_bytes
                     self._rows_bar.set_postfix_str(f"{min(share, 1.0):.0%} of input", refresh=False)
         self._maybe_print()
+
+    def events_built(self, n: int) -> None:
+        """More events exist to settle: grows the events bar's total."""
+        with self._lock:
+            self.built += n
+            if self._events_bar is not None:
+                self._events_bar.total = self.built
+                self._events_bar.refresh()
+
+    def write(self, message: str) -> None:
+        """Print a message without tearing the bars."""
+        if self.tty:
+            tqdm.write(message, file=self.stream)
+        else:
+            print(message, file=self.stream, flush=True)
 
     def settled(self, n: int) -> None:
         with self._lock:
