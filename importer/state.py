@@ -1,0 +1,373 @@
+"""Checkpoint and resume: which lines of which input are settled, kept in a SQLite file.
+
+A source file is known by what it holds, not by its name: its identity is a hash of its first
+(up to) 4 KiB *after decompression*, so ``access.log`` renamed to ``access.log.1`` and later
+compressed to ``access.log.2.gz`` is still the same file, while a file truncated in place and
+written anew is a new one. Identities are kept per *scope* (endpoint and domain): the same log
+sent to another site or another Plausible is another job.
+
+For each file the state holds
+
+* ``settled_line``: every row up to this line has its fate decided (accepted, dropped,
+  rejected, or written to the failed file and listed as pending);
+* ``pending``: lines at or below ``settled_line`` whose events must be sent again by the next
+  run (retries exhausted, or never sent because the run was interrupted);
+* ``complete_size``: the raw size of the file when it was last read to its end with every row
+  settled, so an unchanged file is skipped without being opened.
+
+The sender advances the state strictly in input order (:class:`Ledger`): an entry leaves the
+ledger only when it and everything before it are decided, and the sender may hold at most
+``window`` undecided events. After ``kill -9`` a re-run therefore sends again at most that
+window. Nothing here holds an IP address: only hashes of file heads, file names and line
+numbers.
+"""
+
+from __future__ import annotations
+
+import collections
+import hashlib
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .sources import Source, open_source
+
+HEAD_BYTES = 4096
+STATE_ENV = "PLAUSIBLE_IMPORT_STATE"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS files (
+    id INTEGER PRIMARY KEY,
+    scope TEXT NOT NULL,
+    head_len INTEGER NOT NULL,
+    head_hash TEXT NOT NULL,
+    name TEXT NOT NULL,
+    settled_line INTEGER NOT NULL DEFAULT 0,
+    complete_size INTEGER,
+    updated_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS files_head ON files (scope, head_len, head_hash);
+CREATE TABLE IF NOT EXISTS pending (
+    file_id INTEGER NOT NULL REFERENCES files (id),
+    line INTEGER NOT NULL,
+    PRIMARY KEY (file_id, line)
+) WITHOUT ROWID;
+"""
+
+
+def default_state_path() -> Path:
+    """``$PLAUSIBLE_IMPORT_STATE``, else ``$XDG_STATE_HOME/plausible-import/state.sqlite``
+    (``~/.local/state/plausible-import/state.sqlite`` when XDG_STATE_HOME is unset)."""
+    explicit = os.environ.get(STATE_ENV)
+    if explicit:
+        return Path(explicit)
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "plausible-import" / "state.sqlite"
+
+
+def read_head(source: Source, limit: int = HEAD_BYTES) -> bytes:
+    """The first ``limit`` decompressed bytes of a file (fewer if it is shorter or damaged)."""
+    opened = open_source(source)
+    try:
+        chunks: list[bytes] = []
+        size = 0
+        while size < limit:
+            try:
+                chunk = opened.stream.read(limit - size)
+            except Exception:  # noqa: BLE001 - a damaged stream: identify by what decoded
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        return b"".join(chunks)[:limit]
+    finally:
+        opened.raw.close()
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@dataclass
+class FileState:
+    """What the state knows about one input file, and what to skip when reading it again."""
+
+    file_id: int
+    name: str
+    settled_line: int = 0
+    pending: set[int] = field(default_factory=set)
+    complete_size: int | None = None
+    size: int | None = None  # raw size now, measured before reading
+
+    @property
+    def unchanged_and_done(self) -> bool:
+        return self.complete_size is not None and self.complete_size == self.size and not self.pending
+
+
+class StateStore:
+    """The SQLite state file. One writer at a time; WAL so that a crash never corrupts it."""
+
+    def __init__(self, path: Path, scope: str):
+        self.path = Path(path)
+        self.scope = scope
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(str(self.path), timeout=30, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def file_state(self, source: Source) -> FileState | None:
+        """Find (or register) the state of a file by its content; None for stdin or an empty file."""
+        if source.path is None:
+            return None
+        try:
+            head = read_head(source)
+        except OSError:
+            return None
+        if not head:
+            return None
+        with self._lock:
+            lengths = [row[0] for row in self._db.execute(
+                "SELECT DISTINCT head_len FROM files WHERE scope = ? AND head_len <= ? ORDER BY head_len DESC",
+                (self.scope, len(head)))]
+            found = None
+            for length in lengths:
+                found = self._db.execute(
+                    "SELECT id, settled_line, complete_size, head_len FROM files "
+                    "WHERE scope = ? AND head_len = ? AND head_hash = ? ORDER BY id LIMIT 1",
+                    (self.scope, length, _digest(head[:length]))).fetchone()
+                if found:
+                    break
+            now = time.time()
+            if found is None:
+                cursor = self._db.execute(
+                    "INSERT INTO files (scope, head_len, head_hash, name, updated_at) VALUES (?, ?, ?, ?, ?)",
+                    (self.scope, len(head), _digest(head), source.name, now))
+                return FileState(file_id=int(cursor.lastrowid), name=source.name, size=source.size)
+            file_id, settled, complete, head_len = found
+            if head_len < len(head):  # the file has grown past its old head: identify it more surely
+                self._db.execute("UPDATE files SET head_len = ?, head_hash = ? WHERE id = ?",
+                                 (len(head), _digest(head), file_id))
+            self._db.execute("UPDATE files SET name = ?, updated_at = ? WHERE id = ?", (source.name, now, file_id))
+            pending = {row[0] for row in self._db.execute("SELECT line FROM pending WHERE file_id = ?", (file_id,))}
+        return FileState(file_id=file_id, name=source.name, settled_line=settled, pending=pending,
+                         complete_size=complete, size=source.size)
+
+    def save(self, settled: dict[int, int], complete: dict[int, int | None],
+             pending_add: list[tuple[int, int]], pending_done: list[tuple[int, int]]) -> None:
+        """Record progress in one transaction: new settled lines, completed files, pending lines."""
+        if not (settled or complete or pending_add or pending_done):
+            return
+        now = time.time()
+        with self._lock:
+            db = self._db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                for file_id, line in settled.items():
+                    db.execute("UPDATE files SET settled_line = MAX(settled_line, ?), updated_at = ? WHERE id = ?",
+                               (line, now, file_id))
+                for file_id, size in complete.items():
+                    db.execute("UPDATE files SET complete_size = ? WHERE id = ?", (size, file_id))
+                if pending_done:
+                    db.executemany("DELETE FROM pending WHERE file_id = ? AND line = ?", pending_done)
+                if pending_add:
+                    db.executemany("INSERT OR IGNORE INTO pending (file_id, line) VALUES (?, ?)", pending_add)
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+
+    def invalidate(self, file_id: int) -> None:
+        """A file that is being read again is not complete until this read settles it."""
+        with self._lock:
+            self._db.execute("UPDATE files SET complete_size = NULL WHERE id = ?", (file_id,))
+
+
+class Mark:
+    """A position in the input: every row of ``file`` up to ``line`` has been handed to the sender.
+
+    ``end`` says the file was read to its end; ``size`` is its raw size measured before reading.
+    """
+
+    __slots__ = ("file", "line", "end", "size", "done")
+
+    def __init__(self, file: str, line: int, end: bool = False, size: int | None = None):
+        self.file = file
+        self.line = line
+        self.end = end
+        self.size = size
+        self.done = True
+
+
+class Entry:
+    """One event in the ledger; ``done`` once its outcome is known, ``resend`` if the next run
+    must send it again (not sent, or retries exhausted)."""
+
+    __slots__ = ("file", "line", "done", "resend")
+
+    def __init__(self, file: str, line: int):
+        self.file = file
+        self.line = line
+        self.done = False
+        self.resend = False
+
+
+class Ledger:
+    """Events and read positions in input order; the settled prefix is saved and released.
+
+    The producer appends; workers mark entries done; :meth:`flush` pops the decided prefix,
+    writes it to the store (if any) and returns how many events left, so the sender can let
+    that many new events in. Only the event loop thread touches the deque; marks posted from the
+    reader thread go through :meth:`post_mark` and are taken in by :meth:`absorb_marks`.
+    """
+
+    def __init__(self, store: StateStore | None = None, files: dict[str, FileState] | None = None):
+        self.store = store
+        self.files = files or {}
+        self._entries: collections.deque = collections.deque()
+        self._posted: list[Mark] = []
+        self._posted_lock = threading.Lock()
+        self.saves = 0
+
+    def add(self, file: str, line: int) -> Entry:
+        entry = Entry(file, line)
+        self._entries.append(entry)
+        return entry
+
+    def post_mark(self, mark: Mark) -> None:
+        with self._posted_lock:
+            self._posted.append(mark)
+
+    def absorb_marks(self) -> None:
+        with self._posted_lock:
+            posted, self._posted = self._posted, []
+        self._entries.extend(posted)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def flush(self) -> int:
+        """Pop and save the decided prefix; return the number of events popped."""
+        entries = self._entries
+        settled: dict[int, int] = {}
+        complete: dict[int, int | None] = {}
+        pending_add: list[tuple[int, int]] = []
+        pending_done: list[tuple[int, int]] = []
+        events = 0
+        files = self.files
+        while entries and entries[0].done:
+            item = entries.popleft()
+            state = files.get(item.file)
+            if type(item) is Entry:
+                events += 1
+                if state is not None:
+                    key = (state.file_id, item.line)
+                    if item.resend:
+                        pending_add.append(key)
+                    elif item.line in state.pending:
+                        pending_done.append(key)
+            if state is None:
+                continue
+            if item.line > settled.get(state.file_id, 0):
+                settled[state.file_id] = item.line
+            if type(item) is Mark and item.end and item.size is not None:
+                complete[state.file_id] = item.size
+        if self.store is not None and (settled or complete or pending_add or pending_done):
+            # A file with lines to send again is not complete.
+            for file_id, _ in pending_add:
+                complete.pop(file_id, None)
+            self.store.save(settled, complete, pending_add, pending_done)
+            self.saves += 1
+        return events
+
+
+class Resume:
+    """What a run with a state file skips and records, per source (by name)."""
+
+    def __init__(self, store: StateStore):
+        self.store = store
+        self.files: dict[str, FileState] = {}
+        self.ledger = Ledger(store, self.files)
+        self.rows_skipped = 0
+        self.files_skipped: list[str] = []
+        self._by_id: dict[int, str] = {}
+
+    def plan(self, sources: list[Source]) -> list[Source]:
+        """Look every source up; return those that still need reading.
+
+        An unchanged file whose every row is settled is not opened again; a second source with
+        the same content as one already planned (a copy) is skipped, since it would send the
+        same events twice.
+        """
+        todo = []
+        for source in sources:
+            state = self.store.file_state(source)
+            if state is None:
+                todo.append(source)
+                continue
+            if state.file_id in self._by_id:
+                self.files_skipped.append(f"{source.name} (same content as {self._by_id[state.file_id]})")
+                continue
+            self._by_id[state.file_id] = source.name
+            if state.unchanged_and_done:
+                self.files_skipped.append(f"{source.name} (already sent)")
+                continue
+            if state.complete_size is not None:
+                self.store.invalidate(state.file_id)
+            self.files[source.name] = state
+            todo.append(source)
+        return todo
+
+    def batches(self, source: Source, batches: Iterator) -> Iterator:
+        """Wrap a reader's batches: drop rows already settled, post read positions to the ledger.
+
+        Rows at or below ``settled_line`` are dropped (unless pending) before they are counted,
+        so the report counts only what this run reads anew. After each batch has been consumed
+        (its events handed to the sender), a :class:`Mark` for its last line is posted; after
+        the last batch, an end mark.
+        """
+        state = self.files.get(source.name)
+        if state is None:
+            yield from batches
+            return
+        ledger = self.ledger
+        last = 0
+        pending = pa.array(sorted(state.pending), pa.int64())
+        for batch in batches:
+            table = batch.table
+            lines = table.column("source_line") if table.num_rows else None
+            top = max([r.line or 0 for r in batch.rejected], default=0)
+            if lines is not None:
+                top = max(top, pc.max(lines).as_py() or 0)
+            if state.settled_line or state.pending:
+                kept_rejected = [r for r in batch.rejected
+                                 if r.line is None or r.line > state.settled_line or r.line in state.pending]
+                skipped = len(batch.rejected) - len(kept_rejected)
+                if lines is not None:
+                    keep = pc.greater(lines, state.settled_line)
+                    if len(pending):
+                        keep = pc.or_(keep, pc.is_in(lines, value_set=pending))
+                    filtered = table.filter(keep)
+                    skipped += table.num_rows - filtered.num_rows
+                    batch.table = filtered
+                batch.rejected = kept_rejected
+                batch.rows_read -= skipped
+                self.rows_skipped += skipped
+            yield batch
+            last = max(last, top)
+            if last:
+                ledger.post_mark(Mark(source.name, last))
+        ledger.post_mark(Mark(source.name, last, end=True, size=state.size))
