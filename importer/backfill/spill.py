@@ -1,0 +1,97 @@
+"""Events sorted into site-local days with bounded memory.
+
+Logs are mostly, not strictly, in time order, and several inputs may cover the same days, so
+a day is complete only once every input has been read. Events are kept in memory per day
+until the buffered total passes ``memory_limit`` bytes; then every buffered day is written to
+its own Arrow IPC file in a temporary directory (one more part per spill) and the memory is
+freed. Afterwards a day is loaded from its parts plus whatever is still buffered, processed,
+and dropped. Peak memory is therefore about the buffer limit plus the largest single day.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .aggregate import EVENT_COLUMNS
+
+DEFAULT_MEMORY_LIMIT = 256 * 1024 * 1024
+
+
+class DaySpill:
+    def __init__(self, timezone: str, memory_limit: int = DEFAULT_MEMORY_LIMIT, tmp_dir: str | Path | None = None):
+        self.timezone = timezone
+        self.memory_limit = memory_limit
+        self._tmp_parent = tmp_dir
+        self._dir: Path | None = None
+        self.buffers: dict[int, list[pa.Table]] = {}
+        self.buffered_bytes = 0
+        self.parts: dict[int, list[Path]] = {}
+        self.spills = 0
+        self.spilled_bytes = 0
+        self.no_timestamp = 0
+
+    def add(self, events: pa.Table) -> None:
+        if not events.num_rows:
+            return
+        names = [c for c in EVENT_COLUMNS] + [c for c in ("interactive",) if c in events.column_names]
+        table = events.select(names)
+        local = pc.local_timestamp(table.column("timestamp").cast(pa.timestamp("us", tz=self.timezone)))
+        day = local.cast(pa.date32()).cast(pa.int32())
+        if day.null_count:
+            self.no_timestamp += day.null_count
+            keep = pc.is_valid(day)
+            table, day = table.filter(keep), day.filter(keep)
+        table = table.append_column("day", day)
+        distinct = pc.unique(day).to_pylist()
+        if len(distinct) == 1:
+            self._buffer(distinct[0], table)
+        else:
+            for d in distinct:
+                self._buffer(d, table.filter(pc.equal(table.column("day"), d)))
+        if self.buffered_bytes > self.memory_limit:
+            self.spill()
+
+    def _buffer(self, day: int, table: pa.Table) -> None:
+        self.buffers.setdefault(day, []).append(table)
+        self.buffered_bytes += table.nbytes
+
+    def spill(self) -> None:
+        if self._dir is None:
+            self._dir = Path(tempfile.mkdtemp(prefix="plausible-backfill-", dir=self._tmp_parent))
+        for day, tables in self.buffers.items():
+            table = pa.concat_tables(tables, promote_options="permissive")
+            path = self._dir / f"{day}-{len(self.parts.get(day, []))}.arrow"
+            with pa.OSFile(str(path), "wb") as sink:
+                with pa.ipc.new_file(sink, table.schema,
+                                     options=pa.ipc.IpcWriteOptions(compression="lz4")) as writer:
+                    writer.write_table(table)
+            self.parts.setdefault(day, []).append(path)
+            self.spilled_bytes += path.stat().st_size
+        self.spills += 1
+        self.buffers.clear()
+        self.buffered_bytes = 0
+
+    def days(self) -> list[int]:
+        return sorted(set(self.buffers) | set(self.parts))
+
+    def take(self, day: int) -> pa.Table:
+        """All events of ``day`` (then forgotten here)."""
+        tables = []
+        for path in self.parts.pop(day, []):
+            with pa.OSFile(str(path), "rb") as source:
+                tables.append(pa.ipc.open_file(source).read_all())
+            path.unlink(missing_ok=True)
+        buffered = self.buffers.pop(day, [])
+        self.buffered_bytes -= sum(t.nbytes for t in buffered)
+        tables.extend(buffered)
+        return pa.concat_tables(tables, promote_options="permissive")
+
+    def close(self) -> None:
+        if self._dir is not None:
+            shutil.rmtree(self._dir, ignore_errors=True)
+            self._dir = None
