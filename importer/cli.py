@@ -158,6 +158,7 @@ def demo_command(
 
 # Commands that live in their own modules register themselves on ``app`` when imported.
 # Add one import per module here (modules named importer/cli_<topic>.py).
+from . import cli_backfill  # noqa: E402,F401  (backfill)
 
 
 def run() -> None:  # pragma: no cover - console script entry point

@@ -1,0 +1,49 @@
+"""``plausible-import backfill``: write Plausible's CSV import files from logs and exports."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from .cli import app
+from .mapping import MappingError
+from .pipeline import DEFAULT_REJECTS, ConfigError
+from .readers import LOG_FORMATS
+
+
+@app.command("backfill")
+def backfill_command(
+    sources: list[str] = typer.Argument(..., help="Log files, exports, directories, globs, or - for stdin."),
+    domain: str = typer.Option(..., "--domain", "-d", help="The site's domain as set in Plausible."),
+    timezone: str = typer.Option(..., "--timezone", "--tz", help="The site's time zone (IANA name, e.g. Europe/Berlin)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Directory for the ten imported_*.csv files."),
+    mapping: str = typer.Option("web", "--mapping", "-m", help="A built-in mapping name or a TOML file."),
+    report: Optional[Path] = typer.Option(None, "--report", help="Write the run's report as JSON here."),
+    rejects: Path = typer.Option(DEFAULT_REJECTS, "--rejects", help="JSON lines of input that could not be read."),
+    no_progress: bool = typer.Option(False, "--no-progress", help="No progress bars or progress lines."),
+    log_format: Optional[str] = typer.Option(
+        None, "--format", help=f"Log format instead of detecting it: {', '.join(LOG_FORMATS)}."
+    ),
+) -> None:
+    """Write Plausible's ten CSV import files (history with its real dates) from logs or exports."""
+    from .backfill import backfill  # heavy imports only when the command runs
+
+    try:
+        result = backfill(
+            sources,
+            domain=domain,
+            timezone=timezone,
+            out_dir=out,
+            mapping=mapping,
+            report_path=report,
+            rejects_path=rejects,
+            progress=not no_progress,
+            log_format=log_format,
+        )
+    except (ConfigError, MappingError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2)
+    typer.echo(result.summary(), err=True)
+    raise typer.Exit(0 if result.ok else 1)
