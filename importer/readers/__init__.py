@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from ..sources import Source
 from .base import Batch, FormatError, Reader, Rejected
-from .clf import LAYOUTS, LAYOUTS_BY_NAME, ClfReader
+from .custom import compile_format
+from .detect import FORMATS, LogReader, format_named
+from .normalise import check_timezone
 from .tabular import ColumnMap, TabularReader, format_for
 
-LOG_FORMATS = tuple(layout.name for layout in LAYOUTS)
+LOG_FORMATS = tuple(f.name for f in FORMATS)
 
 __all__ = ["Batch", "FormatError", "Reader", "Rejected", "reader_for", "LOG_FORMATS"]
 
@@ -19,12 +21,21 @@ def _is_tabular_name(name: str) -> bool:
     return lowered.endswith((".csv", ".tsv", ".parquet", ".pq"))
 
 
-def reader_for(source: Source, *, log_format: str | None = None, column_map: ColumnMap | None = None) -> Reader:
+def reader_for(
+    source: Source,
+    *,
+    log_format: str | None = None,
+    column_map: ColumnMap | None = None,
+    custom_format: str | None = None,
+    timezone: str = "UTC",
+) -> Reader:
     """Choose the reader for one source.
 
     A mapping with an ``[input]`` column map reads CSV/Parquet exports (by its ``format``
     or the file's extension); otherwise the source is an access log, whose layout is
-    ``log_format`` or, by default, detected from the file itself.
+    ``log_format`` (a name), ``custom_format`` (an nginx ``log_format`` or Apache
+    ``LogFormat`` string) or, by default, detected from the file itself. Times written
+    without a zone are read in ``timezone``.
     """
     if column_map is not None and (column_map.format or _is_tabular_name(source.name)):
         format_for(source, column_map)
@@ -34,8 +45,12 @@ def reader_for(source: Source, *, log_format: str | None = None, column_map: Col
             f"{source.name}: a CSV or Parquet export needs a mapping with an [input.columns] table "
             "that says which column holds what (see the README, 'Mapping files')"
         )
+    try:
+        timezone = check_timezone(timezone)
+    except ValueError as exc:
+        raise FormatError(str(exc)) from None
+    if custom_format is not None:
+        return LogReader(compile_format(custom_format), timezone)
     if log_format is not None:
-        if log_format not in LAYOUTS_BY_NAME:
-            raise FormatError(f"unknown log format {log_format!r}; known: {', '.join(LOG_FORMATS)}")
-        return ClfReader(LAYOUTS_BY_NAME[log_format])
-    return ClfReader()
+        return LogReader(format_named(log_format), timezone)
+    return LogReader(None, timezone)

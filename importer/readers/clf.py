@@ -85,6 +85,16 @@ LAYOUTS: tuple[ClfLayout, ...] = (
         '9021 "https://www.example.com/docs/" "Mozilla/5.0 (Windows NT 10.0; Win64; x64) Chrome/122.0.0.0 Safari/537.36"',
     ),
     ClfLayout(
+        name="main",
+        description='nginx "main": combined plus a trailing "$http_x_forwarded_for" (its first address is the client)',
+        columns=11,
+        fields={**_fields(0, True), "xff": 10},
+        pattern=re.compile(rf"^\S+ {_CLF_TAIL} {_QS} {_QS} {_QS}$"),
+        example='198.51.100.7 - - [14/Mar/2024:09:26:54 +0100] "GET /pricing HTTP/1.1" 200 8312 "-" '
+        '"Mozilla/5.0 (iPhone; CPU iPhone OS 17_3 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) '
+        'Version/17.3 Mobile/15E148 Safari/604.1" "203.0.113.99, 198.51.100.7"',
+    ),
+    ClfLayout(
         name="vhost_common",
         description="Common Log Format with a leading virtual host",
         columns=9,
@@ -369,9 +379,14 @@ def _to_canonical(table: pa.Table, layout: ClfLayout, source_name: str, line_num
     host = request["host"]
     if "host" in col:
         host = pc.coalesce(normalise_hosts(col["host"]), host)
+    ip = schema.null_if_missing(col["ip"])
+    if "xff" in col:
+        from .normalise import first_forwarded
+
+        ip = pc.coalesce(first_forwarded(col["xff"]), ip)
     columns = {
         "timestamp": timestamp,
-        "ip": schema.null_if_missing(col["ip"]),
+        "ip": ip,
         "method": request["method"],
         "host": host,
         "path": request["path"],

@@ -1,0 +1,203 @@
+"""Every log format the importer knows, detection by scoring, and the reader that uses them.
+
+Detection reads the first 1,000 non-empty lines of a file, scores every format on them (the
+share of lines that format parses) and takes the best; among equal scores the more specific
+format (earlier in :data:`FORMATS`) wins. When no format matches at least half the sample, the
+error names the two closest formats and quotes a line that the closest one does not parse.
+Detection runs per file, so a directory may mix formats.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Protocol
+
+from .. import schema
+from ..sources import LineBlock, Source, line_blocks, open_source
+from . import aws, cdn, haproxy, jsonlogs, traefik, w3c
+from .base import Batch, FormatError, Rejected
+from .clf import LAYOUTS_BY_NAME, ClfLayout, parse_block
+from .lines import Sample
+
+SAMPLE_LINES = 1000
+MIN_SHARE = 0.5
+
+
+class Parser(Protocol):
+    zone_assumed: bool
+
+    def parse(self, block: LineBlock, source_name: str) -> Batch: ...
+
+
+class LogFormat(Protocol):
+    name: str
+    description: str
+    example: str
+    family: str
+    zone_less: bool
+
+    def score(self, sample: Sample) -> float: ...
+
+    def parser(self, timezone: str) -> Parser: ...
+
+
+class ClfFormat:
+    """The CLF family on the fast CSV path of :mod:`importer.readers.clf`."""
+
+    family = "access log"
+    zone_less = False
+
+    def __init__(self, layout: ClfLayout):
+        self.layout = layout
+        self.name = layout.name
+        self.description = layout.description
+        self.example = layout.example
+
+    def score(self, sample: Sample) -> float:
+        lines = sample.lines
+        return sum(1 for ln in lines if self.layout.pattern.match(ln)) / len(lines) if lines else 0.0
+
+    def parser(self, timezone: str) -> "ClfParser":
+        return ClfParser(self.layout)
+
+
+class ClfParser:
+    zone_assumed = False
+
+    def __init__(self, layout: ClfLayout):
+        self.layout = layout
+
+    def parse(self, block: LineBlock, source_name: str) -> Batch:
+        return parse_block(block, self.layout, source_name)
+
+
+# Order matters only for ties: more specific formats first.
+FORMATS: tuple[LogFormat, ...] = (
+    ClfFormat(LAYOUTS_BY_NAME["combined"]),
+    ClfFormat(LAYOUTS_BY_NAME["main"]),
+    ClfFormat(LAYOUTS_BY_NAME["vhost_combined"]),
+    ClfFormat(LAYOUTS_BY_NAME["common"]),
+    ClfFormat(LAYOUTS_BY_NAME["vhost_common"]),
+    traefik.TRAEFIK,
+    haproxy.HAPROXY,
+    *aws.FORMATS,
+    *w3c.FORMATS,
+    cdn.BUNNY,
+    *jsonlogs.FORMATS,
+)
+FORMATS_BY_NAME: dict[str, LogFormat] = {f.name: f for f in FORMATS}
+ALIASES = {"iis": "w3c", "nginx": "combined", "apache": "combined", "clf": "common", "ncsa": "combined",
+           "traefik_clf": "traefik", "json": "nginx_json", "cloudflare_logpush": "cloudflare", "gcp": "gcp_lb"}
+
+
+def format_named(name: str) -> LogFormat:
+    key = ALIASES.get(name.lower(), name.lower())
+    if key not in FORMATS_BY_NAME:
+        raise FormatError(f"unknown log format {name!r}; known: {', '.join(FORMATS_BY_NAME)} "
+                          "(or give your server's log_format / LogFormat string with --log-format)")
+    return FORMATS_BY_NAME[key]
+
+
+@dataclass(frozen=True)
+class Detection:
+    format: LogFormat
+    share: float
+    scores: tuple[tuple[str, float], ...]
+
+
+def sample_of(data: bytes) -> Sample:
+    text = data[: 4 << 20].decode("utf-8", "replace")
+    lines = []
+    for line in text.split("\n"):
+        line = line.rstrip("\r")
+        if line.strip():
+            lines.append(line)
+            if len(lines) >= SAMPLE_LINES:
+                break
+    return Sample(lines)
+
+
+def detect(sample: Sample) -> Detection:
+    """Score every format on the sample and choose; FormatError when nothing fits most of it."""
+    if not sample.lines:
+        raise FormatError("no non-empty lines to detect the format from")
+    scored = []
+    for order, fmt in enumerate(FORMATS):
+        try:
+            share = fmt.score(sample)
+        except Exception:  # a format that cannot even score this sample does not match it
+            share = 0.0
+        scored.append((share, -order, fmt))
+    scored.sort(key=lambda s: (s[0], s[1]), reverse=True)
+    best_share, _, best = scored[0]
+    scores = tuple((fmt.name, share) for share, _, fmt in scored)
+    if best_share < MIN_SHARE:
+        failing = _failing_line(best, sample)
+        closest = ", ".join(f"{name} ({share:.0%} of lines)" for name, share in scores[:2])
+        raise FormatError(
+            f"cannot recognise the log format from the first {len(sample.lines)} non-empty lines: "
+            f"closest are {closest}; a line that {best.name} does not parse: {failing[:300]!r}. "
+            "Name the format with --format, or paste your server's log_format/LogFormat with --log-format"
+        )
+    return Detection(format=best, share=best_share, scores=scores)
+
+
+def _failing_line(fmt: LogFormat, sample: Sample) -> str:
+    rows = sample.rows or sample.lines
+    for line in rows[:200]:
+        try:
+            if fmt.score(Sample([line])) == 0:
+                return line
+        except Exception:
+            return line
+    return rows[0]
+
+
+class LogReader:
+    """Reads one access log: the format is given, or detected from the file's first lines."""
+
+    def __init__(self, fmt: LogFormat | None = None, timezone: str = "UTC"):
+        self.fmt = fmt
+        self.timezone = timezone
+        self.detection: Detection | None = None
+        self.parser: Parser | None = None
+        self.name = fmt.name if fmt else "log (auto)"
+
+    def describe(self) -> str:
+        fmt = self.detection.format if self.detection else self.fmt
+        if fmt is None:
+            return "no rows"
+        text = fmt.name
+        if self.detection is not None:
+            text += f", detected, {self.detection.share:.0%} of sample"
+        if self.parser is not None and self.parser.zone_assumed:
+            text += f", times without zone read as {self.timezone}"
+        return text
+
+    def read(self, source: Source) -> Iterator[Batch]:
+        opened = open_source(source)
+        try:
+            for block in line_blocks(opened):
+                if self.parser is None:
+                    sample = sample_of(block.data)
+                    if sample.lines:
+                        if self.fmt is None:
+                            self.detection = detect(sample)
+                        self.parser = (self.fmt or self.detection.format).parser(self.timezone)
+                if self.parser is None:
+                    batch = Batch(table=schema.empty_frame(), rows_read=len(block.too_long),
+                                  rejected=[Rejected(source.name, n, "line too long", t.decode("utf-8", "replace"))
+                                            for n, t in block.too_long])
+                else:
+                    batch = self.parser.parse(block, source.name)
+                self.name = self.describe()
+                if block.truncated:
+                    batch.notices.append(
+                        Rejected(source.name, block.first_line + block.line_count, block.truncated, "")
+                    )
+                batch.position = opened.position.consumed
+                yield batch
+        finally:
+            if source.path is not None:
+                opened.raw.close()

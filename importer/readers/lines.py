@@ -1,0 +1,157 @@
+"""Line formats described by one RE2 pattern with named groups, parsed a block at a time.
+
+A block of lines becomes one Arrow string array (built on the block's own bytes, no copy per
+line); ``pyarrow.compute.extract_regex`` splits every line into named fields in C++; and
+:func:`importer.readers.normalise.to_canonical` converts the fields. No Python runs per line.
+
+Group names are field names of :mod:`importer.readers.normalise`; groups named ``x_...`` are
+matched but not used.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .. import schema
+from ..sources import MAX_LINE_BYTES, LineBlock
+from .base import Batch, Rejected
+from .normalise import TextStyle, to_canonical
+
+
+def valid_utf8(data: bytes) -> bytes:
+    try:
+        data.decode("utf-8")
+        return data
+    except UnicodeDecodeError:
+        return data.decode("utf-8", "replace").encode("utf-8")
+
+
+def block_lines(data: bytes) -> tuple[pa.Array, np.ndarray]:
+    """A block's lines (line ends removed) as a string array, and their 0-based indexes."""
+    data = valid_utf8(data)
+    buf = np.frombuffer(data, dtype=np.uint8)
+    newlines = np.flatnonzero(buf == 10)
+    ends = newlines + 1
+    if len(buf) and (len(newlines) == 0 or newlines[-1] != len(buf) - 1):
+        ends = np.append(ends, len(buf))
+    offsets = np.concatenate(([0], ends)).astype(np.int32)
+    n = len(offsets) - 1
+    raw = pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(offsets), pa.py_buffer(data)])
+    lines = pc.utf8_rtrim(raw, characters="\r\n")
+    return lines, np.arange(n, dtype=np.int64)
+
+
+def too_long_rejects(block: LineBlock, source_name: str) -> list[Rejected]:
+    return [
+        Rejected(source_name, number, f"line longer than {MAX_LINE_BYTES} bytes", text.decode("utf-8", "replace"))
+        for number, text in block.too_long
+    ]
+
+
+def fields_of(parts: pa.StructArray) -> dict[str, pa.Array]:
+    names = [parts.type.field(i).name for i in range(parts.type.num_fields)]
+    return {name: pc.struct_field(parts, name) for name in names if not name.startswith("x_")}
+
+
+def finish(
+    block: LineBlock,
+    source_name: str,
+    lines: pa.Array,
+    indexes: np.ndarray,
+    fields: dict[str, pa.Array],
+    matched: pa.Array | None,
+    *,
+    style: TextStyle,
+    timezone: str,
+    local_time: bool = False,
+    format_name: str = "",
+    rejected: list[Rejected] | None = None,
+) -> tuple[Batch, bool]:
+    """Convert a block's fields and build its batch; returns (batch, zone assumed)."""
+    rejected = list(rejected or []) + too_long_rejects(block, source_name)
+    converted = to_canonical(
+        fields, len(lines), source_name, indexes + block.first_line, style=style, timezone=timezone,
+        local_time=local_time, matched=matched, format_name=format_name,
+    )
+    for i, reason in converted.invalid:
+        rejected.append(Rejected(source_name, int(indexes[i]) + block.first_line, reason, lines[i].as_py() or ""))
+    rejected.sort(key=lambda r: r.line or 0)
+    batch = Batch(table=converted.table, rows_read=converted.table.num_rows + len(rejected), rejected=rejected)
+    return batch, converted.zone_assumed
+
+
+@dataclass
+class Sample:
+    """The first non-empty lines of a file, for detection."""
+
+    lines: list[str]
+
+    @property
+    def rows(self) -> list[str]:
+        return [ln for ln in self.lines if not ln.startswith("#")]
+
+    def array(self, rows_only: bool = True) -> pa.Array:
+        return pa.array(self.rows if rows_only else self.lines, type=pa.string())
+
+
+@dataclass(frozen=True)
+class LineFormat:
+    """A format that one regular expression describes (per line)."""
+
+    name: str
+    description: str
+    example: str
+    pattern: str
+    style: TextStyle = TextStyle()
+    family: str = "access log"
+    zone_less: bool = False  # times carry no zone: --timezone applies
+    skip_comments: bool = False
+    post: Callable[[dict[str, pa.Array]], dict[str, pa.Array]] | None = field(default=None, compare=False)
+
+    def score(self, sample: Sample) -> float:
+        rows = sample.rows if self.skip_comments else sample.lines
+        if not rows:
+            return 0.0
+        hits = pc.sum(pc.match_substring_regex(pa.array(rows, pa.string()), self.pattern)).as_py() or 0
+        return hits / len(rows)
+
+    def parser(self, timezone: str) -> "RegexParser":
+        return RegexParser(self, timezone)
+
+
+class RegexParser:
+    def __init__(self, fmt: LineFormat, timezone: str):
+        self.fmt = fmt
+        self.timezone = timezone
+        self.zone_assumed = False
+
+    def parse(self, block: LineBlock, source_name: str) -> Batch:
+        if not block.data:
+            return Batch(table=schema.empty_frame(), rows_read=len(block.too_long),
+                         rejected=too_long_rejects(block, source_name))
+        lines, indexes = block_lines(block.data)
+        keep = pc.greater(pc.binary_length(lines), 0)
+        if self.fmt.skip_comments:
+            keep = pc.and_(keep, pc.invert(pc.starts_with(lines, "#")))
+        if not pc.all(keep).as_py():
+            indexes = indexes[keep.to_numpy(zero_copy_only=False)]
+            lines = lines.filter(keep)
+        parts = pc.extract_regex(lines, self.fmt.pattern)
+        matched = pc.is_valid(parts)
+        fields = fields_of(parts)
+        if self.fmt.post is not None:
+            fields = self.fmt.post(fields)
+        batch, assumed = finish(block, source_name, lines, indexes, fields, matched, style=self.fmt.style,
+                                timezone=self.timezone, format_name=self.fmt.name)
+        self.zone_assumed = self.zone_assumed or assumed
+        return batch
+
+
+# Building blocks for patterns.
+QUOTED = r'(?:[^"\\]|\\.)*'  # inside double quotes, backslash escapes allowed
+SYSLOG = r"(?:[A-Z][a-z]{2} [ \d]\d \d{2}:\d{2}:\d{2} \S+ [^:\s]+: )?"
