@@ -4,7 +4,8 @@ One row is one Plausible event. ``name``, ``url``, ``domain``, ``referrer`` and 
 the body of ``POST /api/event``; ``user_agent`` and ``ip`` travel as the ``User-Agent`` and
 ``X-Forwarded-For`` headers; ``timestamp``, ``source_file`` and ``source_line`` say where the
 event came from (Plausible cannot take a timestamp, but the dry-run output and the CSV
-backfill use it).
+backfill use it). ``revenue_amount`` + ``revenue_currency`` become the body's ``revenue``
+object and ``interactive = false`` its ``interactive`` field; both are null for most events.
 """
 
 from __future__ import annotations
@@ -28,6 +29,9 @@ EVENT_SCHEMA = pa.schema(
         pa.field("timestamp", schema.TIMESTAMP_TYPE),
         pa.field("source_file", pa.string()),
         pa.field("source_line", pa.int64()),
+        pa.field("revenue_amount", pa.string()),  # a decimal string ("129.90"), or null
+        pa.field("revenue_currency", pa.string()),  # ISO 4217 code, null when no revenue
+        pa.field("interactive", pa.bool_()),  # false for non-interactive events; null: Plausible's default
     ]
 )
 
@@ -43,7 +47,18 @@ def request_body(event: dict) -> dict:
         body["referrer"] = event["referrer"]
     if event.get("props"):
         body["props"] = json.loads(event["props"])
+    body.update(extra_fields(event))
     return body
+
+
+def extra_fields(event: dict) -> dict:
+    """The optional body fields beyond name/url/domain/referrer/props: revenue, interactive."""
+    out: dict = {}
+    if event.get("revenue_amount") and event.get("revenue_currency"):
+        out["revenue"] = {"amount": event["revenue_amount"], "currency": event["revenue_currency"]}
+    if event.get("interactive") is False:
+        out["interactive"] = False
+    return out
 
 
 def iter_rows(events: pa.Table) -> Iterator[dict]:
@@ -64,6 +79,7 @@ def dry_run_record(event: dict) -> dict:
         "user_agent": event["user_agent"],
         "ip": event["ip"],
         "timestamp": iso_utc(timestamp) if timestamp else None,
+        **extra_fields(event),
     }
 
 

@@ -1,35 +1,54 @@
 """Mapping files: which rows count, and what Plausible event each kept row becomes.
 
 A mapping is a TOML file (the built-in ones live in ``mappings/``; ``--mapping web`` names
-one, ``--mapping ./mine.toml`` a file of your own). It is validated on load: an unknown key
-or a wrong type is an error naming the file and the key, never silently ignored.
+one, ``--mapping ./mine.toml`` a file of your own). It is validated on load: an unknown key,
+a wrong type, a bad pattern or a reference to a column that does not exist is one error that
+names the file and the key, never silently ignored.
 
-Applying a mapping to a canonical table is vectorised: every filter is a boolean column, and
-each dropped row is counted under the first filter it fails, in this order: ``bad_request``,
-the non-human reasons of :mod:`importer.useragents`, ``method``, ``status``,
-``static_asset``, ``url_too_long``.
+Applying a mapping to a canonical table is vectorised: every filter and every rule condition
+is a boolean column (string conditions are evaluated once per distinct value and mapped back
+to rows), templates are joins of columns, and props are built as JSON with Arrow string
+kernels. Each dropped row is counted under the first filter it fails, in ``FILTER_ORDER``;
+rows that a ``drop`` rule matches count under ``rule:<label>``, rows that no rule matches
+under ``no_rule`` when the default is ``drop``, and events over Plausible's limits (with the
+``reject`` policy) under ``limit:<what>``.
 """
 
 from __future__ import annotations
 
+import fnmatch
+import ipaddress
+import json
+import re
 import tomllib
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from . import events as ev
-from . import resources
+from . import resources, schema
 from .readers.base import repeat_string
-from .readers.tabular import MAPPABLE, TIMESTAMP_FORMATS, ColumnMap
-from .useragents import Classifier
+from .readers.tabular import BAG_TYPE, INPUT_FORMATS, MAPPABLE, TIMESTAMP_FORMATS, ColumnMap, ParamsSpec
+from .useragents import Classifier, synthetic_ip, synthetic_user_agent
 
+# Plausible's limits (plausible-api.md §3).
+MAX_NAME_CHARS = 120
 MAX_URL_BYTES = 2000
+MAX_PROPS = 30
+MAX_PROP_KEY_BYTES = 300
+MAX_PROP_VALUE_BYTES = 2000
 
 FILTER_ORDER = (
     "bad_request",
+    "date_window",
+    "host",
+    "unmatched_host",
+    "ip",
     "empty_user_agent",
     "headless_browser",
     "monitoring",
@@ -37,14 +56,37 @@ FILTER_ORDER = (
     "bot",
     "method",
     "status",
+    "path",
     "static_asset",
     "url_too_long",
 )
+
+# Query parameters Plausible reads (source, UTM tags, click ids); the rest it discards.
+PLAUSIBLE_PARAMS = ("utm_source", "utm_medium", "utm_campaign", "utm_content", "utm_term", "ref", "source",
+                    "gclid", "gbraid", "wbraid", "msclkid", "fbclid", "twclid")
 
 
 class MappingError(Exception):
     """A mapping file that cannot be used; the message names the file and the key."""
 
+
+_SCALAR = (str, int, float, bool)
+_RULE_SPEC: dict[str, Any] = {
+    "label": str,
+    "name": str,
+    "drop": bool,
+    "when": {
+        "path": (str, list),
+        "path_regex": str,
+        "status": [(str, int)],
+        "method": [str],
+        "columns": {"*": (str, int, float, bool, list, dict)},
+    },
+    "props": {"*": _SCALAR},
+    "props_from": str,
+    "revenue": {"amount": str, "currency": str},
+    "interactive": bool,
+}
 
 # The shape of a mapping file: a nested dict of key -> expected type. "*" matches any key.
 _SPEC: dict[str, Any] = {
@@ -55,19 +97,49 @@ _SPEC: dict[str, Any] = {
         "format": str,
         "timestamp_format": str,
         "timezone": str,
+        "delimiter": str,
+        "quote": bool,
+        "header": [str],
         "columns": {"*": str},
+        "extra": {"*": str},
+        "params": {"column": str, "keys": [str], "bag": str, "exclude": [str], "exclude_prefixes": [str]},
     },
     "filters": {
         "non_human": bool,
         "methods": [str],
         "statuses": [(str, int)],
+        "exclude_statuses": [(str, int)],
         "static_extensions": [str],
         "static_files": [str],
+        "hosts": [str],
+        "exclude_hosts": [str],
+        "paths": [str],
+        "exclude_paths": [str],
+        "path_regex": str,
+        "exclude_path_regex": str,
+        "exclude_ips": [str],
     },
-    "event": {
-        "name": str,
+    "site": {"hosts": {"*": str}, "unmatched": str},
+    "url": {
         "scheme": str,
+        "host": str,
+        "path": str,
+        "query": str,
+        "query_params": str,
+        "keep_params": [str],
     },
+    "event": {"name": str, "default": str, "scheme": str},
+    "rules": [_RULE_SPEC],
+    "visitor": {
+        "id": str,
+        "device": str,
+        "browser": str,
+        "browser_version": str,
+        "os": str,
+        "os_version": str,
+        "replace_ip": str,
+    },
+    "limits": {"policy": str},
 }
 
 
@@ -78,7 +150,8 @@ def _type_name(expected) -> str:
         return f"a list of {_type_name(expected[0])}"
     if isinstance(expected, dict):
         return "a table"
-    return {str: "a string", bool: "true or false", int: "an integer"}.get(expected, expected.__name__)
+    return {str: "a string", bool: "true or false", int: "an integer", float: "a number",
+            list: "a list", dict: "a table"}.get(expected, expected.__name__)
 
 
 def _check(value: Any, spec: Any, key: str, origin: str) -> None:
@@ -126,7 +199,7 @@ class StatusRule:
     codes: frozenset[int] = frozenset()
 
     @classmethod
-    def parse(cls, items: list, origin: str) -> "StatusRule":
+    def parse(cls, items: list, origin: str, key: str = "filters.statuses") -> "StatusRule":
         classes, codes = set(), set()
         for item in items:
             text = str(item).strip().lower()
@@ -135,7 +208,7 @@ class StatusRule:
             elif text.isdigit() and len(text) == 3:
                 codes.add(int(text))
             else:
-                raise MappingError(f"{origin}: 'filters.statuses' entry {item!r} is neither a code (304) nor a class (2xx)")
+                raise MappingError(f"{origin}: '{key}' entry {item!r} is neither a code (304) nor a class (2xx)")
         return cls(frozenset(classes), frozenset(codes))
 
     def mask(self, status: pa.Array) -> pa.Array:
@@ -144,6 +217,130 @@ class StatusRule:
             cls = pc.divide(status, pa.scalar(100, status.type))
             keep = pc.or_(keep, pc.is_in(cls, value_set=pa.array(sorted(self.classes), type=cls.type)))
         return pc.fill_null(keep, False)
+
+
+# --- patterns and templates --------------------------------------------------------------------
+
+def glob_to_regex(pattern: str) -> str:
+    """A path glob as an anchored RE2 pattern: ``*`` within a segment, ``**`` across, ``?`` one."""
+    out, i = [], 0
+    while i < len(pattern):
+        c = pattern[i]
+        if pattern.startswith("**", i):
+            out.append(".*")
+            i += 2
+            continue
+        if c == "*":
+            out.append("[^/]*")
+        elif c == "?":
+            out.append("[^/]")
+        else:
+            out.append(re.escape(c))
+        i += 1
+    return "^" + "".join(out) + "$"
+
+
+def _check_regex(pattern: str, origin: str, key: str) -> list[str]:
+    """Validate an RE2 pattern (as Arrow runs it); return its named groups."""
+    try:
+        groups = list(re.compile(pattern).groupindex)
+    except re.error as exc:
+        raise MappingError(f"{origin}: '{key}' is not a valid regular expression: {exc}") from None
+    try:
+        pc.match_substring_regex(pa.array([""], pa.string()), pattern)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+        raise MappingError(f"{origin}: '{key}' uses syntax the regex engine (RE2) lacks: {exc}") from None
+    return groups
+
+
+_REF = re.compile(r"\{([^{}]+)\}")
+
+
+@dataclass(frozen=True)
+class Template:
+    """``"File Download"``, ``"{event_name}"``, ``"{category}: {action}"``: literals and references."""
+
+    parts: tuple[tuple[bool, str], ...]  # (is_reference, text)
+    source: str
+
+    @classmethod
+    def parse(cls, text: str, known: set[str], origin: str, key: str) -> "Template":
+        parts: list[tuple[bool, str]] = []
+        pos = 0
+        escaped = text.replace("{{", "\0").replace("}}", "\1")
+        for match in _REF.finditer(escaped):
+            if match.start() > pos:
+                parts.append((False, escaped[pos:match.start()]))
+            ref = match.group(1).strip()
+            if ref not in known:
+                raise MappingError(
+                    f"{origin}: '{key}' refers to {{{ref}}}, which is neither a column nor a regex group "
+                    f"here (known: {', '.join(sorted(known))})"
+                )
+            parts.append((True, ref))
+            pos = match.end()
+        if pos < len(escaped):
+            parts.append((False, escaped[pos:]))
+        if any(not is_ref and ("{" in t or "}" in t) for is_ref, t in parts):
+            raise MappingError(f"{origin}: '{key}' has an unbalanced brace (write {{{{ or }}}} for a literal one)")
+        parts = [(r, t.replace("\0", "{").replace("\1", "}")) for r, t in parts]
+        return cls(tuple(parts), text)
+
+    @property
+    def refs(self) -> list[str]:
+        return [t for r, t in self.parts if r]
+
+    @property
+    def constant(self) -> str | None:
+        return None if self.refs else "".join(t for _, t in self.parts)
+
+    def render(self, values: dict[str, pa.Array], n: int) -> pa.Array:
+        """Render for n rows. A lone reference keeps nulls; in a mix, null references are ''."""
+        if self.constant is not None:
+            return repeat_string(self.constant, n)
+        if len(self.parts) == 1:
+            return _as_string(values[self.parts[0][1]])
+        pieces = [_as_string(pc.fill_null(_as_string(values[t]), "")) if r else t for r, t in self.parts]
+        return pc.binary_join_element_wise(*pieces, "")
+
+
+def _as_string(values) -> pa.Array:
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    if values.type != pa.string():
+        values = values.cast(pa.string())
+    return values
+
+
+# --- the compiled mapping ----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ColumnCondition:
+    column: str
+    op: str  # "equals" | "in" | "not_in" | "regex" | "present"
+    values: tuple[str, ...] = ()
+    pattern: str = ""
+    groups: tuple[str, ...] = ()
+    present: bool = True
+
+
+@dataclass(frozen=True)
+class Rule:
+    label: str
+    index: int
+    drop: bool = False
+    name: Template | None = None
+    path_regexes: tuple[str, ...] = ()  # any of (globs compiled)
+    path_regex: str | None = None
+    path_groups: tuple[str, ...] = ()
+    status: StatusRule | None = None
+    methods: tuple[str, ...] = ()
+    columns: tuple[ColumnCondition, ...] = ()
+    props: tuple[tuple[str, Template], ...] = ()
+    props_from: str | None = None
+    revenue_amount: Template | None = None
+    revenue_currency: Template | None = None
+    interactive: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -156,16 +353,52 @@ class Mapping:
     non_human: bool = True
     methods: tuple[str, ...] = ()
     statuses: StatusRule | None = None
+    exclude_statuses: StatusRule | None = None
     static_extensions: frozenset[str] = frozenset()
     static_files: frozenset[str] = frozenset()
+    hosts: tuple[str, ...] = ()  # include globs
+    exclude_hosts: tuple[str, ...] = ()
+    paths: tuple[str, ...] = ()  # include regexes (from globs and path_regex)
+    exclude_paths: tuple[str, ...] = ()
+    exclude_networks: tuple = ()
+    site_hosts: dict[str, str] = field(default_factory=dict)
+    unmatched: str = "drop"  # or "domain"
     event_name: str = "pageview"
+    default_drop: bool = False
     scheme: str = "https"
+    url_host: Template | None = None
+    url_path: Template | None = None
+    url_query: Template | None = None
+    query_params: str = "all"  # "all" | "plausible" | "none"
+    keep_params: tuple[str, ...] = ()
+    rules: tuple[Rule, ...] = ()
+    visitor: dict[str, str] = field(default_factory=dict)
+    limit_policy: str = "truncate"
     column_map: ColumnMap | None = None
     raw: dict = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def rule_labels(self) -> list[str]:
+        return [r.label for r in self.rules] + [self.default_label]
+
+    @property
+    def default_label(self) -> str:
+        return "default (drop)" if self.default_drop else f"default ({self.event_name})"
 
 
 def builtin_names() -> list[str]:
     return sorted(p.stem for p in resources.mappings_dir().glob("*.toml"))
+
+
+def describe_builtins() -> list[tuple[str, str]]:
+    """(name, description) of every built-in mapping; a broken file says so instead."""
+    out = []
+    for name in builtin_names():
+        try:
+            out.append((name, load(name).description))
+        except MappingError as exc:
+            out.append((name, f"(cannot be loaded: {exc})"))
+    return out
 
 
 def resolve(name_or_path: str, relative_to: Path | None = None) -> Path:
@@ -196,6 +429,8 @@ def _read_toml(path: Path, chain: tuple[Path, ...] = ()) -> dict:
         raise MappingError(f"{origin}: not valid TOML: {exc}") from None
     except UnicodeDecodeError:
         raise MappingError(f"{origin}: not UTF-8 text") from None
+    except OSError as exc:
+        raise MappingError(f"{origin}: cannot be read: {exc.strerror or exc}") from None
     _check(data, _SPEC, "", origin)
     if "extends" in data:
         parent = _read_toml(resolve(data["extends"], path.parent), chain + (path.resolve(),))
@@ -205,6 +440,156 @@ def _read_toml(path: Path, chain: tuple[Path, ...] = ()) -> dict:
     return data
 
 
+def _one_of(value: str, allowed: tuple[str, ...], origin: str, key: str) -> str:
+    if value not in allowed:
+        raise MappingError(f"{origin}: '{key}' must be one of {', '.join(repr(a) for a in allowed)}, not {value!r}")
+    return value
+
+
+def _column_map(spec: dict, origin: str) -> ColumnMap:
+    if "columns" not in spec:
+        raise MappingError(f"{origin}: 'input' needs an 'input.columns' table")
+    fmt = spec.get("timestamp_format", "iso")
+    if fmt not in TIMESTAMP_FORMATS and "%" not in fmt:
+        raise MappingError(
+            f"{origin}: 'input.timestamp_format' is {fmt!r}; use one of {', '.join(TIMESTAMP_FORMATS)} "
+            "or a strptime pattern such as '%Y-%m-%d %H:%M:%S'"
+        )
+    if spec.get("format") not in (None, "auto", *INPUT_FORMATS):
+        raise MappingError(f"{origin}: 'input.format' must be one of {', '.join(INPUT_FORMATS)}, not {spec['format']!r}")
+    delimiter = spec.get("delimiter")
+    if delimiter is not None and len(delimiter) != 1:
+        raise MappingError(f"{origin}: 'input.delimiter' must be one character, not {delimiter!r}")
+    params = None
+    if "params" in spec:
+        p = spec["params"]
+        if "column" not in p:
+            raise MappingError(f"{origin}: 'input.params' needs 'column' (the column holding the parameters)")
+        params = ParamsSpec(column=p["column"], keys=tuple(p.get("keys", [])), bag=p.get("bag"),
+                            exclude=frozenset(p.get("exclude", [])), exclude_prefixes=tuple(p.get("exclude_prefixes", [])))
+    try:
+        import zoneinfo
+        zoneinfo.ZoneInfo(spec.get("timezone", "UTC"))
+    except Exception:
+        raise MappingError(f"{origin}: 'input.timezone' {spec.get('timezone')!r} is not an IANA time zone name") from None
+    try:
+        return ColumnMap(
+            columns=dict(spec["columns"]),
+            format=spec.get("format", "auto"),
+            timestamp_format=fmt,
+            timezone=spec.get("timezone", "UTC"),
+            extra=dict(spec.get("extra", {})),
+            params=params,
+            delimiter=delimiter,
+            quote=spec.get("quote", True),
+            header=tuple(spec.get("header", [])),
+        )
+    except ValueError as exc:
+        raise MappingError(f"{origin}: 'input': {exc} (mappable: {', '.join(MAPPABLE)})") from None
+
+
+def _column_condition(column: str, spec: Any, origin: str, key: str) -> ColumnCondition:
+    def text(v: Any) -> str:
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, (str, int, float)):
+            return str(v)
+        raise MappingError(f"{origin}: '{key}' values must be strings, numbers or booleans, not {v!r}")
+
+    if isinstance(spec, list):
+        return ColumnCondition(column, "in", tuple(text(v) for v in spec))
+    if not isinstance(spec, dict):
+        return ColumnCondition(column, "equals", (text(spec),))
+    if len(spec) != 1:
+        raise MappingError(f"{origin}: '{key}' must hold exactly one of equals, in, not_in, regex, present")
+    (op, value), = spec.items()
+    if op == "equals":
+        return ColumnCondition(column, "equals", (text(value),))
+    if op in ("in", "not_in"):
+        if not isinstance(value, list):
+            raise MappingError(f"{origin}: '{key}.{op}' must be a list")
+        return ColumnCondition(column, op, tuple(text(v) for v in value))
+    if op == "regex":
+        if not isinstance(value, str):
+            raise MappingError(f"{origin}: '{key}.regex' must be a string")
+        groups = _check_regex(value, origin, f"{key}.regex")
+        return ColumnCondition(column, "regex", pattern=value, groups=tuple(groups))
+    if op == "present":
+        if not isinstance(value, bool):
+            raise MappingError(f"{origin}: '{key}.present' must be true or false")
+        return ColumnCondition(column, "present", present=value)
+    raise MappingError(f"{origin}: unknown key '{key}.{op}' (known keys here: equals, in, not_in, regex, present)")
+
+
+def _rules(data: dict, columns: set[str], origin: str) -> tuple[Rule, ...]:
+    rules: list[Rule] = []
+    labels: Counter = Counter()
+    for i, spec in enumerate(data.get("rules", [])):
+        key = f"rules[{i}]"
+        drop = spec.get("drop", False)
+        if drop and any(k in spec for k in ("name", "props", "props_from", "revenue", "interactive")):
+            raise MappingError(f"{origin}: '{key}' drops rows, so it may not also set name, props, revenue or interactive")
+        if not drop and "name" not in spec:
+            raise MappingError(f"{origin}: '{key}' needs a 'name' (the event name) or 'drop = true'")
+        when = spec.get("when", {})
+        groups: list[str] = []
+        path_regexes: list[str] = []
+        if "path" in when:
+            globs = when["path"] if isinstance(when["path"], list) else [when["path"]]
+            for j, g in enumerate(globs):
+                if not isinstance(g, str):
+                    raise MappingError(f"{origin}: '{key}.when.path[{j}]' must be a string")
+                path_regexes.append(glob_to_regex(g))
+        path_regex = when.get("path_regex")
+        path_groups: list[str] = []
+        if path_regex is not None:
+            path_groups = _check_regex(path_regex, origin, f"{key}.when.path_regex")
+            groups += path_groups
+        conditions = []
+        for column, cond in when.get("columns", {}).items():
+            ckey = f"{key}.when.columns.{column}"
+            if column not in columns:
+                raise MappingError(f"{origin}: '{ckey}': no column named {column!r} (known: {', '.join(sorted(columns))})")
+            condition = _column_condition(column, cond, origin, ckey)
+            groups += condition.groups
+            conditions.append(condition)
+        known = columns | set(groups) | {"url", "domain"}
+        name = Template.parse(spec["name"], known, origin, f"{key}.name") if "name" in spec else None
+        if name is not None and name.constant is not None and not (0 < len(name.constant.strip()) <= MAX_NAME_CHARS):
+            raise MappingError(f"{origin}: '{key}.name' must be 1 to {MAX_NAME_CHARS} characters")
+        props = []
+        for prop, value in spec.get("props", {}).items():
+            if not prop.strip() or len(prop.encode()) > MAX_PROP_KEY_BYTES:
+                raise MappingError(f"{origin}: '{key}.props' key {prop!r} must be 1 to {MAX_PROP_KEY_BYTES} bytes")
+            text = ("true" if value else "false") if isinstance(value, bool) else str(value)
+            props.append((prop, Template.parse(text, known, origin, f"{key}.props.{prop}")))
+        if len(props) > MAX_PROPS:
+            raise MappingError(f"{origin}: '{key}.props' has {len(props)} props; Plausible keeps at most {MAX_PROPS}")
+        props_from = spec.get("props_from")
+        if props_from is not None and props_from not in columns:
+            raise MappingError(f"{origin}: '{key}.props_from': no column named {props_from!r} (known: {', '.join(sorted(columns))})")
+        revenue = spec.get("revenue")
+        amount = currency = None
+        if revenue is not None:
+            if "amount" not in revenue or "currency" not in revenue:
+                raise MappingError(f"{origin}: '{key}.revenue' needs both 'amount' and 'currency'")
+            amount = Template.parse(revenue["amount"], known, origin, f"{key}.revenue.amount")
+            currency = Template.parse(revenue["currency"], known, origin, f"{key}.revenue.currency")
+        methods = tuple(m.upper() for m in when.get("method", []))
+        status = StatusRule.parse(when["status"], origin, f"{key}.when.status") if when.get("status") else None
+        label = spec.get("label") or ("drop" if drop else spec["name"])
+        labels[label] += 1
+        if labels[label] > 1:
+            label = f"{label} #{labels[label]}"
+        rules.append(Rule(
+            label=label, index=i, drop=drop, name=name, path_regexes=tuple(path_regexes),
+            path_regex=path_regex, path_groups=tuple(path_groups), status=status, methods=methods,
+            columns=tuple(conditions), props=tuple(props), props_from=props_from,
+            revenue_amount=amount, revenue_currency=currency, interactive=spec.get("interactive"),
+        ))
+    return tuple(rules)
+
+
 def load(name_or_path: str) -> Mapping:
     """Load and validate a mapping by built-in name or path."""
     path = resolve(name_or_path)
@@ -212,34 +597,51 @@ def load(name_or_path: str) -> Mapping:
     data = _read_toml(path)
     filters = data.get("filters", {})
     event = data.get("event", {})
-    column_map = None
-    if "input" in data:
-        spec = data["input"]
-        if "columns" not in spec:
-            raise MappingError(f"{origin}: 'input' needs an 'input.columns' table")
-        fmt = spec.get("timestamp_format", "iso")
-        if fmt not in TIMESTAMP_FORMATS and "%" not in fmt:
-            raise MappingError(
-                f"{origin}: 'input.timestamp_format' is {fmt!r}; use one of {', '.join(TIMESTAMP_FORMATS)} "
-                "or a strptime pattern such as '%Y-%m-%d %H:%M:%S'"
-            )
-        if spec.get("format") not in (None, "csv", "parquet"):
-            raise MappingError(f"{origin}: 'input.format' must be 'csv' or 'parquet', not {spec['format']!r}")
+    url = data.get("url", {})
+    column_map = _column_map(data["input"], origin) if "input" in data else None
+    columns = set(schema.COLUMNS) | (set(column_map.extra_names) if column_map else set())
+
+    if "name" in event and "default" in event:
+        raise MappingError(f"{origin}: 'event.name' and 'event.default' say the same thing; keep one")
+    default = event.get("default", event.get("name", "pageview"))
+    default_drop = default == "drop"
+    name = "pageview" if default_drop else default
+    if not name.strip() or len(name) > MAX_NAME_CHARS:
+        raise MappingError(f"{origin}: 'event.default' must be 1 to {MAX_NAME_CHARS} characters")
+    scheme = url.get("scheme", event.get("scheme", "https"))
+    _one_of(scheme, ("http", "https"), origin, "url.scheme" if "scheme" in url else "event.scheme")
+    known = columns | {"domain"}
+    templates = {part: Template.parse(url[part], known, origin, f"url.{part}") for part in ("host", "path", "query") if part in url}
+    query_params = _one_of(url.get("query_params", "all"), ("all", "plausible", "none"), origin, "url.query_params")
+
+    regex_keys = ("path_regex", "exclude_path_regex")
+    for k in regex_keys:
+        if k in filters:
+            _check_regex(filters[k], origin, f"filters.{k}")
+    paths = tuple(glob_to_regex(g) for g in filters.get("paths", [])) + ((filters["path_regex"],) if "path_regex" in filters else ())
+    exclude_paths = tuple(glob_to_regex(g) for g in filters.get("exclude_paths", [])) + (
+        (filters["exclude_path_regex"],) if "exclude_path_regex" in filters else ())
+    networks = []
+    for i, item in enumerate(filters.get("exclude_ips", [])):
         try:
-            column_map = ColumnMap(
-                columns=dict(spec["columns"]),
-                format=spec.get("format"),
-                timestamp_format=fmt,
-                timezone=spec.get("timezone", "UTC"),
-            )
-        except ValueError as exc:
-            raise MappingError(f"{origin}: 'input.columns': {exc} (mappable: {', '.join(MAPPABLE)})") from None
-    name = event.get("name", "pageview")
-    if not name.strip() or len(name) > 120:
-        raise MappingError(f"{origin}: 'event.name' must be 1 to 120 characters")
-    scheme = event.get("scheme", "https")
-    if scheme not in ("http", "https"):
-        raise MappingError(f"{origin}: 'event.scheme' must be 'http' or 'https'")
+            networks.append(ipaddress.ip_network(item.strip(), strict=False))
+        except ValueError:
+            raise MappingError(f"{origin}: 'filters.exclude_ips[{i}]' {item!r} is not an IP address or CIDR range") from None
+
+    site = data.get("site", {})
+    unmatched = _one_of(site.get("unmatched", "drop"), ("drop", "domain"), origin, "site.unmatched")
+    site_hosts = {h.strip().lower(): d.strip().lower() for h, d in site.get("hosts", {}).items()}
+    for host, domain in site_hosts.items():
+        if not domain or "/" in domain or " " in domain:
+            raise MappingError(f"{origin}: 'site.hosts.{host}' must be a site domain such as example.com, not {domain!r}")
+
+    visitor = dict(data.get("visitor", {}))
+    _one_of(visitor.get("replace_ip", "missing"), ("missing", "always"), origin, "visitor.replace_ip")
+    for k, v in visitor.items():
+        if k != "replace_ip" and v not in columns:
+            raise MappingError(f"{origin}: 'visitor.{k}': no column named {v!r} (known: {', '.join(sorted(columns))})")
+
+    policy = _one_of(data.get("limits", {}).get("policy", "truncate"), ("truncate", "reject"), origin, "limits.policy")
     return Mapping(
         name=data.get("name", path.stem),
         origin=origin,
@@ -247,14 +649,34 @@ def load(name_or_path: str) -> Mapping:
         non_human=filters.get("non_human", True),
         methods=tuple(m.upper() for m in filters.get("methods", [])),
         statuses=StatusRule.parse(filters["statuses"], origin) if filters.get("statuses") else None,
+        exclude_statuses=(StatusRule.parse(filters["exclude_statuses"], origin, "filters.exclude_statuses")
+                          if filters.get("exclude_statuses") else None),
         static_extensions=frozenset(e.lower().lstrip(".") for e in filters.get("static_extensions", [])),
         static_files=frozenset(f.lower() for f in filters.get("static_files", [])),
+        hosts=tuple(glob_to_regex(h.lower()) for h in filters.get("hosts", [])),
+        exclude_hosts=tuple(glob_to_regex(h.lower()) for h in filters.get("exclude_hosts", [])),
+        paths=paths,
+        exclude_paths=exclude_paths,
+        exclude_networks=tuple(networks),
+        site_hosts=site_hosts,
+        unmatched=unmatched,
         event_name=name,
+        default_drop=default_drop,
         scheme=scheme,
+        url_host=templates.get("host"),
+        url_path=templates.get("path"),
+        url_query=templates.get("query"),
+        query_params=query_params,
+        keep_params=tuple(url.get("keep_params", [])),
+        rules=_rules(data, columns, origin),
+        visitor=visitor,
+        limit_policy=policy,
         column_map=column_map,
         raw=data,
     )
 
+
+# --- applying a mapping -----------------------------------------------------------------------
 
 @dataclass
 class Mapped:
@@ -265,14 +687,80 @@ class Mapped:
     rules: dict[str, int] = field(default_factory=dict)  # event rule -> rows it matched
 
 
-class Mapper:
-    """Applies one mapping to canonical batches; holds per-run caches (user agents)."""
+def _any_regex(values: pa.Array, patterns: tuple[str, ...]) -> pa.Array:
+    """Does each value match any of the patterns (null: no)?"""
+    if len(patterns) == 1:
+        hit = pc.match_substring_regex(values, patterns[0])
+    else:
+        hit = pc.match_substring_regex(values, "|".join(f"(?:{p})" for p in patterns))
+    return pc.fill_null(hit, False)
 
-    def __init__(self, mapping: Mapping, domain: str):
+
+def _on_distinct(values: pa.Array, fn) -> pa.Array:
+    """Evaluate a column function once per distinct value, then map back to rows."""
+    if pa.types.is_dictionary(values.type):
+        return pc.take(fn(values.dictionary), values.indices)
+    encoded = pc.dictionary_encode(values)
+    return pc.take(fn(encoded.dictionary), encoded.indices)
+
+
+def _json_string(values: pa.Array) -> pa.Array:
+    """Escape a string column for use inside JSON double quotes."""
+    out = pc.replace_substring(values, "\\", "\\\\")
+    out = pc.replace_substring(out, '"', '\\"')
+    if pc.any(pc.match_substring_regex(out, r"[\x00-\x1f]")).as_py():
+        out = pc.replace_substring(out, "\n", "\\n")
+        out = pc.replace_substring(out, "\r", "\\r")
+        out = pc.replace_substring(out, "\t", "\\t")
+        if pc.any(pc.match_substring_regex(out, r"[\x00-\x1f]")).as_py():
+            fix = lambda s: None if s is None else re.sub(r"[\x00-\x1f]", lambda m: f"\\u{ord(m.group()):04x}", s)  # noqa: E731
+            out = pa.array([fix(s) for s in out.to_pylist()], pa.string())
+    return out
+
+
+def _truncate_bytes(values: pa.Array, limit: int) -> pa.Array:
+    """Cut strings to at most ``limit`` UTF-8 bytes without splitting a character (rows over it only)."""
+    over = pc.fill_null(pc.greater(pc.binary_length(values), limit), False)
+    if not pc.any(over).as_py():
+        return values
+    items = values.to_pylist()
+    for i in np.flatnonzero(over.to_numpy(zero_copy_only=False)):
+        items[i] = items[i].encode("utf-8")[:limit].decode("utf-8", "ignore")
+    return pa.array(items, pa.string())
+
+
+class Mapper:
+    """Applies one mapping to canonical batches; holds per-run caches and notes for the summary."""
+
+    def __init__(self, mapping: Mapping, domain: str, *, since=None, until=None):
         self.mapping = mapping
         self.domain = domain
+        self.since = since
+        self.until = until
         self.classifier = Classifier()
+        self.unmatched_hosts: Counter = Counter()
+        self.truncated: Counter = Counter()  # what -> events whose value was cut to Plausible's limit
+        self._ip_cache: dict[str, bool] = {}
+        self._visitor_ip: dict[str, str] = {}
+        self._visitor_ua: dict[tuple, str] = {}
 
+    # -- notes for the printed summary
+    def notices(self) -> list[str]:
+        out = []
+        if self.unmatched_hosts:
+            hosts = ", ".join(f"{h} ({c:,})" for h, c in self.unmatched_hosts.most_common(20))
+            more = len(self.unmatched_hosts) - 20
+            out.append(f"hosts not in the mapping's [site.hosts] table: {hosts}" + (f" and {more} more" if more > 0 else ""))
+        labels = {"name": f"event names cut to {MAX_NAME_CHARS} characters",
+                  "url": f"URLs cut to {MAX_URL_BYTES:,} bytes",
+                  "props_count": f"events with more than {MAX_PROPS} props (extra props left out)",
+                  "prop_key": f"prop keys cut to {MAX_PROP_KEY_BYTES} bytes",
+                  "prop_value": f"prop values cut to {MAX_PROP_VALUE_BYTES:,} bytes"}
+        for what, count in sorted(self.truncated.items()):
+            out.append(f"{labels.get(what, what)}: {count:,}")
+        return out
+
+    # -- filters
     def _filters(self, table: pa.Table) -> list[tuple[str, pa.Array]]:
         """(reason, drop mask) pairs, in counting order; masks are never null."""
         m = self.mapping
@@ -280,20 +768,83 @@ class Mapper:
         drops: list[tuple[str, pa.Array]] = [
             ("bad_request", pc.invert(pc.fill_null(pc.starts_with(path, "/"), False))),
         ]
+        if self.since is not None or self.until is not None:
+            ts = table.column("timestamp").combine_chunks()
+            outside = pa.array(np.zeros(table.num_rows, bool))
+            if self.since is not None:
+                outside = pc.or_(outside, pc.fill_null(pc.less(ts, pa.scalar(self.since, schema.TIMESTAMP_TYPE)), True))
+            if self.until is not None:
+                outside = pc.or_(outside, pc.fill_null(pc.greater_equal(ts, pa.scalar(self.until, schema.TIMESTAMP_TYPE)), True))
+            drops.append(("date_window", _chunk(outside)))
+        host = table.column("host").combine_chunks()
+        if m.hosts or m.exclude_hosts:
+            def host_drop(values: pa.Array) -> pa.Array:
+                drop = pa.array(np.zeros(len(values), bool))
+                if m.hosts:
+                    drop = pc.invert(_any_regex(values, m.hosts))
+                if m.exclude_hosts:
+                    drop = pc.or_(drop, _any_regex(values, m.exclude_hosts))
+                return drop
+            drops.append(("host", pc.fill_null(_on_distinct(host, host_drop), bool(m.hosts))))
+        if m.site_hosts and m.unmatched == "drop":
+            matched = pc.fill_null(pc.is_in(host, value_set=pa.array(sorted(m.site_hosts), pa.string())), False)
+            drops.append(("unmatched_host", pc.invert(matched)))
+        if m.exclude_networks:
+            drops.append(("ip", self._ip_mask(table.column("ip").combine_chunks())))
         if m.non_human:
-            reasons = self.classifier.classify_column(table.column("user_agent").combine_chunks())
-            encoded = pc.dictionary_encode(reasons)
-            for reason in encoded.dictionary.to_pylist():
-                if reason is not None:
-                    drops.append((reason, pc.fill_null(pc.equal(reasons, reason), False)))
+            ua = table.column("user_agent").combine_chunks()
+            reasons = self.classifier.classify_column(ua)
+            if any(k in m.visitor for k in ("device", "browser", "os")):
+                # Rows without a user agent get one built from their device columns.
+                reasons = pc.if_else(pc.is_null(ua), pa.scalar(None, pa.string()), reasons)
+            if True:
+                encoded = pc.dictionary_encode(reasons)
+                for reason in encoded.dictionary.to_pylist():
+                    if reason is not None:
+                        drops.append((reason, pc.fill_null(pc.equal(reasons, reason), False)))
         if m.methods:
             keep = pc.is_in(table.column("method"), value_set=pa.array(m.methods))
             drops.append(("method", pc.invert(pc.fill_null(keep, False))))
-        if m.statuses is not None:
-            drops.append(("status", pc.invert(m.statuses.mask(table.column("status").combine_chunks()))))
+        if m.statuses is not None or m.exclude_statuses is not None:
+            status = table.column("status").combine_chunks()
+            drop = pa.array(np.zeros(table.num_rows, bool))
+            if m.statuses is not None:
+                drop = pc.invert(m.statuses.mask(status))
+            if m.exclude_statuses is not None:
+                drop = pc.or_(drop, m.exclude_statuses.mask(status))
+            drops.append(("status", drop))
+        if m.paths or m.exclude_paths:
+            def path_drop(values: pa.Array) -> pa.Array:
+                drop = pa.array(np.zeros(len(values), bool))
+                if m.paths:
+                    drop = pc.invert(_any_regex(values, m.paths))
+                if m.exclude_paths:
+                    drop = pc.or_(drop, _any_regex(values, m.exclude_paths))
+                return drop
+            drops.append(("path", pc.fill_null(_on_distinct(path, path_drop), False)))
         if m.static_extensions or m.static_files:
             drops.append(("static_asset", self._static_mask(path)))
         return drops
+
+    def _ip_mask(self, ips: pa.Array) -> pa.Array:
+        networks = self.mapping.exclude_networks
+        cache = self._ip_cache
+
+        def check(values: pa.Array) -> pa.Array:
+            out = []
+            for value in values.to_pylist():
+                hit = cache.get(value)
+                if hit is None:
+                    try:
+                        address = ipaddress.ip_address(value)
+                        hit = any(address.version == n.version and address in n for n in networks)
+                    except (ValueError, TypeError):
+                        hit = False
+                    cache[value] = hit
+                out.append(hit)
+            return pa.array(out, pa.bool_())
+
+        return pc.fill_null(_on_distinct(ips, check), False)
 
     def _static_mask(self, path: pa.Array) -> pa.Array:
         encoded = pc.dictionary_encode(path)
@@ -307,53 +858,364 @@ class Mapper:
         )
         return pc.fill_null(pc.take(is_static, encoded.indices), False)
 
+    # -- the whole step
     def apply(self, table: pa.Table) -> Mapped:
         n = table.num_rows
-        filtered: dict[str, int] = {}
+        filtered: Counter = Counter()
+        rules_hit: dict[str, int] = {}
         if n == 0:
-            return Mapped(ev.empty_events(), filtered)
+            return Mapped(ev.empty_events(), dict(filtered), rules_hit)
         remaining: pa.Array | None = None
         order = {reason: i for i, reason in enumerate(FILTER_ORDER)}
         for reason, drop in sorted(self._filters(table), key=lambda item: order.get(item[0], 99)):
             hits = drop if remaining is None else pc.and_(remaining, drop)
             count = pc.sum(hits).as_py() or 0
             if count:
-                filtered[reason] = filtered.get(reason, 0) + count
+                filtered[reason] += count
+                if reason == "unmatched_host":
+                    hosts = pc.fill_null(table.column("host").filter(hits), "(no host)")
+                    for item in pc.value_counts(hosts).to_pylist():
+                        self.unmatched_hosts[item["values"]] += item["counts"]
             remaining = pc.invert(drop) if remaining is None else pc.and_(remaining, pc.invert(drop))
         kept = table.filter(remaining) if remaining is not None else table
-        events = self._events(kept)
-        url_ok = pc.less_equal(pc.binary_length(events.column("url")), MAX_URL_BYTES)
-        if not pc.all(url_ok).as_py():
-            too_long = pc.sum(pc.invert(url_ok)).as_py()
-            filtered["url_too_long"] = filtered.get("url_too_long", 0) + too_long
-            events = events.filter(url_ok)
-        return Mapped(events, filtered)
+        if self.mapping.site_hosts:
+            self._note_unmatched(kept)
+        events = self._events(kept, filtered, rules_hit)
+        events = self._limits(events, filtered)
+        return Mapped(events, dict(filtered), rules_hit)
 
-    def _events(self, rows: pa.Table) -> pa.Table:
+    def _note_unmatched(self, kept: pa.Table) -> None:
+        m = self.mapping
+        host = kept.column("host")
+        unmatched = pc.invert(pc.fill_null(pc.is_in(host, value_set=pa.array(sorted(m.site_hosts), pa.string())), False))
+        if m.unmatched == "drop":
+            return
+        if pc.any(unmatched).as_py():
+            for item in pc.value_counts(pc.fill_null(host.filter(unmatched), "(no host)")).to_pylist():
+                self.unmatched_hosts[item["values"]] += item["counts"]
+
+    # -- events
+    def _base(self, rows: pa.Table) -> dict[str, pa.Array]:
+        """Columns every event of these rows shares, whatever rule it matched."""
+        m = self.mapping
+        n = rows.num_rows
+        values = {name: _chunk(rows.column(name)) for name in rows.column_names}
+        domain = repeat_string(self.domain, n)
+        if m.site_hosts:
+            keys = pa.array(sorted(m.site_hosts), pa.string())
+            index = pc.index_in(values["host"], value_set=keys)
+            mapped = pc.take(pa.array([m.site_hosts[k] for k in keys.to_pylist()], pa.string()), index)
+            domain = pc.coalesce(mapped, domain)
+        values["domain"] = domain
+        host = m.url_host.render(values, n) if m.url_host else values["host"]
+        host = pc.coalesce(host, domain)
+        path = m.url_path.render(values, n) if m.url_path else values["path"]
+        query = m.url_query.render(values, n) if m.url_query else values["query"]
+        query = self._filter_query(query)
+        query_part = pc.if_else(pc.fill_null(pc.greater(pc.utf8_length(query), 0), False),
+                                pc.binary_join_element_wise("?", query, ""), "")
+        values["url"] = pc.binary_join_element_wise(f"{m.scheme}://", host, pc.fill_null(path, "/"), query_part, "")
+        if m.visitor:
+            self._synthesise_visitor(values, n)
+        return values
+
+    def _filter_query(self, query: pa.Array) -> pa.Array:
+        m = self.mapping
+        if m.query_params == "all":
+            return query
+        if m.query_params == "none":
+            return pa.nulls(len(query), pa.string())
+        keep = set(PLAUSIBLE_PARAMS) | set(m.keep_params)
+        pattern = "^(?:" + "|".join(re.escape(k) for k in sorted(keep)) + ")(?:=|$)"
+
+        def strip(distinct: pa.Array) -> pa.Array:
+            parts = pc.split_pattern(distinct, "&")
+            flat = pc.list_flatten(parts)
+            parent = pc.list_parent_indices(parts).to_numpy(zero_copy_only=False)
+            hit = pc.fill_null(pc.match_substring_regex(flat, pattern), False)
+            hit_np = hit.to_numpy(zero_copy_only=False)
+            offsets = np.zeros(len(distinct) + 1, np.int32)
+            np.cumsum(np.bincount(parent[hit_np], minlength=len(distinct)), out=offsets[1:])
+            kept = pa.ListArray.from_arrays(pa.array(offsets), flat.filter(hit))
+            joined = pc.binary_join(kept, "&")
+            return pc.if_else(pc.equal(joined, ""), pa.scalar(None, pa.string()), joined)
+
+        return _on_distinct(query, strip)
+
+    def _synthesise_visitor(self, values: dict[str, pa.Array], n: int) -> None:
+        """Exports without IPs or user agents: a stable address and a built UA per visitor."""
+        v = self.mapping.visitor
+        if "id" in v:
+            ids = values[v["id"]]
+            cache = self._visitor_ip
+
+            def addresses(distinct: pa.Array) -> pa.Array:
+                out = []
+                for value in distinct.to_pylist():
+                    if value is None:
+                        out.append(None)
+                        continue
+                    if value not in cache:
+                        cache[value] = synthetic_ip(value)
+                    out.append(cache[value])
+                return pa.array(out, pa.string())
+
+            synthetic = _on_distinct(ids, addresses)
+            values["ip"] = synthetic if v.get("replace_ip") == "always" else pc.coalesce(values["ip"], synthetic)
+        parts = [k for k in ("device", "browser", "browser_version", "os", "os_version") if k in v]
+        missing_ua = pc.is_null(values["user_agent"])
+        if parts and pc.any(missing_ua).as_py():
+            fields = [pc.fill_null(values[v[k]], "\x00") for k in parts]
+            combo = pc.binary_join_element_wise(*fields, "\x01")
+            cache = self._visitor_ua
+
+            def agents(distinct: pa.Array) -> pa.Array:
+                out = []
+                for value in distinct.to_pylist():
+                    if value not in cache:
+                        items = [None if x == "\x00" else x for x in value.split("\x01")]
+                        cache[value] = synthetic_user_agent(**dict(zip(parts, items)))
+                    out.append(cache[value])
+                return pa.array(out, pa.string())
+
+            values["user_agent"] = pc.coalesce(values["user_agent"], _on_distinct(combo, agents))
+
+    def _match(self, values: dict[str, pa.Array], n: int) -> np.ndarray:
+        """The index of the first rule each row matches; -1 for none (the default)."""
+        choice = np.full(n, -1, np.int32)
+        open_rows = np.ones(n, bool)
+        cache: dict[tuple, np.ndarray] = {}
+
+        def on_distinct(column: str, key: tuple, fn) -> np.ndarray:
+            if (column, key) not in cache:
+                cache[(column, key)] = pc.fill_null(_on_distinct(_as_string(values[column]), fn), False).to_numpy(zero_copy_only=False)
+            return cache[(column, key)]
+
+        for rule in self.mapping.rules:
+            if not open_rows.any():
+                break
+            mask = open_rows.copy()
+            if rule.path_regexes:
+                mask &= on_distinct("path", ("glob",) + rule.path_regexes, lambda d, r=rule: _any_regex(d, r.path_regexes))
+            if rule.path_regex is not None:
+                mask &= on_distinct("path", ("re", rule.path_regex), lambda d, r=rule: _any_regex(d, (r.path_regex,)))
+            if rule.methods:
+                mask &= on_distinct("method", ("in",) + rule.methods,
+                                    lambda d, r=rule: pc.is_in(d, value_set=pa.array(r.methods)))
+            if rule.status is not None:
+                mask &= rule.status.mask(values["status"]).to_numpy(zero_copy_only=False)
+            for cond in rule.columns:
+                mask &= on_distinct(cond.column, (cond.op, cond.values, cond.pattern, cond.present),
+                                    lambda d, c=cond: _condition(d, c))
+            choice[mask] = rule.index
+            open_rows &= ~mask
+        return choice
+
+    def _events(self, rows: pa.Table, filtered: Counter, rules_hit: dict[str, int]) -> pa.Table:
+        m = self.mapping
         n = rows.num_rows
         if n == 0:
             return ev.empty_events()
-        host = pc.coalesce(rows.column("host"), pa.scalar(self.domain))
-        query = rows.column("query")
-        query_part = pc.if_else(pc.fill_null(pc.greater(pc.utf8_length(query), 0), False),
-                                pc.binary_join_element_wise("?", query, ""), "")
-        url = pc.binary_join_element_wise(f"{self.mapping.scheme}://", host, rows.column("path"), query_part, "")
+        values = self._base(rows)
+        choice = self._match(values, n) if m.rules else np.full(n, -1, np.int32)
+        parts: list[pa.Table] = []
+        positions: list[np.ndarray] = []
+        by_index = {r.index: r for r in m.rules}
+        for index in [r.index for r in m.rules] + [-1]:
+            where = np.flatnonzero(choice == index)
+            if not len(where):
+                continue
+            rule = by_index.get(index)
+            label = rule.label if rule else m.default_label
+            rules_hit[label] = rules_hit.get(label, 0) + len(where)
+            if (rule is not None and rule.drop) or (rule is None and m.default_drop):
+                filtered["rule:" + rule.label if rule else "no_rule"] += len(where)
+                continue
+            take = pa.array(where)
+            sub = {k: v.take(take) for k, v in values.items()}
+            parts.append(self._build(rule, sub, len(where)))
+            positions.append(where)
+        if not parts:
+            return ev.empty_events()
+        events = pa.concat_tables(parts)
+        order = np.argsort(np.concatenate(positions), kind="stable")
+        return events.take(pa.array(order))
+
+    def _build(self, rule: Rule | None, values: dict[str, pa.Array], n: int) -> pa.Table:
+        m = self.mapping
+        if rule is not None:
+            for cond in rule.columns:
+                if cond.op == "regex" and cond.groups:
+                    extracted = pc.extract_regex(_as_string(values[cond.column]), cond.pattern)
+                    for g in cond.groups:
+                        values[g] = pc.struct_field(extracted, g)
+            if rule.path_groups:
+                extracted = pc.extract_regex(values["path"], rule.path_regex)
+                for g in rule.path_groups:
+                    values[g] = pc.struct_field(extracted, g)
+        name = rule.name.render(values, n) if rule is not None else repeat_string(m.event_name, n)
+        props = self._props(rule, values, n)
+        amount = currency = pa.nulls(n, pa.string())
+        if rule is not None and rule.revenue_amount is not None:
+            amount, currency = _revenue(rule.revenue_amount.render(values, n), rule.revenue_currency.render(values, n))
+        interactive = pa.nulls(n, pa.bool_())
+        if rule is not None and rule.interactive is False:
+            interactive = pa.array(np.zeros(n, bool))
         columns = {
-            "name": repeat_string(self.mapping.event_name, n),
-            "url": url,
-            "domain": repeat_string(self.domain, n),
-            "referrer": rows.column("referrer"),
-            "props": pa.nulls(n, pa.string()),
-            "user_agent": rows.column("user_agent"),
-            "ip": rows.column("ip"),
-            "timestamp": rows.column("timestamp"),
-            "source_file": rows.column("source_file"),
-            "source_line": rows.column("source_line"),
+            "name": name,
+            "url": values["url"],
+            "domain": values["domain"],
+            "referrer": values["referrer"],
+            "props": props,
+            "user_agent": values["user_agent"],
+            "ip": values["ip"],
+            "timestamp": values["timestamp"],
+            "source_file": values["source_file"],
+            "source_line": values["source_line"],
+            "revenue_amount": amount,
+            "revenue_currency": currency,
+            "interactive": interactive,
         }
         arrays = []
         for f in ev.EVENT_SCHEMA:
-            value = columns[f.name]
-            if isinstance(value, pa.ChunkedArray):
-                value = value.combine_chunks()
+            value = _chunk(columns[f.name])
             arrays.append(value.cast(f.type) if value.type != f.type else value)
         return pa.Table.from_arrays(arrays, schema=ev.EVENT_SCHEMA)
+
+    def _props(self, rule: Rule | None, values: dict[str, pa.Array], n: int) -> pa.Array:
+        """Props as a JSON object per row (null when none): template props, then the bag's."""
+        if rule is None or (not rule.props and rule.props_from is None):
+            return pa.nulls(n, pa.string())
+        parents, keys, vals = [], [], []
+        for key, template in rule.props:
+            value = template.render(values, n)
+            ok = pc.fill_null(pc.greater(pc.utf8_length(pc.utf8_trim_whitespace(value)), 0), False)
+            rows = np.flatnonzero(ok.to_numpy(zero_copy_only=False))
+            parents.append(rows)
+            keys.append(repeat_string(key, len(rows)))
+            vals.append(value.filter(ok))
+        if rule.props_from is not None:
+            bag = _chunk(values[rule.props_from])
+            if bag.type != BAG_TYPE:
+                raise MappingError(f"{self.mapping.origin}: props_from {rule.props_from!r} is not a parameter bag column")
+            flat = pc.list_flatten(bag)
+            parent = pc.list_parent_indices(bag).to_numpy(zero_copy_only=False).astype(np.int64)
+            k, v = pc.struct_field(flat, "key"), pc.struct_field(flat, "value")
+            ok = pc.fill_null(pc.greater(pc.utf8_length(pc.utf8_trim_whitespace(v)), 0), False)
+            ok = pc.and_(ok, pc.fill_null(pc.greater(pc.utf8_length(k), 0), False))
+            if rule.props:
+                ok = pc.and_(ok, pc.invert(pc.is_in(k, value_set=pa.array([p for p, _ in rule.props]))))
+            okn = ok.to_numpy(zero_copy_only=False)
+            parents.append(parent[okn])
+            keys.append(k.filter(ok))
+            vals.append(v.filter(ok))
+        parent = np.concatenate(parents) if parents else np.zeros(0, np.int64)
+        if not len(parent):
+            return pa.nulls(n, pa.string())
+        order = np.argsort(parent, kind="stable")
+        parent = parent[order]
+        key = pa.concat_arrays([_chunk(k) for k in keys]).take(pa.array(order))
+        val = pa.concat_arrays([_chunk(v) for v in vals]).take(pa.array(order))
+        # Plausible's limits on props.
+        reject = self.mapping.limit_policy == "reject"
+        counts = np.bincount(parent, minlength=n)
+        bad = np.zeros(n, bool)
+        if (counts > MAX_PROPS).any():
+            rank = np.arange(len(parent)) - np.repeat(np.cumsum(counts) - counts, counts)
+            over_rows = counts > MAX_PROPS
+            if reject:
+                bad |= over_rows
+            else:
+                self.truncated["props_count"] += int(over_rows.sum())
+                keep = rank < MAX_PROPS
+                parent, key, val = parent[keep], key.filter(pa.array(keep)), val.filter(pa.array(keep))
+        for what, column, limit in (("prop_key", key, MAX_PROP_KEY_BYTES), ("prop_value", val, MAX_PROP_VALUE_BYTES)):
+            over = pc.fill_null(pc.greater(pc.binary_length(column), limit), False).to_numpy(zero_copy_only=False)
+            if over.any():
+                if reject:
+                    bad[np.unique(parent[over])] = True
+                else:
+                    self.truncated[what] += int(len(np.unique(parent[over])))
+                    if what == "prop_key":
+                        key = _truncate_bytes(key, limit)
+                    else:
+                        val = _truncate_bytes(val, limit)
+        pairs = pc.binary_join_element_wise('"', _json_string(key), '":"', _json_string(val), '"', "")
+        offsets = np.zeros(n + 1, np.int32)
+        np.cumsum(np.bincount(parent, minlength=n), out=offsets[1:])
+        joined = pc.binary_join(pa.ListArray.from_arrays(pa.array(offsets), pairs), ",")
+        has = pa.array(offsets[1:] > offsets[:-1])
+        props = pc.if_else(has, pc.binary_join_element_wise("{", joined, "}", ""), pa.scalar(None, pa.string()))
+        if bad.any():
+            # Marked with a sentinel that _limits turns into a rejection.
+            props = pc.if_else(pa.array(bad), pa.scalar(_REJECT_PROPS), props)
+        return props
+
+    def _limits(self, events: pa.Table, filtered: Counter) -> pa.Table:
+        if events.num_rows == 0:
+            return events
+        reject = self.mapping.limit_policy == "reject"
+        props = events.column("props")
+        props_bad = pc.fill_null(pc.equal(props, _REJECT_PROPS), False)
+        if pc.any(props_bad).as_py():
+            filtered["limit:props"] += pc.sum(props_bad).as_py()
+            events = events.filter(pc.invert(props_bad))
+        name = events.column("name")
+        blank = pc.fill_null(pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(name)), 0), True)
+        if pc.any(blank).as_py():
+            filtered["limit:empty_name"] += pc.sum(blank).as_py()
+            events = events.filter(pc.invert(blank))
+            name = events.column("name")
+        long_name = pc.fill_null(pc.greater(pc.utf8_length(name), MAX_NAME_CHARS), False)
+        if pc.any(long_name).as_py():
+            if reject:
+                filtered["limit:name"] += pc.sum(long_name).as_py()
+                events = events.filter(pc.invert(long_name))
+            else:
+                self.truncated["name"] += pc.sum(long_name).as_py()
+                cut = pc.utf8_slice_codeunits(name, 0, MAX_NAME_CHARS)
+                events = events.set_column(0, "name", _chunk(cut))
+        url = events.column("url")
+        long_url = pc.fill_null(pc.greater(pc.binary_length(url), MAX_URL_BYTES), False)
+        if pc.any(long_url).as_py():
+            # A cut URL would point somewhere else: over-long URLs are always left out.
+            filtered["url_too_long"] += pc.sum(long_url).as_py()
+            events = events.filter(pc.invert(long_url))
+        return events
+
+
+_REJECT_PROPS = "\x00reject"
+
+
+def _chunk(value) -> pa.Array:
+    if isinstance(value, pa.ChunkedArray):
+        return value.combine_chunks() if value.num_chunks != 1 else value.chunk(0)
+    return value
+
+
+def _condition(values: pa.Array, cond: ColumnCondition) -> pa.Array:
+    if cond.op == "equals":
+        return pc.equal(values, cond.values[0])
+    if cond.op == "in":
+        return pc.is_in(values, value_set=pa.array(cond.values, pa.string()))
+    if cond.op == "not_in":
+        return pc.invert(pc.fill_null(pc.is_in(values, value_set=pa.array(cond.values, pa.string())), False))
+    if cond.op == "regex":
+        return pc.match_substring_regex(values, cond.pattern)
+    present = pc.fill_null(pc.greater(pc.utf8_length(values), 0), False)
+    return present if cond.present else pc.invert(present)
+
+
+_AMOUNT = r"^-?\d+(\.\d+)?$"
+
+
+def _revenue(amount: pa.Array, currency: pa.Array) -> tuple[pa.Array, pa.Array]:
+    """Revenue amounts as decimal strings and ISO 4217 codes; both null unless both are valid."""
+    amount = pc.utf8_trim_whitespace(amount)
+    # 129.90 stays "129.90"; a float export's "1e3" or "" is not an amount.
+    ok_amount = pc.fill_null(pc.match_substring_regex(amount, _AMOUNT), False)
+    code = pc.utf8_upper(pc.utf8_trim_whitespace(currency))
+    ok_code = pc.fill_null(pc.match_substring_regex(code, r"^[A-Z]{3}$"), False)
+    ok = pc.and_(ok_amount, ok_code)
+    none = pa.scalar(None, pa.string())
+    return pc.if_else(ok, amount, none), pc.if_else(ok, code, none)

@@ -9,7 +9,8 @@ inflate every figure, so the importer filters them itself, under a reason per ki
 * ``monitoring``: uptime checkers and health probes (UptimeRobot, Pingdom, kube-probe...);
 * ``http_client``: HTTP libraries and command-line clients (curl, wget, python-requests,
   Go-http-client, okhttp...), which device-detector calls "library" clients;
-* ``bot``: crawlers, spiders, feed fetchers, link previewers, SEO and AI scrapers.
+* ``bot``: crawlers, spiders, feed fetchers, link previewers, SEO and AI scrapers, and
+  whatever the maintained CrawlerDetect list (the ``crawlerdetect`` package) calls a crawler.
 
 Classification runs once per distinct user agent (a log has few) and is cached across
 batches, then mapped back onto rows with Arrow, so its cost does not grow with row count.
@@ -17,6 +18,7 @@ batches, then mapped back onto rows with Arrow, so its cost does not grow with r
 
 from __future__ import annotations
 
+import hashlib
 import re
 
 import pyarrow as pa
@@ -82,6 +84,8 @@ def classify(user_agent: str | None) -> str | None:
     for reason, pattern in _CATEGORIES:
         if pattern.search(ua):
             return reason
+    if is_listed_crawler(ua):
+        return "bot"
     return None
 
 
@@ -107,3 +111,128 @@ class Classifier:
     @property
     def distinct_seen(self) -> int:
         return len(self._cache)
+
+
+# --- Crawler list maintained upstream -------------------------------------------------------
+# After our own categories, a user agent that looks like a browser is checked against the
+# crawler list of the ``crawlerdetect`` package (a port of the maintained CrawlerDetect
+# patterns): what it flags counts as ``bot``. It costs ~0.1 ms per distinct user agent.
+try:  # pragma: no branch - the package is a declared dependency
+    from crawlerdetect import CrawlerDetect as _CrawlerDetect
+except ImportError:  # pragma: no cover - a broken install falls back to our own list
+    _CrawlerDetect = None
+
+_crawler_detect = None
+
+
+def is_listed_crawler(user_agent: str) -> bool:
+    """True when the maintained CrawlerDetect list calls this user agent a crawler."""
+    global _crawler_detect
+    if _CrawlerDetect is None:
+        return False
+    if _crawler_detect is None:
+        _crawler_detect = _CrawlerDetect()
+    return bool(_crawler_detect.isCrawler(user_agent))
+
+
+# --- Synthetic visitors for exports without IPs or user agents ------------------------------
+
+SYNTHETIC_NETWORK = "2001:db8::/32"  # IPv6 documentation range: never routed, never geolocated
+
+
+def synthetic_ip(visitor_id: str) -> str:
+    """A stable address in 2001:db8::/32 for one source visitor id (same id, same address)."""
+    digest = hashlib.blake2b(visitor_id.encode("utf-8"), digest_size=12, person=b"plausible-imp").digest()
+    return "2001:db8:" + ":".join(digest[i:i + 2].hex() for i in range(0, 12, 2))
+
+
+_BROWSER_ALIASES = {
+    "chrome": "chrome", "ch": "chrome", "chrome mobile": "chrome", "chrome mobile ios": "chrome",
+    "chromium": "chrome", "google chrome": "chrome", "crios": "chrome",
+    "firefox": "firefox", "ff": "firefox", "firefox mobile": "firefox", "mozilla firefox": "firefox",
+    "safari": "safari", "sf": "safari", "mobile safari": "safari", "safari (in-app)": "safari",
+    "edge": "edge", "microsoft edge": "edge", "ps": "edge", "edg": "edge",
+    "opera": "opera", "op": "opera", "samsung internet": "samsung", "samsung browser": "samsung",
+    "samsungbrowser": "samsung", "sb": "samsung",
+}
+_OS_ALIASES = {
+    "windows": "windows", "win": "windows", "win32": "windows", "windows 10": "windows", "windows 11": "windows",
+    "macintosh": "macos", "mac": "macos", "macos": "macos", "mac os x": "macos", "mac os": "macos", "os x": "macos",
+    "linux": "linux", "lin": "linux", "ubuntu": "linux", "chrome os": "chromeos", "chromeos": "chromeos",
+    "cros": "chromeos", "android": "android", "and": "android", "ios": "ios", "iphone os": "ios",
+    "ipados": "ipados",
+}
+_DEVICE_ALIASES = {
+    "desktop": "desktop", "laptop": "desktop", "computer": "desktop", "pc": "desktop",
+    "mobile": "mobile", "smartphone": "mobile", "phone": "mobile", "tablet": "tablet",
+}
+_DEFAULT_VERSIONS = {"chrome": "120.0.0.0", "edge": "120.0.0.0", "opera": "106.0.0.0", "firefox": "121.0",
+                     "safari": "17.0", "samsung": "23.0"}
+_VERSION = re.compile(r"^\d+(\.\d+){0,3}$")
+
+
+def _norm(value: str | None, table: dict[str, str]) -> str | None:
+    if value is None:
+        return None
+    return table.get(value.strip().lower())
+
+
+def synthetic_user_agent(device: str | None = None, browser: str | None = None, browser_version: str | None = None,
+                         os: str | None = None, os_version: str | None = None) -> str:
+    """A browser User-Agent that device detection reads back as the given device, browser and OS.
+
+    Unknown or missing parts fall back to the most common choice (desktop, Chrome, Windows),
+    mobile devices to Android and tablets to iPadOS when the OS is unknown.
+    """
+    kind = _norm(device, _DEVICE_ALIASES)
+    brand = _norm(browser, _BROWSER_ALIASES) or ("safari" if _norm(os, _OS_ALIASES) in ("ios", "ipados", "macos")
+                                                    and browser is None else "chrome")
+    system = _norm(os, _OS_ALIASES)
+    if system is None:
+        system = {"mobile": "android", "tablet": "ipados"}.get(kind or "", "windows")
+    if kind is None:
+        kind = "mobile" if system in ("android", "ios") else "tablet" if system == "ipados" else "desktop"
+    if system == "ios" and kind == "tablet":
+        system = "ipados"
+    version = browser_version.strip() if browser_version and _VERSION.match(browser_version.strip()) else None
+    version = version or _DEFAULT_VERSIONS[brand]
+    if "." not in version:
+        version += ".0"
+    osv = os_version.strip() if os_version and _VERSION.match(os_version.strip()) else None
+    mobile = kind == "mobile"
+    if system in ("ios", "ipados"):
+        ios = (osv or "17.0").replace(".", "_")
+        platform = f"iPhone; CPU iPhone OS {ios} like Mac OS X" if system == "ios" else f"iPad; CPU OS {ios} like Mac OS X"
+        if brand == "chrome":
+            return (f"Mozilla/5.0 ({platform}) AppleWebKit/605.1.15 (KHTML, like Gecko) CriOS/{version} "
+                    "Mobile/15E148 Safari/604.1")
+        if brand == "firefox":
+            return (f"Mozilla/5.0 ({platform}) AppleWebKit/605.1.15 (KHTML, like Gecko) FxiOS/{version} "
+                    "Mobile/15E148 Safari/605.1.15")
+        safari = version if brand == "safari" else "17.0"
+        return (f"Mozilla/5.0 ({platform}) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/{safari} "
+                "Mobile/15E148 Safari/604.1")
+    if system == "android":
+        platform = f"Linux; Android {osv or '14'}" + ("; K" if mobile else "")
+        if brand == "firefox":
+            return f"Mozilla/5.0 (Android {osv or '14'}; {'Mobile' if mobile else 'Tablet'}; rv:{version}) Gecko/{version} Firefox/{version}"
+        tail = "Mobile Safari/537.36" if mobile else "Safari/537.36"
+        if brand == "samsung":
+            return f"Mozilla/5.0 ({platform}) AppleWebKit/537.36 (KHTML, like Gecko) SamsungBrowser/{version} Chrome/120.0.0.0 {tail}"
+        return f"Mozilla/5.0 ({platform}) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/{version} {tail}"
+    platform = {
+        "windows": "Windows NT 10.0; Win64; x64",
+        "macos": "Macintosh; Intel Mac OS X 10_15_7",
+        "linux": "X11; Linux x86_64",
+        "chromeos": "X11; CrOS x86_64 14541.0.0",
+    }[system]
+    if brand == "firefox":
+        return f"Mozilla/5.0 ({platform}; rv:{version}) Gecko/20100101 Firefox/{version}"
+    if brand == "safari" and system == "macos":
+        return f"Mozilla/5.0 ({platform}) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/{version} Safari/605.1.15"
+    chrome = f"Mozilla/5.0 ({platform}) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/{{}} Safari/537.36"
+    if brand == "edge":
+        return chrome.format("120.0.0.0") + f" Edg/{version}"
+    if brand == "opera":
+        return chrome.format("120.0.0.0") + f" OPR/{version}"
+    return chrome.format(version if brand == "chrome" else "120.0.0.0")

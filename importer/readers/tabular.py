@@ -1,13 +1,25 @@
-"""CSV and Parquet exports, turned canonical through a column map from the mapping file.
+"""CSV, Parquet and NDJSON exports, turned canonical through a column map from the mapping file.
 
 Exports name their columns freely (``created_at``, ``page_url``, ``client_ip``...), so the
 mapping file's ``[input.columns]`` table says which source column feeds which canonical one.
 A source column holding a full URL may feed ``url``: it is split into host, path and query.
+
+Beyond the canonical columns, a map may keep **extra columns** for the mapping rules
+(``[input.extra]``: an event name, a visitor id, device fields...), and may unpack one
+**parameter bag** (``[input.params]``): GA4's repeated ``event_params`` records, a column of
+JSON objects (PostHog's ``properties``, a JSON aggregate of Umami's ``event_data``) or a
+struct column. Chosen keys become columns of their own; the whole bag (minus excluded keys)
+can be kept as one ``list<struct<key, value>>`` column that rules turn into props.
+
+A source column is named as it appears in the file; a dotted name (``device.web_info.browser``)
+walks into nested records when no column has that exact name.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import io
+import json
 import zoneinfo
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -17,6 +29,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
+import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
 from .. import schema
@@ -27,19 +40,42 @@ from .clf import normalise_hosts
 # Canonical columns a map may feed, plus "url", which is split into host/path/query.
 MAPPABLE = tuple(c for c in schema.COLUMNS if c not in ("source_file", "source_line")) + ("url",)
 TIMESTAMP_FORMATS = ("iso", "unix_s", "unix_ms", "unix_us")
+INPUT_FORMATS = ("csv", "parquet", "ndjson")
+
+# The type of a parameter bag column: key -> value, both strings.
+BAG_TYPE = pa.list_(pa.struct([pa.field("key", pa.string()), pa.field("value", pa.string())]))
 
 ROWS_PER_BATCH = 65_536
 
 
 @dataclass(frozen=True)
+class ParamsSpec:
+    """One parameter bag to unpack (the ``[input.params]`` table of a mapping)."""
+
+    column: str
+    keys: tuple[str, ...] = ()  # each becomes an extra column named after the key
+    bag: str | None = None  # name of the extra column holding all params (minus exclusions)
+    exclude: frozenset[str] = frozenset()
+    exclude_prefixes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class ColumnMap:
-    """How an export's columns become canonical ones (the ``[input]`` table of a mapping)."""
+    """How an export's columns become canonical ones (the ``[input]`` table of a mapping).
+
+    ``format`` is ``"auto"`` (by file extension), ``"csv"``, ``"parquet"`` or ``"ndjson"``.
+    """
 
     columns: dict[str, str]
-    format: str | None = None  # "csv" | "parquet" | None (by file extension)
+    format: str | None = "auto"
     timestamp_format: str = "iso"
     timezone: str = "UTC"
     constants: dict[str, str] = field(default_factory=dict)
+    extra: dict[str, str] = field(default_factory=dict)  # extra column name -> source column
+    params: ParamsSpec | None = None
+    delimiter: str | None = None  # CSV: by default "," (or tab when the header has more tabs)
+    quote: bool = True  # CSV: honour double quotes
+    header: tuple[str, ...] = ()  # CSV without a header line: the column names, in order
 
     def __post_init__(self):
         unknown = set(self.columns) - set(MAPPABLE)
@@ -47,10 +83,33 @@ class ColumnMap:
             raise ValueError(f"unknown canonical column(s) {sorted(unknown)}; known: {', '.join(MAPPABLE)}")
         if "timestamp" not in self.columns:
             raise ValueError("a column map needs a 'timestamp' column")
+        clash = (set(self.extra) | set(self.param_columns)) & set(schema.COLUMNS)
+        if clash:
+            raise ValueError(f"extra column name(s) {sorted(clash)} are canonical names; choose others")
+
+    @property
+    def param_columns(self) -> tuple[str, ...]:
+        if self.params is None:
+            return ()
+        return self.params.keys + ((self.params.bag,) if self.params.bag else ())
+
+    @property
+    def extra_names(self) -> tuple[str, ...]:
+        """Names of the extra columns the reader appends, in order."""
+        return tuple(self.extra) + tuple(k for k in self.param_columns if k not in self.extra)
+
+    def source_columns(self) -> set[str]:
+        """Source column names (dotted paths included) the map reads directly from the file."""
+        params_made = set(self.params.keys) if self.params else set()
+        wanted = {c for c in self.columns.values() if c not in params_made}
+        wanted |= {c for c in self.extra.values() if c not in params_made}
+        if self.params:
+            wanted.add(self.params.column)
+        return wanted
 
 
 def format_for(source: Source, column_map: ColumnMap) -> str:
-    if column_map.format:
+    if column_map.format and column_map.format != "auto":
         return column_map.format
     name = source.name.lower()
     for suffix in (".gz", ".bz2", ".xz", ".zst"):
@@ -59,7 +118,11 @@ def format_for(source: Source, column_map: ColumnMap) -> str:
         return "parquet"
     if name.endswith(".csv") or name.endswith(".tsv"):
         return "csv"
-    raise FormatError(f"{source.name}: cannot tell CSV from Parquet by its name; set input.format in the mapping")
+    if name.endswith((".jsonl", ".ndjson", ".json")):
+        return "ndjson"
+    raise FormatError(
+        f"{source.name}: cannot tell CSV, Parquet or NDJSON by its name; set input.format in the mapping"
+    )
 
 
 class TabularReader:
@@ -74,11 +137,14 @@ class TabularReader:
             yield from self._read_parquet(source)
         elif fmt == "csv":
             yield from self._read_csv(source)
+        elif fmt == "ndjson":
+            yield from self._read_ndjson(source)
         else:
-            raise FormatError(f"unknown input format {fmt!r}; use 'csv' or 'parquet'")
+            raise FormatError(f"unknown input format {fmt!r}; use one of {', '.join(INPUT_FORMATS)}")
 
-    def _check_columns(self, source: Source, available: list[str]) -> None:
-        missing = [c for c in set(self.column_map.columns.values()) if c not in available]
+    def _check_columns(self, source: Source, available: list[str], schema_: pa.Schema | None = None) -> None:
+        missing = [c for c in sorted(self.column_map.source_columns())
+                   if c not in available and not _path_in_schema(c, schema_)]
         if missing:
             raise FormatError(
                 f"{source.name}: column(s) {', '.join(sorted(missing))} named in the mapping's "
@@ -89,8 +155,9 @@ class TabularReader:
         if source.path is None:
             raise FormatError("Parquet cannot be read from stdin; give a file path")
         parquet = pq.ParquetFile(source.path)
-        self._check_columns(source, parquet.schema_arrow.names)
-        wanted = sorted(set(self.column_map.columns.values()))
+        self._check_columns(source, parquet.schema_arrow.names, parquet.schema_arrow)
+        names = parquet.schema_arrow.names
+        wanted = sorted({c if c in names else c.split(".")[0] for c in self.column_map.source_columns()})
         first_row = 1
         size = source.size or 0
         total_rows = parquet.metadata.num_rows or 1
@@ -101,25 +168,52 @@ class TabularReader:
             batch.position = int(size * min(1.0, (first_row - 1) / total_rows))
             yield batch
 
+    def _read_ndjson(self, source: Source) -> Iterator[Batch]:
+        # pyarrow's JSON reader infers one schema for the whole file (a field that first
+        # appears late is still found), so the file is parsed at once and then sliced.
+        opened = open_source(source)
+        try:
+            table = pajson.read_json(opened.stream, read_options=pajson.ReadOptions(block_size=16 << 20))
+        except pa.ArrowInvalid as exc:
+            raise FormatError(f"{source.name}: not readable as newline-delimited JSON: {exc}") from None
+        finally:
+            if source.path is not None:
+                opened.raw.close()
+        self._check_columns(source, table.column_names, table.schema)
+        first_row = 1
+        size = source.size or 0
+        total = table.num_rows or 1
+        for start in range(0, table.num_rows, ROWS_PER_BATCH):
+            part = table.slice(start, ROWS_PER_BATCH)
+            batch = self._convert(part, source, first_row, header_lines=0)
+            first_row += part.num_rows
+            batch.position = int(size * min(1.0, (first_row - 1) / total))
+            yield batch
+
     def _read_csv(self, source: Source) -> Iterator[Batch]:
         opened = open_source(source)
+        cmap = self.column_map
         try:
             head = opened.stream.peek(1 << 16) if hasattr(opened.stream, "peek") else b""
             delimiter = "\t" if source.name.lower().rstrip(".gz").endswith(".tsv") else ","
             if head and head.split(b"\n", 1)[0].count(b"\t") > head.split(b"\n", 1)[0].count(b","):
                 delimiter = "\t"
+            delimiter = cmap.delimiter or delimiter
+            wanted = sorted(cmap.source_columns())
             malformed: list = []
             reader = pacsv.open_csv(
                 opened.stream,
-                read_options=pacsv.ReadOptions(block_size=4 << 20, use_threads=False),
+                read_options=pacsv.ReadOptions(block_size=4 << 20, use_threads=False,
+                                               column_names=list(cmap.header) or None),
                 parse_options=pacsv.ParseOptions(
                     delimiter=delimiter,
-                    newlines_in_values=True,
+                    quote_char='"' if cmap.quote else False,
+                    newlines_in_values=cmap.quote,
                     invalid_row_handler=lambda row: malformed.append(row) or "skip",
                 ),
                 convert_options=pacsv.ConvertOptions(
-                    column_types={c: pa.string() for c in self.column_map.columns.values()},
-                    include_columns=sorted(set(self.column_map.columns.values())),
+                    column_types={c: pa.string() for c in wanted},
+                    include_columns=wanted,
                     include_missing_columns=True,
                     strings_can_be_null=False,
                 ),
@@ -129,7 +223,7 @@ class TabularReader:
             seen_malformed = 0
             for record_batch in reader:
                 table = pa.Table.from_batches([record_batch])
-                batch = self._convert(table, source, first_row)
+                batch = self._convert(table, source, first_row, header_lines=0 if cmap.header else 1)
                 # Row numbers are data rows; line = row + 1 because of the header line.
                 new = malformed[seen_malformed:]
                 seen_malformed = len(malformed)
@@ -148,10 +242,20 @@ class TabularReader:
             if source.path is not None:
                 opened.raw.close()
 
-    def _convert(self, table: pa.Table, source: Source, first_row: int) -> Batch:
+    def _convert(self, table: pa.Table, source: Source, first_row: int, header_lines: int = 1) -> Batch:
         n = table.num_rows
         cmap = self.column_map.columns
-        get = lambda name: table.column(cmap[name]).combine_chunks() if name in cmap else None  # noqa: E731
+        made: dict[str, pa.Array] = {}
+        if self.column_map.params is not None:
+            made = unpack_params(column_at(table, self.column_map.params.column), self.column_map.params)
+
+        def source_column(path: str) -> pa.Array:
+            if path in made:
+                return made[path]
+            value = column_at(table, path)
+            return value if value is not None else pa.nulls(n, pa.string())
+
+        get = lambda name: source_column(cmap[name]) if name in cmap else None  # noqa: E731
         columns: dict[str, pa.Array] = {}
         timestamp = to_utc_timestamps(get("timestamp"), self.column_map.timestamp_format, self.column_map.timezone)
         columns["timestamp"] = timestamp
@@ -173,10 +277,16 @@ class TabularReader:
                 columns.setdefault(key, parts[key])
         for name, value in self.column_map.constants.items():
             columns[name] = pa.array([value] * n, type=schema.CANONICAL_SCHEMA.field(name).type)
-        line_numbers = np.arange(first_row + 1, first_row + 1 + n, dtype=np.int64)
+        line_numbers = np.arange(first_row + header_lines, first_row + header_lines + n, dtype=np.int64)
         columns["source_file"] = repeat_string(source.name, n)
         columns["source_line"] = pa.array(line_numbers)
-        out = schema.conform(columns, n)
+        extra: dict[str, pa.Array] = {}
+        for name, path in self.column_map.extra.items():
+            extra[name] = as_text(source_column(path))
+        for name in self.column_map.param_columns:
+            if name not in extra:
+                extra[name] = made[name]
+        out = schema.conform(columns, n, extra=extra)
         valid = pc.is_valid(timestamp)
         rejected: list[Rejected] = []
         if not pc.all(valid).as_py():
@@ -185,6 +295,161 @@ class TabularReader:
                 rejected.append(Rejected(source.name, int(line_numbers[i]), f"unparseable time {raw[i]!r}", ""))
             out = out.filter(valid)
         return Batch(table=out, rows_read=n, rejected=rejected)
+
+
+def _path_in_schema(path: str, schema_: pa.Schema | None) -> bool:
+    if schema_ is None or "." not in path:
+        return False
+    parts = path.split(".")
+    if parts[0] not in schema_.names:
+        return False
+    type_ = schema_.field(parts[0]).type
+    for part in parts[1:]:
+        if not pa.types.is_struct(type_) or type_.get_field_index(part) < 0:
+            return False
+        type_ = type_.field(part).type
+    return True
+
+
+def column_at(table: pa.Table, path: str) -> pa.Array | None:
+    """A source column by name, or by a dotted path into struct columns; None if absent."""
+    if path in table.column_names:
+        return table.column(path).combine_chunks()
+    parts = path.split(".")
+    if parts[0] not in table.column_names:
+        return None
+    value = table.column(parts[0]).combine_chunks()
+    for part in parts[1:]:
+        if not pa.types.is_struct(value.type) or value.type.get_field_index(part) < 0:
+            return None
+        value = pc.struct_field(value, part)
+    return value
+
+
+def as_text(values: pa.Array) -> pa.Array:
+    """Any scalar column as strings (missing-value tokens become null); nested ones as JSON."""
+    t = values.type
+    if pa.types.is_string(t):
+        return schema.null_if_missing(values)
+    if pa.types.is_large_string(t) or pa.types.is_dictionary(t):
+        return schema.null_if_missing(values.cast(pa.string()))
+    if pa.types.is_null(t):
+        return pa.nulls(len(values), pa.string())
+    if pa.types.is_nested(t):
+        return pa.array([None if v is None else json.dumps(v, default=str, ensure_ascii=False)
+                         for v in values.to_pylist()], pa.string())
+    return values.cast(pa.string())
+
+
+def _param_values(values: pa.Array) -> pa.Array:
+    """GA4's value record {string_value, int_value, float_value, double_value} -> one string."""
+    if not pa.types.is_struct(values.type):
+        return as_text(values)
+    slots = [as_text(pc.struct_field(values, f.name)) for f in values.type]
+    return pc.coalesce(*slots) if len(slots) > 1 else slots[0]
+
+
+def _elements_from_fields(fields: dict[str, pa.Array], n: int) -> tuple[np.ndarray, pa.Array, pa.Array]:
+    """Per-row fields (one array per key) -> (parent row, key, value) elements, row-major."""
+    parents, keys, values = [], [], []
+    for key, value in fields.items():
+        text = as_text(value)
+        valid = pc.is_valid(text).to_numpy(zero_copy_only=False)
+        rows = np.flatnonzero(valid)
+        parents.append(rows)
+        keys.append(repeat_string(key, len(rows)))
+        values.append(text.filter(pa.array(valid)))
+    if not parents:
+        return np.zeros(0, np.int64), pa.array([], pa.string()), pa.array([], pa.string())
+    parent = np.concatenate(parents)
+    order = np.argsort(parent, kind="stable")
+    key = pa.concat_arrays(keys).take(pa.array(order))
+    value = pa.concat_arrays(values).take(pa.array(order))
+    return parent[order], key, value
+
+
+def _json_objects(texts: pa.Array) -> tuple[np.ndarray, pa.Array, pa.Array]:
+    """A column of JSON object strings -> (parent row, key, value) elements.
+
+    Fast path: pyarrow's JSON reader on the whole column at once. A column whose keys change
+    type between rows (a number here, a string there) is decoded row by row instead.
+    """
+    n = len(texts)
+    texts = as_text(texts)
+    filled = pc.fill_null(pc.replace_substring_regex(texts, r"^\s*$", "{}"), "{}")
+    data = "\n".join(filled.to_pylist()).encode("utf-8") if n else b""
+    try:
+        parsed = pajson.read_json(io.BytesIO(data), read_options=pajson.ReadOptions(block_size=max(1 << 20, len(data) + 1)))
+        if parsed.num_rows != n:
+            raise pa.ArrowInvalid("row count changed")
+        fields = {name: parsed.column(name).combine_chunks() for name in parsed.column_names}
+        return _elements_from_fields(fields, n)
+    except pa.ArrowInvalid:
+        pass
+    parents, keys, values = [], [], []
+    for row, text in enumerate(filled.to_pylist()):
+        try:
+            obj = json.loads(text)
+        except ValueError:
+            continue
+        if not isinstance(obj, dict):
+            continue
+        for key, value in obj.items():
+            if value is None:
+                continue
+            parents.append(row)
+            keys.append(str(key))
+            if isinstance(value, bool):
+                values.append("true" if value else "false")
+            elif isinstance(value, (dict, list)):
+                values.append(json.dumps(value, ensure_ascii=False))
+            else:
+                values.append(str(value))
+    return np.array(parents, np.int64), pa.array(keys, pa.string()), pa.array(values, pa.string())
+
+
+def unpack_params(column: pa.Array | None, spec: ParamsSpec) -> dict[str, pa.Array]:
+    """A parameter bag column -> one string column per wanted key, plus the bag itself.
+
+    The bag column may be a list of {key, value} records (GA4 ``event_params``; the value
+    may be GA4's record of typed slots), a struct, or JSON object strings.
+    """
+    if column is None:
+        return {}
+    n = len(column)
+    t = column.type
+    if pa.types.is_list(t) or pa.types.is_large_list(t):
+        flat = pc.list_flatten(column)
+        parent = pc.list_parent_indices(column).to_numpy(zero_copy_only=False).astype(np.int64)
+        key = as_text(pc.struct_field(flat, "key")) if pa.types.is_struct(flat.type) else pa.nulls(len(flat), pa.string())
+        value = _param_values(pc.struct_field(flat, "value")) if pa.types.is_struct(flat.type) else as_text(flat)
+    elif pa.types.is_struct(t):
+        parent, key, value = _elements_from_fields({f.name: pc.struct_field(column, f.name) for f in t}, n)
+    else:
+        parent, key, value = _json_objects(column)
+    out: dict[str, pa.Array] = {}
+    for wanted in spec.keys:
+        hit = pc.fill_null(pc.equal(key, wanted), False)
+        rows = parent[hit.to_numpy(zero_copy_only=False)]
+        picked = value.filter(hit)
+        # Last one wins if a key repeats within a row; scatter values onto their rows.
+        index = np.full(n, -1, np.int64)
+        index[rows] = np.arange(len(rows))
+        take = pa.array(index, mask=index < 0)
+        out[wanted] = picked.take(take) if len(picked) else pa.nulls(n, pa.string())
+    if spec.bag:
+        keep = pc.and_(pc.is_valid(key), pc.is_valid(value))
+        if spec.exclude:
+            keep = pc.and_(keep, pc.invert(pc.is_in(key, value_set=pa.array(sorted(spec.exclude), pa.string()))))
+        for prefix in spec.exclude_prefixes:
+            keep = pc.and_(keep, pc.invert(pc.fill_null(pc.starts_with(key, prefix), False)))
+        keep = pc.fill_null(keep, False)
+        kept_parent = parent[keep.to_numpy(zero_copy_only=False)]
+        offsets = np.zeros(n + 1, np.int32)
+        np.cumsum(np.bincount(kept_parent, minlength=n), out=offsets[1:])
+        items = pa.StructArray.from_arrays([key.filter(keep), value.filter(keep)], fields=list(BAG_TYPE.value_type))
+        out[spec.bag] = pa.ListArray.from_arrays(pa.array(offsets), items, type=BAG_TYPE)
+    return out
 
 
 def _to_int(values: pa.Array, type_: pa.DataType) -> pa.Array:

@@ -374,6 +374,10 @@ class HttpSender:
             body["referrer"] = event["referrer"]
         if event["props"]:
             body["props"] = json.loads(event["props"])
+        if event.get("revenue_amount") and event.get("revenue_currency"):
+            body["revenue"] = {"amount": event["revenue_amount"], "currency": event["revenue_currency"]}
+        if event.get("interactive") is False:
+            body["interactive"] = False
         return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
     @staticmethod
