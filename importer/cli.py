@@ -1,7 +1,8 @@
 """The ``plausible-import`` command: a thin shell over the library API.
 
 Exit codes: 0 every event settled as accepted or dropped (or a clean dry run); 1 some events
-were rejected or failed, or an input was skipped; 2 a usage or configuration error.
+were rejected or failed, or an input was skipped; 2 a usage or configuration error; 130 / 143
+interrupted by SIGINT / SIGTERM (state saved, in-flight requests drained).
 """
 
 from __future__ import annotations
@@ -15,11 +16,12 @@ import typer
 
 from . import __version__, resources
 from .mapping import MappingError
-from .pipeline import DEFAULT_REJECTS, ConfigError, send
+from .pipeline import DEFAULT_FAILED, DEFAULT_REJECTS, ConfigError, send
 from .readers import LOG_FORMATS
 from .receiver import Faults, Receiver
 from .report import Report
 from .sinks.http import DEFAULT_ENDPOINT
+from .state import default_state_path
 
 app = typer.Typer(
     help="Move web traffic you already have (access logs, analytics exports) into Plausible Analytics.",
@@ -35,6 +37,8 @@ def _fail(message: str) -> None:
 
 
 def _exit_code(report: Report) -> int:
+    if report.interrupted is not None:
+        return 128 + int(report.interrupted)
     if report.rejected or report.failed or report.skipped_sources:
         return 1
     return 0
@@ -71,8 +75,18 @@ def send_command(
     ),
     timeout: float = typer.Option(10.0, help="Seconds to wait for each answer."),
     max_attempts: int = typer.Option(5, help="Tries per event on errors worth retrying."),
+    state: Optional[Path] = typer.Option(
+        None, "--state", help="Checkpoint file (SQLite) for resume [default: $XDG_STATE_HOME/plausible-import/"
+        "state.sqlite, or ~/.local/state/...; $PLAUSIBLE_IMPORT_STATE overrides]."),
+    no_state: bool = typer.Option(False, "--no-state", help="Keep no checkpoint: send everything given."),
+    failed: Path = typer.Option(DEFAULT_FAILED, "--failed", help="JSON lines of events that failed, with the last error."),
+    retry_dropped: int = typer.Option(0, "--retry-dropped", help="Send an event answered as dropped up to N more times."),
+    max_retry_time: float = typer.Option(300.0, "--max-retry-time", help="Seconds to keep retrying one event."),
+    pace: str = typer.Option("asap", "--pace", help="asap, realtime (original gaps), or a speed-up factor such as 10."),
+    drain_timeout: float = typer.Option(10.0, "--drain-timeout", help="On Ctrl-C/SIGTERM, seconds to let in-flight requests finish."),
 ) -> None:
     """Read logs or exports, map rows to events, and replay them to /api/event."""
+    state_path = None if (no_state or dry_run) else (state or default_state_path())
     try:
         result = send(
             sources,
@@ -89,6 +103,12 @@ def send_command(
             log_format=log_format,
             timeout_s=timeout,
             max_attempts=max_attempts,
+            failed_path=failed,
+            state=state_path,
+            retry_dropped=retry_dropped,
+            max_retry_s=max_retry_time,
+            pace=pace,
+            drain_s=drain_timeout,
         )
     except (ConfigError, MappingError) as exc:
         _fail(str(exc))

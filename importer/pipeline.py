@@ -24,10 +24,12 @@ from .progress import Progress
 from .readers import FormatError, reader_for
 from .report import INVALID_SAMPLES, RejectsFile, Report
 from .sinks.dryrun import DryRunWriter
-from .sinks.http import DEFAULT_ENDPOINT, HttpSender, SendOptions
+from .sinks.http import DEFAULT_ENDPOINT, HttpSender, SendOptions, parse_pace
 from .sources import Source, SourceError, expand
+from .state import Resume, StateStore
 
 DEFAULT_REJECTS = Path("plausible-import.rejects.jsonl")
+DEFAULT_FAILED = Path("plausible-import.failed.jsonl")
 
 
 class ConfigError(Exception):
@@ -49,13 +51,19 @@ def read_events(
     *,
     log_format: str | None = None,
     progress: Progress | None = None,
+    resume: Resume | None = None,
 ) -> Iterator[pa.Table]:
-    """Read every source and yield event batches, keeping the report's row accounting."""
+    """Read every source and yield event batches, keeping the report's row accounting.
+
+    With ``resume`` (a state file), rows already settled by an earlier run are left out.
+    """
     column_map = mapper.mapping.column_map
     for source in sources:
         try:
             reader = reader_for(source, log_format=log_format, column_map=column_map)
             batches = reader.read(source)
+            if resume is not None:
+                batches = resume.batches(source, batches)
             for batch in batches:
                 report.rows_read += batch.rows_read
                 report.rows_invalid += len(batch.rejected)
@@ -122,6 +130,12 @@ def send(
     timeout_s: float = 10.0,
     max_attempts: int = 5,
     stderr: TextIO | None = None,
+    failed_path: str | Path | None = DEFAULT_FAILED,
+    state: str | Path | None = None,
+    retry_dropped: int = 0,
+    max_retry_s: float = 300.0,
+    pace: str | float = "asap",
+    drain_s: float = 10.0,
 ) -> Report:
     """Read ``inputs``, map rows to events and send them (or, with ``dry_run``, write them).
 
@@ -145,11 +159,28 @@ def send(
         raise ConfigError(str(exc)) from None
     if not sources:
         raise ConfigError("no input given")
+    try:
+        pace_factor = parse_pace(pace)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    if retry_dropped < 0 or max_attempts < 1:
+        raise ConfigError("--max-attempts must be at least 1 and --retry-dropped at least 0")
     report = Report(dry_run=dry_run)
+    resume = None
+    if state is not None and not dry_run:
+        # Settled rows are known per endpoint and domain: another site is another job.
+        try:
+            resume = Resume(StateStore(Path(state), scope=f"{endpoint} {domain}"))
+        except Exception as exc:  # noqa: BLE001 - sqlite3 and OS errors alike
+            raise ConfigError(f"--state {state}: cannot open the state file ({exc})") from None
+        sources = resume.plan(sources)
+        report.state_path = str(state)
     rejects = RejectsFile(Path(rejects_path) if rejects_path else None)
+    failed = RejectsFile(Path(failed_path) if failed_path else None)
     total_bytes = sum(s.size or 0 for s in sources) or None
     bar = Progress(progress, total_bytes, events_label="events written" if dry_run else "events sent", stream=stderr)
-    events = read_events(sources, Mapper(loaded, domain), report, rejects, log_format=log_format, progress=bar)
+    events = read_events(sources, Mapper(loaded, domain), report, rejects, log_format=log_format, progress=bar,
+                         resume=resume)
     try:
         if dry_run:
             DryRunWriter(Path(output) if output else None, on_settled=bar.settled).run(events)
@@ -160,14 +191,25 @@ def send(
                     bar.write(message)
 
             options = SendOptions(endpoint=endpoint, rate=rate, concurrency=concurrency,
-                                  timeout_s=timeout_s, max_attempts=max_attempts)
-            sender = HttpSender(options, report, rejects, on_settled=bar.settled, on_first_batch=warn_once)
+                                  timeout_s=timeout_s, max_attempts=max_attempts, max_retry_s=max_retry_s,
+                                  retry_dropped=retry_dropped, pace=pace_factor, drain_s=drain_s)
+            report.window = options.window
+            sender = HttpSender(options, report, rejects, on_settled=bar.settled, on_first_batch=warn_once,
+                                failed=failed, ledger=resume.ledger if resume else None)
             sender.run(events)
+            report.interrupted = sender.interrupted
             if sender.fatal:
                 report.notices.append(sender.fatal)
     finally:
         bar.close()
         rejects.close()
+        failed.close()
+        if failed.count:
+            report.failed_path = str(failed.path)
+        if resume is not None:
+            report.rows_skipped = resume.rows_skipped
+            report.files_skipped = resume.files_skipped
+            resume.store.close()
         report.duration_s = time.monotonic() - started
         if rejects.count:
             report.rejects_path = str(rejects.path)

@@ -56,6 +56,13 @@ class Report:
     rejects_path: str | None = None
     oldest: Any = None
     newest: Any = None
+    # Sending: the failed file, the state file, what resume skipped, how the run ended.
+    failed_path: str | None = None
+    state_path: str | None = None
+    window: int | None = None  # the most events undecided at once (re-sent at most after a crash)
+    rows_skipped: int = 0
+    files_skipped: list[str] = field(default_factory=list)
+    interrupted: int | None = None  # signal number
 
     def as_dict(self) -> dict:
         return {
@@ -110,6 +117,16 @@ class Report:
         add("duration", f"{self.duration_s:.1f} s")
         if self.rejects_path:
             add("rejects file", self.rejects_path)
+        if self.failed_path:
+            add("failed file", self.failed_path)
+        if self.state_path:
+            add("state file", self.state_path)
+            add("rows skipped (sent before)", self.rows_skipped)
+            add("files skipped", len(self.files_skipped))
+        if self.window is not None:
+            add("in-flight window", f"{self.window:,} events (a crash re-sends at most these)")
+        if self.interrupted is not None:
+            add("interrupted", f"by signal {self.interrupted}; state saved, in-flight events drained")
         width = max(len(label) for label, _ in rows)
         lines = [f"{label.ljust(width)}  {value}" for label, value in rows]
         rule = "-" * max(len(line) for line in lines)

@@ -236,7 +236,7 @@ class Ledger:
 
     def __init__(self, store: StateStore | None = None, files: dict[str, FileState] | None = None):
         self.store = store
-        self.files = files or {}
+        self.files = files if files is not None else {}
         self._entries: collections.deque = collections.deque()
         self._posted: list[Mark] = []
         self._posted_lock = threading.Lock()

@@ -38,6 +38,13 @@ def write_log(path: Path, lines: list[str], compress: bool = False, newline: str
     return path
 
 
+@pytest.fixture(autouse=True)
+def _private_state_dir(tmp_path, monkeypatch):
+    """`send` keeps a checkpoint under $XDG_STATE_HOME by default: never the real one in tests."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg-state"))
+    monkeypatch.delenv("PLAUSIBLE_IMPORT_STATE", raising=False)
+
+
 @pytest.fixture
 def receiver(tmp_path) -> Iterator[Receiver]:
     """A Plausible-compatible receiver on a free loopback port, recording to a file."""
