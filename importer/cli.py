@@ -73,6 +73,10 @@ def send_command(
     log_format: Optional[str] = typer.Option(
         None, "--format", help=f"Log format instead of detecting it: {', '.join(LOG_FORMATS)}."
     ),
+    custom_format: Optional[str] = typer.Option(
+        None, "--log-format", help="Your server's nginx log_format or Apache LogFormat string, compiled into a parser."
+    ),
+    timezone: str = typer.Option("UTC", "--timezone", help="IANA zone for log times written without one."),
     timeout: float = typer.Option(10.0, help="Seconds to wait for each answer."),
     max_attempts: int = typer.Option(5, help="Tries per event on errors worth retrying."),
     state: Optional[Path] = typer.Option(
@@ -109,6 +113,8 @@ def send_command(
             max_retry_s=max_retry_time,
             pace=pace,
             drain_s=drain_timeout,
+            timezone=timezone,
+            custom_format=custom_format,
         )
     except (ConfigError, MappingError) as exc:
         _fail(str(exc))
@@ -179,6 +185,7 @@ def demo_command(
 # Commands that live in their own modules register themselves on ``app`` when imported.
 # Add one import per module here (modules named importer/cli_<topic>.py).
 from . import cli_backfill  # noqa: E402,F401  (backfill)
+from . import cli_formats  # noqa: E402,F401  (formats, preview)
 
 
 def run() -> None:  # pragma: no cover - console script entry point

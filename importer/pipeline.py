@@ -52,6 +52,8 @@ def read_events(
     log_format: str | None = None,
     progress: Progress | None = None,
     resume: Resume | None = None,
+    custom_format: str | None = None,
+    timezone: str = "UTC",
 ) -> Iterator[pa.Table]:
     """Read every source and yield event batches, keeping the report's row accounting.
 
@@ -60,7 +62,9 @@ def read_events(
     column_map = mapper.mapping.column_map
     for source in sources:
         try:
-            reader = reader_for(source, log_format=log_format, column_map=column_map)
+            file_invalid = 0
+            reader = reader_for(source, log_format=log_format, column_map=column_map,
+                                custom_format=custom_format, timezone=timezone)
             batches = reader.read(source)
             if resume is not None:
                 batches = resume.batches(source, batches)
@@ -69,8 +73,10 @@ def read_events(
                 report.rows_invalid += len(batch.rejected)
                 for rejected in batch.rejected:
                     rejects.write(rejected.as_record())
-                    if len(report.invalid_samples) < INVALID_SAMPLES:
-                        report.invalid_samples.append(f"{rejected.file}:{rejected.line}: {rejected.reason}")
+                    file_invalid += 1
+                    if file_invalid <= INVALID_SAMPLES:  # the first few bad lines of each file, quoted
+                        report.invalid_samples.append(
+                            f"{rejected.file}:{rejected.line}: {rejected.reason}: {rejected.text[:160]!r}")
                 for notice in batch.notices:
                     rejects.write(notice.as_record())
                     report.notices.append(f"{notice.file}: {notice.reason} (after line {notice.line - 1})")
@@ -91,12 +97,28 @@ def read_events(
                     progress.rows_read(batch.rows_read, batch.position)
                     progress.events_built(events.num_rows)
                 yield events
-            report.sources.append((source.name, reader.name))
+            report.sources.append((source.name, reader.name + (f", {file_invalid:,} bad lines" if file_invalid else "")))
         except FormatError as exc:
             report.skipped_sources.append(f"{source.name}: {exc}")
             rejects.write({"stage": "read", "file": source.name, "line": None, "reason": str(exc), "text": ""})
         if progress is not None:
             progress.next_source()
+
+
+def check_log_options(log_format: str | None, custom_format: str | None, timezone: str) -> None:
+    """Fail early (ConfigError) on a bad --format, --log-format or --timezone."""
+    from .readers import check_timezone, compile_format, format_named
+
+    try:
+        check_timezone(timezone)
+        if log_format is not None and custom_format is not None:
+            raise ConfigError("give either --format (a name) or --log-format (your server's format string), not both")
+        if log_format is not None:
+            format_named(log_format)
+        if custom_format is not None:
+            compile_format(custom_format)
+    except (ValueError, FormatError) as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def time_warning(events: pa.Table, now: dt.datetime | None = None) -> str | None:
@@ -136,6 +158,8 @@ def send(
     max_retry_s: float = 300.0,
     pace: str | float = "asap",
     drain_s: float = 10.0,
+    timezone: str = "UTC",
+    custom_format: str | None = None,
 ) -> Report:
     """Read ``inputs``, map rows to events and send them (or, with ``dry_run``, write them).
 
@@ -153,6 +177,7 @@ def send(
         raise ConfigError("--concurrency must be at least 1")
     if output is not None and not dry_run:
         raise ConfigError("--output writes the events of a dry run; add --dry-run")
+    check_log_options(log_format, custom_format, timezone)
     try:
         sources = expand([str(i) for i in inputs])
     except SourceError as exc:
@@ -180,7 +205,7 @@ def send(
     total_bytes = sum(s.size or 0 for s in sources) or None
     bar = Progress(progress, total_bytes, events_label="events written" if dry_run else "events sent", stream=stderr)
     events = read_events(sources, Mapper(loaded, domain), report, rejects, log_format=log_format, progress=bar,
-                         resume=resume)
+                         resume=resume, custom_format=custom_format, timezone=timezone)
     try:
         if dry_run:
             DryRunWriter(Path(output) if output else None, on_settled=bar.settled).run(events)
