@@ -17,11 +17,13 @@ from __future__ import annotations
 import datetime as dt
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import pyarrow as pa
 
 from .. import mapping as mapping_mod
 from ..mapping import Mapper, Mapping
@@ -43,7 +45,7 @@ CLAMP_NOTE = ("Plausible keeps imported days only up to the first day of the sit
               "and skips days an earlier import covers; rows after that day are dropped silently, so "
               "import history from before you started Plausible")
 
-__all__ = ["backfill", "BackfillReport", "TABLES"]
+__all__ = ["backfill", "write_files", "BackfillReport", "TABLES"]
 
 
 @dataclass
@@ -205,47 +207,81 @@ def backfill(
     rejects = RejectsFile(Path(rejects_path) if rejects_path else None)
     total_bytes = sum(s.size or 0 for s in sources) or None
     bar = Progress(progress, total_bytes, events_label="events", stream=stderr)
+
+    def counted(batches: Iterable[pa.Table]) -> Iterator[pa.Table]:
+        for batch in batches:
+            bar.settled(batch.num_rows)
+            yield batch
+
+    try:
+        events = read_events(sources, Mapper(loaded, domain), report.read, rejects, log_format=log_format, progress=bar)
+        write_files(counted(events), timezone=timezone, out_dir=out, report=report, memory_limit=memory_limit,
+                    ua_cache=ua_cache, today=today)
+    finally:
+        bar.close()
+        rejects.close()
+        report.duration_s = time.monotonic() - started
+        if rejects.count:
+            report.read.rejects_path = str(rejects.path)
+        if report_path:
+            report.write_json(Path(report_path))
+    return report
+
+
+def write_files(
+    events: Iterable[pa.Table],
+    *,
+    timezone: str,
+    out_dir: str | Path,
+    report: BackfillReport | None = None,
+    memory_limit: int = DEFAULT_MEMORY_LIMIT,
+    ua_cache: str | Path | None = "default",
+    today: dt.date | None = None,
+) -> BackfillReport:
+    """Aggregate event-frame batches (:mod:`importer.events`) into the ten files in ``out_dir``.
+
+    The lower half of :func:`backfill`, for callers that build events themselves.
+    """
+    zone = ZoneInfo(timezone)
+    out = Path(out_dir)
+    report = report or BackfillReport(out_dir=str(out))
     spill = DaySpill(timezone, memory_limit=memory_limit)
     writer: CsvWriter | None = None
     devices = geo = None
     try:
-        for events in read_events(sources, Mapper(loaded, domain), report.read, rejects,
-                                  log_format=log_format, progress=bar):
-            spill.add(events)
-            bar.settled(events.num_rows)
+        for batch in events:
+            spill.add(batch)
         days = spill.days()
         if spill.no_timestamp:
             report.warnings.append(f"{spill.no_timestamp:,} events without a time were left out")
         if not days:
             report.warnings.append("no events: nothing to import, no files written")
-        else:
-            devices = DeviceParser(ua_cache)
-            geo = GeoLookup()
-            report.geo_database = geo.source_info
-            writer = CsvWriter(out)
-            aggregator = DayAggregator(zone, writer, devices, geo)
-            for i, day in enumerate(days):
-                aggregator.add_day(day, spill.take(day), last=i == len(days) - 1)
-            aggregator.finish()
-            report.start, report.end = day_to_date(days[0]), day_to_date(days[-1])
-            paths = writer.finish(report.start, report.end)
-            writer = None
-            report.files = {table: str(path) for table, path in paths.items()}
-            rows = dict(aggregator.writer.rows)
-            report.rows_by_file = {paths[t].name: n for t, n in rows.items()}
-            report.problems = validate(paths, report.start, report.end, rows)
-            totals = aggregator.totals
-            report.sessions, report.visitors, report.pageviews = totals.sessions, totals.visitors, totals.pageviews
-            report.custom_events, report.bounces = totals.custom_events, totals.bounces
-            report.sessions_past_midnight = totals.carried_sessions
-            report.pageviews_by_day = dict(totals.pageviews_by_day)
-            _guard_rails(report, today or dt.datetime.now(zone).date(), totals.device_detector_bots)
+            return report
+        devices = DeviceParser(ua_cache)
+        geo = GeoLookup()
+        report.geo_database = geo.source_info
+        writer = CsvWriter(out)
+        aggregator = DayAggregator(zone, writer, devices, geo)
+        for i, day in enumerate(days):
+            aggregator.add_day(day, spill.take(day), last=i == len(days) - 1)
+        aggregator.finish()
+        report.start, report.end = day_to_date(days[0]), day_to_date(days[-1])
+        paths = writer.finish(report.start, report.end)
+        rows = dict(writer.rows)
+        writer = None
+        report.files = {table: str(path) for table, path in paths.items()}
+        report.rows_by_file = {paths[t].name: n for t, n in rows.items()}
+        report.problems = validate(paths, report.start, report.end, rows)
+        totals = aggregator.totals
+        report.sessions, report.visitors, report.pageviews = totals.sessions, totals.visitors, totals.pageviews
+        report.custom_events, report.bounces = totals.custom_events, totals.bounces
+        report.sessions_past_midnight = totals.carried_sessions
+        report.pageviews_by_day = dict(totals.pageviews_by_day)
+        _guard_rails(report, today or dt.datetime.now(zone).date(), totals.device_detector_bots)
     finally:
         if writer is not None:
             writer.abort()
         spill.close()
-        bar.close()
-        rejects.close()
         if devices is not None:
             devices.save()
             report.user_agents_parsed = devices.parsed
@@ -254,11 +290,6 @@ def backfill(
         if geo is not None:
             report.ip_lookups, report.ip_seconds = geo.lookups, geo.seconds
         report.spills, report.spilled_bytes = spill.spills, spill.spilled_bytes
-        report.duration_s = time.monotonic() - started
-        if rejects.count:
-            report.read.rejects_path = str(rejects.path)
-        if report_path:
-            report.write_json(Path(report_path))
     return report
 
 

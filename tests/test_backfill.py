@@ -1,0 +1,336 @@
+"""Backfill: the ten CSV import files from a small handmade log, every figure worked out by hand.
+
+The site's time zone is Europe/Berlin (UTC+1 in March 2024); log times are written with
++0100, so the times below are site-local.
+
+Traffic (kept rows only; a bot, a static asset, a POST, a 404 and a broken line are dropped):
+
+  visitor A = 8.8.8.8 + Firefox/Linux (Desktop; country US)
+    03-14 10:00:00  /?utm_source=newsletter&utm_medium=email&utm_campaign=spring
+    03-14 10:10:00  /pricing        (ref: own site, ignored)
+    03-14 10:40:59  /docs/          gap 30 min 59 s: same session               -> A1: 3 pv, 2459 s
+    03-14 11:11:59  /pricing        gap exactly 31 min: a new session           -> A2: 1 pv, bounce
+    03-16 12:00:00  /%C3%A9t%C3%A9  (ref t.co/abc)                              -> A3: 1 pv, bounce
+  visitor B = 203.0.113.7 + iPhone Safari (Mobile)
+    03-14 09:00:00  /blog/post-1    (ref www.google.com)
+    03-14 09:00:30  /blog/post-2    (ref own site)                              -> B1: 2 pv, 30 s
+  visitor C = 203.0.113.8 + iPad Safari (Tablet)
+    03-14 23:50:00  /               (ref news.ycombinator.com/item?id=1)
+    03-15 00:10:00  /about          20 min later, past midnight: same session   -> C1: 2 pv, 1200 s
+  visitor D = 203.0.113.9 + Chrome/Windows (Desktop)
+    03-15 08:00:00  /docs/          (ref duckduckgo.com)
+    03-15 08:05:00  /docs/install                                               -> D1: 2 pv, 300 s
+
+Session-level tables date a session by its start (C1 belongs to 03-14), pages by each view.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections import Counter
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pandas as pd
+import pytest
+from conftest import BROWSER, IPHONE, combined_line, write_log
+
+from importer import send
+from importer.backfill import TABLES, backfill
+from importer.backfill.writer import columns, read_table
+from importer.cli import app
+
+IPAD = ("Mozilla/5.0 (iPad; CPU OS 17_3 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+        "Version/17.3 Mobile/15E148 Safari/604.1")
+WINDOWS = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+           "Chrome/122.0.0.0 Safari/537.36")
+GOOGLEBOT = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
+PLUS1 = dt.timezone(dt.timedelta(hours=1))
+TZ = "Europe/Berlin"
+
+
+def at(day: int, hh: int, mm: int, ss: int = 0) -> dt.datetime:
+    return dt.datetime(2024, 3, day, hh, mm, ss, tzinfo=PLUS1)
+
+
+def handmade_lines() -> list[str]:
+    A = dict(ip="8.8.8.8", user_agent=BROWSER)
+    B = dict(ip="203.0.113.7", user_agent=IPHONE)
+    C = dict(ip="203.0.113.8", user_agent=IPAD)
+    D = dict(ip="203.0.113.9", user_agent=WINDOWS)
+    return [
+        combined_line(**B, when=at(14, 9, 0), target="/blog/post-1", referrer="https://www.google.com/"),
+        combined_line(**B, when=at(14, 9, 0, 1), target="/assets/app.css"),  # static asset
+        combined_line(**B, when=at(14, 9, 0, 30), target="/blog/post-2",
+                      referrer="https://example.com/blog/post-1"),
+        combined_line(ip="66.249.66.1", user_agent=GOOGLEBOT, when=at(14, 9, 30), target="/"),  # bot
+        combined_line(**A, when=at(14, 10, 0), target="/?utm_source=newsletter&utm_medium=email&utm_campaign=spring"),
+        combined_line(**A, when=at(14, 10, 10), target="/pricing", referrer="https://www.example.com/"),
+        combined_line(**A, when=at(14, 10, 20), target="/login", method="POST"),  # method
+        combined_line(**A, when=at(14, 10, 40, 59), target="/docs/"),
+        combined_line(**A, when=at(14, 10, 41), target="/nope", status=404),  # status
+        combined_line(**A, when=at(14, 11, 11, 59), target="/pricing"),
+        "this is not a log line",  # invalid
+        combined_line(**C, when=at(14, 23, 50), target="/", referrer="https://news.ycombinator.com/item?id=1"),
+        combined_line(**C, when=at(15, 0, 10), target="/about"),
+        combined_line(**D, when=at(15, 8, 0), target="/docs/", referrer="https://duckduckgo.com/"),
+        combined_line(**D, when=at(15, 8, 5), target="/docs/install"),
+        combined_line(**A, when=at(16, 12, 0), target="/%C3%A9t%C3%A9", referrer="https://t.co/abc"),
+    ]
+
+
+@pytest.fixture(scope="module")
+def handmade(tmp_path_factory):
+    base = tmp_path_factory.mktemp("backfill")
+    log = write_log(base / "access.log", handmade_lines())
+    out = base / "out"
+    report = backfill([log], domain="example.com", timezone=TZ, out_dir=out, ua_cache=None,
+                      rejects_path=base / "rejects.jsonl", today=dt.date(2026, 11, 30))
+    frames = {table: read_table(Path(path), table) for table, path in report.files.items()}
+    return report, frames, log, base
+
+
+def rows(frame: pd.DataFrame, date: str) -> list[dict]:
+    """The day's rows as dicts without the date, in a stable order."""
+    part = frame[frame["date"] == date].drop(columns="date")
+    return sorted(part.to_dict("records"), key=lambda r: json.dumps(r, sort_keys=True, default=str))
+
+
+def same(frame: pd.DataFrame, date: str, expected: list[dict]) -> None:
+    key = lambda r: json.dumps(r, sort_keys=True, default=str)  # noqa: E731
+    assert rows(frame, date) == sorted(expected, key=key)
+
+
+def test_ten_files_named_for_the_range_with_exact_headers(handmade):
+    report, frames, _, _ = handmade
+    assert report.ok, report.problems
+    names = sorted(Path(p).name for p in report.files.values())
+    assert names == sorted(f"{t}_20240314_20240316.csv" for t in TABLES)
+    assert len(names) == 10
+    for table, frame in frames.items():
+        assert list(frame.columns) == columns(table)
+    # The header is exactly Plausible's column names, quoted CSV.
+    first = Path(report.files["imported_visitors"]).read_text().splitlines()[0]
+    assert first == '"date","visitors","pageviews","bounces","visits","visit_duration"'
+    assert (report.start, report.end, report.days) == (dt.date(2024, 3, 14), dt.date(2024, 3, 16), 3)
+
+
+def test_row_accounting_like_send(handmade):
+    report, _, _, base = handmade
+    r = report.read
+    assert r.rows_read == 16
+    assert r.rows_invalid == 1
+    assert dict(r.rows_filtered) == {"bot": 1, "static_asset": 1, "method": 1, "status": 1}
+    assert r.events == 11
+    assert r.rows_read == r.rows_invalid + sum(r.rows_filtered.values()) + r.events
+    assert (base / "rejects.jsonl").read_text().count("\n") == 1
+
+
+def test_visitors_sessions_bounces_durations(handmade):
+    _, frames, _, _ = handmade
+    v = frames["imported_visitors"]
+    # 03-14: sessions A1, A2, B1, C1; visitors A, B, C; pageviews 3+1+2+2; bounce A2;
+    # duration 2459 + 0 + 30 + 1200.
+    same(v, "2024-03-14", [dict(visitors=3, pageviews=8, bounces=1, visits=4, visit_duration=3689)])
+    same(v, "2024-03-15", [dict(visitors=1, pageviews=2, bounces=0, visits=1, visit_duration=300)])
+    same(v, "2024-03-16", [dict(visitors=1, pageviews=1, bounces=1, visits=1, visit_duration=0)])
+
+
+def test_pages_by_the_day_of_each_view(handmade):
+    _, frames, _, _ = handmade
+    p = frames["imported_pages"]
+    host = "example.com"
+    same(p, "2024-03-14", [
+        dict(hostname=host, page="/", visits=2, visitors=2, pageviews=2),           # A1, C1
+        dict(hostname=host, page="/pricing", visits=2, visitors=1, pageviews=2),    # A1, A2
+        dict(hostname=host, page="/docs/", visits=1, visitors=1, pageviews=1),
+        dict(hostname=host, page="/blog/post-1", visits=1, visitors=1, pageviews=1),
+        dict(hostname=host, page="/blog/post-2", visits=1, visitors=1, pageviews=1),
+    ])
+    same(p, "2024-03-15", [
+        dict(hostname=host, page="/about", visits=1, visitors=1, pageviews=1),      # C1 after midnight
+        dict(hostname=host, page="/docs/", visits=1, visitors=1, pageviews=1),
+        dict(hostname=host, page="/docs/install", visits=1, visitors=1, pageviews=1),
+    ])
+    # The pathname is percent-decoded; the query never is part of it.
+    same(p, "2024-03-16", [dict(hostname=host, page="/été", visits=1, visitors=1, pageviews=1)])
+
+
+def test_entry_and_exit_pages(handmade):
+    _, frames, _, _ = handmade
+    same(frames["imported_entry_pages"], "2024-03-14", [
+        dict(entry_page="/", visitors=2, entrances=2, visit_duration=3659, bounces=0, pageviews=5),  # A1 + C1
+        dict(entry_page="/pricing", visitors=1, entrances=1, visit_duration=0, bounces=1, pageviews=1),  # A2
+        dict(entry_page="/blog/post-1", visitors=1, entrances=1, visit_duration=30, bounces=0, pageviews=2),
+    ])
+    same(frames["imported_exit_pages"], "2024-03-14", [
+        dict(exit_page="/docs/", visitors=1, visit_duration=2459, exits=1, bounces=0, pageviews=3),
+        dict(exit_page="/pricing", visitors=1, visit_duration=0, exits=1, bounces=1, pageviews=1),
+        dict(exit_page="/blog/post-2", visitors=1, visit_duration=30, exits=1, bounces=0, pageviews=2),
+        dict(exit_page="/about", visitors=1, visit_duration=1200, exits=1, bounces=0, pageviews=2),  # C1
+    ])
+    same(frames["imported_entry_pages"], "2024-03-15", [
+        dict(entry_page="/docs/", visitors=1, entrances=1, visit_duration=300, bounces=0, pageviews=2)])
+
+
+def test_sources_with_utm_and_referrers(handmade):
+    _, frames, _, _ = handmade
+    s = frames["imported_sources"]
+    blank = dict(utm_source="", utm_medium="", utm_campaign="", utm_content="", utm_term="")
+    same(s, "2024-03-14", [
+        dict(source="newsletter", referrer="", utm_source="newsletter", utm_medium="email", utm_campaign="spring",
+             utm_content="", utm_term="", pageviews=3, visitors=1, visits=1, visit_duration=2459, bounces=0),
+        dict(source="", referrer="", **blank, pageviews=1, visitors=1, visits=1, visit_duration=0, bounces=1),
+        dict(source="Google", referrer="google.com", **blank, pageviews=2, visitors=1, visits=1,
+             visit_duration=30, bounces=0),
+        dict(source="Hacker News", referrer="news.ycombinator.com/item", **blank, pageviews=2, visitors=1,
+             visits=1, visit_duration=1200, bounces=0),
+    ])
+    same(s, "2024-03-15", [dict(source="DuckDuckGo", referrer="duckduckgo.com", **blank, pageviews=2, visitors=1,
+                                visits=1, visit_duration=300, bounces=0)])
+    same(s, "2024-03-16", [dict(source="Twitter", referrer="t.co/abc", **blank, pageviews=1, visitors=1,
+                                visits=1, visit_duration=0, bounces=1)])
+
+
+def test_devices_browsers_operating_systems(handmade):
+    _, frames, _, _ = handmade
+    same(frames["imported_devices"], "2024-03-14", [
+        dict(device="Desktop", visitors=1, visits=2, visit_duration=2459, bounces=1, pageviews=4),  # A1, A2
+        dict(device="Mobile", visitors=1, visits=1, visit_duration=30, bounces=0, pageviews=2),     # B1
+        dict(device="Tablet", visitors=1, visits=1, visit_duration=1200, bounces=0, pageviews=2),   # C1
+    ])
+    # Mobile Safari on iPhone and iPad is stored as Safari; versions are major.minor.
+    same(frames["imported_browsers"], "2024-03-14", [
+        dict(browser="Firefox", browser_version="123.0", visitors=1, visits=2, visit_duration=2459, bounces=1,
+             pageviews=4),
+        dict(browser="Safari", browser_version="17.3", visitors=2, visits=2, visit_duration=1230, bounces=0,
+             pageviews=4),
+    ])
+    same(frames["imported_operating_systems"], "2024-03-14", [
+        dict(operating_system="GNU/Linux", operating_system_version="", visitors=1, visits=2, visit_duration=2459,
+             bounces=1, pageviews=4),
+        dict(operating_system="iOS", operating_system_version="17.3", visitors=1, visits=1, visit_duration=30,
+             bounces=0, pageviews=2),
+        dict(operating_system="iPadOS", operating_system_version="17.3", visitors=1, visits=1,
+             visit_duration=1200, bounces=0, pageviews=2),
+    ])
+    same(frames["imported_browsers"], "2024-03-15", [
+        dict(browser="Chrome", browser_version="122.0", visitors=1, visits=1, visit_duration=300, bounces=0,
+             pageviews=2)])
+    same(frames["imported_operating_systems"], "2024-03-15", [
+        dict(operating_system="Windows", operating_system_version="10", visitors=1, visits=1, visit_duration=300,
+             bounces=0, pageviews=2)])
+
+
+def test_locations_country_only(handmade):
+    _, frames, _, _ = handmade
+    # 8.8.8.8 is in the US; 203.0.113.0/24 is a documentation range: no country.
+    same(frames["imported_locations"], "2024-03-14", [
+        dict(country="US", region="", city=0, visitors=1, visits=2, visit_duration=2459, bounces=1, pageviews=4),
+        dict(country="", region="", city=0, visitors=2, visits=2, visit_duration=1230, bounces=0, pageviews=4),
+    ])
+
+
+def test_no_custom_events_from_the_web_mapping(handmade):
+    _, frames, _, _ = handmade
+    assert frames["imported_custom_events"].empty
+
+
+def test_report_guard_rails(handmade):
+    report, _, _, _ = handmade
+    text = report.summary()
+    assert "2024-03-14 .. 2024-03-16 (3 days)" in text
+    assert "refuses an import shorter" not in text  # three days is enough
+    assert "first day of the site's own (native) data" in text
+    assert "Imports & Exports" in text
+    data = report.as_dict()
+    assert data["date_range"] == {"start": "2024-03-14", "end": "2024-03-16", "days": 3}
+    assert data["files"]["imported_pages_20240314_20240316.csv"] == 9
+    assert data["sessions"] == 6 and data["pageviews"] == 11 and data["sessions_past_midnight"] == 1
+
+
+def dry_run_pageviews_by_day(log: Path, tmp_path: Path, tz: str) -> Counter:
+    out = tmp_path / "events.jsonl"
+    send([log], domain="example.com", dry_run=True, output=out, rejects_path=None)
+    zone = ZoneInfo(tz)
+    counts: Counter = Counter()
+    for line in out.read_text(encoding="utf-8").splitlines():
+        event = json.loads(line)
+        if event["name"] == "pageview":
+            when = dt.datetime.fromisoformat(event["timestamp"].replace("Z", "+00:00"))
+            counts[when.astimezone(zone).date().isoformat()] += 1
+    return counts
+
+
+def pages_by_day(report) -> Counter:
+    pages = read_table(Path(report.files["imported_pages"]), "imported_pages")
+    return Counter({d: int(n) for d, n in pages.groupby("date")["pageviews"].sum().items()})
+
+
+def test_pageviews_per_day_equal_send_dry_run(handmade, tmp_path):
+    report, _, log, _ = handmade
+    expected = dry_run_pageviews_by_day(log, tmp_path, TZ)
+    assert expected == Counter({"2024-03-14": 7, "2024-03-15": 3, "2024-03-16": 1})
+    assert pages_by_day(report) == expected
+    visitors = read_table(Path(report.files["imported_visitors"]), "imported_visitors")
+    assert int(visitors["pageviews"].sum()) == sum(expected.values())
+
+
+@pytest.mark.parametrize("tz", ["UTC", "America/New_York"])
+def test_sample_data_matches_send_dry_run(tmp_path, tz):
+    sample = Path(__file__).resolve().parent.parent / "sample_data" / "access.log"
+    report = backfill([sample], domain="example.com", timezone=tz, out_dir=tmp_path / "out", ua_cache=None,
+                      rejects_path=None)
+    assert report.ok, report.problems
+    assert len(report.files) == 10
+    expected = dry_run_pageviews_by_day(sample, tmp_path, tz)
+    assert pages_by_day(report) == expected
+    assert report.pageviews == report.read.events_by_name["pageview"] == sum(expected.values())
+    # Read back: the session tables agree with each other.
+    visits = {t: int(read_table(Path(report.files[t]), t)["visits"].sum())
+              for t in ("imported_visitors", "imported_sources", "imported_devices", "imported_browsers",
+                        "imported_operating_systems", "imported_locations")}
+    assert len(set(visits.values())) == 1 and report.sessions == visits["imported_visitors"]
+    if tz == "America/New_York":  # 2024-03-14 +0100 is 03-13 19:00 .. 03-14 18:59 in New York
+        assert (report.start, report.end) == (dt.date(2024, 3, 13), dt.date(2024, 3, 14))
+
+
+def test_spilling_to_disk_and_unordered_inputs_give_the_same_files(tmp_path, handmade):
+    report, frames, _, _ = handmade
+    lines = handmade_lines()
+    # Newest lines first in one file, the rest in another: days are complete only at the end.
+    first = write_log(tmp_path / "b.log", list(reversed(lines[10:])))
+    second = write_log(tmp_path / "a.log", lines[:10])
+    again = backfill([first, second], domain="example.com", timezone=TZ, out_dir=tmp_path / "out",
+                     ua_cache=None, rejects_path=None, memory_limit=1)
+    assert again.spills >= 2
+    for table in TABLES:
+        other = read_table(Path(again.files[table]), table)
+        for date in ("2024-03-14", "2024-03-15", "2024-03-16"):
+            assert rows(other, date) == rows(frames[table], date), table
+
+
+def test_short_range_warns(tmp_path):
+    log = write_log(tmp_path / "one.log", [combined_line(when=at(14, 12, 0))])
+    report = backfill([log], domain="example.com", timezone=TZ, out_dir=tmp_path / "out", ua_cache=None,
+                      rejects_path=None)
+    assert report.ok and report.days == 1
+    assert any("shorter than 3 days" in w for w in report.warnings)
+
+
+def test_cli_backfill(tmp_path):
+    from typer.testing import CliRunner
+
+    log = write_log(tmp_path / "access.log", handmade_lines())
+    out = tmp_path / "csv"
+    result = CliRunner().invoke(app, ["backfill", str(log), "--domain", "example.com", "--timezone", TZ,
+                                      "--out", str(out), "--report", str(tmp_path / "r.json"), "--no-progress",
+                                      "--rejects", str(tmp_path / "rej.jsonl")])
+    assert result.exit_code == 0, result.output
+    assert len(list(out.glob("imported_*_20240314_20240316.csv"))) == 10
+    data = json.loads((tmp_path / "r.json").read_text())
+    assert data["events"] == 11 and data["rows_invalid"] == 1
+    bad = CliRunner().invoke(app, ["backfill", str(log), "--domain", "example.com", "--timezone", "Nowhere/Land",
+                                   "--out", str(out)])
+    assert bad.exit_code == 2
