@@ -158,6 +158,7 @@ def send(
     max_retry_s: float = 300.0,
     pace: str | float = "asap",
     drain_s: float = 10.0,
+    backoff_s: float = 0.5,
     timezone: str = "UTC",
     custom_format: str | None = None,
 ) -> Report:
@@ -217,7 +218,8 @@ def send(
 
             options = SendOptions(endpoint=endpoint, rate=rate, concurrency=concurrency,
                                   timeout_s=timeout_s, max_attempts=max_attempts, max_retry_s=max_retry_s,
-                                  retry_dropped=retry_dropped, pace=pace_factor, drain_s=drain_s)
+                                  retry_dropped=retry_dropped, pace=pace_factor, drain_s=drain_s,
+                                  backoff_base_s=backoff_s)
             report.window = options.window
             sender = HttpSender(options, report, rejects, on_settled=bar.settled, on_first_batch=warn_once,
                                 failed=failed, ledger=resume.ledger if resume else None)

@@ -7,7 +7,7 @@ Plausible's length limits. Accepted events are recorded as JSON lines with the h
 matter (``User-Agent``, ``X-Forwarded-For``).
 
 Faults can be injected, deterministically with a seed: a share of 503s with ``Retry-After``,
-the first N requests failing, connections dropped without an answer, slow answers, and a
+the first N requests failing, bursts of 503s (of every N requests, the first M), connections dropped without an answer, slow answers, and a
 share of 202s flagged dropped.
 """
 
@@ -40,6 +40,8 @@ class Faults:
 
     fail_share: float = 0.0  # answer 503 with Retry-After
     fail_first: int = 0  # the first N requests get 503
+    burst_every: int = 0  # with burst_length: of every N requests, the first burst_length get 503
+    burst_length: int = 0
     retry_after: str | None = "0"  # the Retry-After header sent with 503s (None: no header)
     reset_share: float = 0.0  # close the connection without answering
     delay_s: float = 0.0  # wait this long before answering
@@ -278,7 +280,8 @@ class Receiver:
                 self.stats.resets += 1
             writer.transport.abort()
             return False
-        if number <= faults.fail_first or roll_fail < faults.fail_share:
+        in_burst = faults.burst_every > 0 and (number - 1) % faults.burst_every < faults.burst_length
+        if number <= faults.fail_first or in_burst or roll_fail < faults.fail_share:
             with self._lock:
                 self.stats.failed += 1
             extra = {"retry-after": faults.retry_after} if faults.retry_after is not None else {}
