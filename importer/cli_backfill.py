@@ -26,6 +26,12 @@ def backfill_command(
     log_format: Optional[str] = typer.Option(
         None, "--format", help=f"Log format instead of detecting it: {', '.join(LOG_FORMATS)}."
     ),
+    custom_format: Optional[str] = typer.Option(
+        None, "--log-format", help="Your server's nginx log_format or Apache LogFormat string, compiled into a parser."
+    ),
+    log_timezone: str = typer.Option(
+        "UTC", "--log-timezone", help="IANA zone for log times written without one (send's --timezone)."
+    ),
 ) -> None:
     """Write Plausible's ten CSV import files (history with its real dates) from logs or exports."""
     from .backfill import backfill  # heavy imports only when the command runs
@@ -41,6 +47,8 @@ def backfill_command(
             rejects_path=rejects,
             progress=not no_progress,
             log_format=log_format,
+            custom_format=custom_format,
+            log_timezone=log_timezone,
         )
     except (ConfigError, MappingError) as exc:
         typer.echo(f"error: {exc}", err=True)

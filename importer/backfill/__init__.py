@@ -27,7 +27,7 @@ import pyarrow as pa
 
 from .. import mapping as mapping_mod
 from ..mapping import Mapper, Mapping
-from ..pipeline import DEFAULT_REJECTS, ConfigError, normalise_domain, read_events
+from ..pipeline import DEFAULT_REJECTS, ConfigError, check_log_options, normalise_domain, read_events
 from ..progress import Progress
 from ..report import RejectsFile, Report
 from ..sources import SourceError, expand
@@ -173,6 +173,8 @@ def backfill(
     rejects_path: str | Path | None = DEFAULT_REJECTS,
     progress: bool = False,
     log_format: str | None = None,
+    custom_format: str | None = None,
+    log_timezone: str = "UTC",
     memory_limit: int = DEFAULT_MEMORY_LIMIT,
     ua_cache: str | Path | None = "default",
     today: dt.date | None = None,
@@ -182,7 +184,9 @@ def backfill(
 
     Raises :class:`ConfigError` (or :class:`importer.mapping.MappingError`) for bad arguments;
     bad input lines never raise: they are counted and written to the rejects file.
-    ``ua_cache`` is the user-agent cache file (``"default"``: under ``~/.cache``; ``None``: none).
+    ``timezone`` is the site's time zone (the dates of the files); ``log_timezone`` is the zone of
+    log times written without an offset, as for ``send``. ``ua_cache`` is the user-agent cache
+    file (``"default"``: under ``~/.cache``; ``None``: none).
     """
     stderr = stderr or sys.stderr
     started = time.monotonic()
@@ -192,6 +196,7 @@ def backfill(
     except (ZoneInfoNotFoundError, ValueError):
         raise ConfigError(f"--timezone {timezone!r}: give the site's time zone as an IANA name, "
                           "e.g. Europe/Berlin or UTC (Site settings > General in Plausible)") from None
+    check_log_options(log_format, custom_format, log_timezone)
     loaded = mapping if isinstance(mapping, Mapping) else mapping_mod.load(mapping)
     try:
         sources = expand([str(i) for i in inputs])
@@ -214,7 +219,8 @@ def backfill(
             yield batch
 
     try:
-        events = read_events(sources, Mapper(loaded, domain), report.read, rejects, log_format=log_format, progress=bar)
+        events = read_events(sources, Mapper(loaded, domain), report.read, rejects, log_format=log_format,
+                             progress=bar, custom_format=custom_format, timezone=log_timezone)
         write_files(counted(events), timezone=timezone, out_dir=out, report=report, memory_limit=memory_limit,
                     ua_cache=ua_cache, today=today)
     finally:
