@@ -312,6 +312,15 @@ def parse_block(block: LineBlock, layout: ClfLayout, source_name: str) -> Batch:
         for number, text in block.too_long
     ]
     data = _prepare(block.data)
+    if data and not data.endswith(b"\n"):
+        # The input's last line has no line end; with an open quote it was cut off mid-write,
+        # and the CSV parser would accept it as if the quote closed at the end.
+        cut = data.rfind(b"\n") + 1
+        if data[cut:].count(b'"') % 2:
+            number = block.first_line + data.count(b"\n")
+            rejected.append(Rejected(source_name, number, "unbalanced quotes (a truncated line?)",
+                                     data[cut:].decode("utf-8", "replace")))
+            data = data[:cut]
     if not data:
         return Batch(table=schema.empty_frame(), rows_read=len(rejected), rejected=rejected)
     lines = _Lines(data)
@@ -379,7 +388,10 @@ def _to_canonical(table: pa.Table, layout: ClfLayout, source_name: str, line_num
     host = request["host"]
     if "host" in col:
         host = pc.coalesce(normalise_hosts(col["host"]), host)
-    ip = schema.null_if_missing(col["ip"])
+    ip_encoded = pc.dictionary_encode(col["ip"])
+    from .normalise import strip_port
+
+    ip = pc.take(strip_port(schema.null_if_missing(ip_encoded.dictionary)), ip_encoded.indices)
     if "xff" in col:
         from .normalise import first_forwarded
 

@@ -99,10 +99,10 @@ def decode_text(values: pa.Array, style: TextStyle, ua: bool = False) -> pa.Arra
 
 def strip_port(values: pa.Array, always: bool = False) -> pa.Array:
     """``[2001:db8::1]:443`` / ``192.0.2.1:80`` -> the address; ``always``: the last ``:N`` is a port."""
+    if always:  # unbracketed IPv6 with a port (ALB, ELB): split on the last colon
+        values = pc.replace_substring_regex(values, r"^([0-9A-Fa-f]*:[0-9A-Fa-f:]*):\d+$", r"\1")
     values = pc.replace_substring_regex(values, r"^\[([^\]]+)\](?::\d+)?$", r"\1")
     values = pc.replace_substring_regex(values, r"^(\d{1,3}(?:\.\d{1,3}){3}):\d+$", r"\1")
-    if always:
-        values = pc.replace_substring_regex(values, r"^([0-9A-Fa-f:]*:[0-9A-Fa-f:]*):\d+$", r"\1")
     return values
 
 
@@ -148,7 +148,7 @@ def _combine(seconds: pa.Array, frac_us: pa.Array, zone: pa.Array | None, timezo
     """Local seconds + fraction + zone text (null: no zone) -> (UTC timestamps, zone assumed?)."""
     local_us = pc.add(pc.multiply(seconds.cast(pa.int64()), 1_000_000), frac_us)
     if zone is None:
-        return _assume(local_us, timezone), True
+        return _assume(local_us, timezone), bool(pc.any(pc.is_valid(seconds)).as_py())
     has_zone = pc.is_valid(zone)
     encoded = pc.dictionary_encode(pc.fill_null(zone, ""))
     offsets = pa.array([_offset_seconds(v) if v else None for v in encoded.dictionary.to_pylist()], pa.int64())
@@ -158,7 +158,8 @@ def _combine(seconds: pa.Array, frac_us: pa.Array, zone: pa.Array | None, timezo
         bad_zone = pc.is_null(offset)
         return pc.if_else(bad_zone, pa.scalar(None, schema.TIMESTAMP_TYPE), utc_us.cast(schema.TIMESTAMP_TYPE)), False
     assumed = _assume(local_us, timezone)
-    return pc.if_else(has_zone, utc_us.cast(schema.TIMESTAMP_TYPE), assumed), True
+    zone_less = pc.any(pc.and_(pc.is_valid(seconds), pc.invert(has_zone))).as_py()
+    return pc.if_else(has_zone, utc_us.cast(schema.TIMESTAMP_TYPE), assumed), bool(zone_less)
 
 
 _CLF_TIME = (r"^\[?(?P<s>\d{1,2}/[A-Za-z]{3}/\d{4}:\d{2}:\d{2}:\d{2})(?:[.,](?P<f>\d+))?"
@@ -221,8 +222,7 @@ def any_times(values: pa.Array, timezone: str) -> tuple[pa.Array, bool]:
     clf, assumed_clf = clf_times(values, timezone)
     epoch = epoch_times(values)
     out = pc.coalesce(iso, clf, epoch)
-    assumed = (assumed_iso and pc.any(pc.is_valid(iso)).as_py()) or (assumed_clf and pc.any(pc.is_valid(clf)).as_py())
-    return out, bool(assumed)
+    return out, assumed_iso or assumed_clf
 
 
 # --- the conversion ---------------------------------------------------------------------------
