@@ -100,6 +100,7 @@ _SPEC: dict[str, Any] = {
         "delimiter": str,
         "quote": bool,
         "header": [str],
+        "null_values": [str],
         "columns": {"*": str},
         "extra": {"*": str},
         "params": {"column": str, "keys": [str], "bag": str, "exclude": [str], "exclude_prefixes": [str]},
@@ -128,7 +129,7 @@ _SPEC: dict[str, Any] = {
         "query_params": str,
         "keep_params": [str],
     },
-    "event": {"name": str, "default": str, "scheme": str},
+    "event": {"name": str, "default": str, "scheme": str, "referrer": str},
     "rules": [_RULE_SPEC],
     "visitor": {
         "id": str,
@@ -295,13 +296,18 @@ class Template:
         return None if self.refs else "".join(t for _, t in self.parts)
 
     def render(self, values: dict[str, pa.Array], n: int) -> pa.Array:
-        """Render for n rows. A lone reference keeps nulls; in a mix, null references are ''."""
+        """Render for n rows: a null reference renders as ''; null when every reference is null."""
         if self.constant is not None:
             return repeat_string(self.constant, n)
         if len(self.parts) == 1:
             return _as_string(values[self.parts[0][1]])
-        pieces = [_as_string(pc.fill_null(_as_string(values[t]), "")) if r else t for r, t in self.parts]
-        return pc.binary_join_element_wise(*pieces, "")
+        refs = [_as_string(values[t]) for t in self.refs]
+        pieces = [pc.fill_null(_as_string(values[t]), "") if r else t for r, t in self.parts]
+        joined = pc.binary_join_element_wise(*pieces, "")
+        all_null = pc.is_null(refs[0])
+        for ref in refs[1:]:
+            all_null = pc.and_(all_null, pc.is_null(ref))
+        return pc.if_else(all_null, pa.scalar(None, pa.string()), joined)
 
 
 def _as_string(values) -> pa.Array:
@@ -369,6 +375,7 @@ class Mapping:
     url_host: Template | None = None
     url_path: Template | None = None
     url_query: Template | None = None
+    referrer: Template | None = None
     query_params: str = "all"  # "all" | "plausible" | "none"
     keep_params: tuple[str, ...] = ()
     rules: tuple[Rule, ...] = ()
@@ -483,6 +490,7 @@ def _column_map(spec: dict, origin: str) -> ColumnMap:
             delimiter=delimiter,
             quote=spec.get("quote", True),
             header=tuple(spec.get("header", [])),
+            null_values=tuple(spec.get("null_values", [])),
         )
     except ValueError as exc:
         raise MappingError(f"{origin}: 'input': {exc} (mappable: {', '.join(MAPPABLE)})") from None
@@ -666,6 +674,7 @@ def load(name_or_path: str) -> Mapping:
         url_host=templates.get("host"),
         url_path=templates.get("path"),
         url_query=templates.get("query"),
+        referrer=Template.parse(event["referrer"], known, origin, "event.referrer") if "referrer" in event else None,
         query_params=query_params,
         keep_params=tuple(url.get("keep_params", [])),
         rules=_rules(data, columns, origin),
@@ -794,7 +803,7 @@ class Mapper:
         if m.non_human:
             ua = table.column("user_agent").combine_chunks()
             reasons = self.classifier.classify_column(ua)
-            if any(k in m.visitor for k in ("device", "browser", "os")):
+            if m.visitor:
                 # Rows without a user agent get one built from their device columns.
                 reasons = pc.if_else(pc.is_null(ua), pa.scalar(None, pa.string()), reasons)
             if True:
@@ -915,6 +924,8 @@ class Mapper:
         query_part = pc.if_else(pc.fill_null(pc.greater(pc.utf8_length(query), 0), False),
                                 pc.binary_join_element_wise("?", query, ""), "")
         values["url"] = pc.binary_join_element_wise(f"{m.scheme}://", host, pc.fill_null(path, "/"), query_part, "")
+        if m.referrer is not None:
+            values["referrer"] = m.referrer.render(values, n)
         if m.visitor:
             self._synthesise_visitor(values, n)
         return values
@@ -964,7 +975,9 @@ class Mapper:
             values["ip"] = synthetic if v.get("replace_ip") == "always" else pc.coalesce(values["ip"], synthetic)
         parts = [k for k in ("device", "browser", "browser_version", "os", "os_version") if k in v]
         missing_ua = pc.is_null(values["user_agent"])
-        if parts and pc.any(missing_ua).as_py():
+        if not parts and pc.any(missing_ua).as_py():
+            values["user_agent"] = pc.coalesce(values["user_agent"], pa.scalar(synthetic_user_agent()))
+        elif parts and pc.any(missing_ua).as_py():
             fields = [pc.fill_null(values[v[k]], "\x00") for k in parts]
             combo = pc.binary_join_element_wise(*fields, "\x01")
             cache = self._visitor_ua

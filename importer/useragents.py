@@ -153,7 +153,8 @@ _BROWSER_ALIASES = {
     "safari": "safari", "sf": "safari", "mobile safari": "safari", "safari (in-app)": "safari",
     "edge": "edge", "microsoft edge": "edge", "ps": "edge", "edg": "edge",
     "opera": "opera", "op": "opera", "samsung internet": "samsung", "samsung browser": "samsung",
-    "samsungbrowser": "samsung", "sb": "samsung",
+    "samsungbrowser": "samsung", "sb": "samsung", "samsung": "samsung", "edge-chromium": "edge",
+    "ios": "safari", "ios-webview": "safari", "fxios": "firefox", "chromium-webview": "chrome",
 }
 _OS_ALIASES = {
     "windows": "windows", "win": "windows", "win32": "windows", "windows 10": "windows", "windows 11": "windows",
@@ -174,7 +175,14 @@ _VERSION = re.compile(r"^\d+(\.\d+){0,3}$")
 def _norm(value: str | None, table: dict[str, str]) -> str | None:
     if value is None:
         return None
-    return table.get(value.strip().lower())
+    key = value.strip().lower()
+    if key in table:
+        return table[key]
+    # "Windows 10", "Mac OS X 10.15", "Android OS", "edge-chromium", "Chrome Mobile WebView"...
+    for alias in sorted(table, key=len, reverse=True):
+        if len(alias) > 2 and re.match(rf"{re.escape(alias)}\b", key):
+            return table[alias]
+    return None
 
 
 def synthetic_user_agent(device: str | None = None, browser: str | None = None, browser_version: str | None = None,

@@ -76,6 +76,7 @@ class ColumnMap:
     delimiter: str | None = None  # CSV: by default "," (or tab when the header has more tabs)
     quote: bool = True  # CSV: honour double quotes
     header: tuple[str, ...] = ()  # CSV without a header line: the column names, in order
+    null_values: tuple[str, ...] = ()  # more tokens that mean "no value" (PostHog's "$direct")
 
     def __post_init__(self):
         unknown = set(self.columns) - set(MAPPABLE)
@@ -255,7 +256,16 @@ class TabularReader:
             value = column_at(table, path)
             return value if value is not None else pa.nulls(n, pa.string())
 
-        get = lambda name: source_column(cmap[name]) if name in cmap else None  # noqa: E731
+        nulls = pa.array(self.column_map.null_values, pa.string())
+
+        def get(name: str) -> pa.Array | None:
+            if name not in cmap:
+                return None
+            value = source_column(cmap[name])
+            if len(nulls) and pa.types.is_string(value.type):
+                value = pc.if_else(pc.is_in(value, value_set=nulls), pa.scalar(None, pa.string()), value)
+            return value
+
         columns: dict[str, pa.Array] = {}
         timestamp = to_utc_timestamps(get("timestamp"), self.column_map.timestamp_format, self.column_map.timezone)
         columns["timestamp"] = timestamp
@@ -477,6 +487,9 @@ def to_utc_timestamps(values: pa.Array, fmt: str, timezone: str) -> pa.Array:
         micros = pc.multiply(numeric.cast(pa.float64()), float(scale)).cast(pa.int64(), safe=False)
         return micros.cast(schema.TIMESTAMP_TYPE)
     text = values.cast(pa.string())
+    if fmt == "iso":
+        # Warehouse exports write "2024-03-14 08:26:53.512 UTC".
+        text = pc.replace_substring_regex(text, r"\s+UTC$", "+00:00")
     if fmt != "iso":
         naive = pc.strptime(text, format=fmt, unit="us", error_is_null=True)
         if "%z" in fmt:
