@@ -1,6 +1,6 @@
 """``plausible-import formats`` and ``plausible-import preview``: see what the importer makes of a log.
 
-Neither command touches the network. ``preview`` reads the first block of each file only.
+Neither command touches the network. ``preview`` reads only the first rows of each file.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import typer
 from .cli import _fail, app
 from .mapping import Mapper, MappingError
 from .mapping import load as load_mapping
-from .readers import FormatError, reader_for
+from .readers import Batch, FormatError, reader_for
 from .readers.detect import FORMATS
 from .sources import SourceError, expand
 
@@ -45,6 +45,24 @@ def _table(rows: list[dict], columns: tuple[str, ...], extra: list[str] | None =
             line += "  " + extra[i]
         out.append(line)
     return out
+
+
+PREVIEW_ROWS = 10_000  # preview reads blocks until it has this many rows (or the input ends)
+
+
+def _first_rows(batches, wanted: int):
+    """Merge the first batches of a reader until ``wanted`` rows were read; None for an empty input."""
+    tables, rejected, notices, rows_read = [], [], [], 0
+    for batch in batches:
+        tables.append(batch.table)
+        rejected.extend(batch.rejected)
+        notices.extend(batch.notices)
+        rows_read += batch.rows_read
+        if rows_read >= wanted:
+            break
+    if not tables:
+        return None
+    return Batch(table=pa.concat_tables(tables), rows_read=rows_read, rejected=rejected, notices=notices)
 
 
 @app.command("formats")
@@ -99,8 +117,7 @@ def preview_command(
         try:
             reader = reader_for(source, log_format=log_format, column_map=column_map,
                                 custom_format=custom_format, timezone=timezone)
-            batches = iter(reader.read(source))
-            batch = next(batches, None)
+            batch = _first_rows(reader.read(source), PREVIEW_ROWS)
         except (FormatError, OSError) as exc:
             typer.echo(f"   cannot read: {exc}")
             failed = True
@@ -110,7 +127,7 @@ def preview_command(
             typer.echo("   (empty)")
             continue
         table = batch.table
-        typer.echo(f"   first block: {batch.rows_read:,} rows, {table.num_rows:,} parsed, {len(batch.rejected):,} rejected")
+        typer.echo(f"   first {batch.rows_read:,} rows: {table.num_rows:,} parsed, {len(batch.rejected):,} rejected")
         shown = table.slice(0, rows)
         row_dicts = shown.select(list(PREVIEW_COLUMNS)).to_pylist()
         extra = None
@@ -133,7 +150,7 @@ def preview_command(
             for rule, count in sorted(getattr(whole, "rules", {}).items(), key=lambda kv: -kv[1]):
                 typer.echo(f"     rule {rule}: {count:,}")
         if batch.rejected:
-            typer.echo(f"   rejected lines ({len(batch.rejected):,} in the first block):")
+            typer.echo(f"   rejected lines ({len(batch.rejected):,}):")
             for rejected in batch.rejected[:rows]:
                 typer.echo(f"     line {rejected.line}: {rejected.reason}")
                 typer.echo(f"       {rejected.text[:200]!r}")
@@ -143,4 +160,4 @@ def preview_command(
         raise typer.Exit(1)
 
 
-__all__ = ["formats_command", "preview_command", "pa"]
+__all__ = ["formats_command", "preview_command"]

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from .. import schema
+from .. import sources as sources_mod
 from ..sources import LineBlock, Source, line_blocks, open_source
 from . import aws, cdn, haproxy, jsonlogs, traefik, w3c
 from .base import Batch, FormatError, Rejected
@@ -178,7 +179,7 @@ class LogReader:
     def read(self, source: Source) -> Iterator[Batch]:
         opened = open_source(source)
         try:
-            for block in line_blocks(opened):
+            for block in line_blocks(opened, block_bytes=sources_mod.BLOCK_BYTES):
                 if self.parser is None:
                     sample = sample_of(block.data)
                     if sample.lines:

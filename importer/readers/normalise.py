@@ -40,7 +40,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .. import schema
-from .base import repeat_string, unescape_column
+from .base import repeat_string
 from .clf import normalise_hosts, split_requests
 
 NULL_STR = pa.scalar(None, pa.string())
@@ -83,11 +83,23 @@ def _unpercent(value: str) -> str:
     return once
 
 
+_BACKSLASH = re.compile(rb'\\(x[0-9A-Fa-f]{2}|["\\ntrvfb])')
+_SIMPLE = {b'"': b'"', b"\\": b"\\", b"n": b"\n", b"t": b"\t", b"r": b"\r", b"v": b"\v", b"f": b"\f", b"b": b"\b"}
+
+
+def _unbackslash(value: str) -> str:
+    """One left-to-right pass over nginx/Apache escapes: ``\\xHH``, ``\\"``, ``\\\\`` and C escapes."""
+    raw = value.encode("utf-8", "surrogateescape")
+    raw = _BACKSLASH.sub(lambda m: bytes([int(m.group(1)[1:], 16)]) if len(m.group(1)) == 3 else _SIMPLE[m.group(1)],
+                         raw)
+    return raw.decode("utf-8", "replace")
+
+
 def decode_text(values: pa.Array, style: TextStyle, ua: bool = False) -> pa.Array:
     if style.hash_hex:
         values = _map_distinct(values, "#", _unhash)
     if style.backslash:
-        values = unescape_column(values)
+        values = _map_distinct(values, "\\", _unbackslash)
     if ua and style.plus_ua:
         values = pc.replace_substring(values, "+", " ")
     if ua and style.percent_ua:
