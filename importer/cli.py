@@ -88,6 +88,8 @@ def send_command(
     max_retry_time: float = typer.Option(300.0, "--max-retry-time", help="Seconds to keep retrying one event."),
     pace: str = typer.Option("asap", "--pace", help="asap, realtime (original gaps), or a speed-up factor such as 10."),
     drain_timeout: float = typer.Option(10.0, "--drain-timeout", help="On Ctrl-C/SIGTERM, seconds to let in-flight requests finish."),
+    since: Optional[str] = typer.Option(None, "--since", help="Only rows at or after this date/time (UTC unless given)."),
+    until: Optional[str] = typer.Option(None, "--until", help="Only rows before this time; a date includes that whole day."),
 ) -> None:
     """Read logs or exports, map rows to events, and replay them to /api/event."""
     state_path = None if (no_state or dry_run) else (state or default_state_path())
@@ -115,6 +117,8 @@ def send_command(
             drain_s=drain_timeout,
             timezone=timezone,
             custom_format=custom_format,
+            since=since,
+            until=until,
         )
     except (ConfigError, MappingError) as exc:
         _fail(str(exc))
@@ -186,6 +190,7 @@ def demo_command(
 # Add one import per module here (modules named importer/cli_<topic>.py).
 from . import cli_backfill  # noqa: E402,F401  (backfill)
 from . import cli_formats  # noqa: E402,F401  (formats, preview)
+from . import cli_mappings  # noqa: E402,F401  (mappings)
 
 
 def run() -> None:  # pragma: no cover - console script entry point

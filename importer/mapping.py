@@ -1232,3 +1232,34 @@ def _revenue(amount: pa.Array, currency: pa.Array) -> tuple[pa.Array, pa.Array]:
     ok = pc.and_(ok_amount, ok_code)
     none = pa.scalar(None, pa.string())
     return pc.if_else(ok, amount, none), pc.if_else(ok, code, none)
+
+
+def date_bound(value, *, end: bool = False):
+    """``--since`` / ``--until`` -> an aware UTC datetime (or None).
+
+    A date (``2024-03-01``) means the start of that day UTC; for ``--until`` it means the
+    end of that day (so ``--since 2024-03-01 --until 2024-03-31`` is all of March). A time
+    (``2024-03-01T12:00``, ``2024-03-01 12:00:00+01:00``) is exact; without an offset it is UTC.
+    ``since`` is inclusive and ``until`` exclusive. Raises ValueError with a usable message.
+    """
+    import datetime as dt
+
+    if value is None or value == "":
+        return None
+    if isinstance(value, dt.datetime):
+        parsed = value
+    elif isinstance(value, dt.date):
+        parsed = dt.datetime(value.year, value.month, value.day) + (dt.timedelta(days=1) if end else dt.timedelta())
+    else:
+        text = str(value).strip()
+        try:
+            if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+                parsed = dt.datetime.fromisoformat(text) + (dt.timedelta(days=1) if end else dt.timedelta())
+            else:
+                parsed = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            flag = "--until" if end else "--since"
+            raise ValueError(f"{flag} {text!r}: give a date (2024-03-01) or a time (2024-03-01T12:00:00Z)") from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=dt.timezone.utc)
+    return parsed.astimezone(dt.timezone.utc)

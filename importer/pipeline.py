@@ -161,6 +161,8 @@ def send(
     backoff_s: float = 0.5,
     timezone: str = "UTC",
     custom_format: str | None = None,
+    since=None,
+    until=None,
 ) -> Report:
     """Read ``inputs``, map rows to events and send them (or, with ``dry_run``, write them).
 
@@ -179,6 +181,12 @@ def send(
     if output is not None and not dry_run:
         raise ConfigError("--output writes the events of a dry run; add --dry-run")
     check_log_options(log_format, custom_format, timezone)
+    try:  # --since/--until: the date window (mapping.date_bound)
+        window = mapping_mod.date_bound(since), mapping_mod.date_bound(until, end=True)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    if window[0] and window[1] and window[0] >= window[1]:
+        raise ConfigError("--since must be before --until")
     try:
         sources = expand([str(i) for i in inputs])
     except SourceError as exc:
@@ -205,7 +213,8 @@ def send(
     failed = RejectsFile(Path(failed_path) if failed_path else None)
     total_bytes = sum(s.size or 0 for s in sources) or None
     bar = Progress(progress, total_bytes, events_label="events written" if dry_run else "events sent", stream=stderr)
-    events = read_events(sources, Mapper(loaded, domain), report, rejects, log_format=log_format, progress=bar,
+    mapper = Mapper(loaded, domain, since=window[0], until=window[1])
+    events = read_events(sources, mapper, report, rejects, log_format=log_format, progress=bar,
                          resume=resume, custom_format=custom_format, timezone=timezone)
     try:
         if dry_run:
@@ -237,6 +246,7 @@ def send(
             report.rows_skipped = resume.rows_skipped
             report.files_skipped = resume.files_skipped
             resume.store.close()
+        report.notices.extend(mapper.notices())  # unmatched hosts, values cut to Plausible's limits
         report.duration_s = time.monotonic() - started
         if rejects.count:
             report.rejects_path = str(rejects.path)
