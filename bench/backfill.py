@@ -177,8 +177,10 @@ def main() -> None:
         print(f"generated {log} ({log.stat().st_size / 1e6:.0f} MB) in {time.monotonic() - t:.1f} s")
     cache = base / "ua-cache.json"
     cache.unlink(missing_ok=True)
+    walls = []
     for label in ("first run (empty user-agent cache)", "later run (user-agent cache warm)"):
         data, wall, rss = run(log, base / "out", cache)
+        walls.append(wall)
         print(f"\n{label}")
         print(f"  lines {data['rows_read']:,}  events {data['events']:,}  days {data['date_range']['days']}  "
               f"sessions {data['sessions']:,}")
@@ -191,7 +193,8 @@ def main() -> None:
                                       for name, n in data["files"].items()))
         if data["problems"]:
             print("  PROBLEMS: " + "; ".join(data["problems"]))
-    print(f"\ntarget: <= 20 s for 1,000,000 lines ({'met' if wall <= 20 else 'NOT met'} on the later run)")
+    verdict = ", ".join(f"{w:.1f} s {'met' if w <= 20 else 'NOT met'}" for w in walls)
+    print(f"\ntarget: <= 20 s for 1,000,000 lines: first run {verdict.replace(', ', ', later run ', 1)}")
 
 
 if __name__ == "__main__":

@@ -264,10 +264,11 @@ def write_files(
             report.warnings.append("no events: nothing to import, no files written")
             return report
         devices = DeviceParser(ua_cache)
+        devices.parse_many(spill.agents)  # every distinct agent once, in parallel when many are new
         geo = GeoLookup()
         report.geo_database = geo.source_info
         writer = CsvWriter(out)
-        aggregator = DayAggregator(zone, writer, devices, geo)
+        aggregator = DayAggregator(zone, writer, devices, geo, spill.agents)
         for i, day in enumerate(days):
             aggregator.add_day(day, spill.take(day), last=i == len(days) - 1)
         aggregator.finish()

@@ -110,8 +110,10 @@ class Totals:
 class DayAggregator:
     """Feed it days in ascending order with :meth:`add_day`; call :meth:`finish` at the end."""
 
-    def __init__(self, timezone: ZoneInfo, writer: CsvWriter, devices: DeviceParser, geo: GeoLookup):
+    def __init__(self, timezone: ZoneInfo, writer: CsvWriter, devices: DeviceParser, geo: GeoLookup,
+                 agents: list[str]):
         self.tz = timezone
+        self.agents = agents  # ua_id -> user agent
         self.writer = writer
         self.devices = devices
         self.geo = geo
@@ -149,11 +151,11 @@ class DayAggregator:
     def _sessions(self, day: int, frame: pa.Table, *, last: bool) -> None:
         n = frame.num_rows
         ts = pc.divide(frame.column("timestamp").cast(pa.int64()), 1_000_000).to_numpy()
-        ip = pc.fill_null(frame.column("ip"), "")
-        ua = pc.fill_null(frame.column("user_agent"), "")
-        key = pc.binary_join_element_wise(ip, ua, "\x1f").combine_chunks().dictionary_encode()
-        key_hash = pd.util.hash_array(key.dictionary.to_numpy(zero_copy_only=False))
-        vid = key_hash[key.indices.to_numpy()]
+        # Visitor: a 64-bit hash of (IP, user agent number).
+        ip = pc.fill_null(frame.column("ip"), "").combine_chunks().dictionary_encode()
+        ip_hash = pd.util.hash_array(ip.dictionary.to_numpy(zero_copy_only=False))[ip.indices.to_numpy()]
+        ua_id = frame.column("ua_id").to_numpy().astype(np.int64)
+        vid = ip_hash ^ pd.util.hash_array(ua_id)
         order = np.lexsort((np.arange(n), ts, vid))
         frame = frame.take(order)
         ts, vid = ts[order], vid[order]
@@ -269,8 +271,8 @@ class DayAggregator:
     def _finalise(self, frame, done, first_rows, start_days, vids, duration, pageviews, bounce, entry, exit_,
                   page_list, parsed, url_idx) -> None:
         """Turn closed sessions into rows (one per session) waiting for their day's flush."""
-        firsts = frame.select(["user_agent", "ip", "referrer"]).take(pa.array(first_rows))
-        uas = firsts.column("user_agent").to_pylist()
+        firsts = frame.select(["ua_id", "ip", "referrer"]).take(pa.array(first_rows))
+        uas = [self.agents[i] if i >= 0 else None for i in firsts.column("ua_id").to_pylist()]
         ips = firsts.column("ip").to_pylist()
         refs = firsts.column("referrer").to_pylist()
         first_urls = url_idx[first_rows]

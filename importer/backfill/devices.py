@@ -143,6 +143,12 @@ class DeviceParser:
         except OSError:
             pass  # a cache that cannot be written only costs time next run
 
+    def parse_many(self, user_agents: list[str]) -> None:
+        """Parse every agent not known yet (in this process: worker processes were measured
+        and did not pay for their start-up and regex warm-up on this 2-core machine)."""
+        for ua in dict.fromkeys(user_agents):
+            self.parse(ua)
+
     def parse(self, user_agent: str | None) -> DeviceInfo:
         if not user_agent:
             return UNKNOWN
@@ -183,3 +189,4 @@ class DeviceParser:
             os=os_name,
             os_version=major_minor(result.os_version()) if os_name else "",
         )
+

@@ -6,6 +6,9 @@ until the buffered total passes ``memory_limit`` bytes; then every buffered day 
 its own Arrow IPC file in a temporary directory (one more part per spill) and the memory is
 freed. Afterwards a day is loaded from its parts plus whatever is still buffered, processed,
 and dropped. Peak memory is therefore about the buffer limit plus the largest single day.
+
+User agents are long and few, so each distinct agent is stored once (``agents``) and events
+carry its number (``ua_id``, -1 for none) instead of the string.
 """
 
 from __future__ import annotations
@@ -14,12 +17,13 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from .aggregate import EVENT_COLUMNS
 
-DEFAULT_MEMORY_LIMIT = 256 * 1024 * 1024
+DEFAULT_MEMORY_LIMIT = 128 * 1024 * 1024
 
 
 class DaySpill:
@@ -34,12 +38,15 @@ class DaySpill:
         self.spills = 0
         self.spilled_bytes = 0
         self.no_timestamp = 0
+        self.agents: list[str] = []
+        self._agent_ids: dict[str, int] = {}
 
     def add(self, events: pa.Table) -> None:
         if not events.num_rows:
             return
-        names = [c for c in EVENT_COLUMNS] + [c for c in ("interactive",) if c in events.column_names]
-        table = events.select(names)
+        names = [c for c in EVENT_COLUMNS if c != "user_agent"]
+        names += [c for c in ("interactive",) if c in events.column_names]
+        table = events.select(names).append_column("ua_id", self._agent_numbers(events.column("user_agent")))
         local = pc.local_timestamp(table.column("timestamp").cast(pa.timestamp("us", tz=self.timezone)))
         day = local.cast(pa.date32()).cast(pa.int32())
         if day.null_count:
@@ -55,6 +62,19 @@ class DaySpill:
                 self._buffer(d, table.filter(pc.equal(table.column("day"), d)))
         if self.buffered_bytes > self.memory_limit:
             self.spill()
+
+    def _agent_numbers(self, column: pa.ChunkedArray) -> pa.Array:
+        encoded = column.combine_chunks().dictionary_encode()
+        ids = np.empty(len(encoded.dictionary) + 1, dtype=np.int32)
+        for i, agent in enumerate(encoded.dictionary.to_pylist()):
+            number = self._agent_ids.get(agent)
+            if number is None:
+                number = self._agent_ids[agent] = len(self.agents)
+                self.agents.append(agent)
+            ids[i] = number
+        ids[-1] = -1  # null user agent
+        indices = pc.fill_null(encoded.indices, len(encoded.dictionary)).to_numpy(zero_copy_only=False)
+        return pa.array(ids[indices], pa.int32())
 
     def _buffer(self, day: int, table: pa.Table) -> None:
         self.buffers.setdefault(day, []).append(table)
