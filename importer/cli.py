@@ -88,6 +88,7 @@ def send_command(
     max_retry_time: float = typer.Option(300.0, "--max-retry-time", help="Seconds to keep retrying one event."),
     pace: str = typer.Option("asap", "--pace", help="asap, realtime (original gaps), or a speed-up factor such as 10."),
     drain_timeout: float = typer.Option(10.0, "--drain-timeout", help="On Ctrl-C/SIGTERM, seconds to let in-flight requests finish."),
+    backoff: float = typer.Option(0.5, "--backoff", help="Base of the exponential retry backoff, in seconds."),
     since: Optional[str] = typer.Option(None, "--since", help="Only rows at or after this date/time (UTC unless given)."),
     until: Optional[str] = typer.Option(None, "--until", help="Only rows before this time; a date includes that whole day."),
 ) -> None:
@@ -115,6 +116,7 @@ def send_command(
             max_retry_s=max_retry_time,
             pace=pace,
             drain_s=drain_timeout,
+            backoff_s=backoff,
             timezone=timezone,
             custom_format=custom_format,
             since=since,
@@ -134,6 +136,8 @@ def receiver_command(
     record: Optional[Path] = typer.Option(None, "--record", help="Append accepted events here as JSON lines."),
     fail_share: float = typer.Option(0.0, help="Share of requests answered 503 (with Retry-After)."),
     fail_first: int = typer.Option(0, help="Answer the first N requests with 503."),
+    burst_every: int = typer.Option(0, help="With --burst-length M: of every N requests, the first M get 503."),
+    burst_length: int = typer.Option(0, help="Length of each burst of 503s."),
     retry_after: str = typer.Option("0", help="Retry-After value sent with 503s."),
     reset_share: float = typer.Option(0.0, help="Share of requests whose connection is dropped unanswered."),
     delay: float = typer.Option(0.0, help="Seconds to wait before each answer."),
@@ -141,7 +145,8 @@ def receiver_command(
     seed: Optional[int] = typer.Option(None, help="Seed for the fault shares, for repeatable runs."),
 ) -> None:
     """Run a local Plausible-compatible /api/event that validates and records events."""
-    faults = Faults(fail_share=fail_share, fail_first=fail_first, retry_after=retry_after or None,
+    faults = Faults(fail_share=fail_share, fail_first=fail_first, burst_every=burst_every, burst_length=burst_length,
+                    retry_after=retry_after or None,
                     reset_share=reset_share, delay_s=delay, drop_share=drop_share, seed=seed)
     receiver = Receiver(host=host, port=port, record=record, faults=faults, keep_events=False)
 

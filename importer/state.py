@@ -24,8 +24,8 @@ numbers.
 
 from __future__ import annotations
 
-import collections
 import hashlib
+import heapq
 import os
 import sqlite3
 import threading
@@ -55,6 +55,11 @@ CREATE TABLE IF NOT EXISTS files (
 );
 CREATE INDEX IF NOT EXISTS files_head ON files (scope, head_len, head_hash);
 CREATE TABLE IF NOT EXISTS pending (
+    file_id INTEGER NOT NULL REFERENCES files (id),
+    line INTEGER NOT NULL,
+    PRIMARY KEY (file_id, line)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS done (
     file_id INTEGER NOT NULL REFERENCES files (id),
     line INTEGER NOT NULL,
     PRIMARY KEY (file_id, line)
@@ -104,6 +109,7 @@ class FileState:
     name: str
     settled_line: int = 0
     pending: set[int] = field(default_factory=set)
+    done: set[int] = field(default_factory=set)  # decided lines above settled_line
     complete_size: int | None = None
     size: int | None = None  # raw size now, measured before reading
 
@@ -163,13 +169,17 @@ class StateStore:
                                  (len(head), _digest(head), file_id))
             self._db.execute("UPDATE files SET name = ?, updated_at = ? WHERE id = ?", (source.name, now, file_id))
             pending = {row[0] for row in self._db.execute("SELECT line FROM pending WHERE file_id = ?", (file_id,))}
-        return FileState(file_id=file_id, name=source.name, settled_line=settled, pending=pending,
+            done = {row[0] for row in self._db.execute("SELECT line FROM done WHERE file_id = ? AND line > ?",
+                                                       (file_id, settled))}
+        return FileState(file_id=file_id, name=source.name, settled_line=settled, pending=pending, done=done,
                          complete_size=complete, size=source.size)
 
     def save(self, settled: dict[int, int], complete: dict[int, int | None],
-             pending_add: list[tuple[int, int]], pending_done: list[tuple[int, int]]) -> None:
-        """Record progress in one transaction: new settled lines, completed files, pending lines."""
-        if not (settled or complete or pending_add or pending_done):
+             pending_add: list[tuple[int, int]], pending_done: list[tuple[int, int]],
+             done_add: list[tuple[int, int]] = ()) -> None:
+        """Record progress in one transaction: new settled lines, completed files, pending lines,
+        and lines decided above the settled line."""
+        if not (settled or complete or pending_add or pending_done or done_add):
             return
         now = time.time()
         with self._lock:
@@ -179,6 +189,9 @@ class StateStore:
                 for file_id, line in settled.items():
                     db.execute("UPDATE files SET settled_line = MAX(settled_line, ?), updated_at = ? WHERE id = ?",
                                (line, now, file_id))
+                    db.execute("DELETE FROM done WHERE file_id = ? AND line <= ?", (file_id, line))
+                if done_add:
+                    db.executemany("INSERT OR IGNORE INTO done (file_id, line) VALUES (?, ?)", done_add)
                 for file_id, size in complete.items():
                     db.execute("UPDATE files SET complete_size = ? WHERE id = ?", (size, file_id))
                 if pending_done:
@@ -202,14 +215,13 @@ class Mark:
     ``end`` says the file was read to its end; ``size`` is its raw size measured before reading.
     """
 
-    __slots__ = ("file", "line", "end", "size", "done")
+    __slots__ = ("file", "line", "end", "size")
 
     def __init__(self, file: str, line: int, end: bool = False, size: int | None = None):
         self.file = file
         self.line = line
         self.end = end
         self.size = size
-        self.done = True
 
 
 class Entry:
@@ -225,27 +237,61 @@ class Entry:
         self.resend = False
 
 
-class Ledger:
-    """Events and read positions in input order; the settled prefix is saved and released.
+class _FileProgress:
+    __slots__ = ("open", "heap", "last", "end", "watermark")
 
-    The producer appends; workers mark entries done; :meth:`flush` pops the decided prefix,
-    writes it to the store (if any) and returns how many events left, so the sender can let
-    that many new events in. Only the event loop thread touches the deque; marks posted from the
-    reader thread go through :meth:`post_mark` and are taken in by :meth:`absorb_marks`.
+    def __init__(self) -> None:
+        self.open: dict[int, int] = {}  # line -> events of that line still undecided
+        self.heap: list[int] = []  # undecided lines (lazily cleaned)
+        self.last = 0  # highest line handed to the sender (events and marks)
+        self.end: Mark | None = None
+        self.watermark = 0
+
+
+class Ledger:
+    """Which events are undecided, per input file; decisions are saved in batches.
+
+    The producer adds each event before queueing it; a worker calls :meth:`decide`
+    once its outcome is known; :meth:`flush` saves what was decided since the last flush and
+    returns how many events that was, so the sender can let as many new events in. Per file,
+    the watermark is the highest line below which nothing is undecided; decided lines above
+    it (a retrying event holds the watermark back while others go on) are saved one by one,
+    so a crash never re-sends them. Only the event loop thread touches the ledger; marks
+    posted from the reader thread go through :meth:`post_mark` / :meth:`absorb_marks`.
     """
 
     def __init__(self, store: StateStore | None = None, files: dict[str, FileState] | None = None):
         self.store = store
         self.files = files if files is not None else {}
-        self._entries: collections.deque = collections.deque()
+        self._progress: dict[str, _FileProgress] = {}
+        self._decided: list[Entry] = []
         self._posted: list[Mark] = []
         self._posted_lock = threading.Lock()
+        self.undecided = 0
         self.saves = 0
+
+    def _file(self, name: str) -> _FileProgress:
+        progress = self._progress.get(name)
+        if progress is None:
+            progress = self._progress[name] = _FileProgress()
+        return progress
 
     def add(self, file: str, line: int) -> Entry:
         entry = Entry(file, line)
-        self._entries.append(entry)
+        progress = self._file(file)
+        count = progress.open.get(line, 0)
+        if not count:
+            heapq.heappush(progress.heap, line)
+        progress.open[line] = count + 1
+        if line > progress.last:
+            progress.last = line
+        self.undecided += 1
         return entry
+
+    def decide(self, entry: Entry, resend: bool = False) -> None:
+        entry.resend = resend
+        entry.done = True
+        self._decided.append(entry)
 
     def post_mark(self, mark: Mark) -> None:
         with self._posted_lock:
@@ -254,44 +300,63 @@ class Ledger:
     def absorb_marks(self) -> None:
         with self._posted_lock:
             posted, self._posted = self._posted, []
-        self._entries.extend(posted)
-
-    def __len__(self) -> int:
-        return len(self._entries)
+        for mark in posted:
+            progress = self._file(mark.file)
+            if mark.line > progress.last:
+                progress.last = mark.line
+            if mark.end:
+                progress.end = mark
 
     def flush(self) -> int:
-        """Pop and save the decided prefix; return the number of events popped."""
-        entries = self._entries
-        settled: dict[int, int] = {}
-        complete: dict[int, int | None] = {}
+        """Save what was decided since the last flush; return how many events that was."""
+        decided, self._decided = self._decided, []
+        files = self.files
         pending_add: list[tuple[int, int]] = []
         pending_done: list[tuple[int, int]] = []
-        events = 0
-        files = self.files
-        while entries and entries[0].done:
-            item = entries.popleft()
-            state = files.get(item.file)
-            if type(item) is Entry:
-                events += 1
-                if state is not None:
-                    key = (state.file_id, item.line)
-                    if item.resend:
-                        pending_add.append(key)
-                    elif item.line in state.pending:
-                        pending_done.append(key)
+        finished: list[tuple[str, int]] = []
+        for entry in decided:
+            progress = self._progress[entry.file]
+            left = progress.open[entry.line] - 1
+            if left:
+                progress.open[entry.line] = left
+            else:
+                del progress.open[entry.line]
+            state = files.get(entry.file)
             if state is None:
                 continue
-            if item.line > settled.get(state.file_id, 0):
-                settled[state.file_id] = item.line
-            if type(item) is Mark and item.end and item.size is not None:
-                complete[state.file_id] = item.size
-        if self.store is not None and (settled or complete or pending_add or pending_done):
-            # A file with lines to send again is not complete.
-            for file_id, _ in pending_add:
+            key = (state.file_id, entry.line)
+            if entry.resend:
+                pending_add.append(key)
+            elif entry.line in state.pending:
+                pending_done.append(key)
+            if not left:
+                finished.append((entry.file, entry.line))
+        self.undecided -= len(decided)
+        settled: dict[int, int] = {}
+        complete: dict[int, int | None] = {}
+        for name, progress in self._progress.items():
+            heap = progress.heap
+            while heap and heap[0] not in progress.open:
+                heapq.heappop(heap)
+            watermark = heap[0] - 1 if heap else progress.last
+            state = files.get(name)
+            if state is not None and watermark > progress.watermark:
+                settled[state.file_id] = watermark
+            progress.watermark = max(progress.watermark, watermark)
+            if state is not None and not heap and progress.end is not None and progress.end.size is not None:
+                complete[state.file_id] = progress.end.size
+                progress.end = None
+        done_add = []
+        for name, line in finished:
+            state = files[name]
+            if line > self._progress[name].watermark and line not in state.pending:
+                done_add.append((state.file_id, line))
+        if self.store is not None and (settled or complete or pending_add or pending_done or done_add):
+            for file_id, _ in pending_add:  # a file with lines to send again is not complete
                 complete.pop(file_id, None)
-            self.store.save(settled, complete, pending_add, pending_done)
+            self.store.save(settled, complete, pending_add, pending_done, done_add)
             self.saves += 1
-        return events
+        return len(decided)
 
 
 class Resume:
@@ -346,18 +411,22 @@ class Resume:
         ledger = self.ledger
         last = 0
         pending = pa.array(sorted(state.pending), pa.int64())
+        done = pa.array(sorted(state.done), pa.int64())
         for batch in batches:
             table = batch.table
             lines = table.column("source_line") if table.num_rows else None
             top = max([r.line or 0 for r in batch.rejected], default=0)
             if lines is not None:
                 top = max(top, pc.max(lines).as_py() or 0)
-            if state.settled_line or state.pending:
+            if state.settled_line or state.pending or state.done:
                 kept_rejected = [r for r in batch.rejected
-                                 if r.line is None or r.line > state.settled_line or r.line in state.pending]
+                                 if r.line is None or (r.line > state.settled_line and r.line not in state.done)
+                                 or r.line in state.pending]
                 skipped = len(batch.rejected) - len(kept_rejected)
                 if lines is not None:
                     keep = pc.greater(lines, state.settled_line)
+                    if len(done):
+                        keep = pc.and_(keep, pc.invert(pc.is_in(lines, value_set=done)))
                     if len(pending):
                         keep = pc.or_(keep, pc.is_in(lines, value_set=pending))
                     filtered = table.filter(keep)

@@ -17,10 +17,10 @@ Events of one visitor (same IP and user agent) always go through the same lane, 
 at a time, so they leave in their original order, which matters because Plausible builds
 sessions from arrival order.
 
-Progress is kept in input order by a :class:`~importer.state.Ledger`: at most
-:attr:`SendOptions.window` events may be undecided at once, and decided prefixes are saved to
-the state file (when there is one) before new events are let in. That bounds what a re-run
-after ``kill -9`` sends again.
+Progress is kept by a :class:`~importer.state.Ledger`: at most :attr:`SendOptions.window`
+events may be undecided (or decided but not yet saved to the state file) at once, and new
+events are let in only as decisions are saved. That bounds what a re-run after ``kill -9``
+sends again.
 
 The transport is aiohttp: on this project's 2-core machine it carries ~4,000-10,000 requests/s
 to a local nginx where httpx's AsyncClient manages ~400 (see the README's design notes).
@@ -207,7 +207,7 @@ class HttpSender:
         self._bucket = TokenBucket(o.rate, burst=1.0 + o.rate * 0.02)
         self._stop = asyncio.Event()
         self._deadline: float | None = None
-        self._window = asyncio.Semaphore(o.window)
+        self._room = asyncio.Event()
         self._queues: list[asyncio.Queue] = [asyncio.Queue(maxsize=o.queue_per_worker) for _ in range(lanes)]
         loop = asyncio.get_running_loop()
         installed = self._install_signals(loop) if self.handle_signals else []
@@ -282,9 +282,8 @@ class HttpSender:
             self._checkpoint()
 
     def _checkpoint(self) -> None:
-        released = self.ledger.flush()
-        for _ in range(released):
-            self._window.release()
+        if self.ledger.flush():
+            self._room.set()
 
     # -- producing -----------------------------------------------------------------------
 
@@ -293,7 +292,7 @@ class HttpSender:
         lanes = len(self._queues)
         queues = self._queues
         ledger = self.ledger
-        window = self._window
+        window = self.options.window
         pace = self.options.pace
         pace_origin: tuple[float, float] | None = None
         while not self._stop.is_set():
@@ -322,9 +321,11 @@ class HttpSender:
                             if self._stop.is_set():
                                 self._not_sent(event, ledger.add(event["source_file"], event["source_line"]))
                                 continue
-                    if window.locked():
+                    while ledger.undecided >= window:  # wait until decisions are saved
+                        self._room.clear()
                         self._checkpoint()
-                    await window.acquire()
+                        if ledger.undecided >= window:
+                            await self._room.wait()
                     entry = ledger.add(event["source_file"], event["source_line"])
                     key = f"{event['ip']}\x00{event['user_agent']}".encode("utf-8", "surrogatepass")
                     await queues[zlib.crc32(key) % lanes].put((event, entry))
@@ -354,8 +355,7 @@ class HttpSender:
                 raise
 
     def _settle(self, entry: Entry, resend: bool = False) -> None:
-        entry.resend = resend
-        entry.done = True
+        self.ledger.decide(entry, resend)
         self.on_settled(1)
 
     def _not_sent(self, event: dict, entry: Entry) -> None:
