@@ -215,3 +215,22 @@ def test_dst_day_and_midnight_in_the_site_zone(tmp_path):
     # The 23:50 -> 00:10 session belongs to 03-31 with both pageviews and 20 minutes.
     assert by_day == {"2024-03-31": (2, 3, 1200), "2024-04-02": (1, 1, 0)}
     assert report.sessions_past_midnight == 1
+
+
+def test_read_back_catches_a_broken_file(tmp_path):
+    from importer.backfill.writer import validate
+
+    events = frame([dict(url="https://example.com/", timestamp=t(9, 0)),
+                    dict(url="https://example.com/x", timestamp=t(9, 5))])
+    report = write_files([events], timezone="UTC", out_dir=tmp_path, ua_cache=None, today=dt.date(2026, 1, 1))
+    assert report.ok and report.problems == []
+    paths = {table: Path(p) for table, p in report.files.items()}
+    rows = {table: 1 for table in paths}
+    rows["imported_pages"], rows["imported_custom_events"] = 2, 0
+    assert validate(paths, report.start, report.end, rows) == []
+    # A date outside the range in the name, and visits that no longer add up.
+    devices = paths["imported_devices"]
+    devices.write_text(devices.read_text().replace('"2024-05-01"', '"2024-06-01"').replace(",1,300,", ",2,300,"))
+    problems = validate(paths, report.start, report.end, rows)
+    assert any("dates outside" in p for p in problems)
+    assert any("total visits 2 != 1" in p for p in problems)
