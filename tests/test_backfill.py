@@ -319,8 +319,10 @@ def test_short_range_warns(tmp_path):
     assert any("shorter than 3 days" in w for w in report.warnings)
 
 
-def test_cli_backfill(tmp_path):
+def test_cli_backfill(tmp_path, monkeypatch):
     from typer.testing import CliRunner
+
+    monkeypatch.setenv("PLAUSIBLE_IMPORT_UA_CACHE", str(tmp_path / "ua.json"))
 
     log = write_log(tmp_path / "access.log", handmade_lines())
     out = tmp_path / "csv"
@@ -331,6 +333,7 @@ def test_cli_backfill(tmp_path):
     assert len(list(out.glob("imported_*_20240314_20240316.csv"))) == 10
     data = json.loads((tmp_path / "r.json").read_text())
     assert data["events"] == 11 and data["rows_invalid"] == 1
+    assert len(json.loads((tmp_path / "ua.json").read_text())["agents"]) == 4  # the four browsers
     bad = CliRunner().invoke(app, ["backfill", str(log), "--domain", "example.com", "--timezone", "Nowhere/Land",
                                    "--out", str(out)])
     assert bad.exit_code == 2
