@@ -337,3 +337,62 @@ def test_cli_backfill(tmp_path, monkeypatch):
     bad = CliRunner().invoke(app, ["backfill", str(log), "--domain", "example.com", "--timezone", "Nowhere/Land",
                                    "--out", str(out)])
     assert bad.exit_code == 2
+
+
+def naive_sessions(events_jsonl: Path, tz: str) -> dict:
+    """An independent, loop-by-loop reading of the rules, to check the vectorised code with."""
+    from urllib.parse import unquote, urlsplit
+
+    zone = ZoneInfo(tz)
+    by_visitor: dict = {}
+    for line in events_jsonl.read_text(encoding="utf-8").splitlines():
+        e = json.loads(line)
+        when = dt.datetime.fromisoformat(e["timestamp"].replace("Z", "+00:00"))
+        by_visitor.setdefault((e["ip"] or "", e["user_agent"] or ""), []).append((when, e))
+    visitors: dict = {}
+    entry: Counter = Counter()
+    exit_: Counter = Counter()
+    for key, items in by_visitor.items():
+        items.sort(key=lambda item: item[0])
+        sessions, current, last = [], [], None
+        for when, e in items:
+            seconds = int(when.timestamp())
+            if last is not None and (seconds - last) // 60 > 30:
+                sessions.append(current)
+                current = []
+            current.append((seconds, when, e))
+            last = seconds
+        sessions.append(current)
+        for s in sessions:
+            day = s[0][1].astimezone(zone).date().isoformat()
+            pages = [unquote(urlsplit(e["url"]).path) or "/" for _, _, e in s if e["name"] == "pageview"]
+            row = visitors.setdefault(day, {"visitors": set(), "visits": 0, "pageviews": 0, "bounces": 0,
+                                            "visit_duration": 0})
+            row["visitors"].add(key)
+            row["visits"] += 1
+            row["pageviews"] += len(pages)
+            row["bounces"] += len(pages) <= 1
+            row["visit_duration"] += s[-1][0] - s[0][0]
+            entry[(day, pages[0])] += 1
+            exit_[(day, pages[-1])] += 1
+    for row in visitors.values():
+        row["visitors"] = len(row["visitors"])
+    return {"visitors": visitors, "entry": entry, "exit": exit_}
+
+
+@pytest.mark.parametrize("tz", ["Europe/Berlin", "Asia/Kolkata"])
+def test_sample_data_agrees_with_a_naive_reading_of_the_rules(tmp_path, tz):
+    sample = Path(__file__).resolve().parent.parent / "sample_data" / "access.log"
+    events = tmp_path / "events.jsonl"
+    send([sample], domain="example.com", dry_run=True, output=events, rejects_path=None)
+    expected = naive_sessions(events, tz)
+    report = backfill([sample], domain="example.com", timezone=tz, out_dir=tmp_path / "out", ua_cache=None,
+                      rejects_path=None)
+    assert report.ok, report.problems
+    v = read_table(Path(report.files["imported_visitors"]), "imported_visitors")
+    got = {r.pop("date"): r for r in v.to_dict("records")}
+    assert got == expected["visitors"]
+    entry = read_table(Path(report.files["imported_entry_pages"]), "imported_entry_pages")
+    assert Counter({(r["date"], r["entry_page"]): r["entrances"] for r in entry.to_dict("records")}) == expected["entry"]
+    exit_ = read_table(Path(report.files["imported_exit_pages"]), "imported_exit_pages")
+    assert Counter({(r["date"], r["exit_page"]): r["exits"] for r in exit_.to_dict("records")}) == expected["exit"]
