@@ -774,6 +774,8 @@ class Mapper:
         """(reason, drop mask) pairs, in counting order; masks are never null."""
         m = self.mapping
         path = table.column("path").combine_chunks()
+        # Paths repeat: encoded once per batch, shared by the path filters and the rules.
+        self._path_encoding = pc.dictionary_encode(path)
         drops: list[tuple[str, pa.Array]] = [
             ("bad_request", pc.invert(pc.fill_null(pc.starts_with(path, "/"), False))),
         ]
@@ -830,9 +832,9 @@ class Mapper:
                 if m.exclude_paths:
                     drop = pc.or_(drop, _any_regex(values, m.exclude_paths))
                 return drop
-            drops.append(("path", pc.fill_null(_on_distinct(path, path_drop), False)))
+            drops.append(("path", pc.fill_null(_on_distinct(self._path_encoding, path_drop), False)))
         if m.static_extensions or m.static_files:
-            drops.append(("static_asset", self._static_mask(path)))
+            drops.append(("static_asset", self._static_mask(self._path_encoding)))
         return drops
 
     def _ip_mask(self, ips: pa.Array) -> pa.Array:
@@ -856,7 +858,7 @@ class Mapper:
         return pc.fill_null(_on_distinct(ips, check), False)
 
     def _static_mask(self, path: pa.Array) -> pa.Array:
-        encoded = pc.dictionary_encode(path)
+        encoded = path if pa.types.is_dictionary(path.type) else pc.dictionary_encode(path)
         lowered = pc.utf8_lower(encoded.dictionary)
         basename = pc.extract_regex(lowered, r"(?P<base>[^/]*)$")
         base = pc.struct_field(basename, "base")
@@ -889,7 +891,9 @@ class Mapper:
         kept = table.filter(remaining) if remaining is not None else table
         if self.mapping.site_hosts:
             self._note_unmatched(kept)
-        events = self._events(kept, filtered, rules_hit)
+        enc = self._path_encoding
+        path_indices = enc.indices.filter(remaining) if remaining is not None else enc.indices
+        events = self._events(kept, filtered, rules_hit, (enc.dictionary, path_indices))
         events = self._limits(events, filtered)
         return Mapped(events, dict(filtered), rules_hit)
 
@@ -993,49 +997,51 @@ class Mapper:
 
             values["user_agent"] = pc.coalesce(values["user_agent"], _on_distinct(combo, agents))
 
-    def _match(self, values: dict[str, pa.Array], n: int) -> np.ndarray:
+    def _match(self, values: dict[str, pa.Array], n: int, encoded: "_Encoded") -> np.ndarray:
         """The index of the first rule each row matches; -1 for none (the default)."""
         choice = np.full(n, -1, np.int32)
         open_rows = np.ones(n, bool)
-        cache: dict[tuple, np.ndarray] = {}
-
-        def on_distinct(column: str, key: tuple, fn) -> np.ndarray:
-            if (column, key) not in cache:
-                cache[(column, key)] = pc.fill_null(_on_distinct(_as_string(values[column]), fn), False).to_numpy(zero_copy_only=False)
-            return cache[(column, key)]
-
         for rule in self.mapping.rules:
             if not open_rows.any():
                 break
             mask = open_rows.copy()
             if rule.path_regexes:
-                mask &= on_distinct("path", ("glob",) + rule.path_regexes, lambda d, r=rule: _any_regex(d, r.path_regexes))
+                mask &= encoded.mask("path", ("glob",) + rule.path_regexes, lambda d, r=rule: _any_regex(d, r.path_regexes))
             if rule.path_regex is not None:
-                mask &= on_distinct("path", ("re", rule.path_regex), lambda d, r=rule: _any_regex(d, (r.path_regex,)))
+                mask &= encoded.mask("path", ("re", rule.path_regex), lambda d, r=rule: _any_regex(d, (r.path_regex,)))
             if rule.methods:
-                mask &= on_distinct("method", ("in",) + rule.methods,
-                                    lambda d, r=rule: pc.is_in(d, value_set=pa.array(r.methods)))
+                mask &= encoded.direct("method", ("in",) + rule.methods,
+                                       lambda v, r=rule: pc.is_in(v, value_set=pa.array(r.methods)))
             if rule.status is not None:
-                mask &= rule.status.mask(values["status"]).to_numpy(zero_copy_only=False)
+                mask &= encoded.status_mask(rule.status)
             for cond in rule.columns:
-                mask &= on_distinct(cond.column, (cond.op, cond.values, cond.pattern, cond.present),
-                                    lambda d, c=cond: _condition(d, c))
+                if cond.op == "regex":  # once per distinct value
+                    mask &= encoded.mask(cond.column, (cond.op, cond.pattern), lambda d, c=cond: _condition(d, c))
+                else:  # hash lookups: as cheap per row as encoding the column would be
+                    mask &= encoded.direct(cond.column, (cond.op, cond.values, cond.present), lambda v, c=cond: _condition(v, c))
             choice[mask] = rule.index
             open_rows &= ~mask
         return choice
 
-    def _events(self, rows: pa.Table, filtered: Counter, rules_hit: dict[str, int]) -> pa.Table:
+    def _events(self, rows: pa.Table, filtered: Counter, rules_hit: dict[str, int],
+                path_encoding: tuple[pa.Array, pa.Array] | None = None) -> pa.Table:
+        """Columns that do not depend on the rule are built once for all rows; name, props,
+        revenue and interactive per rule, on that rule's rows only, then put back in row order."""
         m = self.mapping
         n = rows.num_rows
         if n == 0:
             return ev.empty_events()
         values = self._base(rows)
-        choice = self._match(values, n) if m.rules else np.full(n, -1, np.int32)
-        parts: list[pa.Table] = []
-        positions: list[np.ndarray] = []
+        encoded = _Encoded(values)
+        if path_encoding is not None:
+            encoded.preload("path", *path_encoding)
+        choice = self._match(values, n, encoded) if m.rules else np.full(n, -1, np.int32)
         by_index = {r.index: r for r in m.rules}
+        keep = np.ones(n, bool)
+        parts: list[dict[str, pa.Array]] = []
+        positions: list[np.ndarray] = []
         for index in [r.index for r in m.rules] + [-1]:
-            where = np.flatnonzero(choice == index)
+            where = np.flatnonzero(choice == index) if m.rules else np.arange(n)
             if not len(where):
                 continue
             rule = by_index.get(index)
@@ -1043,30 +1049,57 @@ class Mapper:
             rules_hit[label] = rules_hit.get(label, 0) + len(where)
             if (rule is not None and rule.drop) or (rule is None and m.default_drop):
                 filtered["rule:" + rule.label if rule else "no_rule"] += len(where)
+                keep[where] = False
                 continue
-            take = pa.array(where)
-            sub = {k: v.take(take) for k, v in values.items()}
-            parts.append(self._build(rule, sub, len(where)))
+            parts.append(self._build(rule, _Subset(values, where, encoded), len(where)))
             positions.append(where)
         if not parts:
             return ev.empty_events()
-        events = pa.concat_tables(parts)
-        order = np.argsort(np.concatenate(positions), kind="stable")
-        return events.take(pa.array(order))
+        if len(parts) == 1 and len(positions[0]) == n:
+            ruled = parts[0]
+        else:
+            # Rows of all groups, in group order -> back to row order (dropped rows left out).
+            order = np.argsort(np.concatenate(positions), kind="stable")
+            take = pa.array(order)
+            ruled = {}
+            for k in parts[0]:
+                arrays = [_chunk(p[k]) for p in parts]
+                if all(a.null_count == len(a) for a in arrays):
+                    ruled[k] = pa.nulls(len(order), arrays[0].type)
+                else:
+                    ruled[k] = pa.concat_arrays(arrays).take(take)
+        shared = {
+            "url": values["url"],
+            "domain": values["domain"],
+            "referrer": values["referrer"],
+            "user_agent": values["user_agent"],
+            "ip": values["ip"],
+            "timestamp": values["timestamp"],
+            "source_file": values["source_file"],
+            "source_line": values["source_line"],
+        }
+        if not keep.all():
+            mask = pa.array(keep)
+            shared = {k: _chunk(v).filter(mask) for k, v in shared.items()}
+        columns = {**shared, **ruled}
+        arrays = []
+        for f in ev.EVENT_SCHEMA:
+            value = _chunk(columns[f.name])
+            arrays.append(value.cast(f.type) if value.type != f.type else value)
+        return pa.Table.from_arrays(arrays, schema=ev.EVENT_SCHEMA)
 
-    def _build(self, rule: Rule | None, values: dict[str, pa.Array], n: int) -> pa.Table:
+    def _build(self, rule: Rule | None, values: "_Subset", n: int) -> dict[str, pa.Array]:
         m = self.mapping
         if rule is not None:
             for cond in rule.columns:
                 if cond.op == "regex" and cond.groups:
-                    extracted = pc.extract_regex(_as_string(values[cond.column]), cond.pattern)
-                    for g in cond.groups:
-                        values[g] = pc.struct_field(extracted, g)
+                    values.groups(cond.column, cond.pattern, cond.groups)
             if rule.path_groups:
-                extracted = pc.extract_regex(values["path"], rule.path_regex)
-                for g in rule.path_groups:
-                    values[g] = pc.struct_field(extracted, g)
-        name = rule.name.render(values, n) if rule is not None else repeat_string(m.event_name, n)
+                values.groups("path", rule.path_regex, rule.path_groups)
+        if rule is None:
+            name = repeat_string(m.event_name, n)
+        else:
+            name = values.per_distinct(rule.name.refs, rule.name.render, n)
         props = self._props(rule, values, n)
         amount = currency = pa.nulls(n, pa.string())
         if rule is not None and rule.revenue_amount is not None:
@@ -1074,95 +1107,104 @@ class Mapper:
         interactive = pa.nulls(n, pa.bool_())
         if rule is not None and rule.interactive is False:
             interactive = pa.array(np.zeros(n, bool))
-        columns = {
-            "name": name,
-            "url": values["url"],
-            "domain": values["domain"],
-            "referrer": values["referrer"],
-            "props": props,
-            "user_agent": values["user_agent"],
-            "ip": values["ip"],
-            "timestamp": values["timestamp"],
-            "source_file": values["source_file"],
-            "source_line": values["source_line"],
-            "revenue_amount": amount,
-            "revenue_currency": currency,
-            "interactive": interactive,
-        }
-        arrays = []
-        for f in ev.EVENT_SCHEMA:
-            value = _chunk(columns[f.name])
-            arrays.append(value.cast(f.type) if value.type != f.type else value)
-        return pa.Table.from_arrays(arrays, schema=ev.EVENT_SCHEMA)
+        return {"name": name, "props": props, "revenue_amount": amount, "revenue_currency": currency,
+                "interactive": interactive}
 
-    def _props(self, rule: Rule | None, values: dict[str, pa.Array], n: int) -> pa.Array:
+    def _props(self, rule: Rule | None, values, n: int) -> pa.Array:
         """Props as a JSON object per row (null when none): template props, then the bag's."""
         if rule is None or (not rule.props and rule.props_from is None):
             return pa.nulls(n, pa.string())
-        parents, keys, vals = [], [], []
+        bad = np.zeros(n, bool)
+        refs = [r for _, t in rule.props for r in t.refs]
+        if rule.props and refs:
+            # All template props at once, per distinct value when they share a basis column.
+            fragment = values.per_distinct(refs, lambda v, count: self._template_pairs(rule, v, count, None), n)
+            if pc.any(pc.equal(fragment, _OVER_LIMIT)).as_py():
+                fragment = self._template_pairs(rule, values, n, bad)  # exact per-row limits handling
+        elif rule.props:
+            fragment = self._template_pairs(rule, values, n, bad)
+        pieces = [fragment] if rule.props else []
+        if rule.props_from is not None:
+            pieces.append(self._bag_pairs(_chunk(values[rule.props_from]), [k for k, _ in rule.props], n, bad))
+        if len(pieces) == 1:
+            joined = pieces[0]
+        else:
+            joined = _join_present(pieces, ",")
+        has = pc.fill_null(pc.greater(pc.utf8_length(joined), 0), False)
+        props = pc.if_else(has, pc.binary_join_element_wise("{", joined, "}", ""), pa.scalar(None, pa.string()))
+        if bad.any():
+            # Marked with a sentinel that _limits turns into a rejection.
+            props = pc.if_else(pa.array(bad), pa.scalar(_REJECT_PROPS), props)
+        return props
+
+    def _template_pairs(self, rule: Rule, values, n: int, bad: np.ndarray | None) -> pa.Array:
+        """'"k":"v","k2":"v2"' for a rule's template props (null when none has a value).
+
+        With ``bad`` None (per distinct value), a value over Plausible's limit yields the
+        marker _OVER_LIMIT so the caller redoes the work per row, where limits are applied.
+        """
+        reject = self.mapping.limit_policy == "reject"
+        pieces = []
         for key, template in rule.props:
             value = template.render(values, n)
             ok = pc.fill_null(pc.greater(pc.utf8_length(pc.utf8_trim_whitespace(value)), 0), False)
-            rows = np.flatnonzero(ok.to_numpy(zero_copy_only=False))
-            parents.append(rows)
-            keys.append(repeat_string(key, len(rows)))
-            vals.append(value.filter(ok))
-        if rule.props_from is not None:
-            bag = _chunk(values[rule.props_from])
-            if bag.type != BAG_TYPE:
-                raise MappingError(f"{self.mapping.origin}: props_from {rule.props_from!r} is not a parameter bag column")
-            flat = pc.list_flatten(bag)
-            parent = pc.list_parent_indices(bag).to_numpy(zero_copy_only=False).astype(np.int64)
-            k, v = pc.struct_field(flat, "key"), pc.struct_field(flat, "value")
-            ok = pc.fill_null(pc.greater(pc.utf8_length(pc.utf8_trim_whitespace(v)), 0), False)
-            ok = pc.and_(ok, pc.fill_null(pc.greater(pc.utf8_length(k), 0), False))
-            if rule.props:
-                ok = pc.and_(ok, pc.invert(pc.is_in(k, value_set=pa.array([p for p, _ in rule.props]))))
-            okn = ok.to_numpy(zero_copy_only=False)
-            parents.append(parent[okn])
-            keys.append(k.filter(ok))
-            vals.append(v.filter(ok))
-        parent = np.concatenate(parents) if parents else np.zeros(0, np.int64)
-        if not len(parent):
-            return pa.nulls(n, pa.string())
-        order = np.argsort(parent, kind="stable")
-        parent = parent[order]
-        key = pa.concat_arrays([_chunk(k) for k in keys]).take(pa.array(order))
-        val = pa.concat_arrays([_chunk(v) for v in vals]).take(pa.array(order))
-        # Plausible's limits on props.
+            over = pc.fill_null(pc.greater(pc.binary_length(value), MAX_PROP_VALUE_BYTES), False)
+            if pc.any(over).as_py():
+                if bad is None:
+                    return pc.if_else(over, pa.scalar(_OVER_LIMIT), pa.nulls(n, pa.string()))
+                if reject:
+                    bad |= over.to_numpy(zero_copy_only=False)
+                else:
+                    self.truncated["prop_value"] += pc.sum(over).as_py()
+                    value = _truncate_bytes(value, MAX_PROP_VALUE_BYTES)
+            pair = pc.binary_join_element_wise(f'"{_json_text(key)}":"', _json_string(value), '"', "")
+            pieces.append(pc.if_else(ok, pair, pa.scalar(None, pa.string())))
+        if len(pieces) == 1:
+            return pieces[0]
+        return _join_present(pieces, ",")
+
+    def _bag_pairs(self, bag: pa.Array, taken: list[str], n: int, bad: np.ndarray) -> pa.Array:
+        """A parameter bag -> per row '"k":"v",...' (null when empty), within Plausible's limits."""
+        if bag.type != BAG_TYPE:
+            raise MappingError(f"{self.mapping.origin}: props_from names a column that is not a parameter bag")
         reject = self.mapping.limit_policy == "reject"
+        flat = pc.list_flatten(bag)
+        parent = pc.list_parent_indices(bag).to_numpy(zero_copy_only=False).astype(np.int64)
+        key, val = pc.struct_field(flat, "key"), pc.struct_field(flat, "value")
+        ok = pc.fill_null(pc.greater(pc.utf8_length(pc.utf8_trim_whitespace(val)), 0), False)
+        ok = pc.and_(ok, pc.fill_null(pc.greater(pc.utf8_length(key), 0), False))
+        if taken:
+            ok = pc.and_(ok, pc.invert(pc.fill_null(pc.is_in(key, value_set=pa.array(taken, pa.string())), False)))
+        okn = ok.to_numpy(zero_copy_only=False)
+        parent, key, val = parent[okn], key.filter(ok), val.filter(ok)
+        limit = MAX_PROPS - len(taken)
         counts = np.bincount(parent, minlength=n)
-        bad = np.zeros(n, bool)
-        if (counts > MAX_PROPS).any():
-            rank = np.arange(len(parent)) - np.repeat(np.cumsum(counts) - counts, counts)
-            over_rows = counts > MAX_PROPS
+        if (counts > limit).any():
+            over_rows = counts > limit
             if reject:
                 bad |= over_rows
             else:
                 self.truncated["props_count"] += int(over_rows.sum())
-                keep = rank < MAX_PROPS
+                rank = np.arange(len(parent)) - np.repeat(np.cumsum(counts) - counts, counts)
+                keep = rank < limit
                 parent, key, val = parent[keep], key.filter(pa.array(keep)), val.filter(pa.array(keep))
-        for what, column, limit in (("prop_key", key, MAX_PROP_KEY_BYTES), ("prop_value", val, MAX_PROP_VALUE_BYTES)):
-            over = pc.fill_null(pc.greater(pc.binary_length(column), limit), False).to_numpy(zero_copy_only=False)
+        for what, limit_bytes in (("prop_key", MAX_PROP_KEY_BYTES), ("prop_value", MAX_PROP_VALUE_BYTES)):
+            column = key if what == "prop_key" else val
+            over = pc.fill_null(pc.greater(pc.binary_length(column), limit_bytes), False).to_numpy(zero_copy_only=False)
             if over.any():
                 if reject:
                     bad[np.unique(parent[over])] = True
                 else:
                     self.truncated[what] += int(len(np.unique(parent[over])))
                     if what == "prop_key":
-                        key = _truncate_bytes(key, limit)
+                        key = _truncate_bytes(key, limit_bytes)
                     else:
-                        val = _truncate_bytes(val, limit)
+                        val = _truncate_bytes(val, limit_bytes)
         pairs = pc.binary_join_element_wise('"', _json_string(key), '":"', _json_string(val), '"', "")
         offsets = np.zeros(n + 1, np.int32)
         np.cumsum(np.bincount(parent, minlength=n), out=offsets[1:])
         joined = pc.binary_join(pa.ListArray.from_arrays(pa.array(offsets), pairs), ",")
-        has = pa.array(offsets[1:] > offsets[:-1])
-        props = pc.if_else(has, pc.binary_join_element_wise("{", joined, "}", ""), pa.scalar(None, pa.string()))
-        if bad.any():
-            # Marked with a sentinel that _limits turns into a rejection.
-            props = pc.if_else(pa.array(bad), pa.scalar(_REJECT_PROPS), props)
-        return props
+        return pc.if_else(pa.array(offsets[1:] > offsets[:-1]), joined, pa.scalar(None, pa.string()))
 
     def _limits(self, events: pa.Table, filtered: Counter) -> pa.Table:
         if events.num_rows == 0:
@@ -1198,6 +1240,137 @@ class Mapper:
 
 
 _REJECT_PROPS = "\x00reject"
+_OVER_LIMIT = "\x00over"
+
+
+def _join_present(pieces: list[pa.Array], separator: str) -> pa.Array:
+    """Join strings row-wise, skipping nulls; null where all are null.
+
+    (``binary_join_element_wise(..., null_handling="skip")`` loses rows whose inputs are all
+    null in the pyarrow this was written against, so the pairs are folded one by one.)
+    """
+    out = pieces[0]
+    for piece in pieces[1:]:
+        both = pc.binary_join_element_wise(out, piece, separator)
+        out = pc.coalesce(both, out, piece)
+    return out
+
+
+def _json_text(text: str) -> str:
+    """A Python string escaped for use inside JSON double quotes."""
+    return json.dumps(text, ensure_ascii=False)[1:-1]
+
+
+class _Encoded:
+    """Per-batch dictionary encodings of columns, so conditions run once per distinct value."""
+
+    def __init__(self, values: dict[str, pa.Array]):
+        self.values = values
+        self._encoded: dict[str, tuple[pa.Array, pa.Array]] = {}
+        self._masks: dict[tuple, np.ndarray] = {}
+
+    def encoded(self, column: str) -> tuple[pa.Array, pa.Array]:
+        if column not in self._encoded:
+            value = _as_string(_chunk(self.values[column]))
+            enc = pc.dictionary_encode(value)
+            self._encoded[column] = (enc.dictionary, enc.indices)
+        return self._encoded[column]
+
+    def status_mask(self, rule: "StatusRule") -> np.ndarray:
+        if "\0status" not in self._encoded:
+            status = _chunk(self.values["status"])
+            self._encoded["\0status"] = pc.fill_null(status, 0).to_numpy(zero_copy_only=False).astype(np.int32)
+        status = self._encoded["\0status"]
+        hit = np.isin(status, list(rule.codes)) if rule.codes else np.zeros(len(status), bool)
+        if rule.classes:
+            hit |= np.isin(status // 100, list(rule.classes))
+        return hit & (status > 0)
+
+    def preload(self, column: str, dictionary: pa.Array, indices: pa.Array) -> None:
+        self._encoded[column] = (dictionary, indices)
+
+    def is_encoded(self, column: str) -> bool:
+        return column in self._encoded
+
+    def direct(self, column: str, key: tuple, fn) -> np.ndarray:
+        """A condition evaluated on the rows themselves (for cheap kernels such as is_in)."""
+        if (column, key, "direct") not in self._masks:
+            value = _as_string(_chunk(self.values[column]))
+            self._masks[(column, key, "direct")] = pc.fill_null(fn(value), False).to_numpy(zero_copy_only=False)
+        return self._masks[(column, key, "direct")]
+
+    def indices(self, column: str) -> np.ndarray:
+        """Row -> dictionary position, with nulls at an extra last position."""
+        key = "\0np:" + column
+        if key not in self._encoded:
+            dictionary, indices = self.encoded(column)
+            self._encoded[key] = pc.fill_null(indices, len(dictionary)).to_numpy(zero_copy_only=False)
+        return self._encoded[key]
+
+    def mask(self, column: str, key: tuple, fn) -> np.ndarray:
+        if (column, key) not in self._masks:
+            dictionary, _ = self.encoded(column)
+            on_distinct = pc.fill_null(fn(dictionary), False).to_numpy(zero_copy_only=False)
+            on_distinct = np.append(on_distinct, False)  # null rows match nothing
+            self._masks[(column, key)] = on_distinct[self.indices(column)]
+        return self._masks[(column, key)]
+
+
+class _Subset:
+    """The columns of some rows (one rule's), taken from the batch only when a template needs them.
+
+    Every name also has a *basis*: the batch column it derives from (itself, or the column a
+    regex group was extracted from). Work on names of one basis is done once per distinct
+    value of that column and then taken onto the rows (:meth:`per_distinct`).
+    """
+
+    def __init__(self, values: dict[str, pa.Array], where: np.ndarray, encoded: _Encoded):
+        self._values = values
+        self._where = where
+        self._take = pa.array(where)
+        self._encoded = encoded
+        self._cache: dict[str, pa.Array] = {}
+        self._groups: dict[str, tuple[str, pa.Array]] = {}  # group -> (basis column, values per distinct)
+        self._rows: dict[str, pa.Array] = {}
+
+    def __getitem__(self, name: str) -> pa.Array:
+        if name not in self._cache:
+            if name in self._groups:
+                basis, distinct = self._groups[name]
+                self._cache[name] = pc.take(distinct, self._rows_of(basis))
+            else:
+                self._cache[name] = _chunk(self._values[name]).take(self._take)
+        return self._cache[name]
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._cache or name in self._values or name in self._groups
+
+    def _rows_of(self, basis: str) -> pa.Array:
+        if basis not in self._rows:
+            self._rows[basis] = pc.take(self._encoded.encoded(basis)[1], self._take)
+        return self._rows[basis]
+
+    def groups(self, column: str, pattern: str, names: tuple[str, ...]) -> None:
+        """Named regex groups of a column, extracted once per distinct value."""
+        dictionary, _ = self._encoded.encoded(column)
+        extracted = pc.extract_regex(dictionary, pattern)
+        for g in names:
+            self._groups[g] = (column, pc.struct_field(extracted, g))
+            self._cache.pop(g, None)
+
+    def per_distinct(self, refs: list[str], fn, n: int) -> pa.Array:
+        """``fn(values, count)`` computed once per distinct basis value when all refs share one basis."""
+        bases = {self._groups[r][0] if r in self._groups else r for r in refs}
+        if len(bases) != 1 or not refs:
+            return fn(self, n)
+        (basis,) = bases
+        if basis not in self._values or basis in ("timestamp", "source_line"):
+            return fn(self, n)
+        if not self._encoded.is_encoded(basis) and n * 4 < len(self._values[basis]):
+            return fn(self, n)  # encoding the whole column would cost more than these few rows
+        dictionary, _ = self._encoded.encoded(basis)
+        level = {r: (self._groups[r][1] if r in self._groups else dictionary) for r in refs}
+        return pc.take(fn(level, len(dictionary)), self._rows_of(basis))
 
 
 def _chunk(value) -> pa.Array:
