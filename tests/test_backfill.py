@@ -317,6 +317,11 @@ def test_short_range_warns(tmp_path):
                       rejects_path=None)
     assert report.ok and report.days == 1
     assert any("shorter than 3 days" in w for w in report.warnings)
+    # A second run into the same directory over other dates: the old files are pointed out.
+    log2 = write_log(tmp_path / "two.log", [combined_line(when=at(20, 12, 0))])
+    again = backfill([log2], domain="example.com", timezone=TZ, out_dir=tmp_path / "out", ua_cache=None,
+                     rejects_path=None)
+    assert any("10 other imported_*.csv" in w and "_20240320_20240320.csv" in w for w in again.warnings)
 
 
 def test_cli_backfill(tmp_path, monkeypatch):

@@ -279,6 +279,12 @@ def write_files(
         report.files = {table: str(path) for table, path in paths.items()}
         report.rows_by_file = {paths[t].name: n for t, n in rows.items()}
         report.problems = validate(paths, report.start, report.end, rows)
+        ours = {path.name for path in paths.values()}
+        stale = sorted(p.name for p in out.glob("imported_*.csv") if p.name not in ours)
+        if stale:
+            report.warnings.append(f"{out} also holds {len(stale)} other imported_*.csv file(s) from an earlier run "
+                                   f"({stale[0]}...): upload only the ten named *_{report.start:%Y%m%d}_"
+                                   f"{report.end:%Y%m%d}.csv")
         totals = aggregator.totals
         report.sessions, report.visitors, report.pageviews = totals.sessions, totals.visitors, totals.pageviews
         report.custom_events, report.bounces = totals.custom_events, totals.bounces
