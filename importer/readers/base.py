@@ -96,5 +96,9 @@ def unescape_column(values: pa.Array) -> pa.Array:
 
 def repeat_string(value: str, n: int) -> pa.Array:
     """A string column holding one value n times, built without a Python list."""
+    raw = value.encode("utf-8")
+    if len(raw) * n < 2**31 - 1:
+        offsets = np.arange(n + 1, dtype=np.int32) * np.int32(len(raw))
+        return pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(offsets), pa.py_buffer(raw * n)])
     indices = pa.array(np.zeros(n, dtype=np.int32))
     return pa.DictionaryArray.from_arrays(indices, pa.array([value])).cast(pa.string())

@@ -152,13 +152,78 @@ def _offset_seconds(tz: str | None) -> int | None:
     return sign * (int(m.group(2)) * 3600 + int(m.group(3)) * 60)
 
 
+_MONTH_KEYS = np.array(sorted((m[0] << 16) | (m[1] << 8) | m[2] for m in
+                               (s.encode() for s in ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug",
+                                                     "Sep", "Oct", "Nov", "Dec"))), dtype=np.int64)
+_MONTH_OF_KEY = {(m[0] << 16) | (m[1] << 8) | m[2]: i + 1 for i, m in enumerate(
+    s.encode() for s in ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"))}
+_MONTH_NUMBERS = np.array([_MONTH_OF_KEY[k] for k in _MONTH_KEYS.tolist()], dtype=np.int64)
+
+
+def _fast_clf_seconds(values: pa.Array) -> np.ndarray | None:
+    """``[dd/Mon/yyyy:HH:MM:SS`` strings, all 21 bytes wide -> local Unix seconds, with numpy only.
+
+    Returns None when any value is irregular (the caller then uses ``strptime``); this covers
+    what nginx and Apache write, where every time has exactly this shape.
+    """
+    n = len(values)
+    if n == 0 or values.null_count or values.offset:
+        return None
+    offsets = np.frombuffer(values.buffers()[1], dtype=np.int32, count=n + 1)
+    if not (np.diff(offsets) == 21).all():
+        return None
+    raw = np.frombuffer(values.buffers()[2], dtype=np.uint8, count=21 * n, offset=int(offsets[0])).reshape(n, 21)
+    if not ((raw[:, 0] == 91) & (raw[:, 3] == 47) & (raw[:, 7] == 47) & (raw[:, 12] == 58) & (raw[:, 15] == 58)
+            & (raw[:, 18] == 58)).all():
+        return None
+    d = raw[:, [1, 2, 8, 9, 10, 11, 13, 14, 16, 17, 19, 20]].astype(np.int64) - 48
+    if ((d < 0) | (d > 9)).any():
+        return None
+    day = d[:, 0] * 10 + d[:, 1]
+    year = d[:, 2] * 1000 + d[:, 3] * 100 + d[:, 4] * 10 + d[:, 5]
+    hh, mm, ss = d[:, 6] * 10 + d[:, 7], d[:, 8] * 10 + d[:, 9], d[:, 10] * 10 + d[:, 11]
+    key = (raw[:, 4].astype(np.int64) << 16) | (raw[:, 5].astype(np.int64) << 8) | raw[:, 6]
+    pos = np.searchsorted(_MONTH_KEYS, key).clip(0, 11)
+    if (_MONTH_KEYS[pos] != key).any() or (day < 1).any() or (day > 31).any() or (hh > 23).any() \
+            or (mm > 59).any() or (ss > 60).any():
+        return None
+    month = _MONTH_NUMBERS[pos]
+    # days since 1970-01-01 of a proleptic Gregorian date (civil-from-days, inverted)
+    y = year - (month <= 2)
+    era = np.floor_divide(y, 400)
+    yoe = y - era * 400
+    mp = (month + 9) % 12
+    doy = (153 * mp + 2) // 5 + day - 1
+    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+    days = era * 146097 + doe - 719468
+    return days * 86400 + hh * 3600 + mm * 60 + ss
+
+
 def clf_timestamps(time_col: pa.Array, tz_col: pa.Array) -> pa.Array:
-    """``[14/Mar/2024:09:26:53`` + ``+0100]`` -> timestamp[us, UTC]; null when unparseable."""
-    encoded = pc.dictionary_encode(time_col)
-    local = pc.take(_strptime_clf(encoded.dictionary).cast(pa.int64()), encoded.indices)
-    tz_encoded = pc.dictionary_encode(tz_col)
-    offsets = pa.array([_offset_seconds(v) for v in tz_encoded.dictionary.to_pylist()], type=pa.int64())
-    utc_seconds = pc.subtract(local, pc.take(offsets, tz_encoded.indices))
+    """``[14/Mar/2024:09:26:53`` + ``+0100]`` -> timestamp[us, UTC]; null when unparseable.
+
+    Log lines come in time order, so runs of equal times are common: each run is parsed once
+    (run-end encoding is cheaper than hashing), with numpy for the usual fixed-width shape.
+    """
+    runs = pc.run_end_encode(time_col)
+    values = runs.values
+    lengths = np.diff(runs.run_ends.to_numpy(zero_copy_only=False), prepend=0)
+    seconds = _fast_clf_seconds(values)
+    if seconds is not None:
+        local = pa.array(np.repeat(seconds, lengths), type=pa.int64())
+    else:
+        parsed = _strptime_clf(values).cast(pa.int64())
+        local = pc.take(parsed, pa.array(np.repeat(np.arange(len(values)), lengths)))
+    first = tz_col[0].as_py() if len(tz_col) else None
+    if first is not None and pc.all(pc.equal(tz_col, first)).as_py():
+        offset = _offset_seconds(first)
+        if offset is None:
+            return pa.nulls(len(time_col), schema.TIMESTAMP_TYPE)
+        utc_seconds = pc.subtract(local, offset)
+    else:
+        tz_encoded = pc.dictionary_encode(tz_col)
+        offsets = pa.array([_offset_seconds(v) for v in tz_encoded.dictionary.to_pylist()], type=pa.int64())
+        utc_seconds = pc.subtract(local, pc.take(offsets, tz_encoded.indices))
     return pc.multiply(utc_seconds, 1_000_000).cast(schema.TIMESTAMP_TYPE)
 
 
@@ -177,6 +242,11 @@ def split_requests(requests: pa.Array) -> dict[str, pa.Array]:
     """
     encoded = pc.dictionary_encode(requests)
     dictionary = unescape_column(encoded.dictionary)
+    fast = _split_simple_requests(dictionary)
+    if fast is not None:
+        idx = encoded.indices
+        return {"method": pc.take(fast[0], idx), "path": pc.take(fast[1], idx), "query": pc.take(fast[2], idx),
+                "host": pa.nulls(len(requests), pa.string())}
     parts = pc.extract_regex(dictionary, _REQUEST)
     method = pc.utf8_upper(pc.struct_field(parts, "method"))
     path = pc.struct_field(parts, "path")
@@ -195,6 +265,26 @@ def split_requests(requests: pa.Array) -> dict[str, pa.Array]:
     }
 
 
+_SIMPLE_REQUEST = r"^[A-Z]+ /[^ #]* HTTP/\d(?:\.\d)?$"
+
+
+def _split_simple_requests(dictionary: pa.Array):
+    """(method, path, query) when every request is ``METHOD /target HTTP/x.y``, else None.
+
+    Plain splits are several times cheaper than the general pattern's capture groups, and
+    this is what nearly every line of a real log looks like.
+    """
+    if dictionary.null_count or not pc.all(pc.match_substring_regex(dictionary, _SIMPLE_REQUEST)).as_py():
+        return None
+    parts = pc.split_pattern(dictionary, " ", max_splits=2)
+    method = pc.list_element(parts, 0)
+    target = pc.split_pattern(pc.binary_join_element_wise(pc.list_element(parts, 1), "?", ""), "?", max_splits=1)
+    path = pc.list_element(target, 0)
+    query = pc.utf8_slice_codeunits(pc.list_element(target, 1), 0, -1)  # drop the "?" added above
+    query = pc.if_else(pc.equal(query, ""), pa.scalar(None, pa.string()), query)
+    return method, path, query
+
+
 def normalise_hosts(hosts: pa.Array) -> pa.Array:
     """Lower-case, drop a ``:port`` and IPv6 brackets, ``-``/empty to null."""
     hosts = schema.null_if_missing(hosts)
@@ -204,7 +294,19 @@ def normalise_hosts(hosts: pa.Array) -> pa.Array:
     return hosts
 
 
-def _text_column(values: pa.Array) -> pa.Array:
+def null_missing_in_place(values: pa.Array) -> pa.Array:
+    """``-`` and empty strings -> null without copying the strings (only a new validity bitmap)."""
+    keep = pc.fill_null(pc.and_(pc.not_equal(values, "-"), pc.not_equal(values, "")), False)
+    if pc.all(keep).as_py():
+        return values
+    if values.offset or keep.offset:
+        return pc.if_else(keep, values, pa.scalar(None, pa.string()))
+    return pa.Array.from_buffers(pa.string(), len(values), [keep.buffers()[1], *values.buffers()[1:]])
+
+
+def _text_column(values: pa.Array, escapes: bool = True) -> pa.Array:
+    if not escapes:
+        return null_missing_in_place(values)
     encoded = pc.dictionary_encode(values)
     dictionary = schema.null_if_missing(unescape_column(encoded.dictionary))
     return pc.take(dictionary, encoded.indices)
@@ -237,7 +339,8 @@ def _csv_parse(data: bytes, columns: int, threads: bool, on_invalid) -> pa.Table
     names = [f"c{i}" for i in range(columns)]
     return pacsv.read_csv(
         pa.py_buffer(data),
-        read_options=pacsv.ReadOptions(column_names=names, use_threads=threads, block_size=max(len(data), 1 << 20)),
+        # 1 MiB parser blocks: the parser works on several of them at once (one big block is one thread)
+        read_options=pacsv.ReadOptions(column_names=names, use_threads=threads, block_size=1 << 20),
         parse_options=pacsv.ParseOptions(
             delimiter=" ",
             quote_char='"',
@@ -323,14 +426,25 @@ def parse_block(block: LineBlock, layout: ClfLayout, source_name: str) -> Batch:
             data = data[:cut]
     if not data:
         return Batch(table=schema.empty_frame(), rows_read=len(rejected), rejected=rejected)
-    lines = _Lines(data)
-    row_lines = np.flatnonzero(~lines.empty)
     malformed: list[int] = []
     table = _csv_parse(data, layout.columns, True, lambda row: malformed.append(1) or "skip")
-    if malformed or table.num_rows != len(row_lines):
-        table, row_lines, bad = _exact_parse(data, lines, layout)
-        rejected.extend(Rejected(source_name, block.first_line + i, reason, lines.text(i)) for i, reason in bad)
-    canonical, invalid = _to_canonical(table, layout, source_name, row_lines + block.first_line)
+    line_count = block.line_count - (1 if block.data and not block.data.endswith(b"\n") and data.endswith(b"\n")
+                                      else 0)
+    lines: _Lines | None = None
+    if not malformed and table.num_rows == line_count:
+        # One row per line: no empty lines and nothing the parser merged, so the line
+        # geometry is not needed (the common case; it costs a scan of the block).
+        row_lines = np.arange(line_count, dtype=np.int64)
+    else:
+        lines = _Lines(data)
+        row_lines = np.flatnonzero(~lines.empty)
+        if malformed or table.num_rows != len(row_lines):
+            table, row_lines, bad = _exact_parse(data, lines, layout)
+            rejected.extend(Rejected(source_name, block.first_line + i, reason, lines.text(i)) for i, reason in bad)
+    canonical, invalid = _to_canonical(table, layout, source_name, row_lines + block.first_line,
+                                       escapes=b"\\" in data)
+    if invalid and lines is None:
+        lines = _Lines(data)
     for i, reason in invalid:
         line_index = int(row_lines[i])
         rejected.append(Rejected(source_name, block.first_line + line_index, reason, lines.text(line_index)))
@@ -368,7 +482,30 @@ def _exact_parse(data: bytes, lines: _Lines, layout: ClfLayout):
     return table, np.array(good, dtype=np.int64), bad
 
 
-def _to_canonical(table: pa.Table, layout: ClfLayout, source_name: str, line_numbers: np.ndarray):
+def _fast_ints(text: pa.Array, type_: pa.DataType, low: int, high: int | None, allow_dash: bool):
+    """Whole column cast in one go when every value is a plain number (or ``-``, when allowed).
+
+    Returns (values, all-true mask), or (None, None) when some value is not, for the caller's
+    exact per-value check.
+    """
+    source = null_missing_in_place(text) if allow_dash else text
+    if not allow_dash and source.null_count:
+        return None, None
+    if allow_dash and pc.any(pc.fill_null(pc.equal(text, ""), False)).as_py():
+        return None, None
+    try:
+        values = source.cast(type_)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None, None
+    bounds = pc.min_max(values)
+    lo, hi = bounds["min"].as_py(), bounds["max"].as_py()
+    if lo is not None and (lo < low or (high is not None and hi > high)):
+        return None, None
+    return values, pa.array(np.ones(len(text), dtype=bool))
+
+
+def _to_canonical(table: pa.Table, layout: ClfLayout, source_name: str, line_numbers: np.ndarray,
+                  escapes: bool = True):
     """Convert parsed string columns to the canonical schema; returns (table, invalid rows)."""
     table = table.combine_chunks()
     n = table.num_rows
@@ -378,12 +515,16 @@ def _to_canonical(table: pa.Table, layout: ClfLayout, source_name: str, line_num
            for name, index in layout.fields.items()}
     timestamp = clf_timestamps(col["time"], col["tz"])
     status_text = col["status"]
-    status_ok = pc.match_substring_regex(status_text, r"^\d{3}$")
-    status = pc.if_else(status_ok, status_text, pa.scalar(None, pa.string())).cast(pa.int16())
+    status, status_ok = _fast_ints(status_text, pa.int16(), 100, 999, allow_dash=False)
+    if status is None:
+        status_ok = pc.match_substring_regex(status_text, r"^\d{3}$")
+        status = pc.if_else(status_ok, status_text, pa.scalar(None, pa.string())).cast(pa.int16())
     size_text = col["bytes"]
-    size_digits = pc.match_substring_regex(size_text, r"^\d{1,18}$")
-    size_ok = pc.or_(size_digits, pc.equal(size_text, "-"))
-    size = pc.if_else(size_digits, size_text, pa.scalar(None, pa.string())).cast(pa.int64())
+    size, size_ok = _fast_ints(size_text, pa.int64(), 0, None, allow_dash=True)
+    if size is None:
+        size_digits = pc.match_substring_regex(size_text, r"^\d{1,18}$")
+        size_ok = pc.or_(size_digits, pc.equal(size_text, "-"))
+        size = pc.if_else(size_digits, size_text, pa.scalar(None, pa.string())).cast(pa.int64())
     request = split_requests(col["request"])
     host = request["host"]
     if "host" in col:
@@ -409,8 +550,8 @@ def _to_canonical(table: pa.Table, layout: ClfLayout, source_name: str, line_num
         "source_line": pa.array(line_numbers, type=pa.int64()),
     }
     if "user_agent" in col:
-        columns["user_agent"] = _text_column(col["user_agent"])
-        columns["referrer"] = _text_column(col["referrer"])
+        columns["user_agent"] = _text_column(col["user_agent"], escapes)
+        columns["referrer"] = _text_column(col["referrer"], escapes)
     out = schema.conform(columns, n)
     looks_like_time = pc.fill_null(pc.starts_with(col["time"], "["), False)
     checks = [

@@ -9,6 +9,8 @@ Detection runs per file, so a directory may mix formats.
 
 from __future__ import annotations
 
+import queue
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Protocol
@@ -177,6 +179,15 @@ class LogReader:
         return text
 
     def read(self, source: Source) -> Iterator[Batch]:
+        """Batches of the source, parsed one block ahead in a background thread.
+
+        Parsing (decompression, the CSV parser, Arrow kernels) and the consumer's work on the
+        previous batch (mapping, sending) then overlap on a multi-core machine; at most
+        :data:`PREFETCH` parsed batches wait, so memory stays bounded.
+        """
+        return prefetch(self._read(source), PREFETCH)
+
+    def _read(self, source: Source) -> Iterator[Batch]:
         opened = open_source(source)
         try:
             for block in line_blocks(opened, block_bytes=sources_mod.BLOCK_BYTES):
@@ -202,3 +213,56 @@ class LogReader:
         finally:
             if source.path is not None:
                 opened.raw.close()
+
+
+PREFETCH = 1
+_DONE = object()
+
+
+def prefetch(batches: Iterator[Batch], depth: int) -> Iterator[Batch]:
+    """Run ``batches`` in a worker thread, ``depth`` items ahead; errors are re-raised here."""
+    slots: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def work() -> None:
+        try:
+            for item in batches:
+                while not stop.is_set():
+                    try:
+                        slots.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    break
+        except BaseException as exc:  # handed to the consumer, which re-raises it
+            _put_final(slots, stop, exc)
+            return
+        finally:
+            closer = getattr(batches, "close", None)
+            if stop.is_set() and closer is not None:
+                closer()
+        _put_final(slots, stop, _DONE)
+
+    worker = threading.Thread(target=work, name="log-reader", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item = slots.get()
+            if item is _DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        worker.join()
+
+
+def _put_final(slots: queue.Queue, stop: threading.Event, item) -> None:
+    while not stop.is_set():
+        try:
+            slots.put(item, timeout=0.1)
+            return
+        except queue.Full:
+            continue
