@@ -34,6 +34,8 @@ import json
 import random
 import signal
 import time
+import urllib.parse
+import urllib.request
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -125,6 +127,15 @@ def retry_after_seconds(value: str | None) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
+def proxy_for(endpoint: str) -> str | None:
+    """The proxy the environment (``https_proxy``, ``http_proxy``, ``no_proxy``) sets for ``endpoint``."""
+    parts = urllib.parse.urlsplit(endpoint)
+    proxy = urllib.request.getproxies().get(parts.scheme)
+    if not proxy or urllib.request.proxy_bypass(parts.hostname or ""):
+        return None
+    return proxy
+
+
 def parse_pace(value: str | float | None) -> float:
     """``asap`` -> 0, ``realtime`` -> 1, a number -> that speed-up factor (> 0)."""
     if value is None:
@@ -214,7 +225,10 @@ class HttpSender:
         connector = aiohttp.TCPConnector(limit=lanes, limit_per_host=lanes, ttl_dns_cache=300)
         timeout = aiohttp.ClientTimeout(total=o.timeout_s)
         try:
-            async with aiohttp.ClientSession(connector=connector, timeout=timeout, trust_env=True) as session:
+            # Proxies from the environment are looked up once here: aiohttp's trust_env does it
+            # per request through a thread, which costs half the throughput.
+            self._proxy = proxy_for(o.endpoint)
+            async with aiohttp.ClientSession(connector=connector, timeout=timeout, trust_env=False) as session:
                 self._session = session
                 self._workers = [asyncio.create_task(self._worker(q)) for q in self._queues]
                 keeper = asyncio.create_task(self._keep_checkpoints())
@@ -417,7 +431,7 @@ class HttpSender:
             tries += 1
             delay: float | None = None
             try:
-                async with self._session.post(o.endpoint, data=body, headers=headers) as response:
+                async with self._session.post(o.endpoint, data=body, headers=headers, proxy=self._proxy) as response:
                     status = response.status
                     raw = await response.read()
                     dropped = response.headers.get("x-plausible-dropped")
