@@ -14,6 +14,7 @@ import argparse
 import datetime as dt
 import json
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -193,6 +194,8 @@ def main() -> None:
                                       for name, n in data["files"].items()))
         if data["problems"]:
             print("  PROBLEMS: " + "; ".join(data["problems"]))
+    if not args.keep:
+        shutil.rmtree(base, ignore_errors=True)
     verdict = ", ".join(f"{w:.1f} s {'met' if w <= 20 else 'NOT met'}" for w in walls)
     print(f"\ntarget: <= 20 s for 1,000,000 lines: first run {verdict.replace(', ', ', later run ', 1)}")
 
