@@ -234,3 +234,12 @@ def test_read_back_catches_a_broken_file(tmp_path):
     problems = validate(paths, report.start, report.end, rows)
     assert any("dates outside" in p for p in problems)
     assert any("total visits 2 != 1" in p for p in problems)
+
+
+def test_engagement_events_are_not_goals(tmp_path):
+    events = frame([dict(url="https://example.com/", timestamp=t(9, 0)),
+                    dict(name="engagement", url="https://example.com/", timestamp=t(9, 1), interactive=False)])
+    report = write_files([events], timezone="UTC", out_dir=tmp_path, ua_cache=None, today=dt.date(2026, 1, 1))
+    assert read_table(Path(report.files["imported_custom_events"]), "imported_custom_events").empty
+    visitors = read_table(Path(report.files["imported_visitors"]), "imported_visitors").iloc[0]
+    assert (visitors.visits, visitors.pageviews, visitors.bounces) == (1, 1, 1)

@@ -170,7 +170,8 @@ class DayAggregator:
 
         names = frame.column("name").combine_chunks()
         is_pv = pc.fill_null(pc.equal(names, "pageview"), False).to_numpy(zero_copy_only=False)
-        is_custom = ~is_pv
+        # Plausible's "engagement" events (time on page) are neither pageviews nor goals.
+        is_custom = ~is_pv & ~pc.fill_null(pc.equal(names, "engagement"), False).to_numpy(zero_copy_only=False)
         if "interactive" in frame.column_names:
             interactive = pc.fill_null(frame.column("interactive").cast(pa.bool_()), True).to_numpy(
                 zero_copy_only=False)
