@@ -17,7 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import sys
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
@@ -222,7 +222,7 @@ def backfill(
         events = read_events(sources, Mapper(loaded, domain), report.read, rejects, log_format=log_format,
                              progress=bar, custom_format=custom_format, timezone=log_timezone)
         write_files(counted(events), timezone=timezone, out_dir=out, report=report, memory_limit=memory_limit,
-                    ua_cache=ua_cache, today=today)
+                    ua_cache=ua_cache, today=today, notify=bar.write if progress else None)
     finally:
         bar.close()
         rejects.close()
@@ -243,6 +243,7 @@ def write_files(
     memory_limit: int = DEFAULT_MEMORY_LIMIT,
     ua_cache: str | Path | None = "default",
     today: dt.date | None = None,
+    notify: Callable[[str], None] | None = None,
 ) -> BackfillReport:
     """Aggregate event-frame batches (:mod:`importer.events`) into the ten files in ``out_dir``.
 
@@ -264,7 +265,11 @@ def write_files(
             report.warnings.append("no events: nothing to import, no files written")
             return report
         devices = DeviceParser(ua_cache)
-        devices.parse_many(spill.agents)  # every distinct agent once, in parallel when many are new
+        new_agents = devices.unknown(spill.agents)
+        if notify is not None and new_agents >= 200:
+            notify(f"reading {new_agents:,} new user agents with device-detector (about {new_agents * 0.015 + 3:.0f} s; "
+                   "cached for later runs)")
+        devices.parse_many(spill.agents)  # every distinct agent once
         geo = GeoLookup()
         report.geo_database = geo.source_info
         writer = CsvWriter(out)

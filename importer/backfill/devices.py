@@ -143,6 +143,10 @@ class DeviceParser:
         except OSError:
             pass  # a cache that cannot be written only costs time next run
 
+    def unknown(self, user_agents: list[str]) -> int:
+        """How many of these agents are in neither the run's memory nor the cache file."""
+        return sum(1 for ua in set(user_agents) if ua and ua not in self._cache)
+
     def parse_many(self, user_agents: list[str]) -> None:
         """Parse every agent not known yet (in this process: worker processes were measured
         and did not pay for their start-up and regex warm-up on this 2-core machine)."""
