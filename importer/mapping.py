@@ -529,7 +529,7 @@ def _column_condition(column: str, spec: Any, origin: str, key: str) -> ColumnCo
     raise MappingError(f"{origin}: unknown key '{key}.{op}' (known keys here: equals, in, not_in, regex, present)")
 
 
-def _rules(data: dict, columns: set[str], origin: str) -> tuple[Rule, ...]:
+def _rules(data: dict, columns: set[str], origin: str, bags: set[str] = frozenset()) -> tuple[Rule, ...]:
     rules: list[Rule] = []
     labels: Counter = Counter()
     for i, spec in enumerate(data.get("rules", [])):
@@ -574,8 +574,11 @@ def _rules(data: dict, columns: set[str], origin: str) -> tuple[Rule, ...]:
         if len(props) > MAX_PROPS:
             raise MappingError(f"{origin}: '{key}.props' has {len(props)} props; Plausible keeps at most {MAX_PROPS}")
         props_from = spec.get("props_from")
-        if props_from is not None and props_from not in columns:
-            raise MappingError(f"{origin}: '{key}.props_from': no column named {props_from!r} (known: {', '.join(sorted(columns))})")
+        if props_from is not None and props_from not in bags:
+            raise MappingError(
+                f"{origin}: '{key}.props_from' must name a parameter bag ([input.params] bag = ...), "
+                f"not {props_from!r}" + (f" (bags here: {', '.join(sorted(bags))})" if bags else " (this mapping has none)")
+            )
         revenue = spec.get("revenue")
         amount = currency = None
         if revenue is not None:
@@ -677,7 +680,8 @@ def load(name_or_path: str) -> Mapping:
         referrer=Template.parse(event["referrer"], known, origin, "event.referrer") if "referrer" in event else None,
         query_params=query_params,
         keep_params=tuple(url.get("keep_params", [])),
-        rules=_rules(data, columns, origin),
+        rules=_rules(data, columns, origin,
+                     {column_map.params.bag} if column_map and column_map.params and column_map.params.bag else set()),
         visitor=visitor,
         limit_policy=policy,
         column_map=column_map,

@@ -64,6 +64,10 @@ def apply(m, rows, extra=None, domain="example.com", **kw):
     ("[input.columns]\ntimestamp = \"t\"\n[input.extra]\npath = \"p\"\n", "input", "canonical names"),
     ("[[rules]]\nname = \"x\"\nwhen.columns.method = { like = \"G\" }\n", "rules[0].when.columns.method.like", "unknown key"),
     ("name = [1]\n", "name", "must be a string"),
+    ("[[rules]]\nname = \"x\"\nprops_from = \"path\"\n", "rules[0].props_from", "parameter bag"),
+    ("[[rules]]\nname = \"x\"\nwhen.path_regex = '(?=a)'\n", "rules[0].when.path_regex", "RE2"),
+    ("rules = \"x\"\n", "rules", "must be a list"),
+    ("[visitor]\nid = \"nope\"\n", "visitor.id", "no column named"),
     ("[[rules]\nname = 1\n", "", "not valid TOML"),
 ])
 def test_malformed_mapping_names_file_key_and_reason(tmp_path, text, key, why):
@@ -379,7 +383,8 @@ LIMITS = """
 """
 
 
-LIMITS_INPUT = '[input.columns]\ntimestamp = "t"\n[input.extra]\nlong_name = "a"\nvalue = "b"\nbag = "c"\n'
+LIMITS_INPUT = ('[input.columns]\ntimestamp = "t"\n[input.extra]\nlong_name = "a"\nvalue = "b"\n'
+                '[input.params]\ncolumn = "c"\nbag = "bag"\n')
 
 
 def _limits_frame() -> pa.Table:
