@@ -335,7 +335,8 @@ class _Lines:
         return raw.decode("utf-8", "replace")
 
 
-def _csv_parse(data: bytes, columns: int, threads: bool, on_invalid) -> pa.Table:
+def _csv_parse(data: bytes, columns: int, threads: bool, on_invalid, used: list[int] | None = None) -> pa.Table:
+    """Columns ``c0``...; only the ``used`` ones are converted (the ident and user fields are not)."""
     names = [f"c{i}" for i in range(columns)]
     return pacsv.read_csv(
         pa.py_buffer(data),
@@ -351,6 +352,7 @@ def _csv_parse(data: bytes, columns: int, threads: bool, on_invalid) -> pa.Table
         ),
         convert_options=pacsv.ConvertOptions(
             column_types={n: pa.string() for n in names},
+            include_columns=[f"c{i}" for i in sorted(used)] if used is not None else None,
             strings_can_be_null=False,
             quoted_strings_can_be_null=False,
         ),
@@ -427,7 +429,8 @@ def parse_block(block: LineBlock, layout: ClfLayout, source_name: str) -> Batch:
     if not data:
         return Batch(table=schema.empty_frame(), rows_read=len(rejected), rejected=rejected)
     malformed: list[int] = []
-    table = _csv_parse(data, layout.columns, True, lambda row: malformed.append(1) or "skip")
+    table = _csv_parse(data, layout.columns, True, lambda row: malformed.append(1) or "skip",
+                       used=list(layout.fields.values()))
     line_count = block.line_count - (1 if block.data and not block.data.endswith(b"\n") and data.endswith(b"\n")
                                       else 0)
     lines: _Lines | None = None
@@ -511,7 +514,8 @@ def _to_canonical(table: pa.Table, layout: ClfLayout, source_name: str, line_num
     n = table.num_rows
     if n == 0:
         return schema.empty_frame(), []
-    col = {name: table.column(index).chunk(0) if table.column(index).num_chunks else pa.array([], pa.string())
+    col = {name: table.column(f"c{index}").chunk(0) if table.column(f"c{index}").num_chunks
+           else pa.array([], pa.string())
            for name, index in layout.fields.items()}
     timestamp = clf_timestamps(col["time"], col["tz"])
     status_text = col["status"]
