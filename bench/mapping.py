@@ -44,14 +44,11 @@ TEN_RULES = """
     name = "bench-10-rules"
     extends = "web"
 
-    [filters]
-    statuses = ["2xx", "304", "404"]
-
     [[rules]]
-    name = "404"
-    when.status = [404]
-    when.method = ["GET"]
-    props = { path = "{path}" }
+    name = "Campaign landing"
+    when.path = "/"
+    when.columns.query = { regex = 'utm_source=(?P<source>[^&]+)' }
+    props = { source = "{source}" }
 
     [[rules]]
     name = "File Download"

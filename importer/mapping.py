@@ -42,6 +42,7 @@ MAX_URL_BYTES = 2000
 MAX_PROPS = 30
 MAX_PROP_KEY_BYTES = 300
 MAX_PROP_VALUE_BYTES = 2000
+MAX_RULES = 63  # one bit each in the per-path rule masks
 
 FILTER_ORDER = (
     "bad_request",
@@ -532,6 +533,8 @@ def _column_condition(column: str, spec: Any, origin: str, key: str) -> ColumnCo
 def _rules(data: dict, columns: set[str], origin: str, bags: set[str] = frozenset()) -> tuple[Rule, ...]:
     rules: list[Rule] = []
     labels: Counter = Counter()
+    if len(data.get("rules", [])) > MAX_RULES:
+        raise MappingError(f"{origin}: 'rules' has {len(data['rules'])} rules; at most {MAX_RULES} are supported")
     for i, spec in enumerate(data.get("rules", [])):
         key = f"rules[{i}]"
         drop = spec.get("drop", False)
@@ -756,6 +759,9 @@ class Mapper:
         self._ip_cache: dict[str, bool] = {}
         self._visitor_ip: dict[str, str] = {}
         self._visitor_ua: dict[tuple, str] = {}
+        # Path conditions of all rules, per distinct path, kept across batches: path -> bits
+        # (bit i set when rule i's path conditions hold).
+        self._path_bits: dict[str, int] = {}
 
     # -- notes for the printed summary
     def notices(self) -> list[str]:
@@ -1005,14 +1011,13 @@ class Mapper:
         """The index of the first rule each row matches; -1 for none (the default)."""
         choice = np.full(n, -1, np.int32)
         open_rows = np.ones(n, bool)
-        for rule in self.mapping.rules:
+        path_bits = self._path_rule_bits(encoded)
+        for position, rule in enumerate(self.mapping.rules):
             if not open_rows.any():
                 break
             mask = open_rows.copy()
-            if rule.path_regexes:
-                mask &= encoded.mask("path", ("glob",) + rule.path_regexes, lambda d, r=rule: _any_regex(d, r.path_regexes))
-            if rule.path_regex is not None:
-                mask &= encoded.mask("path", ("re", rule.path_regex), lambda d, r=rule: _any_regex(d, (r.path_regex,)))
+            if rule.path_regexes or rule.path_regex is not None:
+                mask &= (path_bits >> np.uint64(position)) & np.uint64(1) == 1
             if rule.methods:
                 mask &= encoded.direct("method", ("in",) + rule.methods,
                                        lambda v, r=rule: pc.is_in(v, value_set=pa.array(r.methods)))
@@ -1026,6 +1031,35 @@ class Mapper:
             choice[mask] = rule.index
             open_rows &= ~mask
         return choice
+
+    def _path_rule_bits(self, encoded: "_Encoded") -> np.ndarray:
+        """Per row, a bit per rule: do the rule's path conditions hold? Each distinct path is
+        checked once per run (paths repeat across batches), then mapped back to rows."""
+        rules = self.mapping.rules
+        if not any(r.path_regexes or r.path_regex is not None for r in rules):
+            return np.zeros(0, np.uint64)
+        dictionary, _ = encoded.encoded("path")
+        known = self._path_bits
+        distinct = dictionary.to_pylist()
+        bits = np.fromiter((known.get(p, -1) for p in distinct), np.int64, len(distinct))
+        new = np.flatnonzero(bits < 0)
+        if len(new):
+            fresh = dictionary.take(pa.array(new))
+            fresh_bits = np.zeros(len(new), np.uint64)
+            for position, rule in enumerate(rules):
+                hit = np.ones(len(new), bool)
+                if rule.path_regexes:
+                    hit &= _any_regex(fresh, rule.path_regexes).to_numpy(zero_copy_only=False)
+                if rule.path_regex is not None:
+                    hit &= _any_regex(fresh, (rule.path_regex,)).to_numpy(zero_copy_only=False)
+                fresh_bits |= hit.astype(np.uint64) << np.uint64(position)
+            if len(known) > 500_000:  # a run over millions of distinct paths: start afresh
+                known.clear()
+            for path, value in zip(fresh.to_pylist(), fresh_bits.tolist()):
+                known[path] = value
+            bits[new] = fresh_bits.astype(np.int64)
+        per_distinct = np.append(bits.astype(np.uint64), np.uint64(0))  # null paths match nothing
+        return per_distinct[encoded.indices("path")]
 
     def _events(self, rows: pa.Table, filtered: Counter, rules_hit: dict[str, int],
                 path_encoding: tuple[pa.Array, pa.Array] | None = None) -> pa.Table:
