@@ -441,3 +441,34 @@ def test_synthetic_visitors_are_stable_distinct_and_in_the_documentation_range()
     assert "Edg/" in synthetic_user_agent("laptop", "edge-chromium", None, "Windows 10", None)
     for ua in (synthetic_user_agent(), synthetic_user_agent("mobile", "Chrome", None, "Android", "14")):
         assert classify(ua) is None  # never filtered as a bot
+
+
+def test_revenue_and_non_interactive_events_reach_the_receiver(tmp_path, receiver):
+    from importer.pipeline import send
+    m = tmp_path / "m.toml"
+    m.write_text(textwrap.dedent("""
+        extends = "web"
+        [[rules]]
+        name = "Video: {id}"
+        when.path_regex = '^/video/(?P<id>\\d+)$'
+        interactive = false
+        [[rules]]
+        name = "Order"
+        when.path_regex = '^/thanks/(?P<cents>\\d+)\\.(?P<frac>\\d\\d)$'
+        revenue = { amount = "{cents}.{frac}", currency = "eur" }
+    """), encoding="utf-8")
+    log = write_log(tmp_path / "a.log", [combined_line(target="/video/7"), combined_line(target="/thanks/12.50"),
+                                         combined_line(target="/")])
+    report = send([log], domain="example.com", mapping=str(m), endpoint=receiver.endpoint, rate=0,
+                  rejects_path=tmp_path / "rejects.jsonl", failed_path=None)
+    assert report.accepted == 3
+    got = {e["name"]: e for e in receiver.events}
+    assert got["Video: 7"]["interactive"] is False and "revenue" not in got["Video: 7"]
+    assert got["Order"]["revenue"] == {"amount": "12.50", "currency": "EUR"} and "interactive" not in got["Order"]
+    assert "interactive" not in got["pageview"] and "revenue" not in got["pageview"]
+
+
+def test_mappings_command_shows_one_mapping_rules():
+    result = CliRunner().invoke(app, ["mappings", "web-goals"])
+    assert result.exit_code == 0
+    assert "1. 404 page: -> '404'" in result.stdout and "otherwise: 'pageview'" in result.stdout
