@@ -89,6 +89,7 @@ def send_command(
     pace: str = typer.Option("asap", "--pace", help="asap, realtime (original gaps), or a speed-up factor such as 10."),
     drain_timeout: float = typer.Option(10.0, "--drain-timeout", help="On Ctrl-C/SIGTERM, seconds to let in-flight requests finish."),
     backoff: float = typer.Option(0.5, "--backoff", help="Base of the exponential retry backoff, in seconds."),
+    follow: bool = typer.Option(False, "--follow", "-f", help="Keep reading the last input as it grows, across rotations."),
     since: Optional[str] = typer.Option(None, "--since", help="Only rows at or after this date/time (UTC unless given)."),
     until: Optional[str] = typer.Option(None, "--until", help="Only rows before this time; a date includes that whole day."),
 ) -> None:
@@ -117,6 +118,7 @@ def send_command(
             pace=pace,
             drain_s=drain_timeout,
             backoff_s=backoff,
+            follow=follow,
             timezone=timezone,
             custom_format=custom_format,
             since=since,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import sys
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -19,6 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from . import mapping as mapping_mod
+from .follow import follow_sources
 from .mapping import Mapper, Mapping
 from .progress import Progress
 from .readers import FormatError, reader_for
@@ -159,6 +161,7 @@ def send(
     pace: str | float = "asap",
     drain_s: float = 10.0,
     backoff_s: float = 0.5,
+    follow: bool = False,
     timezone: str = "UTC",
     custom_format: str | None = None,
     since=None,
@@ -199,6 +202,8 @@ def send(
         raise ConfigError(str(exc)) from None
     if retry_dropped < 0 or max_attempts < 1:
         raise ConfigError("--max-attempts must be at least 1 and --retry-dropped at least 0")
+    if follow and dry_run:
+        raise ConfigError("--follow forwards lines as they are written; it cannot be a dry run")
     report = Report(dry_run=dry_run)
     resume = None
     if state is not None and not dry_run:
@@ -207,11 +212,15 @@ def send(
             resume = Resume(StateStore(Path(state), scope=f"{endpoint} {domain}"))
         except Exception as exc:  # noqa: BLE001 - sqlite3 and OS errors alike
             raise ConfigError(f"--state {state}: cannot open the state file ({exc})") from None
-        sources = resume.plan(sources)
+        sources = resume.plan(sources, follow=follow)
         report.state_path = str(state)
     rejects = RejectsFile(Path(rejects_path) if rejects_path else None)
     failed = RejectsFile(Path(failed_path) if failed_path else None)
     total_bytes = sum(s.size or 0 for s in sources) or None
+    stop_reading = threading.Event()  # set by the sender on SIGINT/SIGTERM
+    if follow:
+        sources = follow_sources(list(sources), stop_reading,
+                                 plan=(lambda more: resume.plan(more, follow=True)) if resume else None)
     bar = Progress(progress, total_bytes, events_label="events written" if dry_run else "events sent", stream=stderr)
     mapper = Mapper(loaded, domain, since=window[0], until=window[1])
     events = read_events(sources, mapper, report, rejects, log_format=log_format, progress=bar,
@@ -231,7 +240,8 @@ def send(
                                   backoff_base_s=backoff_s)
             report.window = options.window
             sender = HttpSender(options, report, rejects, on_settled=bar.settled, on_first_batch=warn_once,
-                                failed=failed, ledger=resume.ledger if resume else None)
+                                failed=failed, ledger=resume.ledger if resume else None,
+                                stop_reading=stop_reading.set)
             sender.run(events)
             report.interrupted = sender.interrupted
             if sender.fatal:

@@ -181,6 +181,10 @@ class OpenSource:
 def open_source(source: Source) -> OpenSource:
     raw = source.open_raw()
     position = _Position(raw)
+    if getattr(source, "live", False):
+        # A followed live log (importer.follow): plain text, read as it grows; each read
+        # returns what is there, so lines go out as soon as they are written.
+        return OpenSource(stream=position, position=position, compression=None, raw=raw)  # type: ignore[arg-type]
     buffered = io.BufferedReader(position, buffer_size=1 << 20)  # type: ignore[arg-type]
     compression = detect_compression(buffered.peek(8)[:8])
     stream: BinaryIO

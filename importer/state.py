@@ -215,32 +215,36 @@ class Mark:
     ``end`` says the file was read to its end; ``size`` is its raw size measured before reading.
     """
 
-    __slots__ = ("file", "line", "end", "size")
+    __slots__ = ("file", "line", "end", "size", "state")
 
-    def __init__(self, file: str, line: int, end: bool = False, size: int | None = None):
+    def __init__(self, file: str, line: int, end: bool = False, size: int | None = None,
+                 state: FileState | None = None):
         self.file = file
         self.line = line
         self.end = end
         self.size = size
+        self.state = state
 
 
 class Entry:
     """One event in the ledger; ``done`` once its outcome is known, ``resend`` if the next run
     must send it again (not sent, or retries exhausted)."""
 
-    __slots__ = ("file", "line", "done", "resend")
+    __slots__ = ("file", "line", "done", "resend", "state")
 
-    def __init__(self, file: str, line: int):
+    def __init__(self, file: str, line: int, state: FileState | None = None):
         self.file = file
         self.line = line
         self.done = False
         self.resend = False
+        self.state = state
 
 
 class _FileProgress:
-    __slots__ = ("open", "heap", "last", "end", "watermark")
+    __slots__ = ("open", "heap", "last", "end", "watermark", "state")
 
-    def __init__(self) -> None:
+    def __init__(self, state: FileState | None) -> None:
+        self.state = state
         self.open: dict[int, int] = {}  # line -> events of that line still undecided
         self.heap: list[int] = []  # undecided lines (lazily cleaned)
         self.last = 0  # highest line handed to the sender (events and marks)
@@ -263,22 +267,26 @@ class Ledger:
     def __init__(self, store: StateStore | None = None, files: dict[str, FileState] | None = None):
         self.store = store
         self.files = files if files is not None else {}
-        self._progress: dict[str, _FileProgress] = {}
+        # Keyed by the file's state (its identity), or by name for inputs without state: a
+        # followed log and the file that replaces it after rotation share a name.
+        self._progress: dict[object, _FileProgress] = {}
         self._decided: list[Entry] = []
         self._posted: list[Mark] = []
         self._posted_lock = threading.Lock()
         self.undecided = 0
         self.saves = 0
 
-    def _file(self, name: str) -> _FileProgress:
-        progress = self._progress.get(name)
+    def _file(self, name: str, state: FileState | None) -> _FileProgress:
+        key = state.file_id if state is not None else name
+        progress = self._progress.get(key)
         if progress is None:
-            progress = self._progress[name] = _FileProgress()
+            progress = self._progress[key] = _FileProgress(state)
         return progress
 
     def add(self, file: str, line: int) -> Entry:
-        entry = Entry(file, line)
-        progress = self._file(file)
+        state = self.files.get(file)
+        entry = Entry(file, line, state)
+        progress = self._file(file, state)
         count = progress.open.get(line, 0)
         if not count:
             heapq.heappush(progress.heap, line)
@@ -301,7 +309,7 @@ class Ledger:
         with self._posted_lock:
             posted, self._posted = self._posted, []
         for mark in posted:
-            progress = self._file(mark.file)
+            progress = self._file(mark.file, mark.state)
             if mark.line > progress.last:
                 progress.last = mark.line
             if mark.end:
@@ -310,18 +318,17 @@ class Ledger:
     def flush(self) -> int:
         """Save what was decided since the last flush; return how many events that was."""
         decided, self._decided = self._decided, []
-        files = self.files
         pending_add: list[tuple[int, int]] = []
         pending_done: list[tuple[int, int]] = []
         finished: list[tuple[str, int]] = []
         for entry in decided:
-            progress = self._progress[entry.file]
+            state = entry.state
+            progress = self._file(entry.file, state)
             left = progress.open[entry.line] - 1
             if left:
                 progress.open[entry.line] = left
             else:
                 del progress.open[entry.line]
-            state = files.get(entry.file)
             if state is None:
                 continue
             key = (state.file_id, entry.line)
@@ -330,16 +337,16 @@ class Ledger:
             elif entry.line in state.pending:
                 pending_done.append(key)
             if not left:
-                finished.append((entry.file, entry.line))
+                finished.append((progress, entry.line))
         self.undecided -= len(decided)
         settled: dict[int, int] = {}
         complete: dict[int, int | None] = {}
-        for name, progress in self._progress.items():
+        for progress in self._progress.values():
             heap = progress.heap
             while heap and heap[0] not in progress.open:
                 heapq.heappop(heap)
             watermark = heap[0] - 1 if heap else progress.last
-            state = files.get(name)
+            state = progress.state
             if state is not None and watermark > progress.watermark:
                 settled[state.file_id] = watermark
             progress.watermark = max(progress.watermark, watermark)
@@ -347,9 +354,9 @@ class Ledger:
                 complete[state.file_id] = progress.end.size
                 progress.end = None
         done_add = []
-        for name, line in finished:
-            state = files[name]
-            if line > self._progress[name].watermark and line not in state.pending:
+        for progress, line in finished:
+            state = progress.state
+            if state is not None and line > progress.watermark and line not in state.pending:
                 done_add.append((state.file_id, line))
         if self.store is not None and (settled or complete or pending_add or pending_done or done_add):
             for file_id, _ in pending_add:  # a file with lines to send again is not complete
@@ -370,15 +377,16 @@ class Resume:
         self.files_skipped: list[str] = []
         self._by_id: dict[int, str] = {}
 
-    def plan(self, sources: list[Source]) -> list[Source]:
+    def plan(self, sources: list[Source], follow: bool = False) -> list[Source]:
         """Look every source up; return those that still need reading.
 
-        An unchanged file whose every row is settled is not opened again; a second source with
-        the same content as one already planned (a copy) is skipped, since it would send the
-        same events twice.
+        An unchanged file whose every row is settled is not opened again (unless it is the
+        last one and ``follow`` is set: it is then tailed); a second source with the same
+        content as one already planned (a copy) is skipped, since it would send the same
+        events twice.
         """
         todo = []
-        for source in sources:
+        for index, source in enumerate(sources):
             state = self.store.file_state(source)
             if state is None:
                 todo.append(source)
@@ -387,7 +395,7 @@ class Resume:
                 self.files_skipped.append(f"{source.name} (same content as {self._by_id[state.file_id]})")
                 continue
             self._by_id[state.file_id] = source.name
-            if state.unchanged_and_done:
+            if state.unchanged_and_done and not (follow and index == len(sources) - 1):
                 self.files_skipped.append(f"{source.name} (already sent)")
                 continue
             if state.complete_size is not None:
@@ -438,5 +446,5 @@ class Resume:
             yield batch
             last = max(last, top)
             if last:
-                ledger.post_mark(Mark(source.name, last))
-        ledger.post_mark(Mark(source.name, last, end=True, size=state.size))
+                ledger.post_mark(Mark(source.name, last, state=state))
+        ledger.post_mark(Mark(source.name, last, end=True, size=state.size, state=state))
