@@ -16,7 +16,6 @@ under ``no_rule`` when the default is ``drop``, and events over Plausible's limi
 
 from __future__ import annotations
 
-import fnmatch
 import ipaddress
 import json
 import re
@@ -818,11 +817,10 @@ class Mapper:
             if m.visitor:
                 # Rows without a user agent get one built from their device columns.
                 reasons = pc.if_else(pc.is_null(ua), pa.scalar(None, pa.string()), reasons)
-            if True:
-                encoded = pc.dictionary_encode(reasons)
-                for reason in encoded.dictionary.to_pylist():
-                    if reason is not None:
-                        drops.append((reason, pc.fill_null(pc.equal(reasons, reason), False)))
+            encoded = pc.dictionary_encode(reasons)
+            for reason in encoded.dictionary.to_pylist():
+                if reason is not None:
+                    drops.append((reason, pc.fill_null(pc.equal(reasons, reason), False)))
         if m.methods:
             keep = pc.is_in(table.column("method"), value_set=pa.array(m.methods))
             drops.append(("method", pc.invert(pc.fill_null(keep, False))))
@@ -908,11 +906,13 @@ class Mapper:
         return Mapped(events, dict(filtered), rules_hit)
 
     def _note_unmatched(self, kept: pa.Table) -> None:
+        """With ``site.unmatched = "domain"``: note the hosts sent to --domain (dropped ones are
+        noted where they are filtered)."""
         m = self.mapping
-        host = kept.column("host")
-        unmatched = pc.invert(pc.fill_null(pc.is_in(host, value_set=pa.array(sorted(m.site_hosts), pa.string())), False))
         if m.unmatched == "drop":
             return
+        host = kept.column("host")
+        unmatched = pc.invert(pc.fill_null(pc.is_in(host, value_set=pa.array(sorted(m.site_hosts), pa.string())), False))
         if pc.any(unmatched).as_py():
             for item in pc.value_counts(pc.fill_null(host.filter(unmatched), "(no host)")).to_pylist():
                 self.unmatched_hosts[item["values"]] += item["counts"]
