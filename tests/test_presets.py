@@ -214,3 +214,13 @@ def test_segment_export(tmp_path):
     assert events[0]["ip"] == "203.0.113.42"
     assert synthetic(events[3]["ip"]) and events[3]["ip"] == events[4]["ip"]
     assert "Windows NT 10.0" in events[3]["user_agent"]
+
+
+def test_an_export_read_with_the_wrong_preset_is_skipped_with_a_clear_reason(tmp_path):
+    # Matomo's column names are not in Umami's file: the file is skipped, not read as empty rows.
+    report = send([SAMPLES / "umami-events.csv"], domain="example.com", mapping="matomo", dry_run=True,
+                  rejects_path=tmp_path / "rejects.jsonl")
+    assert report.rows_read == 0 and report.events == 0
+    assert len(report.skipped_sources) == 1
+    reason = report.skipped_sources[0]
+    assert "server_time" in reason and "not in the file" in reason and "created_at" in reason

@@ -149,7 +149,7 @@ class TabularReader:
         if missing:
             raise FormatError(
                 f"{source.name}: column(s) {', '.join(sorted(missing))} named in the mapping's "
-                f"[input.columns] are not in the file (it has: {', '.join(available[:30])})"
+                f"[input] table are not in the file (it has: {', '.join(available[:30])})"
             )
 
     def _read_parquet(self, source: Source) -> Iterator[Batch]:
@@ -219,7 +219,8 @@ class TabularReader:
                     strings_can_be_null=False,
                 ),
             )
-            self._check_columns(source, reader.schema.names)
+            self._check_columns(source, _header_names(head, delimiter) if head and not cmap.header
+                                else list(cmap.header) or reader.schema.names)
             first_row = 1
             seen_malformed = 0
             for record_batch in reader:
@@ -305,6 +306,15 @@ class TabularReader:
                 rejected.append(Rejected(source.name, int(line_numbers[i]), f"unparseable time {raw[i]!r}", ""))
             out = out.filter(valid)
         return Batch(table=out, rows_read=n, rejected=rejected)
+
+
+def _header_names(head: bytes, delimiter: str) -> list[str]:
+    """The column names on a CSV file's first line (the reader itself reports every column it
+    was asked for, present or not)."""
+    import csv
+
+    first = head.split(b"\n", 1)[0].decode("utf-8", "replace").rstrip("\r").lstrip("\ufeff")
+    return next(csv.reader([first], delimiter=delimiter), [])
 
 
 def _path_in_schema(path: str, schema_: pa.Schema | None) -> bool:
