@@ -1063,8 +1063,9 @@ class Mapper:
 
     def _events(self, rows: pa.Table, filtered: Counter, rules_hit: dict[str, int],
                 path_encoding: tuple[pa.Array, pa.Array] | None = None) -> pa.Table:
-        """Columns that do not depend on the rule are built once for all rows; name, props,
-        revenue and interactive per rule, on that rule's rows only, then put back in row order."""
+        """Columns that do not depend on the rule are built once for all rows. Name, props and
+        revenue are built per rule, on that rule's rows only, into a pool; one ``take`` per
+        column then puts every row's value in place (constant names cost nothing per row)."""
         m = self.mapping
         n = rows.num_rows
         if n == 0:
@@ -1073,13 +1074,20 @@ class Mapper:
         encoded = _Encoded(values)
         if path_encoding is not None:
             encoded.preload("path", *path_encoding)
-        choice = self._match(values, n, encoded) if m.rules else np.full(n, -1, np.int32)
+        choice = self._match(values, n, encoded) if m.rules else None
         by_index = {r.index: r for r in m.rules}
+        constants = [m.event_name] + sorted({r.name.constant for r in m.rules
+                                             if r.name is not None and r.name.constant is not None} - {m.event_name})
+        constant_at = {name: i for i, name in enumerate(constants)}
         keep = np.ones(n, bool)
-        parts: list[dict[str, pa.Array]] = []
-        positions: list[np.ndarray] = []
+        pools = {k: _Pool(first, n) for k, first in (("name", pa.array(constants, pa.string())),
+                                                  ("props", pa.nulls(1, pa.string())),
+                                                  ("revenue_amount", pa.nulls(1, pa.string())),
+                                                  ("revenue_currency", pa.nulls(1, pa.string())))}
+        name_index = np.zeros(n, np.int64)  # constants[0]: the default name
+        interactive = None
         for index in [r.index for r in m.rules] + [-1]:
-            where = np.flatnonzero(choice == index) if m.rules else np.arange(n)
+            where = np.flatnonzero(choice == index) if choice is not None else np.arange(n)
             if not len(where):
                 continue
             rule = by_index.get(index)
@@ -1089,64 +1097,55 @@ class Mapper:
                 filtered["rule:" + rule.label if rule else "no_rule"] += len(where)
                 keep[where] = False
                 continue
-            parts.append(self._build(rule, _Subset(values, where, encoded), len(where)))
-            positions.append(where)
-        if not parts:
+            if rule is None:
+                continue  # the default name, no props
+            count = len(where)
+            subset = _Subset(values, where, encoded)
+            for cond in rule.columns:
+                if cond.op == "regex" and cond.groups:
+                    subset.groups(cond.column, cond.pattern, cond.groups)
+            if rule.path_groups:
+                subset.groups("path", rule.path_regex, rule.path_groups)
+            if rule.name.constant is not None:
+                name_index[where] = constant_at[rule.name.constant]
+            else:
+                name_index[where] = pools["name"].add(subset.per_distinct(rule.name.refs, rule.name.render, count))
+            if rule.props or rule.props_from is not None:
+                pools["props"].place(where, self._props(rule, subset, count))
+            if rule.revenue_amount is not None:
+                amount, currency = _revenue(rule.revenue_amount.render(subset, count),
+                                            rule.revenue_currency.render(subset, count))
+                pools["revenue_amount"].place(where, amount)
+                pools["revenue_currency"].place(where, currency)
+            if rule.interactive is False:
+                if interactive is None:
+                    interactive = np.ones(n, bool)
+                interactive[where] = False
+        selected = None if keep.all() else np.flatnonzero(keep)
+        if selected is not None and not len(selected):
             return ev.empty_events()
-        if len(parts) == 1 and len(positions[0]) == n:
-            ruled = parts[0]
-        else:
-            # Rows of all groups, in group order -> back to row order (dropped rows left out).
-            order = np.argsort(np.concatenate(positions), kind="stable")
-            take = pa.array(order)
-            ruled = {}
-            for k in parts[0]:
-                arrays = [_chunk(p[k]) for p in parts]
-                if all(a.null_count == len(a) for a in arrays):
-                    ruled[k] = pa.nulls(len(order), arrays[0].type)
-                else:
-                    ruled[k] = pa.concat_arrays(arrays).take(take)
-        shared = {
-            "url": values["url"],
-            "domain": values["domain"],
-            "referrer": values["referrer"],
-            "user_agent": values["user_agent"],
-            "ip": values["ip"],
-            "timestamp": values["timestamp"],
-            "source_file": values["source_file"],
-            "source_line": values["source_line"],
-        }
-        if not keep.all():
+        total = n if selected is None else len(selected)
+        columns: dict[str, pa.Array] = {}
+        if selected is not None:
             mask = pa.array(keep)
-            shared = {k: _chunk(v).filter(mask) for k, v in shared.items()}
-        columns = {**shared, **ruled}
+            for k in ("url", "domain", "referrer", "user_agent", "ip", "timestamp", "source_file", "source_line"):
+                columns[k] = _chunk(values[k]).filter(mask)
+        else:
+            for k in ("url", "domain", "referrer", "user_agent", "ip", "timestamp", "source_file", "source_line"):
+                columns[k] = values[k]
+        columns["name"] = pools["name"].take(name_index, selected)
+        for k in ("props", "revenue_amount", "revenue_currency"):
+            columns[k] = pools[k].column(selected, total)
+        if interactive is None:
+            columns["interactive"] = pa.nulls(total, pa.bool_())
+        else:
+            flags = interactive if selected is None else interactive[selected]
+            columns["interactive"] = pa.array(flags, mask=flags)  # false where set, else null
         arrays = []
         for f in ev.EVENT_SCHEMA:
             value = _chunk(columns[f.name])
             arrays.append(value.cast(f.type) if value.type != f.type else value)
         return pa.Table.from_arrays(arrays, schema=ev.EVENT_SCHEMA)
-
-    def _build(self, rule: Rule | None, values: "_Subset", n: int) -> dict[str, pa.Array]:
-        m = self.mapping
-        if rule is not None:
-            for cond in rule.columns:
-                if cond.op == "regex" and cond.groups:
-                    values.groups(cond.column, cond.pattern, cond.groups)
-            if rule.path_groups:
-                values.groups("path", rule.path_regex, rule.path_groups)
-        if rule is None:
-            name = repeat_string(m.event_name, n)
-        else:
-            name = values.per_distinct(rule.name.refs, rule.name.render, n)
-        props = self._props(rule, values, n)
-        amount = currency = pa.nulls(n, pa.string())
-        if rule is not None and rule.revenue_amount is not None:
-            amount, currency = _revenue(rule.revenue_amount.render(values, n), rule.revenue_currency.render(values, n))
-        interactive = pa.nulls(n, pa.bool_())
-        if rule is not None and rule.interactive is False:
-            interactive = pa.array(np.zeros(n, bool))
-        return {"name": name, "props": props, "revenue_amount": amount, "revenue_currency": currency,
-                "interactive": interactive}
 
     def _props(self, rule: Rule | None, values, n: int) -> pa.Array:
         """Props as a JSON object per row (null when none): template props, then the bag's."""
@@ -1297,6 +1296,42 @@ def _join_present(pieces: list[pa.Array], separator: str) -> pa.Array:
 def _json_text(text: str) -> str:
     """A Python string escaped for use inside JSON double quotes."""
     return json.dumps(text, ensure_ascii=False)[1:-1]
+
+
+class _Pool:
+    """Values built group by group, and each row's position among them (0: the first value)."""
+
+    def __init__(self, first: pa.Array, rows: int):
+        self.parts = [first]
+        self.size = len(first)
+        self.rows = rows
+        self.index: np.ndarray | None = None  # per row, once a group was placed
+
+    def add(self, values: pa.Array) -> np.ndarray:
+        """Append one group's values; return their positions in the pool."""
+        values = _chunk(values)
+        start = self.size
+        self.parts.append(values)
+        self.size += len(values)
+        return np.arange(start, self.size)
+
+    def place(self, where: np.ndarray, values: pa.Array) -> None:
+        """The rows ``where`` take ``values`` (one each, in order)."""
+        if self.index is None:
+            self.index = np.zeros(self.rows, np.int64)
+        self.index[where] = self.add(values)
+
+    def take(self, index: np.ndarray | None, selected: np.ndarray | None) -> pa.Array:
+        """Each (selected) row's value; rows never placed get the first value."""
+        if index is None:
+            index = self.index if self.index is not None else np.zeros(self.rows, np.int64)
+        pool = pa.concat_arrays(self.parts) if len(self.parts) > 1 else self.parts[0]
+        return pool.take(pa.array(index if selected is None else index[selected]))
+
+    def column(self, selected: np.ndarray | None, total: int) -> pa.Array:
+        if self.index is None:
+            return pa.nulls(total, self.parts[0].type)
+        return self.take(None, selected)
 
 
 class _Encoded:
