@@ -229,3 +229,14 @@ def test_aliases_name_formats():
     path = FIXTURES / "iis.log"
     reader, rows, *_ = read("iis.log", log_format="iis")
     assert len(rows) == 3 and reader.detection is None and path.exists()
+
+
+def test_a_w3c_file_with_only_its_header_so_far_has_no_rows_and_no_error(tmp_path):
+    header = (FIXTURES / "iis.log").read_text().splitlines()[:4]
+    path = tmp_path / "u_ex240314.log"
+    path.write_text("\r\n".join(header) + "\r\n")
+    source = Source(str(path), path)
+    reader = reader_for(source)
+    batches = list(reader.read(source))
+    assert sum(b.rows_read for b in batches) == 0
+    assert reader.detection.format.name == "w3c"

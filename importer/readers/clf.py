@@ -17,7 +17,6 @@ line).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,8 +25,8 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from .. import schema
-from ..sources import MAX_LINE_BYTES, LineBlock, Source, line_blocks, open_source
-from .base import Batch, FormatError, Rejected, repeat_string, unescape_column
+from ..sources import MAX_LINE_BYTES, LineBlock
+from .base import Batch, Rejected, repeat_string, unescape_column
 
 _QS = r'"(?:[^"\\]|\\.)*"'
 _TIME = r"\[[^\]]+\]"
@@ -105,38 +104,6 @@ LAYOUTS: tuple[ClfLayout, ...] = (
 )
 
 LAYOUTS_BY_NAME = {layout.name: layout for layout in LAYOUTS}
-
-SAMPLE_LINES = 1000
-
-
-@dataclass(frozen=True)
-class Detection:
-    layout: ClfLayout
-    share: float
-    scores: tuple[tuple[str, float], ...]
-
-
-def detect(lines: list[str]) -> Detection:
-    """Score every layout on sample lines and pick the best; ties go to the richer layout."""
-    lines = [ln.rstrip("\r") for ln in lines if ln.strip()][:SAMPLE_LINES]
-    if not lines:
-        raise FormatError("no non-empty lines to detect the format from")
-    scored = []
-    for order, layout in enumerate(LAYOUTS):
-        matched = sum(1 for ln in lines if layout.pattern.match(ln))
-        scored.append((matched / len(lines), -order, layout))
-    scored.sort(key=lambda s: (s[0], s[1]), reverse=True)
-    best_share, _, best = scored[0]
-    scores = tuple((layout.name, share) for share, _, layout in scored)
-    if best_share < 0.5:
-        failing = next((ln for ln in lines if not best.pattern.match(ln)), lines[0])
-        closest = ", ".join(f"{name} ({share:.0%})" for name, share in scores[:2])
-        raise FormatError(
-            f"cannot recognise the log format: the closest formats are {closest} of the first "
-            f"{len(lines)} lines; a line that fits none: {failing[:300]!r}"
-        )
-    return Detection(layout=best, share=best_share, scores=scores)
-
 
 def _strptime_clf(values: pa.Array) -> pa.Array:
     return pc.strptime(values, format="[%d/%b/%Y:%H:%M:%S", unit="s", error_is_null=True)
@@ -372,42 +339,6 @@ def _prepare(data: bytes) -> bytes:
     if b"\\" in data:
         data = data.replace(b"\\\\", b"\\x5C").replace(b'\\"', b"\\x22")
     return data
-
-
-class ClfReader:
-    """Reads one CLF-family log; the layout is detected per file unless given."""
-
-    def __init__(self, layout: ClfLayout | None = None):
-        self.layout = layout
-        self.name = layout.name if layout else "clf (auto)"
-        self.detection: Detection | None = None
-
-    def read(self, source: Source) -> Iterator[Batch]:
-        opened = open_source(source)
-        try:
-            layout = self.layout
-            for block in line_blocks(opened):
-                if layout is None:
-                    sample = block.data[: 1 << 20].decode("utf-8", "replace").split("\n")[: SAMPLE_LINES + 1]
-                    if not any(s.strip() for s in sample) and not block.truncated:
-                        continue
-                    if any(s.strip() for s in sample):
-                        self.detection = detect(sample[:-1] if len(sample) > SAMPLE_LINES else sample)
-                        layout = self.detection.layout
-                        self.name = layout.name
-                if layout is None:
-                    batch = Batch(table=schema.empty_frame(), rows_read=0)
-                else:
-                    batch = parse_block(block, layout, source.name)
-                if block.truncated:
-                    batch.notices.append(
-                        Rejected(source.name, block.first_line + block.line_count, block.truncated, "")
-                    )
-                batch.position = opened.position.consumed
-                yield batch
-        finally:
-            if source.path is not None:
-                opened.raw.close()
 
 
 def parse_block(block: LineBlock, layout: ClfLayout, source_name: str) -> Batch:

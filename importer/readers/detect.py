@@ -125,6 +125,13 @@ def detect(sample: Sample) -> Detection:
     """Score every format on the sample and choose; FormatError when nothing fits most of it."""
     if not sample.lines:
         raise FormatError("no non-empty lines to detect the format from")
+    if not sample.rows:
+        # Only directive lines so far (a W3C file that has just been started): its #Fields say which.
+        fields = [w3c.parse_fields(line) for line in sample.lines]
+        layouts = [f for f in fields if f is not None]
+        if layouts:
+            fmt = w3c.CLOUDFRONT if layouts[-1].cloudfront else w3c.W3C
+            return Detection(format=fmt, share=1.0, scores=((fmt.name, 1.0),))
     scored = []
     for order, fmt in enumerate(FORMATS):
         try:
