@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import io
 import os
 import shutil
 import signal
@@ -192,7 +193,7 @@ def main() -> None:
         write_log(log, args.events)
         started = time.perf_counter()
         result = send([log], domain="example.com", endpoint=sink.url(), rate=0, concurrency=args.concurrency,
-                      rejects_path=None, failed_path=None)
+                      rejects_path=None, failed_path=None, stderr=io.StringIO())
         seconds = time.perf_counter() - started
         assert result.accepted == result.events == args.events, result.as_dict()
         print(f"end to end (read+map+send) c={args.concurrency} {args.events / seconds:>10,.0f} events/s")
