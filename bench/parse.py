@@ -192,6 +192,16 @@ FORMAT_BENCH = {
         "ClientIP": ip, "ClientRequestHost": "www.example.com", "ClientRequestMethod": m, "ClientRequestURI": tg,
         "ClientRequestReferer": "" if ref == "-" else ref, "ClientRequestUserAgent": ua, "EdgeResponseStatus": st,
         "EdgeResponseBytes": sz, "EdgeStartTimestamp": sec * 1_000_000_000 + 512_000_000})), ""),
+    "traefik_json": (_gen(lambda ip, sec, m, tg, st, sz, ref, ua: _json({
+        "ClientAddr": f"{ip}:51544", "ClientHost": ip, "DownstreamContentSize": sz, "DownstreamStatus": st,
+        "RequestHost": "www.example.com", "RequestMethod": m, "RequestPath": tg, "RequestProtocol": "HTTP/2.0",
+        "StartUTC": f"{_utc(sec):%Y-%m-%dT%H:%M:%S}.512345678Z", "request_Referer": ref, "request_User-Agent": ua,
+        "level": "info", "msg": ""})), ""),
+    "gcp_lb": (_gen(lambda ip, sec, m, tg, st, sz, ref, ua: _json({
+        "httpRequest": {"requestMethod": m, "requestUrl": f"https://www.example.com{tg}", "status": st,
+                        "responseSize": str(sz), "userAgent": ua, "remoteIp": ip, "referer": ref},
+        "resource": {"type": "http_load_balancer"}, "timestamp": f"{_utc(sec):%Y-%m-%dT%H:%M:%S}.512345Z",
+        "severity": "INFO"})), ""),
     "nginx_json": (_gen(lambda ip, sec, m, tg, st, sz, ref, ua: _json({
         "time_iso8601": _utc(sec).isoformat(), "remote_addr": ip, "host": "www.example.com", "request_method": m,
         "request_uri": tg, "status": str(st), "body_bytes_sent": str(sz), "http_referer": ref,

@@ -14,12 +14,15 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.json as pajson
 
 from .. import schema
 from ..sources import LineBlock
 from .base import Batch, Rejected
-from .lines import Sample, block_lines, finish, too_long_rejects
+from .lines import Sample, block_lines, finish, too_long_rejects, valid_utf8
 from .normalise import TextStyle
 
 Path = tuple
@@ -72,6 +75,19 @@ class JsonFormat:
     zone_less: bool = False
     non_rows_skipped: bool = False  # lines of other kinds (runtime messages) are not rows
 
+    def required(self, fields: dict[str, pa.Array]) -> pa.Array:
+        """Rows that are requests of this format at all (the columnar twin of ``signature``):
+        a time and a request target."""
+        time = next((fields[k] for k in fields if k.startswith("time")), None)
+        where = [fields[k] for k in ("request", "uri", "url", "path") if k in fields]
+        ok = pc.is_valid(time) if time is not None else None
+        if where:
+            some = pc.is_valid(where[0])
+            for w in where[1:]:
+                some = pc.or_(some, pc.is_valid(w))
+            ok = some if ok is None else pc.and_(ok, some)
+        return pc.fill_null(ok, False)
+
     def score(self, sample: Sample) -> float:
         rows = sample.rows
         if not rows:
@@ -98,6 +114,71 @@ class JsonParser:
             return Batch(table=schema.empty_frame(), rows_read=len(block.too_long),
                          rejected=too_long_rejects(block, source_name))
         lines, indexes = block_lines(block.data)
+        fast = self._parse_columnar(block, lines, source_name)
+        if fast is not None:
+            return fast
+        return self._parse_lines(block, lines, source_name)
+
+    def _parse_columnar(self, block: LineBlock, lines: pa.Array, source_name: str) -> Batch | None:
+        """The whole block through ``pyarrow.json`` (C++, threaded); None when it cannot be
+        used for this block (an empty or prefixed line, invalid JSON, a key whose type changes
+        between lines, ...), and the caller falls back to decoding line by line."""
+        n = len(lines)
+        if n == 0 or not pc.all(pc.fill_null(pc.starts_with(lines, "{"), False)).as_py():
+            return None
+        data = valid_utf8(block.data)
+        read_options = pajson.ReadOptions(use_threads=True, block_size=max(1 << 20, min(len(data), 1 << 24)))
+        # Time keys are read as text: inferred as timestamps, a zone-less time could no longer
+        # be told from one with an offset. Numeric times (epoch) make this fail; then infer.
+        time_keys = sorted({p[0] for k, paths in self.fmt.keys.items() if k.startswith("time") for p in paths
+                            if len(p) == 1})
+        as_text = pajson.ParseOptions(explicit_schema=pa.schema([(k, pa.string()) for k in time_keys]),
+                                      unexpected_field_behavior="infer")
+        try:
+            table = pajson.read_json(pa.BufferReader(data), read_options=read_options, parse_options=as_text)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            try:
+                table = pajson.read_json(pa.BufferReader(data), read_options=read_options)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                return None
+            if any(k in table.column_names and pa.types.is_timestamp(table.schema.field(k).type) for k in time_keys):
+                return None
+        if table.num_rows != n:
+            return None
+        table = table.combine_chunks()
+        fields: dict[str, pa.Array] = {}
+        for name, paths in self.fmt.keys.items():
+            value = None
+            for path in paths:
+                column = _column_at(table, path, numeric_time=name.startswith("time"))
+                if column is not None:
+                    value = column if value is None else pc.coalesce(value, column)
+            fields[name] = value if value is not None else pa.nulls(n, pa.string())
+        wanted = self.fmt.required(fields)
+        indexes = np.arange(n, dtype=np.int64)
+        rejected: list[Rejected] = []
+        skipped = 0
+        if not pc.all(wanted).as_py():
+            missing = np.flatnonzero(~wanted.to_numpy(zero_copy_only=False))
+            if self.fmt.non_rows_skipped:
+                skipped = len(missing)
+            else:
+                rejected = [Rejected(source_name, block.first_line + int(i),
+                                     f"JSON without the keys of the {self.fmt.name} format", lines[int(i)].as_py())
+                            for i in missing]
+            keep = wanted
+            fields = {k: v.filter(keep) for k, v in fields.items()}
+            indexes = indexes[keep.to_numpy(zero_copy_only=False)]
+            lines = lines.filter(keep)
+        batch, assumed = finish(block, source_name, lines, indexes, fields, None, style=self.fmt.style,
+                                timezone=self.timezone, format_name=self.fmt.name, rejected=rejected)
+        self.zone_assumed = self.zone_assumed or assumed
+        if skipped:
+            batch.notices.append(Rejected(source_name, block.first_line + n,
+                                          f"{skipped} non-request lines (runtime messages) skipped", ""))
+        return batch
+
+    def _parse_lines(self, block: LineBlock, lines: pa.Array, source_name: str) -> Batch:
         texts = lines.to_pylist()
         keys = self.fmt.keys
         columns: dict[str, list] = {name: [] for name in keys}
@@ -128,8 +209,6 @@ class JsonParser:
                     if value is not None:
                         break
                 columns[name].append(value)
-        import numpy as np
-
         idx = np.array(kept, dtype=np.int64)
         fields = {name: pa.array(values, pa.string()) for name, values in columns.items()}
         batch, assumed = finish(block, source_name, lines.take(pa.array(idx, pa.int64())), idx, fields, None,
@@ -140,6 +219,34 @@ class JsonParser:
             batch.notices.append(Rejected(source_name, block.first_line + len(texts),
                                           f"{skipped} non-request lines (runtime messages) skipped", ""))
         return batch
+
+
+def _column_at(table: pa.Table, path: Path, numeric_time: bool = False) -> pa.Array | None:
+    """The values at a key path as strings (first element of lists); None when absent."""
+    if path[0] not in table.column_names:
+        return None
+    column = table.column(path[0]).combine_chunks() if table.column(path[0]).num_chunks != 1 \
+        else table.column(path[0]).chunk(0)
+    for key in path[1:]:
+        if not pa.types.is_struct(column.type) or column.type.get_field_index(key) < 0:
+            return None
+        column = pc.struct_field(column, key)
+    if pa.types.is_list(column.type) or pa.types.is_large_list(column.type):
+        has = pc.fill_null(pc.greater(pc.list_value_length(column), 0), False)
+        firsts = pc.list_element(pc.if_else(has, column, pa.scalar([None], column.type)), 0)
+        column = firsts
+    t = column.type
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        return column.cast(pa.string())
+    if pa.types.is_integer(t):
+        return column.cast(pa.string())
+    if pa.types.is_floating(t):
+        if numeric_time:  # epoch seconds (or ms) with a fraction -> integer microseconds (or ns) as text
+            return pc.multiply(column, 1_000_000.0).cast(pa.int64(), safe=False).cast(pa.string())
+        return pc.floor(column).cast(pa.int64(), safe=False).cast(pa.string())
+    if pa.types.is_null(t):
+        return pa.nulls(len(column), pa.string())
+    return None
 
 
 def _p(*parts) -> Path:
