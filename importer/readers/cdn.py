@@ -24,6 +24,10 @@ BUNNY = LineFormat(
         r"(?P<referrer>[^|]*)\|(?P<url>[a-z][a-z0-9+.-]*://[^|]*)\|[^|]*\|(?P<user_agent>.*?)\|[0-9A-Fa-f-]*\|"
         r"(?:[A-Za-z]{2}|-)?(?:\|.*)?$"
     ),
+    fast_pattern=(
+        r"^[A-Z_]+\|(?P<status>\d{3})\|(?P<time_epoch>\d{10,13})\|(?P<bytes>\d+|-)\|\d+\|(?P<ip>[^|]*)\|"
+        r"(?P<referrer>[^|]*)\|(?P<url>[^|]*)\|[^|]*\|(?P<user_agent>[^|]*)\|[0-9A-Fa-f-]*\|(?:[A-Za-z]{2}|-)?(?:\||$)"
+    ),
     family="CDN",
     post=_get,
 )

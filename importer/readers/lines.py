@@ -112,6 +112,9 @@ class LineFormat:
     zone_less: bool = False  # times carry no zone: --timezone applies
     skip_comments: bool = False
     post: Callable[[dict[str, pa.Array]], dict[str, pa.Array]] | None = field(default=None, compare=False)
+    # A cheaper capture pattern for the usual lines (no quote or separator inside a field);
+    # lines it misses but ``pattern`` accepts are captured with ``pattern``.
+    fast_pattern: str | None = None
 
     def score(self, sample: Sample) -> float:
         rows = sample.rows if self.skip_comments else sample.lines
@@ -129,6 +132,7 @@ class RegexParser:
         self.fmt = fmt
         self.timezone = timezone
         self.zone_assumed = False
+        self._extraction = extraction_pattern(fmt)
 
     def parse(self, block: LineBlock, source_name: str) -> Batch:
         if not block.data:
@@ -141,15 +145,42 @@ class RegexParser:
         if not pc.all(keep).as_py():
             indexes = indexes[keep.to_numpy(zero_copy_only=False)]
             lines = lines.filter(keep)
-        parts = pc.extract_regex(lines, self.fmt.pattern)
-        matched = pc.is_valid(parts)
+        original = lines
+        if self.fmt.style.backslash and b"\\" in block.data:
+            # as for CLF: escaped quotes and backslashes become \xHH (undone with the other
+            # escapes), so quoted fields hold no quote and the simpler extraction pattern applies
+            lines = pc.replace_substring(pc.replace_substring(lines, "\\\\", "\\x5C"), '\\"', "\\x22")
+        matched = pc.match_substring_regex(lines, self.fmt.pattern)  # full check, fast (no captures)
+        parts = pc.extract_regex(lines, self._extraction)
         fields = fields_of(parts)
+        if self._extraction != self.fmt.pattern:
+            missed = pc.and_(pc.is_null(parts), matched)
+            if pc.any(missed).as_py():
+                slow = fields_of(pc.extract_regex(lines.filter(missed), self.fmt.pattern))
+                fields = {k: pc.replace_with_mask(v, missed, slow[k]) for k, v in fields.items()}
         if self.fmt.post is not None:
             fields = self.fmt.post(fields)
-        batch, assumed = finish(block, source_name, lines, indexes, fields, matched, style=self.fmt.style,
+        batch, assumed = finish(block, source_name, original, indexes, fields, matched, style=self.fmt.style,
                                 timezone=self.timezone, format_name=self.fmt.name)
         self.zone_assumed = self.zone_assumed or assumed
         return batch
+
+
+def extraction_pattern(fmt: LineFormat) -> str:
+    """The pattern that captures the fields, for lines the full pattern has accepted.
+
+    Capture groups make RE2 much slower than a plain match, so the extraction pattern is
+    trimmed: quoted fields without escape alternatives (quotes inside were rewritten), and no
+    trailing "anything else" part (AWS keeps appending fields at the end).
+    """
+    if fmt.fast_pattern is not None:
+        return fmt.fast_pattern
+    pattern = fmt.pattern
+    if fmt.style.backslash:
+        pattern = pattern.replace(QUOTED, '[^"]*')
+    if pattern.endswith("(?: .*)?$"):
+        pattern = pattern[: -len("(?: .*)?$")]
+    return pattern
 
 
 # Building blocks for patterns.

@@ -20,6 +20,10 @@ TRAEFIK = LineFormat(
         r'^(?P<ip>\S+) \S+ \S+ \[(?P<time_clf>[^\]]+)\] "(?P<request>[^"]*)" (?P<status>\d{3}|-) (?P<bytes>\d+|-) '
         r'"(?P<referrer>.*)" "(?P<user_agent>.*)" \d+ "[^"]*" "[^"]*" \d+ms$'
     ),
+    fast_pattern=(
+        r'^(?P<ip>\S+) \S+ \S+ \[(?P<time_clf>[^\]]+)\] "(?P<request>[^"]*)" (?P<status>\d{3}|-) (?P<bytes>\d+|-) '
+        r'"(?P<referrer>[^"]*)" "(?P<user_agent>[^"]*)" \d'
+    ),
     style=TextStyle(backslash=False),
     family="proxy",
 )
