@@ -14,7 +14,7 @@ Every event ends in exactly one of four outcomes, counted in the report:
   because the run was interrupted or stopped; written to the failed file with the last error.
 
 Events of one visitor (same IP and user agent) always go through the same lane, one request
-at a time, so they leave in their original order, which matters because Plausible builds
+at a time (there are a few lanes per connection), so they leave in their original order, which matters because Plausible builds
 sessions from arrival order.
 
 Progress is kept by a :class:`~importer.state.Ledger`: at most :attr:`SendOptions.window`
@@ -55,6 +55,9 @@ CONFIG_ERROR_LIMIT = 10
 # Any other status no retry fixes (404, 405, 401...) points at the endpoint or the account,
 # so a later run sends those events again.
 FINAL_STATUSES = frozenset({413})
+# Lanes per connection: a lane waiting out a backoff holds no connection, so one visitor's
+# retries delay only the few visitors that share its lane.
+LANES_PER_CONNECTION = 4
 
 
 @dataclass(frozen=True)
@@ -214,7 +217,9 @@ class HttpSender:
 
     async def _run(self, batches: Iterator[pa.Table]) -> None:
         o = self.options
-        lanes = max(1, o.concurrency)
+        connections = max(1, o.concurrency)
+        lanes = connections * LANES_PER_CONNECTION
+        self._slots = asyncio.Semaphore(connections)
         self._bucket = TokenBucket(o.rate, burst=1.0 + o.rate * 0.02)
         self._stop = asyncio.Event()
         self._deadline: float | None = None
@@ -222,7 +227,7 @@ class HttpSender:
         self._queues: list[asyncio.Queue] = [asyncio.Queue(maxsize=o.queue_per_worker) for _ in range(lanes)]
         loop = asyncio.get_running_loop()
         installed = self._install_signals(loop) if self.handle_signals else []
-        connector = aiohttp.TCPConnector(limit=lanes, limit_per_host=lanes, ttl_dns_cache=300)
+        connector = aiohttp.TCPConnector(limit=connections, limit_per_host=connections, ttl_dns_cache=300)
         timeout = aiohttp.ClientTimeout(total=o.timeout_s)
         try:
             # Proxies from the environment are looked up once here: aiohttp's trust_env does it
@@ -425,17 +430,19 @@ class HttpSender:
         while True:
             if tries:
                 report.retries += 1
-            await self._bucket.acquire()
-            if tries == 0:
-                report.sent += 1
-            tries += 1
             delay: float | None = None
             try:
-                async with self._session.post(o.endpoint, data=body, headers=headers, proxy=self._proxy) as response:
-                    status = response.status
-                    raw = await response.read()
-                    dropped = response.headers.get("x-plausible-dropped")
-                    retry_after = response.headers.get("retry-after")
+                async with self._slots:
+                    await self._bucket.acquire()
+                    if tries == 0:
+                        report.sent += 1
+                    tries += 1
+                    async with self._session.post(o.endpoint, data=body, headers=headers,
+                                                  proxy=self._proxy) as response:
+                        status = response.status
+                        raw = await response.read()
+                        dropped = response.headers.get("x-plausible-dropped")
+                        retry_after = response.headers.get("retry-after")
             except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
                 errors_left -= 1
                 last_error = f"{type(exc).__name__}: {exc}".rstrip(": ")
