@@ -42,6 +42,7 @@ class Faults:
     fail_first: int = 0  # the first N requests get 503
     burst_every: int = 0  # with burst_length: of every N requests, the first burst_length get 503
     burst_length: int = 0
+    fail_status: int = 503  # the status of injected failures (429 for a proxy's rate limit)
     retry_after: str | None = "0"  # the Retry-After header sent with 503s (None: no header)
     reset_share: float = 0.0  # close the connection without answering
     delay_s: float = 0.0  # wait this long before answering
@@ -285,7 +286,7 @@ class Receiver:
             with self._lock:
                 self.stats.failed += 1
             extra = {"retry-after": faults.retry_after} if faults.retry_after is not None else {}
-            return await self._respond(writer, 503, b"service unavailable", close, extra=extra)
+            return await self._respond(writer, faults.fail_status, b"service unavailable", close, extra=extra)
         content_type = headers.get("content-type", "").split(";")[0].strip().lower()
         if content_type in ("application/json", "text/plain"):
             try:
@@ -327,7 +328,7 @@ class Receiver:
     async def _respond(writer, status: int, body: bytes, close: bool, content_type: str = "text/plain",
                        extra: dict[str, str] | None = None) -> bool:
         reason = {200: "OK", 202: "Accepted", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
-                  503: "Service Unavailable"}.get(status, "Status")
+                  429: "Too Many Requests", 503: "Service Unavailable"}.get(status, "Status")
         lines = [f"HTTP/1.1 {status} {reason}", f"content-type: {content_type}", f"content-length: {len(body)}"]
         for key, value in (extra or {}).items():
             lines.append(f"{key}: {value}")

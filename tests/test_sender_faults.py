@@ -226,3 +226,22 @@ def test_undecided_events_never_exceed_the_window(tmp_path, make_receiver):
     assert report.accepted == 400
     assert max(seen) < options.window == 15
 
+
+
+def test_429_from_a_proxy_is_retried_like_a_503(tmp_path, make_receiver):
+    pages = make_log(tmp_path / "access.log", 20)
+    receiver = make_receiver(Faults(fail_first=5, fail_status=429, retry_after="0"))
+    report = run(tmp_path / "access.log", receiver, tmp_path)
+    assert (report.accepted, report.retries, report.failed) == (20, 5, 0)
+    assert pages_of(receiver) == Counter(pages)
+
+
+def test_a_retry_after_beyond_the_retry_time_limit_fails_at_once(tmp_path, make_receiver):
+    make_log(tmp_path / "access.log", 3)
+    receiver = make_receiver(Faults(fail_share=1.0, retry_after="60"))
+    started = time.monotonic()
+    report = run(tmp_path / "access.log", receiver, tmp_path, max_retry_s=5)
+    assert time.monotonic() - started < 5
+    assert (report.failed, report.retries, receiver.stats.requests) == (3, 0, 3)
+    reasons = [r["reason"] for r in records(tmp_path / "failed.jsonl")]
+    assert len(reasons) == 3 and all("gave up after 1 attempts" in r and "HTTP 503" in r for r in reasons)
