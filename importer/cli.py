@@ -80,8 +80,8 @@ def send_command(
     timeout: float = typer.Option(10.0, help="Seconds to wait for each answer."),
     max_attempts: int = typer.Option(5, help="Tries per event on errors worth retrying."),
     state: Optional[Path] = typer.Option(
-        None, "--state", help="Checkpoint file (SQLite) for resume [default: $XDG_STATE_HOME/plausible-import/"
-        "state.sqlite, or ~/.local/state/...; $PLAUSIBLE_IMPORT_STATE overrides]."),
+        None, "--state", help="Checkpoint file (SQLite) for resume. Default: $PLAUSIBLE_IMPORT_STATE, else "
+        "$XDG_STATE_HOME/plausible-import/state.sqlite (~/.local/state/plausible-import/state.sqlite)."),
     no_state: bool = typer.Option(False, "--no-state", help="Keep no checkpoint: send everything given."),
     failed: Path = typer.Option(DEFAULT_FAILED, "--failed", help="JSON lines of events that failed, with the last error."),
     retry_dropped: int = typer.Option(0, "--retry-dropped", help="Send an event answered as dropped up to N more times."),
