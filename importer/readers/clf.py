@@ -341,8 +341,12 @@ def _prepare(data: bytes) -> bytes:
     return data
 
 
-def parse_block(block: LineBlock, layout: ClfLayout, source_name: str) -> Batch:
-    """Parse one block of lines into a canonical batch, with exact line numbers."""
+def parse_block(block: LineBlock, layout: ClfLayout, source_name: str, deferred: bool = False):
+    """Parse one block of lines into a canonical batch, with exact line numbers.
+
+    With ``deferred``, only split the lines into fields here and return a function that
+    converts them (to run on another thread).
+    """
     rejected = [
         Rejected(source_name, number, f"line longer than {MAX_LINE_BYTES} bytes", text.decode("utf-8", "replace"))
         for number, text in block.too_long
@@ -358,7 +362,8 @@ def parse_block(block: LineBlock, layout: ClfLayout, source_name: str) -> Batch:
                                      data[cut:].decode("utf-8", "replace")))
             data = data[:cut]
     if not data:
-        return Batch(table=schema.empty_frame(), rows_read=len(rejected), rejected=rejected)
+        empty = Batch(table=schema.empty_frame(), rows_read=len(rejected), rejected=rejected)
+        return (lambda: empty) if deferred else empty
     malformed: list[int] = []
     table = _csv_parse(data, layout.columns, True, lambda row: malformed.append(1) or "skip",
                        used=list(layout.fields.values()))
@@ -375,15 +380,22 @@ def parse_block(block: LineBlock, layout: ClfLayout, source_name: str) -> Batch:
         if malformed or table.num_rows != len(row_lines):
             table, row_lines, bad = _exact_parse(data, lines, layout)
             rejected.extend(Rejected(source_name, block.first_line + i, reason, lines.text(i)) for i, reason in bad)
-    canonical, invalid = _to_canonical(table, layout, source_name, row_lines + block.first_line,
-                                       escapes=b"\\" in data)
-    if invalid and lines is None:
-        lines = _Lines(data)
-    for i, reason in invalid:
-        line_index = int(row_lines[i])
-        rejected.append(Rejected(source_name, block.first_line + line_index, reason, lines.text(line_index)))
-    rejected.sort(key=lambda r: r.line or 0)
-    return Batch(table=canonical, rows_read=canonical.num_rows + len(rejected), rejected=rejected)
+    escapes = b"\\" in data
+    early = _early_columns(table, layout)
+
+    def convert() -> Batch:
+        nonlocal lines
+        canonical, invalid = _to_canonical(table, layout, source_name, row_lines + block.first_line,
+                                           escapes=escapes, early=early)
+        if invalid and lines is None:
+            lines = _Lines(data)
+        for i, reason in invalid:
+            line_index = int(row_lines[i])
+            rejected.append(Rejected(source_name, block.first_line + line_index, reason, lines.text(line_index)))
+        rejected.sort(key=lambda r: r.line or 0)
+        return Batch(table=canonical, rows_read=canonical.num_rows + len(rejected), rejected=rejected)
+
+    return convert if deferred else convert()
 
 
 def _exact_parse(data: bytes, lines: _Lines, layout: ClfLayout):
@@ -438,17 +450,15 @@ def _fast_ints(text: pa.Array, type_: pa.DataType, low: int, high: int | None, a
     return values, pa.array(np.ones(len(text), dtype=bool))
 
 
-def _to_canonical(table: pa.Table, layout: ClfLayout, source_name: str, line_numbers: np.ndarray,
-                  escapes: bool = True):
-    """Convert parsed string columns to the canonical schema; returns (table, invalid rows)."""
+def _early_columns(table: pa.Table, layout: ClfLayout) -> dict | None:
+    """The first half of the conversion (times, status, size, client); see ``_to_canonical``."""
     table = table.combine_chunks()
-    n = table.num_rows
-    if n == 0:
-        return schema.empty_frame(), []
+    if table.num_rows == 0:
+        return None
     col = {name: table.column(f"c{index}").chunk(0) if table.column(f"c{index}").num_chunks
            else pa.array([], pa.string())
            for name, index in layout.fields.items()}
-    timestamp = clf_timestamps(col["time"], col["tz"])
+    early = {"col": col, "timestamp": clf_timestamps(col["time"], col["tz"])}
     status_text = col["status"]
     status, status_ok = _fast_ints(status_text, pa.int16(), 100, 999, allow_dash=False)
     if status is None:
@@ -460,18 +470,32 @@ def _to_canonical(table: pa.Table, layout: ClfLayout, source_name: str, line_num
         size_digits = pc.match_substring_regex(size_text, r"^\d{1,18}$")
         size_ok = pc.or_(size_digits, pc.equal(size_text, "-"))
         size = pc.if_else(size_digits, size_text, pa.scalar(None, pa.string())).cast(pa.int64())
+    ip_encoded = pc.dictionary_encode(col["ip"])
+    from .normalise import first_forwarded, strip_port
+
+    ip = pc.take(strip_port(schema.null_if_missing(ip_encoded.dictionary)), ip_encoded.indices)
+    if "xff" in col:
+        ip = pc.coalesce(first_forwarded(col["xff"]), ip)
+    early.update(status=status, status_ok=status_ok, size=size, size_ok=size_ok, ip=ip)
+    return early
+
+
+def _to_canonical(table: pa.Table, layout: ClfLayout, source_name: str, line_numbers: np.ndarray,
+                  escapes: bool = True, early: dict | None = None):
+    """Convert parsed string columns to the canonical schema; returns (table, invalid rows).
+
+    ``early`` is :func:`_early_columns` already computed (on the reading thread)."""
+    if early is None:
+        early = _early_columns(table, layout)
+    if early is None:
+        return schema.empty_frame(), []
+    col, timestamp, ip = early["col"], early["timestamp"], early["ip"]
+    status, status_ok, size, size_ok = early["status"], early["status_ok"], early["size"], early["size_ok"]
+    n = len(timestamp)
     request = split_requests(col["request"])
     host = request["host"]
     if "host" in col:
         host = pc.coalesce(normalise_hosts(col["host"]), host)
-    ip_encoded = pc.dictionary_encode(col["ip"])
-    from .normalise import strip_port
-
-    ip = pc.take(strip_port(schema.null_if_missing(ip_encoded.dictionary)), ip_encoded.indices)
-    if "xff" in col:
-        from .normalise import first_forwarded
-
-        ip = pc.coalesce(first_forwarded(col["xff"]), ip)
     columns = {
         "timestamp": timestamp,
         "ip": ip,

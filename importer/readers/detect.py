@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -73,6 +73,9 @@ class ClfParser:
 
     def parse(self, block: LineBlock, source_name: str) -> Batch:
         return parse_block(block, self.layout, source_name)
+
+    def parse_deferred(self, block: LineBlock, source_name: str) -> Callable[[], Batch]:
+        return parse_block(block, self.layout, source_name, deferred=True)
 
 
 # Order matters only for ties: more specific formats first.
@@ -192,9 +195,13 @@ class LogReader:
         previous batch (mapping, sending) then overlap on a multi-core machine; at most
         :data:`PREFETCH` parsed batches wait, so memory stays bounded.
         """
-        return prefetch(self._read(source), PREFETCH)
+        for finish in prefetch(self._read(source), PREFETCH):
+            yield finish()
 
-    def _read(self, source: Source) -> Iterator[Batch]:
+    def _read(self, source: Source) -> Iterator[Callable[[], Batch]]:
+        """Per block, a function that completes its batch: parsers that can split their work
+        leave the last step (converting columns) to the consumer's thread, which balances the
+        two threads (reading and splitting lines is the heavier half)."""
         opened = open_source(source)
         try:
             for block in line_blocks(opened, block_bytes=sources_mod.BLOCK_BYTES):
@@ -205,21 +212,31 @@ class LogReader:
                             self.detection = detect(sample)
                         self.parser = (self.fmt or self.detection.format).parser(self.timezone)
                 if self.parser is None:
-                    batch = Batch(table=schema.empty_frame(), rows_read=len(block.too_long),
+                    empty = Batch(table=schema.empty_frame(), rows_read=len(block.too_long),
                                   rejected=[Rejected(source.name, n, "line too long", t.decode("utf-8", "replace"))
                                             for n, t in block.too_long])
+                    work: Callable[[], Batch] = lambda empty=empty: empty  # noqa: E731
+                elif hasattr(self.parser, "parse_deferred"):
+                    work = self.parser.parse_deferred(block, source.name)
                 else:
-                    batch = self.parser.parse(block, source.name)
-                self.name = self.describe()
-                if block.truncated:
-                    batch.notices.append(
-                        Rejected(source.name, block.first_line + block.line_count, block.truncated, "")
-                    )
-                batch.position = opened.position.consumed
-                yield batch
+                    done = self.parser.parse(block, source.name)
+                    work = lambda done=done: done  # noqa: E731
+                yield self._completer(work, block, source.name, opened.position.consumed)
         finally:
             if source.path is not None:
                 opened.raw.close()
+
+    def _completer(self, work: Callable[[], Batch], block: LineBlock, source_name: str,
+                   position: int) -> Callable[[], Batch]:
+        def complete() -> Batch:
+            batch = work()
+            self.name = self.describe()
+            if block.truncated:
+                batch.notices.append(Rejected(source_name, block.first_line + block.line_count, block.truncated, ""))
+            batch.position = position
+            return batch
+
+        return complete
 
 
 PREFETCH = 1
