@@ -24,6 +24,7 @@ numbers.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import heapq
 import os
@@ -118,6 +119,10 @@ class FileState:
         return self.complete_size is not None and self.complete_size == self.size and not self.pending
 
 
+class StateBusy(Exception):
+    """The state file is in use by another run."""
+
+
 class StateStore:
     """The SQLite state file. One writer at a time; WAL so that a crash never corrupts it."""
 
@@ -125,6 +130,14 @@ class StateStore:
         self.path = Path(path)
         self.scope = scope
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        # One run at a time per state file: two overlapping nightly runs would both send the
+        # same new lines.
+        self._lock_file = open(self.path.with_name(self.path.name + ".lock"), "a+")
+        try:
+            fcntl.flock(self._lock_file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self._lock_file.close()
+            raise StateBusy(f"another run is using {self.path}") from None
         self._db = sqlite3.connect(str(self.path), timeout=30, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
@@ -134,6 +147,7 @@ class StateStore:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+        self._lock_file.close()
 
     def file_state(self, source: Source) -> FileState | None:
         """Find (or register) the state of a file by its content; None for stdin or an empty file."""

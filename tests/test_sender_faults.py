@@ -15,13 +15,15 @@ from collections import Counter
 from pathlib import Path
 
 import pyarrow as pa
+import pytest
 
 from importer import send
+from importer.pipeline import ConfigError
 from importer.events import EVENT_SCHEMA
 from importer.receiver import Faults
 from importer.report import RejectsFile, Report
 from importer.sinks.http import HttpSender, SendOptions
-from importer.state import Ledger
+from importer.state import Ledger, StateStore
 
 from conftest import BROWSER, IPHONE, combined_line, write_log
 
@@ -245,3 +247,15 @@ def test_a_retry_after_beyond_the_retry_time_limit_fails_at_once(tmp_path, make_
     assert (report.failed, report.retries, receiver.stats.requests) == (3, 0, 3)
     reasons = [r["reason"] for r in records(tmp_path / "failed.jsonl")]
     assert len(reasons) == 3 and all("gave up after 1 attempts" in r and "HTTP 503" in r for r in reasons)
+
+
+def test_a_second_run_on_the_same_state_file_is_refused_while_the_first_runs(tmp_path, receiver):
+    make_log(tmp_path / "access.log", 3)
+    busy = StateStore(tmp_path / "state.sqlite", scope="x")
+    try:
+        with pytest.raises(ConfigError, match="another run is using"):
+            run(tmp_path / "access.log", receiver, tmp_path)
+        assert receiver.stats.requests == 0
+    finally:
+        busy.close()
+    assert run(tmp_path / "access.log", receiver, tmp_path).accepted == 3
