@@ -15,6 +15,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
+import pyarrow as pa
+
 from .. import schema
 from .. import sources as sources_mod
 from ..sources import LineBlock, Source, line_blocks, open_source
@@ -195,8 +197,12 @@ class LogReader:
         previous batch (mapping, sending) then overlap on a multi-core machine; at most
         :data:`PREFETCH` parsed batches wait, so memory stays bounded.
         """
+        pool = pa.default_memory_pool()
         for finish in prefetch(self._read(source), PREFETCH):
             yield finish()
+            # mimalloc (pyarrow's default pool) keeps freed pages per thread; handing them back
+            # after each batch costs ~0.1 ms and lowers peak RSS by ~30 MB (bench/parse.py)
+            pool.release_unused()
 
     def _read(self, source: Source) -> Iterator[Callable[[], Batch]]:
         """Per block, a function that completes its batch: parsers that can split their work
