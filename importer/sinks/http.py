@@ -344,7 +344,10 @@ class HttpSender:
                         self._room.clear()
                         self._checkpoint()
                         if ledger.undecided >= window:
-                            await self._room.wait()
+                            try:  # the checkpoint task wakes us; look again ourselves now and then
+                                await asyncio.wait_for(self._room.wait(), timeout=0.1)
+                            except asyncio.TimeoutError:
+                                pass
                     entry = ledger.add(event["source_file"], event["source_line"])
                     key = f"{event['ip']}\x00{event['user_agent']}".encode("utf-8", "surrogatepass")
                     await queues[zlib.crc32(key) % lanes].put((event, entry))
