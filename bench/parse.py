@@ -8,7 +8,9 @@ are counted, not written), each in its own process so that peak RSS is that run'
 * every main format (200,000 lines each, generated from the same traffic), to show the other
   readers' speed;
 * GoAccess on the same 1M-line file, when the ``goaccess`` command is installed, with the
-  ratio measured in the same run (the machine is shared, so only same-run ratios mean much).
+  ratio measured in the same run (the machine is shared, so only same-run ratios mean much):
+  the 1M case and GoAccess alternate ``--repeat`` times (default 3) and the fastest of each
+  counts; the ratio is also printed for CPU time and with our interpreter start-up included.
 
 Targets for combined logs on a 2-core machine: >= 350,000 lines/s, >= 10x GoAccess, peak RSS
 <= 300 MB at both sizes.
@@ -290,6 +292,7 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="1M combined only (no 5M, no other formats)")
     parser.add_argument("--formats-lines", type=int, default=200_000, help="lines per non-combined format")
     parser.add_argument("--keep", type=Path, help="generate files here and keep them")
+    parser.add_argument("--repeat", type=int, default=3, help="runs of the 1M case and of GoAccess (fastest counts)")
     args = parser.parse_args()
     if args.measure:
         print(json.dumps(measure(args.measure, args.format)))
@@ -303,9 +306,18 @@ def main() -> int:
         if not one.exists():
             write_lines(one, combined_lines, 1_000_000)
         results = {}
-        results["combined 1M"] = run_child(one)
-        print(_line("combined 1M", results["combined 1M"]), flush=True)
-        go = run_goaccess(one, workdir)
+        # The machine is shared and noisy: the 1M case and GoAccess run alternately, --repeat
+        # times each, and the fastest run of each counts (peak RSS: the highest of the runs).
+        runs, go_runs = [], []
+        for _ in range(args.repeat):
+            runs.append(run_child(one))
+            print(_line("combined 1M", runs[-1]), flush=True)
+            go_runs.append(run_goaccess(one, workdir))
+        best = min(runs, key=lambda r: r["seconds"])
+        results["combined 1M"] = dict(best, rss_mb=max(r["rss_mb"] for r in runs))
+        go = min(go_runs) if go_runs and go_runs[0] is not None else None
+        if go is not None:
+            print(f"GoAccess 1M runs: {', '.join(f'{g[0]:.2f} s' for g in go_runs)}")
         if not args.quick:
             five = workdir / "combined-5m.log"
             if not five.exists():
@@ -321,7 +333,8 @@ def main() -> int:
         base = results["combined 1M"]
         rate = base["rows"] / base["seconds"]
         print()
-        print(f"combined 1M: {rate:,.0f} lines/s (target >= 350,000): {'met' if rate >= 350_000 else 'NOT met'}")
+        print(f"combined 1M, fastest of {args.repeat}: {base['seconds']:.2f} s = {rate:,.0f} lines/s "
+              f"(target >= 350,000): {'met' if rate >= 350_000 else 'NOT met'}")
         for label in ("combined 1M", "combined 5M"):
             if label in results:
                 rss = results[label]["rss_mb"]
@@ -331,8 +344,8 @@ def main() -> int:
         else:
             go_wall, go_cpu = go
             ratio = go_wall / base["seconds"]
-            print(f"GoAccess 1M (same file, same run): {go_wall:.2f} s = {1_000_000 / go_wall:,.0f} lines/s, "
-                  f"CPU {go_cpu:.2f} s")
+            print(f"GoAccess 1M (same file, same run), fastest of {args.repeat}: {go_wall:.2f} s = "
+                  f"{1_000_000 / go_wall:,.0f} lines/s, CPU {go_cpu:.2f} s")
             print(f"  ratio, wall: {ratio:.1f}x (target >= 10x): {'met' if ratio >= 10 else 'NOT met'}; "
                   f"with our interpreter start-up and imports: {go_wall / base['process_s']:.1f}x; "
                   f"CPU time: {go_cpu / base['cpu_s']:.1f}x")
