@@ -285,6 +285,7 @@ class Ledger:
         # followed log and the file that replaces it after rotation share a name.
         self._progress: dict[object, _FileProgress] = {}
         self._decided: list[Entry] = []
+        self._touched: set[_FileProgress] = set()  # files whose watermark may have moved
         self._posted: list[Mark] = []
         self._posted_lock = threading.Lock()
         self.undecided = 0
@@ -295,6 +296,7 @@ class Ledger:
         progress = self._progress.get(key)
         if progress is None:
             progress = self._progress[key] = _FileProgress(state)
+        self._touched.add(progress)
         return progress
 
     def add(self, file: str, line: int) -> Entry:
@@ -355,7 +357,8 @@ class Ledger:
         self.undecided -= len(decided)
         settled: dict[int, int] = {}
         complete: dict[int, int | None] = {}
-        for progress in self._progress.values():
+        touched, self._touched = self._touched, set()
+        for progress in touched:
             heap = progress.heap
             while heap and heap[0] not in progress.open:
                 heapq.heappop(heap)
