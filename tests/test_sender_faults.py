@@ -259,3 +259,15 @@ def test_a_second_run_on_the_same_state_file_is_refused_while_the_first_runs(tmp
     finally:
         busy.close()
     assert run(tmp_path / "access.log", receiver, tmp_path).accepted == 3
+
+
+def test_a_copy_of_a_file_in_the_same_run_is_not_sent_twice(tmp_path, receiver):
+    pages = make_log(tmp_path / "access.log", 40)
+    (tmp_path / "access.log.bak").write_bytes((tmp_path / "access.log").read_bytes())
+    report = send([tmp_path / "access.log", tmp_path / "access.log.bak"], domain="example.com",
+                  endpoint=receiver.endpoint, rate=0, state=tmp_path / "state.sqlite", rejects_path=None,
+                  failed_path=None)
+    invariant(report)
+    assert report.accepted == 40
+    assert report.files_skipped == [f"{tmp_path / 'access.log.bak'} (same content as {tmp_path / 'access.log'})"]
+    assert pages_of(receiver) == Counter(pages)
