@@ -99,7 +99,8 @@ def read_events(
                     progress.rows_read(batch.rows_read, batch.position)
                     progress.events_built(events.num_rows)
                 yield events
-            report.sources.append((source.name, reader.name + (f", {file_invalid:,} bad lines" if file_invalid else "")))
+            bad = f", {file_invalid:,} bad line{'s' if file_invalid != 1 else ''}" if file_invalid else ""
+            report.sources.append((source.name, reader.name + bad))
         except FormatError as exc:
             report.skipped_sources.append(f"{source.name}: {exc}")
             rejects.write({"stage": "read", "file": source.name, "line": None, "reason": str(exc), "text": ""})

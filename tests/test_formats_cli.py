@@ -93,7 +93,7 @@ def test_bad_lines_are_counted_per_file_quoted_and_all_in_the_rejects_file(tmp_p
                   rejects_path=rejects)
     assert report.rows_invalid == 2
     sources = dict(report.sources)
-    assert sources[str(FIXTURES / "nginx.json")].endswith("1 bad lines")
+    assert sources[str(FIXTURES / "nginx.json")].endswith(", 1 bad line")
     assert any(s.startswith(f"{FIXTURES / 'iis.log'}:12: does not match") and "'2024-03-14 09:00:02" in s
                for s in report.invalid_samples)
     records = [json.loads(line) for line in rejects.read_text().splitlines()]
