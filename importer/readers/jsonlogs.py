@@ -127,7 +127,7 @@ class JsonParser:
         if n == 0 or not pc.all(pc.fill_null(pc.starts_with(lines, "{"), False)).as_py():
             return None
         data = valid_utf8(block.data)
-        read_options = pajson.ReadOptions(use_threads=True, block_size=max(1 << 20, min(len(data), 1 << 24)))
+        read_options = pajson.ReadOptions(use_threads=True, block_size=1 << 20)  # lines are < 64 KiB
         # Time keys are read as text: inferred as timestamps, a zone-less time could no longer
         # be told from one with an offset. Numeric times (epoch) make this fail; then infer.
         time_keys = sorted({p[0] for k, paths in self.fmt.keys.items() if k.startswith("time") for p in paths
