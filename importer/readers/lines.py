@@ -95,9 +95,6 @@ class Sample:
     def rows(self) -> list[str]:
         return [ln for ln in self.lines if not ln.startswith("#")]
 
-    def array(self, rows_only: bool = True) -> pa.Array:
-        return pa.array(self.rows if rows_only else self.lines, type=pa.string())
-
 
 @dataclass(frozen=True)
 class LineFormat:
