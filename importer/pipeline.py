@@ -256,6 +256,7 @@ def send(
         if resume is not None:
             report.rows_skipped = resume.rows_skipped
             report.files_skipped = resume.files_skipped
+            report.notices.extend(f"not read, a copy: {copy}" for copy in resume.copies)
             resume.store.close()
         report.notices.extend(mapper.notices())  # unmatched hosts, values cut to Plausible's limits
         report.duration_s = time.monotonic() - started

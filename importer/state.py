@@ -392,6 +392,7 @@ class Resume:
         self.ledger = Ledger(store, self.files)
         self.rows_skipped = 0
         self.files_skipped: list[str] = []
+        self.copies: list[str] = []  # inputs not read because another input holds the same file
         self._by_id: dict[int, str] = {}
 
     def plan(self, sources: list[Source], follow: bool = False) -> list[Source]:
@@ -409,7 +410,9 @@ class Resume:
                 todo.append(source)
                 continue
             if state.file_id in self._by_id:
-                self.files_skipped.append(f"{source.name} (same content as {self._by_id[state.file_id]})")
+                skipped = f"{source.name} (same content as {self._by_id[state.file_id]})"
+                self.files_skipped.append(skipped)
+                self.copies.append(skipped)
                 continue
             self._by_id[state.file_id] = source.name
             if state.unchanged_and_done and not (follow and index == len(sources) - 1):

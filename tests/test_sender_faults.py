@@ -270,4 +270,5 @@ def test_a_copy_of_a_file_in_the_same_run_is_not_sent_twice(tmp_path, receiver):
     invariant(report)
     assert report.accepted == 40
     assert report.files_skipped == [f"{tmp_path / 'access.log.bak'} (same content as {tmp_path / 'access.log'})"]
+    assert any("not read, a copy" in note for note in report.notices)
     assert pages_of(receiver) == Counter(pages)
