@@ -24,7 +24,7 @@ from .follow import follow_sources
 from .mapping import Mapper, Mapping
 from .progress import Progress
 from .readers import FormatError, reader_for
-from .report import INVALID_SAMPLES, RejectsFile, Report
+from .report import INVALID_SAMPLES, RejectsFile, Report, redact_ips
 from .sinks.dryrun import DryRunWriter
 from .sinks.http import DEFAULT_ENDPOINT, HttpSender, SendOptions, parse_pace
 from .sources import Source, SourceError, expand
@@ -78,7 +78,7 @@ def read_events(
                     file_invalid += 1
                     if file_invalid <= INVALID_SAMPLES:  # the first few bad lines of each file, quoted
                         report.invalid_samples.append(
-                            f"{rejected.file}:{rejected.line}: {rejected.reason}: {rejected.text[:160]!r}")
+                            f"{rejected.file}:{rejected.line}: {rejected.reason}: {redact_ips(rejected.text)[:160]!r}")
                 for notice in batch.notices:
                     rejects.write(notice.as_record())
                     report.notices.append(f"{notice.file}: {notice.reason} (after line {notice.line - 1})")
@@ -102,7 +102,7 @@ def read_events(
             bad = f", {file_invalid:,} bad line{'s' if file_invalid != 1 else ''}" if file_invalid else ""
             report.sources.append((source.name, reader.name + bad))
         except FormatError as exc:
-            report.skipped_sources.append(f"{source.name}: {exc}")
+            report.skipped_sources.append(f"{source.name}: {redact_ips(str(exc))}")
             rejects.write({"stage": "read", "file": source.name, "line": None, "reason": str(exc), "text": ""})
         if progress is not None:
             progress.next_source()

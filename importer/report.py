@@ -8,7 +8,11 @@ Two invariants hold for every run and are checked by the tests:
 
 from __future__ import annotations
 
+import hashlib
+import ipaddress
 import json
+import re
+import secrets
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
@@ -140,6 +144,33 @@ class Report:
         return "\n".join(out)
 
 
+_IP_CANDIDATE = re.compile(
+    r"(?<![\w.:])[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?:\.\d{1,3}){0,3}(?![\w:])"
+    r"|(?<![\w.])\d{1,3}(?:\.\d{1,3}){3}(?![\w.])"
+)
+_RUN_KEY = secrets.token_bytes(16)
+
+
+def redact_ips(text: str) -> str:
+    """Replace IP addresses in free text by a keyed hash, ``ip:1a2b3c4d``.
+
+    Rejected input lines are quoted to help people fix their data, but files and summaries
+    that cron mails around must not carry visitors' addresses. The key is random per run, so
+    one address reads the same throughout a run's output and cannot be looked up later.
+    """
+
+    def replace(match: re.Match) -> str:
+        token = match.group(0)
+        try:
+            address = ipaddress.ip_address(token)
+        except ValueError:
+            return token
+        digest = hashlib.blake2b(address.packed, key=_RUN_KEY, digest_size=4).hexdigest()
+        return f"ip:{digest}"
+
+    return _IP_CANDIDATE.sub(replace, text) if text else text
+
+
 class RejectsFile:
     """Append-only JSON-lines file of everything that could not be used, with the reason.
 
@@ -156,6 +187,9 @@ class RejectsFile:
     def write(self, record: dict) -> None:
         if self.path is None:
             return
+        if record.get("stage") == "read":
+            record = {**record, "text": redact_ips(record.get("text") or ""),
+                      "reason": redact_ips(record.get("reason") or "")}
         line = json.dumps(record, ensure_ascii=False, default=str) + "\n"
         with self._lock:
             if self._file is None:

@@ -178,3 +178,21 @@ def test_a_wrong_endpoint_stops_the_run_instead_of_failing_every_event(tmp_path,
     assert len(records) == 500
     assert 10 <= len(attempted) < 50  # stopped early instead of hammering the wrong URL
     assert all(r["reason"].startswith("not sent: ") for r in records if r.get("status") != 404)
+
+
+def test_rejected_lines_keep_their_text_but_not_visitors_addresses(tmp_path):
+    log = write_log(tmp_path / "access.log", [
+        combined_line(),
+        combined_line(),
+        '198.51.100.77 - - [14/Mar/2024:09:00:00 +0100] "GET /x HTTP/1.1" 200 5 "-" "Mozilla/5.0 (trunc',
+        "2001:db8::42 sent something that is not a log line",
+        combined_line(),
+    ])
+    rejects = tmp_path / "rejects.jsonl"
+    report = send([log], domain="example.com", dry_run=True, rejects_path=rejects)
+    text = rejects.read_text()
+    records = [json.loads(line) for line in text.splitlines()]
+    assert [r["line"] for r in records] == [3, 4]
+    assert "198.51.100.77" not in text and "2001:db8::42" not in text
+    assert records[0]["text"].startswith("ip:") and "GET /x HTTP/1.1" in records[0]["text"]
+    assert all("198.51.100.77" not in s and "2001:db8::42" not in s for s in report.invalid_samples)
