@@ -884,26 +884,69 @@ class Mapper:
         rules_hit: dict[str, int] = {}
         if n == 0:
             return Mapped(ev.empty_events(), dict(filtered), rules_hit)
-        remaining: pa.Array | None = None
+        remaining = np.ones(n, bool)
         order = {reason: i for i, reason in enumerate(FILTER_ORDER)}
         for reason, drop in sorted(self._filters(table), key=lambda item: order.get(item[0], 99)):
-            hits = drop if remaining is None else pc.and_(remaining, drop)
-            count = pc.sum(hits).as_py() or 0
+            drop = _np_bool(drop)
+            hits = remaining & drop
+            count = int(np.count_nonzero(hits))
             if count:
                 filtered[reason] += count
                 if reason == "unmatched_host":
-                    hosts = pc.fill_null(table.column("host").filter(hits), "(no host)")
+                    hosts = pc.fill_null(_chunk(table.column("host")).filter(pa.array(hits)), "(no host)")
                     for item in pc.value_counts(hosts).to_pylist():
                         self.unmatched_hosts[item["values"]] += item["counts"]
-            remaining = pc.invert(drop) if remaining is None else pc.and_(remaining, pc.invert(drop))
-        kept = table.filter(remaining) if remaining is not None else table
+                remaining &= ~drop
+        enc = self._path_encoding
+        choice = None
+        if self.mapping.rules and self._match_early:
+            # Rules are matched before the rows are taken apart, so rows a rule drops are left
+            # out by the same single filter as the rows the filters dropped.
+            rows = np.flatnonzero(remaining)
+            choice = self._match(_Rows(table, rows), len(rows), _Encoded.for_rows(table, rows, enc))
+            dropped = self._count_rules(choice, filtered, rules_hit)
+            if dropped is not None:
+                remaining[rows[dropped]] = False
+                choice = choice[~dropped]
+        everything = bool(remaining.all())
+        keep_mask = None if everything else pa.array(remaining)
+        kept = table if everything else table.filter(keep_mask)
         if self.mapping.site_hosts:
             self._note_unmatched(kept)
-        enc = self._path_encoding
-        path_indices = enc.indices.filter(remaining) if remaining is not None else enc.indices
-        events = self._events(kept, filtered, rules_hit, (enc.dictionary, path_indices))
+        path_indices = enc.indices if everything else enc.indices.filter(keep_mask)
+        events = self._events(kept, filtered, rules_hit, (enc.dictionary, path_indices), choice)
         events = self._limits(events, filtered)
         return Mapped(events, dict(filtered), rules_hit)
+
+    @property
+    def _match_early(self) -> bool:
+        """Can rules be matched on the batch's own columns? Not when a condition reads a
+        column that building the event rewrites (the referrer template, synthetic visitors)."""
+        m = self.mapping
+        rewritten = ({"referrer"} if m.referrer is not None else set()) | ({"ip", "user_agent"} if m.visitor else set())
+        return not any(c.column in rewritten for r in m.rules for c in r.columns)
+
+    def _count_rules(self, choice: np.ndarray, filtered: Counter, rules_hit: dict[str, int]) -> np.ndarray | None:
+        """Count each rule's rows (in rule order, then the default); return the rows dropped."""
+        m = self.mapping
+        counts = np.bincount(choice + 1, minlength=len(m.rules) + 1) if len(choice) else np.zeros(len(m.rules) + 1, int)
+        dropped_rules = []
+        for rule in m.rules:
+            count = int(counts[rule.index + 1])
+            if count:
+                rules_hit[rule.label] = rules_hit.get(rule.label, 0) + count
+                if rule.drop:
+                    filtered["rule:" + rule.label] += count
+                    dropped_rules.append(rule.index)
+        count = int(counts[0])
+        if count:
+            rules_hit[m.default_label] = rules_hit.get(m.default_label, 0) + count
+            if m.default_drop:
+                filtered["no_rule"] += count
+                dropped_rules.append(-1)
+        if not dropped_rules:
+            return None
+        return np.isin(choice, dropped_rules)
 
     def _note_unmatched(self, kept: pa.Table) -> None:
         """With ``site.unmatched = "domain"``: note the hosts sent to --domain (dropped ones are
@@ -1007,29 +1050,44 @@ class Mapper:
 
             values["user_agent"] = pc.coalesce(values["user_agent"], _on_distinct(combo, agents))
 
-    def _match(self, values: dict[str, pa.Array], n: int, encoded: "_Encoded") -> np.ndarray:
-        """The index of the first rule each row matches; -1 for none (the default)."""
+    def _match(self, values, n: int, encoded: "_Encoded") -> np.ndarray:
+        """The index of the first rule each row matches; -1 for none (the default).
+
+        A rule's path conditions (one bit per rule, known per distinct path) pick its
+        candidate rows among those still open; its other conditions are evaluated on those
+        candidates only, so a rule about a few paths costs little however large the batch."""
         choice = np.full(n, -1, np.int32)
         open_rows = np.ones(n, bool)
         path_bits = self._path_rule_bits(encoded)
         for position, rule in enumerate(self.mapping.rules):
-            if not open_rows.any():
-                break
-            mask = open_rows.copy()
             if rule.path_regexes or rule.path_regex is not None:
-                mask &= (path_bits >> np.uint64(position)) & np.uint64(1) == 1
+                candidates = np.flatnonzero(open_rows & ((path_bits >> np.uint64(position)) & np.uint64(1) == 1))
+            else:
+                candidates = np.flatnonzero(open_rows)
+            if not len(candidates):
+                continue
+            ok = None
             if rule.methods:
-                mask &= encoded.direct("method", ("in",) + rule.methods,
-                                       lambda v, r=rule: pc.is_in(v, value_set=pa.array(r.methods)))
+                ok = encoded.on_rows("method", ("in",) + rule.methods, candidates,
+                                     lambda v, r=rule: pc.is_in(v, value_set=pa.array(r.methods)))
             if rule.status is not None:
-                mask &= encoded.status_mask(rule.status)
+                hit = encoded.status_mask(rule.status)[candidates]
+                ok = hit if ok is None else ok & hit
             for cond in rule.columns:
-                if cond.op == "regex":  # once per distinct value
-                    mask &= encoded.mask(cond.column, (cond.op, cond.pattern), lambda d, c=cond: _condition(d, c))
-                else:  # hash lookups: as cheap per row as encoding the column would be
-                    mask &= encoded.direct(cond.column, (cond.op, cond.values, cond.present), lambda v, c=cond: _condition(v, c))
-            choice[mask] = rule.index
-            open_rows &= ~mask
+                if ok is not None and not ok.any():
+                    break
+                if cond.op == "regex":
+                    hit = encoded.on_rows(cond.column, (cond.op, cond.pattern), candidates,
+                                          lambda d, c=cond: _condition(d, c), distinct=True)
+                else:
+                    hit = encoded.on_rows(cond.column, (cond.op, cond.values, cond.present), candidates,
+                                          lambda v, c=cond: _condition(v, c))
+                ok = hit if ok is None else ok & hit
+            matched = candidates if ok is None else candidates[ok]
+            choice[matched] = rule.index
+            open_rows[matched] = False
+            if len(matched) == n:
+                break
         return choice
 
     def _path_rule_bits(self, encoded: "_Encoded") -> np.ndarray:
@@ -1062,7 +1120,8 @@ class Mapper:
         return per_distinct[encoded.indices("path")]
 
     def _events(self, rows: pa.Table, filtered: Counter, rules_hit: dict[str, int],
-                path_encoding: tuple[pa.Array, pa.Array] | None = None) -> pa.Table:
+                path_encoding: tuple[pa.Array, pa.Array] | None = None,
+                choice: np.ndarray | None = None) -> pa.Table:
         """Columns that do not depend on the rule are built once for all rows. Name, props and
         revenue are built per rule, on that rule's rows only, into a pool; one ``take`` per
         column then puts every row's value in place (constant names cost nothing per row)."""
@@ -1074,7 +1133,9 @@ class Mapper:
         encoded = _Encoded(values)
         if path_encoding is not None:
             encoded.preload("path", *path_encoding)
-        choice = self._match(values, n, encoded) if m.rules else None
+        counted = choice is not None  # matched (and counted) before the rows were filtered
+        if choice is None and m.rules:
+            choice = self._match(values, n, encoded)
         by_index = {r.index: r for r in m.rules}
         constants = [m.event_name] + sorted({r.name.constant for r in m.rules
                                              if r.name is not None and r.name.constant is not None} - {m.event_name})
@@ -1091,12 +1152,13 @@ class Mapper:
             if not len(where):
                 continue
             rule = by_index.get(index)
-            label = rule.label if rule else m.default_label
-            rules_hit[label] = rules_hit.get(label, 0) + len(where)
-            if (rule is not None and rule.drop) or (rule is None and m.default_drop):
-                filtered["rule:" + rule.label if rule else "no_rule"] += len(where)
-                keep[where] = False
-                continue
+            if not counted:
+                label = rule.label if rule else m.default_label
+                rules_hit[label] = rules_hit.get(label, 0) + len(where)
+                if (rule is not None and rule.drop) or (rule is None and m.default_drop):
+                    filtered["rule:" + rule.label if rule else "no_rule"] += len(where)
+                    keep[where] = False
+                    continue
             if rule is None:
                 continue  # the default name, no props
             count = len(where)
@@ -1334,13 +1396,51 @@ class _Pool:
         return self.take(None, selected)
 
 
+class _Rows:
+    """Some rows of a table, each column taken only when asked for."""
+
+    def __init__(self, table: pa.Table, rows: np.ndarray):
+        self._table = table
+        self._rows = pa.array(rows)
+        self._cache: dict[str, pa.Array] = {}
+
+    def __getitem__(self, name: str) -> pa.Array:
+        if name not in self._cache:
+            self._cache[name] = _chunk(self._table.column(name)).take(self._rows)
+        return self._cache[name]
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+
 class _Encoded:
     """Per-batch dictionary encodings of columns, so conditions run once per distinct value."""
 
-    def __init__(self, values: dict[str, pa.Array]):
+    def __init__(self, values):
         self.values = values
         self._encoded: dict[str, tuple[pa.Array, pa.Array]] = {}
         self._masks: dict[tuple, np.ndarray] = {}
+
+    @classmethod
+    def for_rows(cls, table: pa.Table, rows: np.ndarray, path: pa.DictionaryArray) -> "_Encoded":
+        """The rows ``rows`` of ``table``, whose path column is already encoded as ``path``."""
+        encoded = cls(_Rows(table, rows))
+        encoded.preload("path", path.dictionary, path.indices.take(pa.array(rows)))
+        return encoded
+
+    def on_rows(self, column: str, key: tuple, rows: np.ndarray, fn, distinct: bool = False) -> np.ndarray:
+        """A condition on some rows: from the whole column's mask when there is one (or the rows
+        are most of the batch), else evaluated on those rows alone."""
+        n = len(self.values) if isinstance(self.values, _Rows) else len(self.values[column])
+        full = (column, key) if distinct else (column, key, "direct")
+        if full not in self._masks and len(rows) * 4 >= n:
+            whole = self.mask(column, key, fn) if distinct else self.direct(column, key, fn)
+            return whole[rows]
+        if full in self._masks:
+            return self._masks[full][rows]
+        value = _as_string(_chunk(self.values[column]).take(pa.array(rows)))
+        hit = _on_distinct(value, fn) if distinct and len(rows) > 64 else fn(value)
+        return pc.fill_null(hit, False).to_numpy(zero_copy_only=False)
 
     def encoded(self, column: str) -> tuple[pa.Array, pa.Array]:
         if column not in self._encoded:
@@ -1420,7 +1520,8 @@ class _Subset:
 
     def _rows_of(self, basis: str) -> pa.Array:
         if basis not in self._rows:
-            self._rows[basis] = pc.take(self._encoded.encoded(basis)[1], self._take)
+            # null values of the basis sit at an extra last position (see _with_null)
+            self._rows[basis] = pa.array(self._encoded.indices(basis)[self._where])
         return self._rows[basis]
 
     def groups(self, column: str, pattern: str, names: tuple[str, ...]) -> None:
@@ -1428,7 +1529,7 @@ class _Subset:
         dictionary, _ = self._encoded.encoded(column)
         extracted = pc.extract_regex(dictionary, pattern)
         for g in names:
-            self._groups[g] = (column, pc.struct_field(extracted, g))
+            self._groups[g] = (column, _with_null(pc.struct_field(extracted, g)))
             self._cache.pop(g, None)
 
     def per_distinct(self, refs: list[str], fn, n: int) -> pa.Array:
@@ -1442,8 +1543,24 @@ class _Subset:
         if not self._encoded.is_encoded(basis) and n * 4 < len(self._values[basis]):
             return fn(self, n)  # encoding the whole column would cost more than these few rows
         dictionary, _ = self._encoded.encoded(basis)
+        dictionary = _with_null(dictionary)
         level = {r: (self._groups[r][1] if r in self._groups else dictionary) for r in refs}
         return pc.take(fn(level, len(dictionary)), self._rows_of(basis))
+
+
+def _np_bool(mask) -> np.ndarray:
+    """A boolean mask (Arrow or NumPy; nulls count as false) as a NumPy array."""
+    if isinstance(mask, np.ndarray):
+        return mask
+    mask = _chunk(mask)
+    if mask.null_count:
+        mask = pc.fill_null(mask, False)
+    return mask.to_numpy(zero_copy_only=False)
+
+
+def _with_null(values: pa.Array) -> pa.Array:
+    """Values per distinct value of a column, and one more for the rows where it is null."""
+    return pa.concat_arrays([values, pa.nulls(1, values.type)])
 
 
 def _chunk(value) -> pa.Array:
