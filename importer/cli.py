@@ -15,13 +15,13 @@ from typing import Optional
 import typer
 
 from . import __version__, resources
-from .mapping import MappingError
-from .pipeline import DEFAULT_FAILED, DEFAULT_REJECTS, ConfigError, send
+from .pipeline import DEFAULT_FAILED, DEFAULT_REJECTS
 from .readers import LOG_FORMATS
-from .receiver import Faults, Receiver
-from .report import Report
 from .sinks.http import DEFAULT_ENDPOINT
-from .state import default_state_path
+
+# Only what the command line's definition needs is imported here: each command imports the
+# rest (pyarrow, the mapping engine, the receiver, aiohttp...) when it runs, so that `--help`
+# and a dry run do not pay for what they do not use.
 
 app = typer.Typer(
     help="Move web traffic you already have (access logs, analytics exports) into Plausible Analytics.",
@@ -36,7 +36,7 @@ def _fail(message: str) -> None:
     raise typer.Exit(2)
 
 
-def _exit_code(report: Report) -> int:
+def _exit_code(report) -> int:
     if report.interrupted is not None:
         return 128 + int(report.interrupted)
     if report.rejected or report.failed or report.skipped_sources:
@@ -94,7 +94,15 @@ def send_command(
     until: Optional[str] = typer.Option(None, "--until", help="Only rows before this time; a date includes that whole day."),
 ) -> None:
     """Read logs or exports, map rows to events, and replay them to /api/event."""
-    state_path = None if (no_state or dry_run) else (state or default_state_path())
+    from .mapping import MappingError
+    from .pipeline import ConfigError, send
+
+    if no_state or dry_run:
+        state_path = None
+    else:
+        from .state import default_state_path
+
+        state_path = state or default_state_path()
     try:
         result = send(
             sources,
@@ -147,6 +155,8 @@ def receiver_command(
     seed: Optional[int] = typer.Option(None, help="Seed for the fault shares, for repeatable runs."),
 ) -> None:
     """Run a local Plausible-compatible /api/event that validates and records events."""
+    from .receiver import Faults, Receiver
+
     faults = Faults(fail_share=fail_share, fail_first=fail_first, burst_every=burst_every, burst_length=burst_length,
                     retry_after=retry_after or None,
                     reset_share=reset_share, delay_s=delay, drop_share=drop_share, seed=seed)
@@ -175,6 +185,9 @@ def demo_command(
     no_progress: bool = typer.Option(False, "--no-progress", help="No progress bars."),
 ) -> None:
     """Replay the bundled sample log to a local receiver: no Plausible account needed."""
+    from .pipeline import send
+    from .receiver import Receiver
+
     sample = resources.sample_data_dir() / "access.log"
     if not sample.is_file():
         _fail(f"the sample log is missing ({sample})")

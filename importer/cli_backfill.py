@@ -8,8 +8,7 @@ from typing import Optional
 import typer
 
 from .cli import app
-from .mapping import MappingError
-from .pipeline import DEFAULT_REJECTS, ConfigError
+from .pipeline import DEFAULT_REJECTS
 from .readers import LOG_FORMATS
 
 
@@ -35,6 +34,8 @@ def backfill_command(
 ) -> None:
     """Write Plausible's ten CSV import files (history with its real dates) from logs or exports."""
     from .backfill import backfill  # heavy imports only when the command runs
+    from .mapping import MappingError
+    from .pipeline import ConfigError
 
     try:
         result = backfill(

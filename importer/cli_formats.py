@@ -7,15 +7,9 @@ from __future__ import annotations
 
 from typing import Optional
 
-import pyarrow as pa
 import typer
 
 from .cli import _fail, app
-from .mapping import Mapper, MappingError
-from .mapping import load as load_mapping
-from .readers import Batch, FormatError, reader_for
-from .readers.detect import FORMATS
-from .sources import SourceError, expand
 
 PREVIEW_COLUMNS = ("source_line", "timestamp", "ip", "method", "host", "path", "query", "status", "bytes",
                    "referrer", "user_agent")
@@ -62,12 +56,18 @@ def _first_rows(batches, wanted: int):
             break
     if not tables:
         return None
+    import pyarrow as pa
+
+    from .readers import Batch
+
     return Batch(table=pa.concat_tables(tables), rows_read=rows_read, rejected=rejected, notices=notices)
 
 
 @app.command("formats")
 def formats_command() -> None:
     """List every log format the importer reads, with an example line."""
+    from .readers.detect import FORMATS
+
     for fmt in FORMATS:
         typer.echo(f"{fmt.name}  ({fmt.family})")
         typer.echo(f"  {fmt.description}")
@@ -93,7 +93,11 @@ def preview_command(
     rows: int = typer.Option(10, "--rows", "-n", help="How many parsed rows to show per file."),
 ) -> None:
     """Show the detected format, the first parsed rows, and why rejected lines failed (no network)."""
+    from .mapping import Mapper, MappingError
+    from .mapping import load as load_mapping
     from .pipeline import ConfigError, check_log_options
+    from .readers import FormatError, reader_for
+    from .sources import SourceError, expand
 
     try:
         check_log_options(log_format, custom_format, timezone)

@@ -8,7 +8,6 @@ import typer
 
 from . import resources
 from .cli import _fail, app
-from .mapping import MappingError, describe_builtins, load
 
 
 @app.command("mappings")
@@ -16,6 +15,8 @@ def mappings_command(
     show: Optional[str] = typer.Argument(None, help="A built-in name (or a TOML path): print its rules instead."),
 ) -> None:
     """List the built-in mappings (use one with --mapping NAME), or show one's rules."""
+    from .mapping import MappingError, describe_builtins, load
+
     if show is None:
         rows = describe_builtins()
         width = max(len(name) for name, _ in rows)

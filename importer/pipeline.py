@@ -14,21 +14,24 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from . import mapping as mapping_mod
-from .follow import follow_sources
-from .mapping import Mapper, Mapping
-from .progress import Progress
 from .readers import FormatError, reader_for
 from .report import INVALID_SAMPLES, RejectsFile, Report, redact_ips
 from .sinks.dryrun import DryRunWriter
 from .sinks.http import DEFAULT_ENDPOINT, HttpSender, SendOptions, parse_pace
 from .sources import Source, SourceError, expand
 from .state import Resume, StateStore
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .mapping import Mapper, Mapping
+    from .progress import Progress
+
+# The mapping engine, progress bars (tqdm) and the follower are imported by send() when it
+# runs, so that the command line's help and other commands do not pay for them.
 
 DEFAULT_REJECTS = Path("plausible-import.rejects.jsonl")
 DEFAULT_FAILED = Path("plausible-import.failed.jsonl")
@@ -174,6 +177,10 @@ def send(
     with the arguments; bad input lines never raise, they are counted and written to the
     rejects file.
     """
+    from . import mapping as mapping_mod
+    from .mapping import Mapper, Mapping
+    from .progress import Progress
+
     stderr = stderr or sys.stderr
     started = time.monotonic()
     domain = normalise_domain(domain)
@@ -220,6 +227,8 @@ def send(
     total_bytes = sum(s.size or 0 for s in sources) or None
     stop_reading = threading.Event()  # set by the sender on SIGINT/SIGTERM
     if follow:
+        from .follow import follow_sources
+
         sources = follow_sources(list(sources), stop_reading,
                                  plan=(lambda more: resume.plan(more, follow=True)) if resume else None)
     bar = Progress(progress, total_bytes, events_label="events written" if dry_run else "events sent", stream=stderr)

@@ -2,16 +2,42 @@
 
 from __future__ import annotations
 
-from ..sources import Source
-from .base import Batch, FormatError, Reader, Rejected
-from .custom import compile_format
-from .detect import FORMATS, LogReader, format_named
-from .normalise import check_timezone
-from .tabular import ColumnMap, TabularReader, format_for
+import importlib
+from typing import TYPE_CHECKING
 
-LOG_FORMATS = tuple(f.name for f in FORMATS)
+from .base import Batch, FormatError, Reader, Rejected
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..sources import Source
+    from .tabular import ColumnMap
+
+# The names of importer.readers.detect.FORMATS, in order (detect.py checks that they agree):
+# written out so that the command line's help lists them without importing every reader.
+LOG_FORMATS = ("combined", "main", "vhost_combined", "common", "vhost_common", "traefik", "haproxy", "alb", "elb",
+               "s3", "cloudfront", "w3c", "bunny", "caddy", "traefik_json", "gcp_lb", "cloudflare", "nginx_json")
 
 __all__ = ["Batch", "FormatError", "Reader", "Rejected", "reader_for", "LOG_FORMATS"]
+
+# Imported on first use (the format modules build their patterns at import).
+_LAZY = {
+    "compile_format": "custom",
+    "FORMATS": "detect",
+    "LogReader": "detect",
+    "format_named": "detect",
+    "check_timezone": "normalise",
+    "ColumnMap": "tabular",
+    "TabularReader": "tabular",
+    "format_for": "tabular",
+}
+
+
+def __getattr__(name: str):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
 
 
 def _is_tabular_name(name: str) -> bool:
@@ -37,6 +63,11 @@ def reader_for(
     ``LogFormat`` string) or, by default, detected from the file itself. Times written
     without a zone are read in ``timezone``.
     """
+    from .custom import compile_format
+    from .detect import LogReader, format_named
+    from .normalise import check_timezone
+    from .tabular import TabularReader, format_for
+
     if column_map is not None and (column_map.format or _is_tabular_name(source.name)):
         format_for(source, column_map)
         return TabularReader(column_map)

@@ -40,7 +40,6 @@ import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-import aiohttp
 import pyarrow as pa
 
 from ..report import RejectsFile, Report
@@ -227,6 +226,9 @@ class HttpSender:
         self._queues: list[asyncio.Queue] = [asyncio.Queue(maxsize=o.queue_per_worker) for _ in range(lanes)]
         loop = asyncio.get_running_loop()
         installed = self._install_signals(loop) if self.handle_signals else []
+        import aiohttp  # only when sending: its import costs ~0.1 s, which a dry run need not pay
+
+        self._transport_errors = (aiohttp.ClientError, asyncio.TimeoutError, OSError)
         connector = aiohttp.TCPConnector(limit=connections, limit_per_host=connections, ttl_dns_cache=300)
         timeout = aiohttp.ClientTimeout(total=o.timeout_s)
         try:
@@ -446,7 +448,7 @@ class HttpSender:
                         raw = await response.read()
                         dropped = response.headers.get("x-plausible-dropped")
                         retry_after = response.headers.get("retry-after")
-            except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+            except self._transport_errors as exc:
                 errors_left -= 1
                 last_error = f"{type(exc).__name__}: {exc}".rstrip(": ")
             else:
