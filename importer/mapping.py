@@ -758,9 +758,8 @@ class Mapper:
         self._ip_cache: dict[str, bool] = {}
         self._visitor_ip: dict[str, str] = {}
         self._visitor_ua: dict[tuple, str] = {}
-        # Path conditions of all rules, per distinct path, kept across batches: path -> bits
-        # (bit i set when rule i's path conditions hold).
-        self._path_bits: dict[str, int] = {}
+        # What filters and rules make of each distinct path, kept across batches.
+        self._paths = _PathMemo(self._path_facts)
 
     # -- notes for the printed summary
     def notices(self) -> list[str]:
@@ -782,12 +781,13 @@ class Mapper:
     def _filters(self, table: pa.Table) -> list[tuple[str, pa.Array]]:
         """(reason, drop mask) pairs, in counting order; masks are never null."""
         m = self.mapping
-        path = table.column("path").combine_chunks()
-        # Paths repeat: encoded once per batch, shared by the path filters and the rules.
-        self._path_encoding = pc.dictionary_encode(path)
-        drops: list[tuple[str, pa.Array]] = [
-            ("bad_request", pc.invert(pc.fill_null(pc.starts_with(path, "/"), False))),
-        ]
+        path = _chunk(table.column("path"))
+        # Paths repeat: encoded once per batch, shared by the path filters and the rules, and
+        # what the filters and rules make of each distinct path is remembered for the run.
+        enc = self._path_encoding = pc.dictionary_encode(path)
+        self._path_positions = self._paths.lookup(enc.dictionary)
+        self._path_rows = pc.fill_null(enc.indices, len(enc.dictionary)).to_numpy(zero_copy_only=False)
+        drops: list[tuple[str, pa.Array]] = [("bad_request", self._path_fact("bad", True))]
         if self.since is not None or self.until is not None:
             ts = table.column("timestamp").combine_chunks()
             outside = pa.array(np.zeros(table.num_rows, bool))
@@ -833,17 +833,40 @@ class Mapper:
                 drop = pc.or_(drop, m.exclude_statuses.mask(status))
             drops.append(("status", drop))
         if m.paths or m.exclude_paths:
-            def path_drop(values: pa.Array) -> pa.Array:
-                drop = pa.array(np.zeros(len(values), bool))
-                if m.paths:
-                    drop = pc.invert(_any_regex(values, m.paths))
-                if m.exclude_paths:
-                    drop = pc.or_(drop, _any_regex(values, m.exclude_paths))
-                return drop
-            drops.append(("path", pc.fill_null(_on_distinct(self._path_encoding, path_drop), False)))
+            drops.append(("path", self._path_fact("path", False)))
         if m.static_extensions or m.static_files:
-            drops.append(("static_asset", self._static_mask(self._path_encoding)))
+            drops.append(("static_asset", self._path_fact("static", False)))
         return drops
+
+    def _path_fact(self, key: str, if_null) -> np.ndarray:
+        """A per-path fact (see _path_facts) for each row of the batch."""
+        per_distinct = self._paths.facts[key][self._path_positions]
+        return np.append(per_distinct, np.array(if_null, per_distinct.dtype))[self._path_rows]
+
+    def _path_facts(self, paths: pa.Array) -> dict[str, np.ndarray]:
+        """What the filters and the rules' path conditions say of each of these (distinct) paths."""
+        m = self.mapping
+        facts = {"bad": ~_np_bool(pc.starts_with(paths, "/"))}
+        if m.paths or m.exclude_paths:
+            drop = np.zeros(len(paths), bool)
+            if m.paths:
+                drop = ~_np_bool(_any_regex(paths, m.paths))
+            if m.exclude_paths:
+                drop |= _np_bool(_any_regex(paths, m.exclude_paths))
+            facts["path"] = drop
+        if m.static_extensions or m.static_files:
+            facts["static"] = _np_bool(self._static_mask(paths))
+        bits = np.zeros(len(paths), np.uint64)
+        for position, rule in enumerate(m.rules):
+            if rule.path_regexes or rule.path_regex is not None:
+                hit = np.ones(len(paths), bool)
+                if rule.path_regexes:
+                    hit &= _np_bool(_any_regex(paths, rule.path_regexes))
+                if rule.path_regex is not None:
+                    hit &= _np_bool(_any_regex(paths, (rule.path_regex,)))
+                bits |= hit.astype(np.uint64) << np.uint64(position)
+        facts["bits"] = bits
+        return facts
 
     def _ip_mask(self, ips: pa.Array) -> pa.Array:
         networks = self.mapping.exclude_networks
@@ -1091,32 +1114,9 @@ class Mapper:
         return choice
 
     def _path_rule_bits(self, encoded: "_Encoded") -> np.ndarray:
-        """Per row, a bit per rule: do the rule's path conditions hold? Each distinct path is
-        checked once per run (paths repeat across batches), then mapped back to rows."""
-        rules = self.mapping.rules
-        if not any(r.path_regexes or r.path_regex is not None for r in rules):
-            return np.zeros(0, np.uint64)
-        dictionary, _ = encoded.encoded("path")
-        known = self._path_bits
-        distinct = dictionary.to_pylist()
-        bits = np.fromiter((known.get(p, -1) for p in distinct), np.int64, len(distinct))
-        new = np.flatnonzero(bits < 0)
-        if len(new):
-            fresh = dictionary.take(pa.array(new))
-            fresh_bits = np.zeros(len(new), np.uint64)
-            for position, rule in enumerate(rules):
-                hit = np.ones(len(new), bool)
-                if rule.path_regexes:
-                    hit &= _any_regex(fresh, rule.path_regexes).to_numpy(zero_copy_only=False)
-                if rule.path_regex is not None:
-                    hit &= _any_regex(fresh, (rule.path_regex,)).to_numpy(zero_copy_only=False)
-                fresh_bits |= hit.astype(np.uint64) << np.uint64(position)
-            if len(known) > 500_000:  # a run over millions of distinct paths: start afresh
-                known.clear()
-            for path, value in zip(fresh.to_pylist(), fresh_bits.tolist()):
-                known[path] = value
-            bits[new] = fresh_bits.astype(np.int64)
-        per_distinct = np.append(bits.astype(np.uint64), np.uint64(0))  # null paths match nothing
+        """Per row, a bit per rule: do the rule's path conditions hold? (Known per distinct
+        path for the run, see _path_facts.)"""
+        per_distinct = np.append(self._paths.facts["bits"][self._path_positions], np.uint64(0))  # null: no match
         return per_distinct[encoded.indices("path")]
 
     def _events(self, rows: pa.Table, filtered: Counter, rules_hit: dict[str, int],
@@ -1358,6 +1358,56 @@ def _join_present(pieces: list[pa.Array], separator: str) -> pa.Array:
 def _json_text(text: str) -> str:
     """A Python string escaped for use inside JSON double quotes."""
     return json.dumps(text, ensure_ascii=False)[1:-1]
+
+
+class _PathMemo:
+    """What the mapping makes of each distinct path, worked out once per run.
+
+    Paths repeat across batches: a batch's distinct paths are looked up among those already
+    seen (one hash lookup each, in Arrow) and only new ones are evaluated. ``compute(paths)``
+    gives arrays of per-path facts; ``ids`` holds lazily filled integer columns (-1: not yet
+    known) such as a rule's event name as a position in a run-wide pool of values.
+    """
+
+    LIMIT = 50_000  # a run over more distinct paths starts afresh (the lookup rebuilds its table)
+
+    def __init__(self, compute):
+        self._compute = compute
+        self.known: pa.Array | None = None
+        self.facts: dict[str, np.ndarray] = {}
+        self.ids: dict[Any, np.ndarray] = {}
+        self.generation = 0  # bumped when the memo starts afresh (ids are then invalid)
+
+    def lookup(self, dictionary: pa.Array) -> np.ndarray:
+        """Positions in the memo of each value of ``dictionary`` (new values are added)."""
+        if self.known is None or not len(self.known):
+            positions = np.full(len(dictionary), -1, np.int64)
+        else:
+            found = pc.index_in(dictionary, value_set=self.known)
+            positions = pc.fill_null(found, -1).to_numpy(zero_copy_only=False).astype(np.int64)
+        new = np.flatnonzero(positions < 0)
+        if not len(new):
+            return positions
+        if self.known is not None and len(self.known) + len(new) > self.LIMIT:
+            self.known, self.facts, self.ids = None, {}, {}
+            self.generation += 1
+            new = np.arange(len(dictionary))
+        fresh = dictionary.take(pa.array(new)) if len(new) < len(dictionary) else dictionary
+        facts = self._compute(fresh)
+        start = 0 if self.known is None else len(self.known)
+        if self.known is None:
+            self.known, self.facts = fresh, facts
+        else:
+            self.known = pa.concat_arrays([self.known, fresh])
+            self.facts = {k: np.concatenate([v, facts[k]]) for k, v in self.facts.items()}
+            self.ids = {k: np.concatenate([v, np.full(len(new), -1, np.int64)]) for k, v in self.ids.items()}
+        positions[new] = np.arange(start, start + len(new))
+        return positions
+
+    def id_column(self, key) -> np.ndarray:
+        if key not in self.ids:
+            self.ids[key] = np.full(len(self.known), -1, np.int64)
+        return self.ids[key]
 
 
 class _Pool:
