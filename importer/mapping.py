@@ -760,6 +760,9 @@ class Mapper:
         self._visitor_ua: dict[tuple, str] = {}
         # What filters and rules make of each distinct path, kept across batches.
         self._paths = _PathMemo(self._path_facts)
+        self._run_pools: dict[str, "_RunPool"] | None = None
+        self._run_generation = -1
+        self._no_memo_props: set[int] = set()
 
     # -- notes for the printed summary
     def notices(self) -> list[str]:
@@ -1076,48 +1079,56 @@ class Mapper:
     def _match(self, values, n: int, encoded: "_Encoded") -> np.ndarray:
         """The index of the first rule each row matches; -1 for none (the default).
 
-        A rule's path conditions (one bit per rule, known per distinct path) pick its
-        candidate rows among those still open; its other conditions are evaluated on those
-        candidates only, so a rule about a few paths costs little however large the batch."""
-        choice = np.full(n, -1, np.int32)
-        open_rows = np.ones(n, bool)
-        path_bits = self._path_rule_bits(encoded)
-        for position, rule in enumerate(self.mapping.rules):
-            if rule.path_regexes or rule.path_regex is not None:
-                candidates = np.flatnonzero(open_rows & ((path_bits >> np.uint64(position)) & np.uint64(1) == 1))
-            else:
-                candidates = np.flatnonzero(open_rows)
-            if not len(candidates):
+        Worked out per distinct path first: the first rule whose path conditions hold and that
+        has no other condition, and which rules with other conditions come before it. Rows
+        with no such rule before take that rule at once; the others' conditions are evaluated
+        on the candidate rows only, rule by rule."""
+        rules = self.mapping.rules
+        one = np.uint64(1)
+        everywhere = np.uint64(0)  # rules without path conditions hold for every path
+        unconditional = np.uint64(0)  # rules with nothing but path conditions
+        for position, rule in enumerate(rules):
+            if not (rule.path_regexes or rule.path_regex is not None):
+                everywhere |= one << np.uint64(position)
+            if not (rule.methods or rule.status is not None or rule.columns):
+                unconditional |= one << np.uint64(position)
+        bits = np.append(self._paths.facts["bits"][self._path_positions], np.uint64(0)) | everywhere  # + null path
+        first = _lowest_bit(bits & unconditional)  # per distinct path: -1 when none
+        before = np.where(first < 0, ~np.uint64(0), (one << first.clip(0).astype(np.uint64)) - one)
+        pending = bits & ~unconditional & before  # conditional rules to try first
+        path_rows = encoded.indices("path")
+        choice = np.array([-1] + [r.index for r in rules], np.int32)[first + 1][path_rows]
+        todo = np.flatnonzero(pending[path_rows] != 0)
+        if not len(todo):
+            return choice
+        todo_bits = pending[path_rows[todo]]
+        open_rows = np.ones(len(todo), bool)
+        for position, rule in enumerate(rules):
+            if unconditional >> np.uint64(position) & one:
                 continue
-            ok = None
+            local = np.flatnonzero(open_rows & ((todo_bits >> np.uint64(position)) & one == one))
+            if not len(local):
+                continue
+            candidates = todo[local]
+            ok = np.ones(len(local), bool)
             if rule.methods:
-                ok = encoded.on_rows("method", ("in",) + rule.methods, candidates,
-                                     lambda v, r=rule: pc.is_in(v, value_set=pa.array(r.methods)))
-            if rule.status is not None:
-                hit = encoded.status_mask(rule.status)[candidates]
-                ok = hit if ok is None else ok & hit
+                ok &= encoded.on_rows("method", ("in",) + rule.methods, candidates,
+                                      lambda v, r=rule: pc.is_in(v, value_set=pa.array(r.methods)))
+            if rule.status is not None and ok.any():
+                ok &= encoded.status_mask(rule.status, candidates)
             for cond in rule.columns:
-                if ok is not None and not ok.any():
+                if not ok.any():
                     break
                 if cond.op == "regex":
-                    hit = encoded.on_rows(cond.column, (cond.op, cond.pattern), candidates,
+                    ok &= encoded.on_rows(cond.column, (cond.op, cond.pattern), candidates,
                                           lambda d, c=cond: _condition(d, c), distinct=True)
                 else:
-                    hit = encoded.on_rows(cond.column, (cond.op, cond.values, cond.present), candidates,
+                    ok &= encoded.on_rows(cond.column, (cond.op, cond.values, cond.present), candidates,
                                           lambda v, c=cond: _condition(v, c))
-                ok = hit if ok is None else ok & hit
-            matched = candidates if ok is None else candidates[ok]
-            choice[matched] = rule.index
+            matched = local[ok]
+            choice[todo[matched]] = rule.index
             open_rows[matched] = False
-            if len(matched) == n:
-                break
         return choice
-
-    def _path_rule_bits(self, encoded: "_Encoded") -> np.ndarray:
-        """Per row, a bit per rule: do the rule's path conditions hold? (Known per distinct
-        path for the run, see _path_facts.)"""
-        per_distinct = np.append(self._paths.facts["bits"][self._path_positions], np.uint64(0))  # null: no match
-        return per_distinct[encoded.indices("path")]
 
     def _events(self, rows: pa.Table, filtered: Counter, rules_hit: dict[str, int],
                 path_encoding: tuple[pa.Array, pa.Array] | None = None,
@@ -1139,19 +1150,29 @@ class Mapper:
         by_index = {r.index: r for r in m.rules}
         constants = [m.event_name] + sorted({r.name.constant for r in m.rules
                                              if r.name is not None and r.name.constant is not None} - {m.event_name})
-        constant_at = {name: i for i, name in enumerate(constants)}
+        constant_at = {name: i for i, name in enumerate(constants)}  # also the run name pool's first values
         keep = np.ones(n, bool)
-        pools = {k: _Pool(first, n) for k, first in (("name", pa.array(constants, pa.string())),
-                                                  ("props", pa.nulls(1, pa.string())),
-                                                  ("revenue_amount", pa.nulls(1, pa.string())),
-                                                  ("revenue_currency", pa.nulls(1, pa.string())))}
+        pools = {k: _Pool(pa.nulls(1, pa.string()), n) for k in ("revenue_amount", "revenue_currency")}
         name_index = np.zeros(n, np.int64)  # constants[0]: the default name
         interactive = None
-        for index in [r.index for r in m.rules] + [-1]:
-            where = np.flatnonzero(choice == index) if choice is not None else np.arange(n)
+        order = [r.index for r in m.rules] + [-1]
+        groups = {index: (np.flatnonzero(choice == index) if choice is not None else np.arange(n)) for index in order}
+        # Names and props that depend on the path alone come from the run's memo (worked out
+        # once per distinct path), as positions in run-wide pools that this batch's pools extend.
+        memo = {}
+        if counted:
+            for rule in m.rules:
+                if len(groups[rule.index]) and not rule.drop:
+                    memo[rule.index] = self._from_memo(rule, groups[rule.index], encoded)
+        self._sync_run_pools()
+        pools["name"] = _Pool(self._run_pools["name"].array(), n)
+        pools["props"] = _Pool(self._run_pools["props"].array(), n)
+        for index in order:
+            where = groups[index]
             if not len(where):
                 continue
             rule = by_index.get(index)
+            name_ids, props_ids = memo.get(index, (None, None))
             if not counted:
                 label = rule.label if rule else m.default_label
                 rules_hit[label] = rules_hit.get(label, 0) + len(where)
@@ -1170,9 +1191,13 @@ class Mapper:
                 subset.groups("path", rule.path_regex, rule.path_groups)
             if rule.name.constant is not None:
                 name_index[where] = constant_at[rule.name.constant]
+            elif name_ids is not None:
+                name_index[where] = name_ids
             else:
                 name_index[where] = pools["name"].add(subset.per_distinct(rule.name.refs, rule.name.render, count))
-            if rule.props or rule.props_from is not None:
+            if props_ids is not None:
+                pools["props"].point(where, props_ids)
+            elif rule.props or rule.props_from is not None:
                 pools["props"].place(where, self._props(rule, subset, count))
             if rule.revenue_amount is not None:
                 amount, currency = _revenue(rule.revenue_amount.render(subset, count),
@@ -1208,6 +1233,59 @@ class Mapper:
             value = _chunk(columns[f.name])
             arrays.append(value.cast(f.type) if value.type != f.type else value)
         return pa.Table.from_arrays(arrays, schema=ev.EVENT_SCHEMA)
+
+    def _sync_run_pools(self) -> None:
+        """Run-wide pools of names and props the path memo points into (afresh with the memo)."""
+        if self._run_pools is None or self._run_generation != self._paths.generation:
+            m = self.mapping
+            constants = [m.event_name] + sorted({r.name.constant for r in m.rules
+                                                 if r.name is not None and r.name.constant is not None} - {m.event_name})
+            self._run_pools = {"name": _RunPool(pa.array(constants, pa.string())), "props": _RunPool(pa.nulls(1, pa.string()))}
+            self._run_generation = self._paths.generation
+
+    def _from_memo(self, rule: Rule, where: np.ndarray, encoded: "_Encoded") -> tuple[np.ndarray | None, np.ndarray | None]:
+        """For a rule's rows: positions of their names and props in the run pools, when those
+        depend on the path alone (else None, and they are built on the rows)."""
+        basis = {"path", *rule.path_groups}
+        name_ok = rule.name is not None and rule.name.constant is None and set(rule.name.refs) <= basis
+        props_ok = (bool(rule.props) and rule.props_from is None and rule.index not in self._no_memo_props
+                    and all(set(t.refs) <= basis for _, t in rule.props))
+        if not (name_ok or props_ok):
+            return None, None
+        self._sync_run_pools()
+        rows = encoded.indices("path")[where]
+        if rule.path_regexes or rule.path_regex is not None:
+            # the batch's paths this rule's path conditions accept
+            candidates = (self._paths.facts["bits"][self._path_positions] >> np.uint64(rule.index)) & np.uint64(1) == 1
+        else:
+            candidates = np.ones(len(self._path_positions), bool)
+        name_ids = self._memo_ids(rule, "name", candidates, rows) if name_ok else None
+        props_ids = self._memo_ids(rule, "props", candidates, rows) if props_ok else None
+        return name_ids, props_ids
+
+    def _memo_ids(self, rule: Rule, what: str, candidates: np.ndarray, rows: np.ndarray) -> np.ndarray | None:
+        """Pool positions for ``rows`` (positions in the batch's path dictionary)."""
+        ids = self._paths.id_column((what, rule.index))
+        need = self._path_positions[candidates & (ids[self._path_positions] < 0)]
+        if len(need):
+            paths = self._paths.known.take(pa.array(need))
+            values = {"path": paths}
+            if rule.path_groups:
+                extracted = pc.extract_regex(paths, rule.path_regex)
+                for g in rule.path_groups:
+                    values[g] = pc.struct_field(extracted, g)
+            if what == "name":
+                out = rule.name.render(values, len(need))
+            else:
+                fragment = self._template_pairs(rule, values, len(need), None)
+                if pc.any(pc.equal(fragment, _OVER_LIMIT)).as_py():
+                    self._no_memo_props.add(rule.index)  # limits are applied per row
+                    return None
+                has = pc.fill_null(pc.greater(pc.utf8_length(fragment), 0), False)
+                out = pc.if_else(has, pc.binary_join_element_wise("{", fragment, "}", ""), pa.scalar(None, pa.string()))
+            ids[need] = self._run_pools[what].add(out)
+        per_row = np.append(ids[self._path_positions], -1)[rows]
+        return None if (per_row < 0).any() else per_row
 
     def _props(self, rule: Rule | None, values, n: int) -> pa.Array:
         """Props as a JSON object per row (null when none): template props, then the bag's."""
@@ -1410,6 +1488,28 @@ class _PathMemo:
         return self.ids[key]
 
 
+class _RunPool:
+    """Values kept for the whole run; positions in it stay valid as it grows."""
+
+    def __init__(self, first: pa.Array):
+        self.parts = [first]
+        self.size = len(first)
+        self._array: pa.Array | None = first
+
+    def add(self, values: pa.Array) -> np.ndarray:
+        values = _chunk(values)
+        self.parts.append(values)
+        self._array = None
+        start, self.size = self.size, self.size + len(values)
+        return np.arange(start, self.size)
+
+    def array(self) -> pa.Array:
+        if self._array is None:
+            self._array = pa.concat_arrays(self.parts)
+            self.parts = [self._array]
+        return self._array
+
+
 class _Pool:
     """Values built group by group, and each row's position among them (0: the first value)."""
 
@@ -1426,6 +1526,12 @@ class _Pool:
         self.parts.append(values)
         self.size += len(values)
         return np.arange(start, self.size)
+
+    def point(self, where: np.ndarray, positions: np.ndarray) -> None:
+        """The rows ``where`` take the values already at ``positions``."""
+        if self.index is None:
+            self.index = np.zeros(self.rows, np.int64)
+        self.index[where] = positions
 
     def place(self, where: np.ndarray, values: pa.Array) -> None:
         """The rows ``where`` take ``values`` (one each, in order)."""
@@ -1451,8 +1557,15 @@ class _Rows:
 
     def __init__(self, table: pa.Table, rows: np.ndarray):
         self._table = table
+        self._np_rows = rows
         self._rows = pa.array(rows)
         self._cache: dict[str, pa.Array] = {}
+
+    def take_at(self, name: str, local: np.ndarray) -> pa.Array:
+        """The column at some of these rows (positions among them)."""
+        if name in self._cache:
+            return self._cache[name].take(pa.array(local))
+        return _chunk(self._table.column(name)).take(pa.array(self._np_rows[local]))
 
     def __getitem__(self, name: str) -> pa.Array:
         if name not in self._cache:
@@ -1483,12 +1596,12 @@ class _Encoded:
         are most of the batch), else evaluated on those rows alone."""
         n = len(self.values) if isinstance(self.values, _Rows) else len(self.values[column])
         full = (column, key) if distinct else (column, key, "direct")
-        if full not in self._masks and len(rows) * 4 >= n:
+        if full not in self._masks and len(rows) * 2 >= n:
             whole = self.mask(column, key, fn) if distinct else self.direct(column, key, fn)
             return whole[rows]
         if full in self._masks:
             return self._masks[full][rows]
-        value = _as_string(_chunk(self.values[column]).take(pa.array(rows)))
+        value = _as_string(self.column_at(column, rows))
         hit = _on_distinct(value, fn) if distinct and len(rows) > 64 else fn(value)
         return pc.fill_null(hit, False).to_numpy(zero_copy_only=False)
 
@@ -1499,11 +1612,14 @@ class _Encoded:
             self._encoded[column] = (enc.dictionary, enc.indices)
         return self._encoded[column]
 
-    def status_mask(self, rule: "StatusRule") -> np.ndarray:
-        if "\0status" not in self._encoded:
-            status = _chunk(self.values["status"])
-            self._encoded["\0status"] = pc.fill_null(status, 0).to_numpy(zero_copy_only=False).astype(np.int32)
-        status = self._encoded["\0status"]
+    def column_at(self, column: str, rows: np.ndarray) -> pa.Array:
+        if isinstance(self.values, _Rows):
+            return self.values.take_at(column, rows)
+        return _chunk(self.values[column]).take(pa.array(rows))
+
+    def status_mask(self, rule: "StatusRule", rows: np.ndarray) -> np.ndarray:
+        """Does the status of each of ``rows`` satisfy the rule?"""
+        status = pc.fill_null(self.column_at("status", rows), 0).to_numpy(zero_copy_only=False).astype(np.int32)
         hit = np.isin(status, list(rule.codes)) if rule.codes else np.zeros(len(status), bool)
         if rule.classes:
             hit |= np.isin(status // 100, list(rule.classes))
@@ -1596,6 +1712,15 @@ class _Subset:
         dictionary = _with_null(dictionary)
         level = {r: (self._groups[r][1] if r in self._groups else dictionary) for r in refs}
         return pc.take(fn(level, len(dictionary)), self._rows_of(basis))
+
+
+def _lowest_bit(bits: np.ndarray) -> np.ndarray:
+    """The position of each value's lowest set bit; -1 for 0."""
+    lowest = bits & (~bits + np.uint64(1))
+    out = np.full(len(bits), -1, np.int64)
+    nonzero = lowest != 0
+    out[nonzero] = np.round(np.log2(lowest[nonzero].astype(np.float64))).astype(np.int64)
+    return out
 
 
 def _np_bool(mask) -> np.ndarray:
