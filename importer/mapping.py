@@ -33,7 +33,7 @@ from . import events as ev
 from . import resources, schema
 from .readers.base import repeat_string
 from .readers.tabular import BAG_TYPE, INPUT_FORMATS, MAPPABLE, TIMESTAMP_FORMATS, ColumnMap, ParamsSpec
-from .useragents import Classifier, synthetic_ip, synthetic_user_agent
+from .useragents import REASONS, Classifier, synthetic_ip, synthetic_user_agent
 
 # Plausible's limits (plausible-api.md §3).
 MAX_NAME_CHARS = 120
@@ -211,6 +211,16 @@ class StatusRule:
             else:
                 raise MappingError(f"{origin}: '{key}' entry {item!r} is neither a code (304) nor a class (2xx)")
         return cls(frozenset(classes), frozenset(codes))
+
+    def lookup(self) -> np.ndarray:
+        """A table of 65,536 booleans: does status ``s`` (an int16 read as uint16) hold?"""
+        table = self.__dict__.get("_lookup")
+        if table is None:
+            values = np.arange(65536)
+            table = np.isin(values, sorted(self.codes)) | np.isin(values // 100, sorted(self.classes))
+            table &= values < 32768  # negative int16 values: no code, no class
+            object.__setattr__(self, "_lookup", table)
+        return table
 
     def mask(self, status: pa.Array) -> pa.Array:
         keep = pc.is_in(status, value_set=pa.array(sorted(self.codes), type=status.type))
@@ -815,25 +825,25 @@ class Mapper:
         if m.exclude_networks:
             drops.append(("ip", self._ip_mask(table.column("ip").combine_chunks())))
         if m.non_human:
-            ua = table.column("user_agent").combine_chunks()
-            reasons = self.classifier.classify_column(ua)
-            if m.visitor:
-                # Rows without a user agent get one built from their device columns.
-                reasons = pc.if_else(pc.is_null(ua), pa.scalar(None, pa.string()), reasons)
-            encoded = pc.dictionary_encode(reasons)
-            for reason in encoded.dictionary.to_pylist():
-                if reason is not None:
-                    drops.append((reason, pc.fill_null(pc.equal(reasons, reason), False)))
+            # Rows without a user agent get one built from their device columns with [visitor].
+            codes = self.classifier.classify_codes(_chunk(table.column("user_agent")),
+                                                   None if m.visitor else "empty_user_agent")
+            present = np.bincount(codes.astype(np.int64) + 1, minlength=len(REASONS) + 1)[1:]
+            for code in np.flatnonzero(present):
+                drops.append((REASONS[code], codes == code))
         if m.methods:
             keep = pc.is_in(table.column("method"), value_set=pa.array(m.methods))
             drops.append(("method", pc.invert(pc.fill_null(keep, False))))
         if m.statuses is not None or m.exclude_statuses is not None:
-            status = table.column("status").combine_chunks()
-            drop = pa.array(np.zeros(table.num_rows, bool))
+            status = _chunk(table.column("status"))
+            if status.null_count:
+                status = pc.fill_null(status, 0)  # 0 is no status: never kept, never excluded
+            codes = status.to_numpy(zero_copy_only=False).astype(np.uint16)  # negatives wrap to >= 32768
+            drop = np.zeros(table.num_rows, bool)
             if m.statuses is not None:
-                drop = pc.invert(m.statuses.mask(status))
+                drop = ~m.statuses.lookup()[codes]
             if m.exclude_statuses is not None:
-                drop = pc.or_(drop, m.exclude_statuses.mask(status))
+                drop |= m.exclude_statuses.lookup()[codes]
             drops.append(("status", drop))
         if m.paths or m.exclude_paths:
             drops.append(("path", self._path_fact("path", False)))

@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import re
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -107,6 +108,25 @@ class Classifier:
         reason_column = pc.take(pa.array(reasons, type=pa.string()), encoded.indices)
         # dictionary_encode leaves nulls as null indices: those rows have no user agent at all.
         return pc.if_else(pc.is_null(user_agents), pa.scalar("empty_user_agent"), reason_column)
+
+    def classify_codes(self, user_agents: pa.Array, if_null: str | None = "empty_user_agent") -> np.ndarray:
+        """Per row, the position of its reason in ``REASONS`` (-1 for a person's browser);
+        rows without a user agent get ``if_null``. The same answers as :meth:`classify_column`,
+        as a NumPy column, which is cheaper to turn into masks."""
+        encoded = pc.dictionary_encode(user_agents)
+        cache = self._cache
+        at = {reason: i for i, reason in enumerate(REASONS)}
+        codes = []
+        for ua in encoded.dictionary.to_pylist():
+            reason = cache.get(ua, "?")
+            if reason == "?":
+                reason = cache[ua] = classify(ua)
+            codes.append(at.get(reason, -1))
+        codes.append(at.get(if_null, -1))  # null rows: dictionary_encode leaves their index null
+        indices = encoded.indices
+        if indices.null_count:
+            indices = pc.fill_null(indices, len(codes) - 1)
+        return np.array(codes, np.int8)[indices.to_numpy(zero_copy_only=False)]
 
     @property
     def distinct_seen(self) -> int:
