@@ -950,8 +950,9 @@ class Mapper:
         if self.mapping.site_hosts:
             self._note_unmatched(kept)
         path_indices = enc.indices if everything else enc.indices.filter(keep_mask)
+        self._hints = None
         events = self._events(kept, filtered, rules_hit, (enc.dictionary, path_indices), choice)
-        events = self._limits(events, filtered)
+        events = self._limits(events, filtered, self._hints)
         return Mapped(events, dict(filtered), rules_hit)
 
     @property
@@ -1151,6 +1152,7 @@ class Mapper:
         if n == 0:
             return ev.empty_events()
         values = self._base(rows)
+        self._props_rejected = False
         encoded = _Encoded(values)
         if path_encoding is not None:
             encoded.preload("path", *path_encoding)
@@ -1230,7 +1232,18 @@ class Mapper:
         else:
             for k in ("url", "domain", "referrer", "user_agent", "ip", "timestamp", "source_file", "source_line"):
                 columns[k] = values[k]
-        columns["name"] = pools["name"].take(name_index, selected)
+        # Names are checked against Plausible's limits once per distinct value (see _limits).
+        names = pools["name"].array()
+        rows_name = name_index if selected is None else name_index[selected]
+        if len(names) == 1 or not rows_name.any():
+            columns["name"] = repeat_string(names[0].as_py(), total) if names[0].is_valid else pa.nulls(total, pa.string())
+        else:
+            columns["name"] = names.take(pa.array(rows_name))
+        blank = _np_bool(pc.fill_null(pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(names)), 0), True))
+        long_name = _np_bool(pc.greater(pc.utf8_length(names), MAX_NAME_CHARS))
+        self._hints = {"props_rejects": self._props_rejected,
+                       "name_blank": blank[rows_name] if blank.any() else None,
+                       "name_long": long_name[rows_name] if long_name.any() else None}
         for k in ("props", "revenue_amount", "revenue_currency"):
             columns[k] = pools[k].column(selected, total)
         if interactive is None:
@@ -1320,6 +1333,7 @@ class Mapper:
         has = pc.fill_null(pc.greater(pc.utf8_length(joined), 0), False)
         props = pc.if_else(has, pc.binary_join_element_wise("{", joined, "}", ""), pa.scalar(None, pa.string()))
         if bad.any():
+            self._props_rejected = True
             # Marked with a sentinel that _limits turns into a rejection.
             props = pc.if_else(pa.array(bad), pa.scalar(_REJECT_PROPS), props)
         return props
@@ -1393,36 +1407,49 @@ class Mapper:
         joined = pc.binary_join(pa.ListArray.from_arrays(pa.array(offsets), pairs), ",")
         return pc.if_else(pa.array(offsets[1:] > offsets[:-1]), joined, pa.scalar(None, pa.string()))
 
-    def _limits(self, events: pa.Table, filtered: Counter) -> pa.Table:
-        if events.num_rows == 0:
+    def _limits(self, events: pa.Table, filtered: Counter, hints: dict | None = None) -> pa.Table:
+        """Plausible's limits on each event. ``hints`` from _events say which checks can be
+        skipped or were already made on the distinct names (None: check every row)."""
+        n = events.num_rows
+        if n == 0:
             return events
         reject = self.mapping.limit_policy == "reject"
-        props = events.column("props")
-        props_bad = pc.fill_null(pc.equal(props, _REJECT_PROPS), False)
-        if pc.any(props_bad).as_py():
-            filtered["limit:props"] += pc.sum(props_bad).as_py()
-            events = events.filter(pc.invert(props_bad))
+        drop = np.zeros(n, bool)
+        if hints is None or hints["props_rejects"]:
+            props_bad = _np_bool(pc.equal(events.column("props"), _REJECT_PROPS))
+            if props_bad.any():
+                filtered["limit:props"] += int(props_bad.sum())
+                drop |= props_bad
         name = events.column("name")
-        blank = pc.fill_null(pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(name)), 0), True)
-        if pc.any(blank).as_py():
-            filtered["limit:empty_name"] += pc.sum(blank).as_py()
-            events = events.filter(pc.invert(blank))
-            name = events.column("name")
-        long_name = pc.fill_null(pc.greater(pc.utf8_length(name), MAX_NAME_CHARS), False)
-        if pc.any(long_name).as_py():
-            if reject:
-                filtered["limit:name"] += pc.sum(long_name).as_py()
-                events = events.filter(pc.invert(long_name))
-            else:
-                self.truncated["name"] += pc.sum(long_name).as_py()
-                cut = pc.utf8_slice_codeunits(name, 0, MAX_NAME_CHARS)
-                events = events.set_column(0, "name", _chunk(cut))
-        url = events.column("url")
-        long_url = pc.fill_null(pc.greater(pc.binary_length(url), MAX_URL_BYTES), False)
-        if pc.any(long_url).as_py():
+        if hints is None:
+            blank = _np_bool(pc.fill_null(pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(name)), 0), True))
+            long_name = _np_bool(pc.greater(pc.utf8_length(name), MAX_NAME_CHARS))
+        else:
+            blank, long_name = hints["name_blank"], hints["name_long"]
+        if blank is not None:
+            hits = int(np.count_nonzero(blank & ~drop))
+            if hits:
+                filtered["limit:empty_name"] += hits
+                drop |= blank
+        cut = False
+        if long_name is not None:
+            hits = int(np.count_nonzero(long_name & ~drop))
+            if hits and reject:
+                filtered["limit:name"] += hits
+                drop |= long_name
+            elif hits:
+                self.truncated["name"] += hits
+                cut = True
+        long_url = _np_bool(pc.greater(pc.binary_length(events.column("url")), MAX_URL_BYTES))
+        hits = int(np.count_nonzero(long_url & ~drop))
+        if hits:
             # A cut URL would point somewhere else: over-long URLs are always left out.
-            filtered["url_too_long"] += pc.sum(long_url).as_py()
-            events = events.filter(pc.invert(long_url))
+            filtered["url_too_long"] += hits
+            drop |= long_url
+        if cut:
+            events = events.set_column(0, "name", _chunk(pc.utf8_slice_codeunits(name, 0, MAX_NAME_CHARS)))
+        if drop.any():
+            events = events.filter(pa.array(~drop))
         return events
 
 
@@ -1548,6 +1575,11 @@ class _Pool:
         if self.index is None:
             self.index = np.zeros(self.rows, np.int64)
         self.index[where] = self.add(values)
+
+    def array(self) -> pa.Array:
+        if len(self.parts) > 1:
+            self.parts = [pa.concat_arrays(self.parts)]
+        return self.parts[0]
 
     def take(self, index: np.ndarray | None, selected: np.ndarray | None) -> pa.Array:
         """Each (selected) row's value; rows never placed get the first value."""
