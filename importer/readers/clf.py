@@ -207,7 +207,8 @@ def split_requests(requests: pa.Array) -> dict[str, pa.Array]:
 
     Lines that are not requests (``-``, TLS bytes sent to a plain port) give nulls.
     """
-    encoded = pc.dictionary_encode(requests)
+    # The CSV parser already hands combined logs' requests over dictionary-encoded.
+    encoded = requests if pa.types.is_dictionary(requests.type) else pc.dictionary_encode(requests)
     dictionary = unescape_column(encoded.dictionary)
     fast = _split_simple_requests(dictionary)
     if fast is not None:
@@ -302,9 +303,19 @@ class _Lines:
         return raw.decode("utf-8", "replace")
 
 
-def _csv_parse(data: bytes, columns: int, threads: bool, on_invalid, used: list[int] | None = None) -> pa.Table:
-    """Columns ``c0``...; only the ``used`` ones are converted (the ident and user fields are not)."""
+_DICTIONARY = pa.dictionary(pa.int32(), pa.string())
+
+
+def _csv_parse(data: bytes, columns: int, threads: bool, on_invalid, used: list[int] | None = None,
+               dictionary: tuple[int, ...] = ()) -> pa.Table:
+    """Columns ``c0``...; only the ``used`` ones are converted (the ident and user fields are not).
+
+    The ``dictionary`` columns come out dictionary-encoded: the parser's threads encode them as
+    they convert, cheaper than copying the strings and hashing them again afterwards."""
     names = [f"c{i}" for i in range(columns)]
+    types = {n: pa.string() for n in names}
+    for i in dictionary:
+        types[f"c{i}"] = _DICTIONARY
     return pacsv.read_csv(
         pa.py_buffer(data),
         # 1 MiB parser blocks: the parser works on several of them at once (one big block is one thread)
@@ -318,7 +329,7 @@ def _csv_parse(data: bytes, columns: int, threads: bool, on_invalid, used: list[
             invalid_row_handler=on_invalid,
         ),
         convert_options=pacsv.ConvertOptions(
-            column_types={n: pa.string() for n in names},
+            column_types=types,
             include_columns=[f"c{i}" for i in sorted(used)] if used is not None else None,
             strings_can_be_null=False,
             quoted_strings_can_be_null=False,
@@ -332,10 +343,11 @@ def _prepare(data: bytes) -> bytes:
     Apache writes ``\\"`` inside quoted fields; rewriting escapes as ``\\xHH`` (nginx's own
     style) lets the parser see only structural quotes, and the unescape step undoes both.
     """
-    try:
-        data.decode("utf-8")
-    except UnicodeDecodeError:
-        data = data.decode("utf-8", "replace").encode("utf-8")
+    if not data.isascii():  # (isascii is several times cheaper than a decode; logs are mostly ASCII)
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError:
+            data = data.decode("utf-8", "replace").encode("utf-8")
     if b"\\" in data:
         data = data.replace(b"\\\\", b"\\x5C").replace(b'\\"', b"\\x22")
     return data
@@ -366,7 +378,8 @@ def parse_block(block: LineBlock, layout: ClfLayout, source_name: str, deferred:
         return (lambda: empty) if deferred else empty
     malformed: list[int] = []
     table = _csv_parse(data, layout.columns, True, lambda row: malformed.append(1) or "skip",
-                       used=list(layout.fields.values()))
+                       used=list(layout.fields.values()),
+                       dictionary=(layout.fields["ip"], layout.fields["request"]))
     line_count = block.line_count - (1 if block.data and not block.data.endswith(b"\n") and data.endswith(b"\n")
                                       else 0)
     lines: _Lines | None = None
@@ -470,7 +483,7 @@ def _early_columns(table: pa.Table, layout: ClfLayout) -> dict | None:
         size_digits = pc.match_substring_regex(size_text, r"^\d{1,18}$")
         size_ok = pc.or_(size_digits, pc.equal(size_text, "-"))
         size = pc.if_else(size_digits, size_text, pa.scalar(None, pa.string())).cast(pa.int64())
-    ip_encoded = pc.dictionary_encode(col["ip"])
+    ip_encoded = col["ip"] if pa.types.is_dictionary(col["ip"].type) else pc.dictionary_encode(col["ip"])
     from .normalise import first_forwarded, strip_port
 
     ip = pc.take(strip_port(schema.null_if_missing(ip_encoded.dictionary)), ip_encoded.indices)
