@@ -1010,14 +1010,22 @@ class Mapper:
             mapped = pc.take(pa.array([m.site_hosts[k] for k in keys.to_pylist()], pa.string()), index)
             domain = pc.coalesce(mapped, domain)
         values["domain"] = domain
-        host = m.url_host.render(values, n) if m.url_host else values["host"]
-        host = pc.coalesce(host, domain)
-        path = m.url_path.render(values, n) if m.url_path else values["path"]
-        query = m.url_query.render(values, n) if m.url_query else values["query"]
-        query = self._filter_query(query)
-        query_part = pc.if_else(pc.fill_null(pc.greater(pc.utf8_length(query), 0), False),
-                                pc.binary_join_element_wise("?", query, ""), "")
-        values["url"] = pc.binary_join_element_wise(f"{m.scheme}://", host, pc.fill_null(path, "/"), query_part, "")
+        host = _chunk(m.url_host.render(values, n) if m.url_host else values["host"])
+        if host.null_count:
+            host = pc.coalesce(host, domain)
+        path = _chunk(m.url_path.render(values, n) if m.url_path else values["path"])
+        if path.null_count:
+            path = pc.fill_null(path, "/")
+        query = _chunk(self._filter_query(m.url_query.render(values, n) if m.url_query else values["query"]))
+        if query.null_count == len(query):
+            values["url"] = pc.binary_join_element_wise(f"{m.scheme}://", host, path, "")
+        else:
+            # "?query" where there is a query; null (joined as nothing) where it is null or empty.
+            query_part = pc.binary_join_element_wise("?", query, "")
+            if pc.min(pc.binary_length(query)).as_py() == 0:
+                query_part = pc.if_else(pc.equal(query, ""), pa.scalar(None, pa.string()), query_part)
+            values["url"] = pc.binary_join_element_wise(f"{m.scheme}://", host, path, query_part, "",
+                                                        null_handling="replace", null_replacement="")
         if m.referrer is not None:
             values["referrer"] = m.referrer.render(values, n)
         if m.visitor:
