@@ -731,6 +731,8 @@ def _on_distinct(values: pa.Array, fn) -> pa.Array:
 
 def _json_string(values: pa.Array) -> pa.Array:
     """Escape a string column for use inside JSON double quotes."""
+    if not pc.any(pc.match_substring_regex(values, r'[\\"\x00-\x1f]')).as_py():
+        return values  # nothing to escape (the usual case)
     out = pc.replace_substring(values, "\\", "\\\\")
     out = pc.replace_substring(out, '"', '\\"')
     if pc.any(pc.match_substring_regex(out, r"[\x00-\x1f]")).as_py():
@@ -1176,7 +1178,13 @@ class Mapper:
         name_index = np.zeros(n, np.int64)  # constants[0]: the default name
         interactive = None
         order = [r.index for r in m.rules] + [-1]
-        groups = {index: (np.flatnonzero(choice == index) if choice is not None else np.arange(n)) for index in order}
+        if choice is None:
+            groups = {-1: np.arange(n)}
+        else:  # each rule's rows, in row order: one stable sort instead of a scan per rule
+            by_rule = np.argsort(choice, kind="stable")
+            bounds = np.cumsum(np.bincount(choice + 1, minlength=len(m.rules) + 1))
+            starts = np.concatenate([[0], bounds[:-1]])
+            groups = {index: by_rule[starts[index + 1]:bounds[index + 1]] for index in order}
         # Names and props that depend on the path alone come from the run's memo (worked out
         # once per distinct path), as positions in run-wide pools that this batch's pools extend.
         memo = {}
@@ -1188,7 +1196,7 @@ class Mapper:
         pools["name"] = _Pool(self._run_pools["name"].array(), n)
         pools["props"] = _Pool(self._run_pools["props"].array(), n)
         for index in order:
-            where = groups[index]
+            where = groups.get(index, ())
             if not len(where):
                 continue
             rule = by_index.get(index)
@@ -1204,11 +1212,13 @@ class Mapper:
                 continue  # the default name, no props
             count = len(where)
             subset = _Subset(values, where, encoded)
-            for cond in rule.columns:
-                if cond.op == "regex" and cond.groups:
-                    subset.groups(cond.column, cond.pattern, cond.groups)
-            if rule.path_groups:
-                subset.groups("path", rule.path_regex, rule.path_groups)
+            if (name_ids is None and rule.name.constant is None) or rule.revenue_amount is not None or (
+                    props_ids is None and (rule.props or rule.props_from is not None)):
+                for cond in rule.columns:
+                    if cond.op == "regex" and cond.groups:
+                        subset.groups(cond.column, cond.pattern, cond.groups)
+                if rule.path_groups:
+                    subset.groups("path", rule.path_regex, rule.path_groups)
             if rule.name.constant is not None:
                 name_index[where] = constant_at[rule.name.constant]
             elif name_ids is not None:
@@ -1308,12 +1318,12 @@ class Mapper:
             if what == "name":
                 out = rule.name.render(values, len(need))
             else:
+                self._over_limit = False
                 fragment = self._template_pairs(rule, values, len(need), None)
-                if pc.any(pc.equal(fragment, _OVER_LIMIT)).as_py():
+                if self._over_limit:
                     self._no_memo_props.add(rule.index)  # limits are applied per row
                     return None
-                has = pc.fill_null(pc.greater(pc.utf8_length(fragment), 0), False)
-                out = pc.if_else(has, pc.binary_join_element_wise("{", fragment, "}", ""), pa.scalar(None, pa.string()))
+                out = pc.binary_join_element_wise("{", fragment, "}", "")  # fragment is null or not empty
             ids[need] = self._run_pools[what].add(out)
         per_row = np.append(ids[self._path_positions], -1)[rows]
         return None if (per_row < 0).any() else per_row
@@ -1326,8 +1336,9 @@ class Mapper:
         refs = [r for _, t in rule.props for r in t.refs]
         if rule.props and refs:
             # All template props at once, per distinct value when they share a basis column.
+            self._over_limit = False
             fragment = values.per_distinct(refs, lambda v, count: self._template_pairs(rule, v, count, None), n)
-            if pc.any(pc.equal(fragment, _OVER_LIMIT)).as_py():
+            if self._over_limit:
                 fragment = self._template_pairs(rule, values, n, bad)  # exact per-row limits handling
         elif rule.props:
             fragment = self._template_pairs(rule, values, n, bad)
@@ -1338,8 +1349,7 @@ class Mapper:
             joined = pieces[0]
         else:
             joined = _join_present(pieces, ",")
-        has = pc.fill_null(pc.greater(pc.utf8_length(joined), 0), False)
-        props = pc.if_else(has, pc.binary_join_element_wise("{", joined, "}", ""), pa.scalar(None, pa.string()))
+        props = pc.binary_join_element_wise("{", joined, "}", "")  # joined is null or not empty
         if bad.any():
             self._props_rejected = True
             # Marked with a sentinel that _limits turns into a rejection.
@@ -1356,10 +1366,12 @@ class Mapper:
         pieces = []
         for key, template in rule.props:
             value = template.render(values, n)
-            ok = pc.fill_null(pc.greater(pc.utf8_length(pc.utf8_trim_whitespace(value)), 0), False)
-            over = pc.fill_null(pc.greater(pc.binary_length(value), MAX_PROP_VALUE_BYTES), False)
-            if pc.any(over).as_py():
+            ok = pc.fill_null(pc.not_equal(pc.utf8_trim_whitespace(value), ""), False)
+            longest = pc.max(pc.binary_length(value)).as_py()
+            if longest is not None and longest > MAX_PROP_VALUE_BYTES:
+                over = pc.fill_null(pc.greater(pc.binary_length(value), MAX_PROP_VALUE_BYTES), False)
                 if bad is None:
+                    self._over_limit = True
                     return pc.if_else(over, pa.scalar(_OVER_LIMIT), pa.nulls(n, pa.string()))
                 if reject:
                     bad |= over.to_numpy(zero_copy_only=False)
