@@ -1181,7 +1181,7 @@ class Mapper:
         if choice is None:
             groups = {-1: np.arange(n)}
         else:  # each rule's rows, in row order: one stable sort instead of a scan per rule
-            by_rule = np.argsort(choice, kind="stable")
+            by_rule = np.argsort((choice + 1).astype(np.int8), kind="stable")  # radix sort (<= 64 rules)
             bounds = np.cumsum(np.bincount(choice + 1, minlength=len(m.rules) + 1))
             starts = np.concatenate([[0], bounds[:-1]])
             groups = {index: by_rule[starts[index + 1]:bounds[index + 1]] for index in order}
@@ -1664,8 +1664,11 @@ class _Encoded:
         if full in self._masks:
             return self._masks[full][rows]
         value = _as_string(self.column_at(column, rows))
-        hit = _on_distinct(value, fn) if distinct and len(rows) > 64 else fn(value)
-        return pc.fill_null(hit, False).to_numpy(zero_copy_only=False)
+        if distinct and len(rows) > 64:
+            encoded = pc.dictionary_encode(value)
+            on_distinct = np.append(_np_bool(fn(encoded.dictionary)), False)  # null rows: no
+            return on_distinct[pc.fill_null(encoded.indices, len(encoded.dictionary)).to_numpy(zero_copy_only=False)]
+        return _np_bool(fn(value))
 
     def encoded(self, column: str) -> tuple[pa.Array, pa.Array]:
         if column not in self._encoded:
