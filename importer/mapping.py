@@ -313,7 +313,7 @@ class Template:
             return _as_string(values[self.parts[0][1]])
         refs = [_as_string(values[t]) for t in self.refs]
         pieces = [pc.fill_null(_as_string(values[t]), "") if r else t for r, t in self.parts]
-        joined = pc.binary_join_element_wise(*pieces, "")
+        joined = _join(*pieces, "")
         all_null = pc.is_null(refs[0])
         for ref in refs[1:]:
             all_null = pc.and_(all_null, pc.is_null(ref))
@@ -1020,13 +1020,13 @@ class Mapper:
             path = pc.fill_null(path, "/")
         query = _chunk(self._filter_query(m.url_query.render(values, n) if m.url_query else values["query"]))
         if query.null_count == len(query):
-            values["url"] = pc.binary_join_element_wise(f"{m.scheme}://", host, path, "")
+            values["url"] = _join(f"{m.scheme}://", host, path, "")
         else:
             # "?query" where there is a query; null (joined as nothing) where it is null or empty.
-            query_part = pc.binary_join_element_wise("?", query, "")
+            query_part = _join("?", query, "")
             if pc.min(pc.binary_length(query)).as_py() == 0:
                 query_part = pc.if_else(pc.equal(query, ""), pa.scalar(None, pa.string()), query_part)
-            values["url"] = pc.binary_join_element_wise(f"{m.scheme}://", host, path, query_part, "",
+            values["url"] = _join(f"{m.scheme}://", host, path, query_part, "",
                                                         null_handling="replace", null_replacement="")
         if m.referrer is not None:
             values["referrer"] = m.referrer.render(values, n)
@@ -1083,7 +1083,7 @@ class Mapper:
             values["user_agent"] = pc.coalesce(values["user_agent"], pa.scalar(synthetic_user_agent()))
         elif parts and pc.any(missing_ua).as_py():
             fields = [pc.fill_null(values[v[k]], "\x00") for k in parts]
-            combo = pc.binary_join_element_wise(*fields, "\x01")
+            combo = _join(*fields, "\x01")
             cache = self._visitor_ua
 
             def agents(distinct: pa.Array) -> pa.Array:
@@ -1323,7 +1323,7 @@ class Mapper:
                 if self._over_limit:
                     self._no_memo_props.add(rule.index)  # limits are applied per row
                     return None
-                out = pc.binary_join_element_wise("{", fragment, "}", "")  # fragment is null or not empty
+                out = _join("{", fragment, "}", "")  # fragment is null or not empty
             ids[need] = self._run_pools[what].add(out)
         per_row = np.append(ids[self._path_positions], -1)[rows]
         return None if (per_row < 0).any() else per_row
@@ -1349,7 +1349,7 @@ class Mapper:
             joined = pieces[0]
         else:
             joined = _join_present(pieces, ",")
-        props = pc.binary_join_element_wise("{", joined, "}", "")  # joined is null or not empty
+        props = _join("{", joined, "}", "")  # joined is null or not empty
         if bad.any():
             self._props_rejected = True
             # Marked with a sentinel that _limits turns into a rejection.
@@ -1378,7 +1378,7 @@ class Mapper:
                 else:
                     self.truncated["prop_value"] += pc.sum(over).as_py()
                     value = _truncate_bytes(value, MAX_PROP_VALUE_BYTES)
-            pair = pc.binary_join_element_wise(f'"{_json_text(key)}":"', _json_string(value), '"', "")
+            pair = _join(f'"{_json_text(key)}":"', _json_string(value), '"', "")
             pieces.append(pc.if_else(ok, pair, pa.scalar(None, pa.string())))
         if len(pieces) == 1:
             return pieces[0]
@@ -1421,7 +1421,7 @@ class Mapper:
                         key = _truncate_bytes(key, limit_bytes)
                     else:
                         val = _truncate_bytes(val, limit_bytes)
-        pairs = pc.binary_join_element_wise('"', _json_string(key), '":"', _json_string(val), '"', "")
+        pairs = _join('"', _json_string(key), '":"', _json_string(val), '"', "")
         offsets = np.zeros(n + 1, np.int32)
         np.cumsum(np.bincount(parent, minlength=n), out=offsets[1:])
         joined = pc.binary_join(pa.ListArray.from_arrays(pa.array(offsets), pairs), ",")
@@ -1485,7 +1485,7 @@ def _join_present(pieces: list[pa.Array], separator: str) -> pa.Array:
     """
     out = pieces[0]
     for piece in pieces[1:]:
-        both = pc.binary_join_element_wise(out, piece, separator)
+        both = _join(out, piece, separator)
         out = pc.coalesce(both, out, piece)
     return out
 
@@ -1786,6 +1786,25 @@ def _lowest_bit(bits: np.ndarray) -> np.ndarray:
     nonzero = lowest != 0
     out[nonzero] = np.round(np.log2(lowest[nonzero].astype(np.float64))).astype(np.int64)
     return out
+
+
+_SCALARS: dict[str, pa.Scalar] = {}
+
+
+def _join(*pieces, **options) -> pa.Array:
+    """``binary_join_element_wise`` (the last piece is the separator), with literal text
+    passed as cached scalars: converting Python strings costs more than joining a few rows."""
+    args = []
+    for piece in pieces:
+        if isinstance(piece, str):
+            scalar = _SCALARS.get(piece)
+            if scalar is None:
+                scalar = pa.scalar(piece, pa.string())
+                if len(_SCALARS) < 10_000:
+                    _SCALARS[piece] = scalar
+            piece = scalar
+        args.append(piece)
+    return pc.binary_join_element_wise(*args, **options)
 
 
 def _np_bool(mask) -> np.ndarray:
