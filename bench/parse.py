@@ -348,8 +348,13 @@ def peak_rss_mb() -> float:
 
 def measure(path: str, log_format: str | None) -> dict:
     """Run in a child process: one dry run, its wall time and this process's peak RSS."""
+    import pyarrow as pa
+
+    import importer.mapping  # noqa: F401  (send imports these when it runs: here, outside the clock,
+    import importer.readers.detect  # noqa: F401  so that this figure is the run alone, without start-up)
     from importer.pipeline import send
 
+    pa.array([0])  # pyarrow imports pandas on its first conversion
     before = resource.getrusage(resource.RUSAGE_SELF)
     started = time.perf_counter()
     report = send([path], domain="example.com", dry_run=True, output=None, rejects_path=None,
