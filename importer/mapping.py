@@ -1756,7 +1756,14 @@ class _Subset:
         return self._rows[basis]
 
     def groups(self, column: str, pattern: str, names: tuple[str, ...]) -> None:
-        """Named regex groups of a column, extracted once per distinct value."""
+        """Named regex groups of a column, extracted once per distinct value (on the rows
+        themselves when they are few and the column is not encoded yet)."""
+        if not self._encoded.is_encoded(column) and len(self._where) * 4 < len(self._values[column]):
+            extracted = pc.extract_regex(_as_string(self[column]), pattern)
+            for g in names:
+                self._groups.pop(g, None)
+                self._cache[g] = pc.struct_field(extracted, g)
+            return
         dictionary, _ = self._encoded.encoded(column)
         extracted = pc.extract_regex(dictionary, pattern)
         for g in names:
