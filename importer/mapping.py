@@ -985,7 +985,9 @@ class Mapper:
                 dropped_rules.append(-1)
         if not dropped_rules:
             return None
-        return np.isin(choice, dropped_rules)
+        dropping = np.zeros(len(m.rules) + 1, bool)
+        dropping[np.array(dropped_rules) + 1] = True
+        return dropping[choice + 1]
 
     def _note_unmatched(self, kept: pa.Table) -> None:
         """With ``site.unmatched = "domain"``: note the hosts sent to --domain (dropped ones are
@@ -1257,8 +1259,9 @@ class Mapper:
             columns["name"] = repeat_string(names[0].as_py(), total) if names[0].is_valid else pa.nulls(total, pa.string())
         else:
             columns["name"] = names.take(pa.array(rows_name))
-        blank = _np_bool(pc.fill_null(pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(names)), 0), True))
-        long_name = _np_bool(pc.greater(pc.utf8_length(names), MAX_NAME_CHARS))
+        run_blank, run_long = self._run_pools["name"].name_checks()
+        blank, long_name = _name_checks(names.slice(len(run_blank)))
+        blank, long_name = np.concatenate([run_blank, blank]), np.concatenate([run_long, long_name])
         self._hints = {"props_rejects": self._props_rejected,
                        "name_blank": blank[rows_name] if blank.any() else None,
                        "name_long": long_name[rows_name] if long_name.any() else None}
@@ -1566,6 +1569,15 @@ class _RunPool:
             self.parts = [self._array]
         return self._array
 
+    def name_checks(self) -> tuple[np.ndarray, np.ndarray]:
+        """_name_checks of every value, worked out once each."""
+        values = self.array()
+        checked = getattr(self, "_checks", (np.zeros(0, bool), np.zeros(0, bool)))
+        if len(checked[0]) < len(values):
+            blank, long_name = _name_checks(values.slice(len(checked[0])))
+            checked = self._checks = (np.concatenate([checked[0], blank]), np.concatenate([checked[1], long_name]))
+        return checked
+
 
 class _Pool:
     """Values built group by group, and each row's position among them (0: the first value)."""
@@ -1684,11 +1696,10 @@ class _Encoded:
 
     def status_mask(self, rule: "StatusRule", rows: np.ndarray) -> np.ndarray:
         """Does the status of each of ``rows`` satisfy the rule?"""
-        status = pc.fill_null(self.column_at("status", rows), 0).to_numpy(zero_copy_only=False).astype(np.int32)
-        hit = np.isin(status, list(rule.codes)) if rule.codes else np.zeros(len(status), bool)
-        if rule.classes:
-            hit |= np.isin(status // 100, list(rule.classes))
-        return hit & (status > 0)
+        status = self.column_at("status", rows)
+        if status.null_count:
+            status = pc.fill_null(status, 0)  # no status: never matches
+        return rule.lookup()[status.to_numpy(zero_copy_only=False).astype(np.uint16)]
 
     def preload(self, column: str, dictionary: pa.Array, indices: pa.Array) -> None:
         self._encoded[column] = (dictionary, indices)
@@ -1812,6 +1823,12 @@ def _join(*pieces, **options) -> pa.Array:
             piece = scalar
         args.append(piece)
     return pc.binary_join_element_wise(*args, **options)
+
+
+def _name_checks(names: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """Which event names are blank (or null), which are over Plausible's length limit."""
+    blank = _np_bool(pc.fill_null(pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(names)), 0), True))
+    return blank, _np_bool(pc.greater(pc.utf8_length(names), MAX_NAME_CHARS))
 
 
 def _np_bool(mask) -> np.ndarray:
