@@ -834,8 +834,12 @@ class Mapper:
             for code in np.flatnonzero(present):
                 drops.append((REASONS[code], codes == code))
         if m.methods:
-            keep = pc.is_in(table.column("method"), value_set=pa.array(m.methods))
-            drops.append(("method", pc.invert(pc.fill_null(keep, False))))
+            method = _chunk(table.column("method"))
+            if len(m.methods) == 1:  # one comparison is cheaper than a hash lookup
+                keep = pc.equal(method, pa.scalar(m.methods[0], method.type))
+            else:
+                keep = pc.is_in(method, value_set=pa.array(m.methods, method.type))
+            drops.append(("method", ~_np_bool(keep)))
         if m.statuses is not None or m.exclude_statuses is not None:
             status = _chunk(table.column("status"))
             if status.null_count:
