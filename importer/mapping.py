@@ -945,7 +945,7 @@ class Mapper:
             # Rules are matched before the rows are taken apart, so rows a rule drops are left
             # out by the same single filter as the rows the filters dropped.
             rows = np.flatnonzero(remaining)
-            choice = self._match(_Rows(table, rows), len(rows), _Encoded.for_rows(table, rows, enc))
+            choice = self._match(_Rows(table, rows), len(rows), _Encoded.for_rows(table, rows, enc, self._path_rows))
             dropped = self._count_rules(choice, filtered, rules_hit)
             if dropped is not None:
                 remaining[rows[dropped]] = False
@@ -955,9 +955,9 @@ class Mapper:
         kept = table if everything else table.filter(keep_mask)
         if self.mapping.site_hosts:
             self._note_unmatched(kept)
-        path_indices = enc.indices if everything else enc.indices.filter(keep_mask)
+        path_rows = self._path_rows if everything else self._path_rows[remaining]
         self._hints = None
-        events = self._events(kept, filtered, rules_hit, (enc.dictionary, path_indices), choice)
+        events = self._events(kept, filtered, rules_hit, (enc.dictionary, path_rows), choice)
         events = self._limits(events, filtered, self._hints)
         return Mapped(events, dict(filtered), rules_hit)
 
@@ -1158,7 +1158,7 @@ class Mapper:
         return choice
 
     def _events(self, rows: pa.Table, filtered: Counter, rules_hit: dict[str, int],
-                path_encoding: tuple[pa.Array, pa.Array] | None = None,
+                path_encoding: tuple[pa.Array, np.ndarray] | None = None,
                 choice: np.ndarray | None = None) -> pa.Table:
         """Columns that do not depend on the rule are built once for all rows. Name, props and
         revenue are built per rule, on that rule's rows only, into a pool; one ``take`` per
@@ -1663,10 +1663,10 @@ class _Encoded:
         self._masks: dict[tuple, np.ndarray] = {}
 
     @classmethod
-    def for_rows(cls, table: pa.Table, rows: np.ndarray, path: pa.DictionaryArray) -> "_Encoded":
+    def for_rows(cls, table: pa.Table, rows: np.ndarray, path: pa.DictionaryArray, path_rows: np.ndarray) -> "_Encoded":
         """The rows ``rows`` of ``table``, whose path column is already encoded as ``path``."""
         encoded = cls(_Rows(table, rows))
-        encoded.preload("path", path.dictionary, path.indices.take(pa.array(rows)))
+        encoded.preload("path", path.dictionary, path_rows[rows])
         return encoded
 
     def on_rows(self, column: str, key: tuple, rows: np.ndarray, fn, distinct: bool = False) -> np.ndarray:
@@ -1705,8 +1705,11 @@ class _Encoded:
             status = pc.fill_null(status, 0)  # no status: never matches
         return rule.lookup()[status.to_numpy(zero_copy_only=False).astype(np.uint16)]
 
-    def preload(self, column: str, dictionary: pa.Array, indices: pa.Array) -> None:
-        self._encoded[column] = (dictionary, indices)
+    def preload(self, column: str, dictionary: pa.Array, rows: np.ndarray) -> None:
+        """A column already encoded: its dictionary and each row's position in it (nulls at
+        ``len(dictionary)``)."""
+        self._encoded[column] = (dictionary, None)
+        self._encoded["\0np:" + column] = rows
 
     def is_encoded(self, column: str) -> bool:
         return column in self._encoded
