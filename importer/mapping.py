@@ -1307,21 +1307,30 @@ class Mapper:
             candidates = (self._paths.facts["bits"][self._path_positions] >> np.uint64(rule.index)) & np.uint64(1) == 1
         else:
             candidates = np.ones(len(self._path_positions), bool)
-        name_ids = self._memo_ids(rule, "name", candidates, rows) if name_ok else None
-        props_ids = self._memo_ids(rule, "props", candidates, rows) if props_ok else None
+        known: dict[bytes, dict] = {}
+
+        def values(need: np.ndarray) -> dict[str, pa.Array]:
+            """The memo's paths at ``need`` and the rule's regex groups of them (once for both)."""
+            key = need.tobytes()
+            if key not in known:
+                paths = self._paths.known.take(pa.array(need))
+                known[key] = {"path": paths}
+                if rule.path_groups:
+                    extracted = pc.extract_regex(paths, rule.path_regex)
+                    for g in rule.path_groups:
+                        known[key][g] = pc.struct_field(extracted, g)
+            return known[key]
+
+        name_ids = self._memo_ids(rule, "name", candidates, rows, values) if name_ok else None
+        props_ids = self._memo_ids(rule, "props", candidates, rows, values) if props_ok else None
         return name_ids, props_ids
 
-    def _memo_ids(self, rule: Rule, what: str, candidates: np.ndarray, rows: np.ndarray) -> np.ndarray | None:
+    def _memo_ids(self, rule: Rule, what: str, candidates: np.ndarray, rows: np.ndarray, paths_at) -> np.ndarray | None:
         """Pool positions for ``rows`` (positions in the batch's path dictionary)."""
         ids = self._paths.id_column((what, rule.index))
         need = self._path_positions[candidates & (ids[self._path_positions] < 0)]
         if len(need):
-            paths = self._paths.known.take(pa.array(need))
-            values = {"path": paths}
-            if rule.path_groups:
-                extracted = pc.extract_regex(paths, rule.path_regex)
-                for g in rule.path_groups:
-                    values[g] = pc.struct_field(extracted, g)
+            values = paths_at(need)
             if what == "name":
                 out = rule.name.render(values, len(need))
             else:
