@@ -8,14 +8,15 @@ user agents, like a real log) and times ``Mapper.apply`` over it in 65,536-row b
 * with a 10-rule mapping (``web`` plus path globs, regexes with named groups, status, method
   and column conditions, templated names and props, one drop rule).
 
-Two ratios are printed, both measured in the same run (runs alternate, best of ``--repeat``):
+Two ratios are printed, both measured in the same run (runs alternate, best of ``--repeat``;
+each timed run uses a fresh ``Mapper``, so per-run caches start cold as in a real run):
 
 * **mapping step alone**: ``Mapper.apply`` on the same in-memory batches, reading left out, so
-  the difference is the rules' own cost;
+  the difference is the rules' own cost; this is the figure the target is about;
 * **whole run**: ``send --dry-run`` over the same rows written as a 1,000,000-line combined log
   (read + map + count), which is what a user waits for.
 
-Target: the 10-rule mapping costs < 30% more than ``web``.
+Target: the 10-rule mapping step costs < 30% more than ``web``'s.
 """
 
 from __future__ import annotations
@@ -188,7 +189,7 @@ def time_run(m: mapping.Mapping, log: Path) -> tuple[float, int]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--no-run", action="store_true", help="time the mapping step only")
     args = parser.parse_args()
     t = time.perf_counter()
@@ -214,7 +215,8 @@ def main() -> None:
         print(f"{label:>9}: {best[label]:.3f} s  ({args.rows / best[label]:,.0f} rows/s, {events:,} events)")
     ratio = best["10 rules"] / best["web"]
     print("rule matches:", ", ".join(f"{k} {v:,}" for k, v in sorted(info["10 rules"][1].items(), key=lambda kv: -kv[1])))
-    print(f"mapping step alone, ratio 10-rule / web: {ratio:.2f} ({(ratio - 1) * 100:+.0f}%)")
+    print(f"mapping step alone, ratio 10-rule / web: {ratio:.2f} ({(ratio - 1) * 100:+.0f}%); "
+          f"target < 1.30 -> {'OK' if ratio < 1.30 else 'OVER'}")
     if args.no_run:
         return
     with tempfile.TemporaryDirectory() as tmp:
@@ -229,8 +231,7 @@ def main() -> None:
                 run_best[label] = min(run_best[label], seconds)
                 print(f"  send --dry-run, {label}: {seconds:.2f} s ({events:,} events)")
     run_ratio = run_best["10 rules"] / run_best["web"]
-    print(f"whole run (read + map), ratio 10-rule / web: {run_ratio:.2f} ({(run_ratio - 1) * 100:+.0f}%); "
-          f"target < 1.30 -> {'OK' if run_ratio < 1.30 else 'OVER'}")
+    print(f"whole run (read + map), ratio 10-rule / web: {run_ratio:.2f} ({(run_ratio - 1) * 100:+.0f}%)")
 
 
 if __name__ == "__main__":
