@@ -939,6 +939,10 @@ class Mapper:
                     for item in pc.value_counts(hosts).to_pylist():
                         self.unmatched_hosts[item["values"]] += item["counts"]
                 remaining &= ~drop
+        if self.mapping.site_hosts and self.mapping.unmatched == "domain":
+            # every row the filters kept (rule drops included, as they are counted after this)
+            host = _chunk(table.column("host"))
+            self._note_unmatched(host if remaining.all() else host.filter(pa.array(remaining)))
         enc = self._path_encoding
         choice = None
         if self.mapping.rules and self._match_early:
@@ -953,8 +957,6 @@ class Mapper:
         everything = bool(remaining.all())
         keep_mask = None if everything else pa.array(remaining)
         kept = table if everything else table.filter(keep_mask)
-        if self.mapping.site_hosts:
-            self._note_unmatched(kept)
         path_rows = self._path_rows if everything else self._path_rows[remaining]
         self._hints = None
         events = self._events(kept, filtered, rules_hit, (enc.dictionary, path_rows), choice)
@@ -993,13 +995,10 @@ class Mapper:
         dropping[np.array(dropped_rules) + 1] = True
         return dropping[choice + 1]
 
-    def _note_unmatched(self, kept: pa.Table) -> None:
-        """With ``site.unmatched = "domain"``: note the hosts sent to --domain (dropped ones are
-        noted where they are filtered)."""
+    def _note_unmatched(self, host: pa.Array) -> None:
+        """With ``site.unmatched = "domain"``: note the hosts of the kept rows that go to
+        --domain (with "drop", hosts are noted where their rows are filtered)."""
         m = self.mapping
-        if m.unmatched == "drop":
-            return
-        host = kept.column("host")
         unmatched = pc.invert(pc.fill_null(pc.is_in(host, value_set=pa.array(sorted(m.site_hosts), pa.string())), False))
         if pc.any(unmatched).as_py():
             for item in pc.value_counts(pc.fill_null(host.filter(unmatched), "(no host)")).to_pylist():
