@@ -1183,29 +1183,67 @@ class Mapper:
         name_index = np.zeros(n, np.int64)  # constants[0]: the default name
         interactive = None
         order = [r.index for r in m.rules] + [-1]
-        if choice is None:
+        props_index = None
+        done: dict[int, tuple[bool, bool]] = {}  # rule -> (name, props) already in place
+        if counted:
+            # Rules were matched (and counted) on the batch. Names and props that are constant
+            # or depend on the path alone are looked up per (rule, distinct path) in one go;
+            # the run's memo works them out once per distinct path. Only the other rules'
+            # rows are gathered and built group by group.
+            counts = np.bincount(choice + 1, minlength=len(m.rules) + 1)
+            d = len(self._path_positions)
+            path_rows = encoded.indices("path")
+            name_table = np.zeros((len(m.rules) + 1, d + 1), np.int64)
+            props_table = None
+            for rule in m.rules:
+                if not counts[rule.index + 1] or rule.drop:
+                    continue
+                name_ids, props_ids = self._from_memo(rule)
+                name_done = props_done = False
+                if rule.name.constant is not None:
+                    name_table[rule.index + 1] = constant_at[rule.name.constant]
+                    name_done = True
+                elif name_ids is not None:
+                    name_table[rule.index + 1, :d], name_table[rule.index + 1, d] = name_ids, -1
+                    name_done = True
+                if not rule.props and rule.props_from is None:
+                    props_done = True
+                elif props_ids is not None:
+                    if props_table is None:
+                        props_table = np.zeros((len(m.rules) + 1, d + 1), np.int64)
+                    props_table[rule.index + 1, :d], props_table[rule.index + 1, d] = props_ids, -1
+                    props_done = True
+                done[rule.index] = (name_done, props_done)
+            name_index = name_table[choice + 1, path_rows]
+            if props_table is not None:
+                props_index = props_table[choice + 1, path_rows]
+            for column, at in ((name_index, 0), (props_index, 1)):
+                if column is not None and column.min() < 0:  # a row the memo did not cover
+                    for index in np.unique(choice[column < 0]):
+                        flags = list(done[int(index)])
+                        flags[at] = False
+                        done[int(index)] = tuple(flags)
+            need_rows = [r.index for r in m.rules if r.index in done and (
+                not all(done[r.index]) or r.revenue_amount is not None or r.interactive is False)]
+            groups = {index: np.flatnonzero(choice == index) for index in need_rows}
+        elif choice is None:
             groups = {-1: np.arange(n)}
         else:  # each rule's rows, in row order: one stable sort instead of a scan per rule
             by_rule = np.argsort((choice + 1).astype(np.int8), kind="stable")  # radix sort (<= 64 rules)
             bounds = np.cumsum(np.bincount(choice + 1, minlength=len(m.rules) + 1))
             starts = np.concatenate([[0], bounds[:-1]])
             groups = {index: by_rule[starts[index + 1]:bounds[index + 1]] for index in order}
-        # Names and props that depend on the path alone come from the run's memo (worked out
-        # once per distinct path), as positions in run-wide pools that this batch's pools extend.
-        memo = {}
-        if counted:
-            for rule in m.rules:
-                if len(groups[rule.index]) and not rule.drop:
-                    memo[rule.index] = self._from_memo(rule, groups[rule.index], encoded)
+        # the run pools as they are now (the memo may have added to them above)
         self._sync_run_pools()
         pools["name"] = _Pool(self._run_pools["name"].array(), n)
         pools["props"] = _Pool(self._run_pools["props"].array(), n)
+        pools["props"].index = props_index
         for index in order:
             where = groups.get(index, ())
             if not len(where):
                 continue
             rule = by_index.get(index)
-            name_ids, props_ids = memo.get(index, (None, None))
+            name_done, props_done = done.get(index, (False, False))
             if not counted:
                 label = rule.label if rule else m.default_label
                 rules_hit[label] = rules_hit.get(label, 0) + len(where)
@@ -1217,22 +1255,19 @@ class Mapper:
                 continue  # the default name, no props
             count = len(where)
             subset = _Subset(values, where, encoded)
-            if (name_ids is None and rule.name.constant is None) or rule.revenue_amount is not None or (
-                    props_ids is None and (rule.props or rule.props_from is not None)):
+            if not (name_done or rule.name.constant is not None) or rule.revenue_amount is not None or not props_done:
                 for cond in rule.columns:
                     if cond.op == "regex" and cond.groups:
                         subset.groups(cond.column, cond.pattern, cond.groups)
                 if rule.path_groups:
                     subset.groups("path", rule.path_regex, rule.path_groups)
-            if rule.name.constant is not None:
+            if name_done:
+                pass
+            elif rule.name.constant is not None:
                 name_index[where] = constant_at[rule.name.constant]
-            elif name_ids is not None:
-                name_index[where] = name_ids
             else:
                 name_index[where] = pools["name"].add(subset.per_distinct(rule.name.refs, rule.name.render, count))
-            if props_ids is not None:
-                pools["props"].point(where, props_ids)
-            elif rule.props or rule.props_from is not None:
+            if not props_done and (rule.props or rule.props_from is not None):
                 pools["props"].place(where, self._props(rule, subset, count))
             if rule.revenue_amount is not None:
                 amount, currency = _revenue(rule.revenue_amount.render(subset, count),
@@ -1290,9 +1325,10 @@ class Mapper:
             self._run_pools = {"name": _RunPool(pa.array(constants, pa.string())), "props": _RunPool(pa.nulls(1, pa.string()))}
             self._run_generation = self._paths.generation
 
-    def _from_memo(self, rule: Rule, where: np.ndarray, encoded: "_Encoded") -> tuple[np.ndarray | None, np.ndarray | None]:
-        """For a rule's rows: positions of their names and props in the run pools, when those
-        depend on the path alone (else None, and they are built on the rows)."""
+    def _from_memo(self, rule: Rule) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """Per distinct path of the batch: positions of the rule's name and props in the run
+        pools, when those depend on the path alone (else None: they are built on the rows).
+        Paths the rule's path conditions reject get -1."""
         basis = {"path", *rule.path_groups}
         name_ok = rule.name is not None and rule.name.constant is None and set(rule.name.refs) <= basis
         props_ok = (bool(rule.props) and rule.props_from is None and rule.index not in self._no_memo_props
@@ -1300,7 +1336,6 @@ class Mapper:
         if not (name_ok or props_ok):
             return None, None
         self._sync_run_pools()
-        rows = encoded.indices("path")[where]
         if rule.path_regexes or rule.path_regex is not None:
             # the batch's paths this rule's path conditions accept
             candidates = (self._paths.facts["bits"][self._path_positions] >> np.uint64(rule.index)) & np.uint64(1) == 1
@@ -1320,12 +1355,12 @@ class Mapper:
                         known[key][g] = pc.struct_field(extracted, g)
             return known[key]
 
-        name_ids = self._memo_ids(rule, "name", candidates, rows, values) if name_ok else None
-        props_ids = self._memo_ids(rule, "props", candidates, rows, values) if props_ok else None
+        name_ids = self._memo_ids(rule, "name", candidates, values) if name_ok else None
+        props_ids = self._memo_ids(rule, "props", candidates, values) if props_ok else None
         return name_ids, props_ids
 
-    def _memo_ids(self, rule: Rule, what: str, candidates: np.ndarray, rows: np.ndarray, paths_at) -> np.ndarray | None:
-        """Pool positions for ``rows`` (positions in the batch's path dictionary)."""
+    def _memo_ids(self, rule: Rule, what: str, candidates: np.ndarray, paths_at) -> np.ndarray | None:
+        """Pool positions per distinct path of the batch (-1 where not a candidate)."""
         ids = self._paths.id_column((what, rule.index))
         need = self._path_positions[candidates & (ids[self._path_positions] < 0)]
         if len(need):
@@ -1340,8 +1375,7 @@ class Mapper:
                     return None
                 out = _join("{", fragment, "}", "")  # fragment is null or not empty
             ids[need] = self._run_pools[what].add(out)
-        per_row = np.append(ids[self._path_positions], -1)[rows]
-        return None if (per_row < 0).any() else per_row
+        return np.where(candidates, ids[self._path_positions], -1)
 
     def _props(self, rule: Rule | None, values, n: int) -> pa.Array:
         """Props as a JSON object per row (null when none): template props, then the bag's."""
@@ -1607,12 +1641,6 @@ class _Pool:
         self.parts.append(values)
         self.size += len(values)
         return np.arange(start, self.size)
-
-    def point(self, where: np.ndarray, positions: np.ndarray) -> None:
-        """The rows ``where`` take the values already at ``positions``."""
-        if self.index is None:
-            self.index = np.zeros(self.rows, np.int64)
-        self.index[where] = positions
 
     def place(self, where: np.ndarray, values: pa.Array) -> None:
         """The rows ``where`` take ``values`` (one each, in order)."""
