@@ -472,3 +472,74 @@ def test_mappings_command_shows_one_mapping_rules():
     result = CliRunner().invoke(app, ["mappings", "web-goals"])
     assert result.exit_code == 0
     assert "1. 404 page: -> '404'" in result.stdout and "otherwise: 'pageview'" in result.stdout
+
+
+# --- regressions from the mapping optimisations ----------------------------------------------
+
+def test_template_over_a_column_another_rule_encoded_keeps_constant_props_on_null_rows(tmp_path):
+    # The first rule's regex groups encode the referrer column for the batch; the second
+    # rule's props then render per distinct referrer. Rows whose referrer is null (or empty)
+    # must still carry the constant prop (a reference to null renders as nothing).
+    m = load_text(tmp_path, """
+        [[rules]]
+        name = "From {site}"
+        when.columns.referrer = { regex = '^https://(?P<site>[a-z0-9.]+)/' }
+
+        [[rules]]
+        name = "Other"
+        props = { ref = "{referrer}", kind = "page" }
+    """)
+    rows = ([row(path=f"/a{i}", referrer=f"https://s{i % 3}.example/") for i in range(12)]
+            + [row(path="/b", referrer=None), row(path="/c", referrer=""), row(path="/d", referrer="ftp://x/")])
+    out = apply(m, rows)
+    events = list(zip(out.events.column("name").to_pylist(), out.events.column("props").to_pylist()))
+    assert events[0] == ("From s0.example", None)
+    assert [json.loads(p) for _, p in events[12:]] == [{"kind": "page"}, {"kind": "page"},
+                                                         {"ref": "ftp://x/", "kind": "page"}]
+    assert out.rules == {"From {site}": 12, "Other": 3}
+
+
+@pytest.mark.parametrize("column", ["referrer", "path"])
+def test_one_prop_value_over_the_limit_spares_the_rule_s_other_rows(tmp_path, column):
+    # One value over 2,000 bytes among the batch's distinct values (per distinct referrer, or
+    # per distinct path through the run's path memo). README, "Plausible's limits": with
+    # "reject" that row's event is left out and counted as limit:props; with "truncate" that
+    # value is cut on a character boundary. Either way every other row keeps all its props.
+    template = "{referrer}" if column == "referrer" else "{path}{path}"
+    long_value = "é" * 1200  # 2,400 bytes
+    def rows_():
+        if column == "referrer":
+            return ([row(path="/docs/a", referrer=f"r{i % 5}") for i in range(20)]
+                    + [row(path="/docs/a", referrer=long_value)] + [row(path="/docs/a", referrer=f"r{i}") for i in range(10)])
+        return ([row(path=f"/docs/p{i % 5}") for i in range(20)]
+                + [row(path="/docs/" + long_value[:600])] + [row(path=f"/docs/p{i}") for i in range(10)])
+
+    def expected_value(i):
+        return f"r{i % 5}" if column == "referrer" else f"/docs/p{i % 5}" * 2
+
+    for policy in ("reject", "truncate"):
+        m = load_text(tmp_path, f"""
+            [limits]
+            policy = "{policy}"
+
+            [[rules]]
+            name = "Doc"
+            when.path = "/docs/**"
+            props = {{ value = "{template}", kind = "doc" }}
+        """, name=f"{policy}-{column}.toml")
+        mapper = Mapper(m, "example.com")
+        out = mapper.apply(frame(rows_()))
+        props = [json.loads(p) for p in out.events.column("props").to_pylist()]
+        assert props[:20] == [{"value": expected_value(i), "kind": "doc"} for i in range(20)]
+        rest = [{"value": f"r{i}" if column == "referrer" else f"/docs/p{i}" * 2, "kind": "doc"} for i in range(10)]
+        if policy == "reject":
+            assert out.filtered == {"limit:props": 1}
+            assert props[20:] == rest
+        else:
+            assert out.filtered == {}
+            cut = props[20]["value"]
+            full = long_value if column == "referrer" else ("/docs/" + long_value[:600]) * 2
+            assert full.startswith(cut) and mapping.MAX_PROP_VALUE_BYTES - 1 <= len(cut.encode()) <= mapping.MAX_PROP_VALUE_BYTES
+            assert props[20]["kind"] == "doc"
+            assert props[21:] == rest
+            assert mapper.truncated["prop_value"] == 1
