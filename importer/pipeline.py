@@ -127,6 +127,17 @@ def check_log_options(log_format: str | None, custom_format: str | None, timezon
         raise ConfigError(str(exc)) from None
 
 
+def expand_inputs(inputs: Sequence[str | Path]) -> list[Source]:
+    """What the user named (files, directories, globs, ``-``) as sources, or a ConfigError."""
+    try:
+        sources = expand([str(i) for i in inputs])
+    except SourceError as exc:
+        raise ConfigError(str(exc)) from None
+    if not sources:
+        raise ConfigError("no input given")
+    return sources
+
+
 def time_warning(events: pa.Table, now: dt.datetime | None = None) -> str | None:
     """The one-time note that Plausible dates replayed events at arrival, when data is old."""
     now = now or dt.datetime.now(dt.timezone.utc)
@@ -198,12 +209,7 @@ def send(
         raise ConfigError(str(exc)) from None
     if window[0] and window[1] and window[0] >= window[1]:
         raise ConfigError("--since must be before --until")
-    try:
-        sources = expand([str(i) for i in inputs])
-    except SourceError as exc:
-        raise ConfigError(str(exc)) from None
-    if not sources:
-        raise ConfigError("no input given")
+    sources = expand_inputs(inputs)
     try:
         pace_factor = parse_pace(pace)
     except ValueError as exc:

@@ -91,22 +91,29 @@ class Report:
     def settled(self) -> int:
         return self.accepted + self.dropped + self.rejected + self.failed
 
+    def add_reading(self, table: "SummaryTable") -> None:
+        """The reading half of a summary (sources, rows, filters, events), shared by every command."""
+        for source, fmt in self.sources:
+            table.add(f"source ({fmt})", source)
+        table.add("rows read", self.rows_read)
+        table.add("rows invalid", self.rows_invalid)
+        for reason, count in sorted(self.rows_filtered.items(), key=lambda kv: -kv[1]):
+            table.add(f"filtered: {reason}", count)
+        table.add("events", self.events)
+        for name, count in sorted(self.events_by_name.items(), key=lambda kv: -kv[1]):
+            table.add(f"  {name}", count)
+
+    def reading_trailer(self) -> list[str]:
+        """Lines under the table: bad lines quoted, notices, inputs skipped."""
+        return ([f"invalid: {sample}" for sample in self.invalid_samples]
+                + [f"note: {notice}" for notice in self.notices]
+                + [f"skipped: {skipped}" for skipped in self.skipped_sources])
+
     def summary(self) -> str:
         """A plain-text table for the end of a run."""
-        rows: list[tuple[str, str]] = []
-
-        def add(label: str, value: Any) -> None:
-            rows.append((label, f"{value:,}" if isinstance(value, int) else str(value)))
-
-        for source, fmt in self.sources:
-            add(f"source ({fmt})", source)
-        add("rows read", self.rows_read)
-        add("rows invalid", self.rows_invalid)
-        for reason, count in sorted(self.rows_filtered.items(), key=lambda kv: -kv[1]):
-            add(f"filtered: {reason}", count)
-        add("events", self.events)
-        for name, count in sorted(self.events_by_name.items(), key=lambda kv: -kv[1]):
-            add(f"  {name}", count)
+        table = SummaryTable()
+        add = table.add
+        self.add_reading(table)
         if self.oldest is not None:
             add("time span (UTC)", f"{self.oldest:%Y-%m-%d %H:%M:%S} .. {self.newest:%Y-%m-%d %H:%M:%S}")
         if self.dry_run:
@@ -131,17 +138,23 @@ class Report:
             add("in-flight window", f"{self.window:,} events (a crash re-sends at most these)")
         if self.interrupted is not None:
             add("interrupted", f"by signal {self.interrupted}; state saved, in-flight events drained")
-        width = max(len(label) for label, _ in rows)
-        lines = [f"{label.ljust(width)}  {value}" for label, value in rows]
+        return table.render(self.reading_trailer())
+
+
+class SummaryTable:
+    """Label/value rows printed as an aligned table between two rules, then trailer lines."""
+
+    def __init__(self) -> None:
+        self.rows: list[tuple[str, str]] = []
+
+    def add(self, label: str, value: Any) -> None:
+        self.rows.append((label, f"{value:,}" if isinstance(value, int) else str(value)))
+
+    def render(self, trailer: list[str]) -> str:
+        width = max(len(label) for label, _ in self.rows)
+        lines = [f"{label.ljust(width)}  {value}" for label, value in self.rows]
         rule = "-" * max(len(line) for line in lines)
-        out = [rule, *lines, rule]
-        for sample in self.invalid_samples:
-            out.append(f"invalid: {sample}")
-        for notice in self.notices:
-            out.append(f"note: {notice}")
-        for skipped in self.skipped_sources:
-            out.append(f"skipped: {skipped}")
-        return "\n".join(out)
+        return "\n".join([rule, *lines, rule, *trailer])
 
 
 _IP_CANDIDATE = re.compile(

@@ -27,10 +27,10 @@ import pyarrow as pa
 
 from .. import mapping as mapping_mod
 from ..mapping import Mapper, Mapping
-from ..pipeline import DEFAULT_REJECTS, ConfigError, check_log_options, normalise_domain, read_events
+from ..pipeline import (DEFAULT_REJECTS, ConfigError, check_log_options, expand_inputs, normalise_domain,
+                        read_events)
 from ..progress import Progress
-from ..report import RejectsFile, Report
-from ..sources import SourceError, expand
+from ..report import RejectsFile, Report, SummaryTable
 from .aggregate import DayAggregator, day_to_date
 from .devices import DeviceParser
 from .geo import GeoLookup
@@ -118,21 +118,10 @@ class BackfillReport:
         path.write_text(json.dumps(self.as_dict(), indent=2) + "\n", encoding="utf-8")
 
     def summary(self) -> str:
-        rows: list[tuple[str, str]] = []
-
-        def add(label: str, value) -> None:
-            rows.append((label, f"{value:,}" if isinstance(value, int) else str(value)))
-
+        table = SummaryTable()
+        add = table.add
         r = self.read
-        for source, fmt in r.sources:
-            add(f"source ({fmt})", source)
-        add("rows read", r.rows_read)
-        add("rows invalid", r.rows_invalid)
-        for reason, count in sorted(r.rows_filtered.items(), key=lambda kv: -kv[1]):
-            add(f"filtered: {reason}", count)
-        add("events", r.events)
-        for name, count in sorted(r.events_by_name.items(), key=lambda kv: -kv[1]):
-            add(f"  {name}", count)
+        r.add_reading(table)
         if self.start is not None:
             add("dates (site time zone)", f"{self.start} .. {self.end} ({self.days} days)")
         add("visits (sessions)", self.sessions)
@@ -143,23 +132,16 @@ class BackfillReport:
             add("sessions past midnight", self.sessions_past_midnight)
         add("user agents parsed", f"{self.user_agents_parsed:,} in {self.user_agent_seconds:.1f} s"
             + (f" (+{self.user_agents_from_cache:,} from cache)" if self.user_agents_from_cache else ""))
-        for table in TABLES:
-            path = self.files.get(table)
+        for name in TABLES:
+            path = self.files.get(name)
             if path:
                 add(f"  {Path(path).name}", f"{self.rows_by_file.get(Path(path).name, 0):,} rows")
         add("duration", f"{self.duration_s:.1f} s")
         if r.rejects_path:
             add("rejects file", r.rejects_path)
-        width = max(len(label) for label, _ in rows)
-        lines = [f"{label.ljust(width)}  {value}" for label, value in rows]
-        rule = "-" * max(len(line) for line in lines)
-        out = [rule, *lines, rule]
-        out.extend(f"invalid: {s}" for s in r.invalid_samples)
-        out.extend(f"note: {n}" for n in r.notices)
-        out.extend(f"skipped: {s}" for s in r.skipped_sources)
-        out.extend(f"warning: {w}" for w in self.warnings)
-        out.extend(f"error: {p}" for p in self.problems)
-        return "\n".join(out)
+        trailer = (r.reading_trailer() + [f"warning: {w}" for w in self.warnings]
+                   + [f"error: {p}" for p in self.problems])
+        return table.render(trailer)
 
 
 def backfill(
@@ -192,18 +174,13 @@ def backfill(
     started = time.monotonic()
     domain = normalise_domain(domain)
     try:
-        zone = ZoneInfo(timezone)
+        ZoneInfo(timezone)  # validates the name; the writer takes the name itself
     except (ZoneInfoNotFoundError, ValueError):
         raise ConfigError(f"--timezone {timezone!r}: give the site's time zone as an IANA name, "
                           "e.g. Europe/Berlin or UTC (Site settings > General in Plausible)") from None
     check_log_options(log_format, custom_format, log_timezone)
     loaded = mapping if isinstance(mapping, Mapping) else mapping_mod.load(mapping)
-    try:
-        sources = expand([str(i) for i in inputs])
-    except SourceError as exc:
-        raise ConfigError(str(exc)) from None
-    if not sources:
-        raise ConfigError("no input given")
+    sources = expand_inputs(inputs)
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out}: not a directory")
