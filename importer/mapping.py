@@ -885,7 +885,38 @@ class Mapper:
                     hit &= _np_bool(_any_regex(paths, (rule.path_regex,)))
                 bits |= hit.astype(np.uint64) << np.uint64(position)
         facts["bits"] = bits
+        facts["first"], facts["pending"] = self._first_and_pending(bits)
         return facts
+
+    def _plan(self) -> dict:
+        """What the rules' shape says once for the run: which rules hold on every path, which
+        have no condition besides the path, and the null path's first rule and pending rules."""
+        if getattr(self, "_plan_cache", None) is None:
+            rules = self.mapping.rules
+            one = np.uint64(1)
+            everywhere = np.uint64(0)  # rules without path conditions hold for every path
+            unconditional = np.uint64(0)  # rules with nothing but path conditions
+            for position, rule in enumerate(rules):
+                if not (rule.path_regexes or rule.path_regex is not None):
+                    everywhere |= one << np.uint64(position)
+                if not (rule.methods or rule.status is not None or rule.columns):
+                    unconditional |= one << np.uint64(position)
+            self._plan_cache = {"everywhere": everywhere, "unconditional": unconditional,
+                                "index_of": np.array([-1] + [r.index for r in rules], np.int32)}
+            null_first, null_pending = self._first_and_pending(np.zeros(1, np.uint64))
+            self._plan_cache.update(null_first=null_first[0], null_pending=null_pending[0])
+        return self._plan_cache
+
+    def _first_and_pending(self, path_bits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per path (its rules' path-condition bits): the first rule that holds and has no
+        other condition (-1 when none), and the rules with other conditions before it."""
+        plan = self._plan()
+        one = np.uint64(1)
+        bits = path_bits | plan["everywhere"]
+        unconditional = plan["unconditional"]
+        first = _lowest_bit(bits & unconditional)
+        before = np.where(first < 0, ~np.uint64(0), (one << first.clip(0).astype(np.uint64)) - one)
+        return first, bits & ~unconditional & before
 
     def _ip_mask(self, ips: pa.Array) -> pa.Array:
         networks = self.mapping.exclude_networks
@@ -1110,29 +1141,25 @@ class Mapper:
         with no such rule before take that rule at once; the others' conditions are evaluated
         on the candidate rows only, rule by rule."""
         rules = self.mapping.rules
-        one = np.uint64(1)
-        everywhere = np.uint64(0)  # rules without path conditions hold for every path
-        unconditional = np.uint64(0)  # rules with nothing but path conditions
-        for position, rule in enumerate(rules):
-            if not (rule.path_regexes or rule.path_regex is not None):
-                everywhere |= one << np.uint64(position)
-            if not (rule.methods or rule.status is not None or rule.columns):
-                unconditional |= one << np.uint64(position)
-        bits = np.append(self._paths.facts["bits"][self._path_positions], np.uint64(0)) | everywhere  # + null path
-        first = _lowest_bit(bits & unconditional)  # per distinct path: -1 when none
-        before = np.where(first < 0, ~np.uint64(0), (one << first.clip(0).astype(np.uint64)) - one)
-        pending = bits & ~unconditional & before  # conditional rules to try first
+        plan = self._plan()
+        facts = self._paths.facts
+        # per distinct path of the batch, and one more for the null path
+        first = np.append(facts["first"][self._path_positions], plan["null_first"])
+        pending = np.append(facts["pending"][self._path_positions], plan["null_pending"])
         path_rows = encoded.indices("path")
-        choice = np.array([-1] + [r.index for r in rules], np.int32)[first + 1][path_rows]
-        todo = np.flatnonzero(pending[path_rows] != 0)
-        if not len(todo):
+        choice = plan["index_of"][first + 1][path_rows]
+        if not pending.any():
             return choice
-        todo_bits = pending[path_rows[todo]]
+        pending_rows = pending[path_rows]
+        todo = np.flatnonzero(pending_rows)
+        todo_bits = pending_rows[todo]
+        present = int(np.bitwise_or.reduce(pending))
+        shared = self._shared_columns(rules, present, todo, todo_bits, encoded)
         open_rows = np.ones(len(todo), bool)
         for position, rule in enumerate(rules):
-            if unconditional >> np.uint64(position) & one:
+            if not (present >> position) & 1:  # no candidate row (unconditional rules never are)
                 continue
-            local = np.flatnonzero(open_rows & ((todo_bits >> np.uint64(position)) & one == one))
+            local = np.flatnonzero(open_rows & ((todo_bits & np.uint64(1 << position)) != 0))
             if not len(local):
                 continue
             candidates = todo[local]
@@ -1145,7 +1172,11 @@ class Mapper:
             for cond in rule.columns:
                 if not ok.any():
                     break
-                if cond.op == "regex":
+                if cond.op == "regex" and cond.column in shared:
+                    dictionary, codes, at = shared[cond.column]
+                    on_distinct = np.append(_np_bool(_condition(dictionary, cond)), False)  # null rows: no
+                    ok &= on_distinct[codes[at[local]]]
+                elif cond.op == "regex":
                     ok &= encoded.on_rows(cond.column, (cond.op, cond.pattern), candidates,
                                           lambda d, c=cond: _condition(d, c), distinct=True)
                 else:
@@ -1155,6 +1186,32 @@ class Mapper:
             choice[todo[matched]] = rule.index
             open_rows[matched] = False
         return choice
+
+    @staticmethod
+    def _shared_columns(rules, present: int, todo: np.ndarray, todo_bits: np.ndarray, encoded: "_Encoded") -> dict:
+        """Columns that regex conditions of several rules read: taken at the union of those
+        rules' candidate rows and encoded once, so each condition runs on the distinct values.
+        column -> (distinct values, code per taken row, position among the taken rows per
+        candidate row (-1: not taken))."""
+        users: dict[str, int] = {}
+        for position, rule in enumerate(rules):
+            if (present >> position) & 1:
+                for cond in rule.columns:
+                    if cond.op == "regex":
+                        users[cond.column] = users.get(cond.column, 0) | (1 << position)
+        shared = {}
+        for column, mask in users.items():
+            if mask & (mask - 1) == 0:
+                continue  # one rule only: evaluated on its own candidates
+            local = np.flatnonzero(todo_bits & np.uint64(mask))
+            if not len(local):
+                continue
+            enc = pc.dictionary_encode(_as_string(encoded.column_at(column, todo[local])))
+            codes = pc.fill_null(enc.indices, len(enc.dictionary)).to_numpy(zero_copy_only=False)
+            at = np.full(len(todo), -1, np.int64)
+            at[local] = np.arange(len(local))
+            shared[column] = (enc.dictionary, codes, at)
+        return shared
 
     def _events(self, rows: pa.Table, filtered: Counter, rules_hit: dict[str, int],
                 path_encoding: tuple[pa.Array, np.ndarray] | None = None,
@@ -1214,9 +1271,10 @@ class Mapper:
                     props_table[rule.index + 1, :d], props_table[rule.index + 1, d] = props_ids, -1
                     props_done = True
                 done[rule.index] = (name_done, props_done)
-            name_index = name_table[choice + 1, path_rows]
+            flat = (choice + 1).astype(np.int64) * (d + 1) + path_rows  # one position for both tables
+            name_index = name_table.ravel()[flat]
             if props_table is not None:
-                props_index = props_table[choice + 1, path_rows]
+                props_index = props_table.ravel()[flat]
             for column, at in ((name_index, 0), (props_index, 1)):
                 if column is not None and column.min() < 0:  # a row the memo did not cover
                     for index in np.unique(choice[column < 0]):
@@ -1298,8 +1356,11 @@ class Mapper:
         else:
             columns["name"] = names.take(pa.array(rows_name))
         run_blank, run_long = self._run_pools["name"].name_checks()
-        blank, long_name = _name_checks(names.slice(len(run_blank)))
-        blank, long_name = np.concatenate([run_blank, blank]), np.concatenate([run_long, long_name])
+        if len(names) > len(run_blank):  # names built on this batch's rows
+            blank, long_name = _name_checks(names.slice(len(run_blank)))
+            blank, long_name = np.concatenate([run_blank, blank]), np.concatenate([run_long, long_name])
+        else:
+            blank, long_name = run_blank, run_long
         self._hints = {"props_rejects": self._props_rejected,
                        "name_blank": blank[rows_name] if blank.any() else None,
                        "name_long": long_name[rows_name] if long_name.any() else None}
@@ -1365,7 +1426,13 @@ class Mapper:
         need = self._path_positions[candidates & (ids[self._path_positions] < 0)]
         if len(need):
             values = paths_at(need)
-            if what == "name":
+            small = _render_few(rule, what, values, len(need)) if len(need) <= _FEW else None
+            if small is _OVER_LIMIT:
+                self._no_memo_props.add(rule.index)  # limits are applied per row
+                return None
+            if small is not None:
+                out = pa.array(small, pa.string())
+            elif what == "name":
                 out = rule.name.render(values, len(need))
             else:
                 self._over_limit = False
@@ -1416,7 +1483,7 @@ class Mapper:
         for key, template in rule.props:
             value = template.render(values, n)
             ok = pc.fill_null(pc.not_equal(pc.utf8_trim_whitespace(value), ""), False)
-            longest = pc.max(pc.binary_length(value)).as_py()
+            longest = _longest_bytes(value)
             if longest is not None and longest > MAX_PROP_VALUE_BYTES:
                 over = pc.fill_null(pc.greater(pc.binary_length(value), MAX_PROP_VALUE_BYTES), False)
                 if bad is None:
@@ -1526,6 +1593,56 @@ _REJECT_PROPS = "\x00reject"
 _OVER_LIMIT = "\x00over"
 
 
+_FEW = 256  # distinct values few enough to render in Python (the kernel calls cost more)
+
+
+def _plain(text: str | None) -> bool:
+    """Printable ASCII (or null): text Arrow's kernels and Python's str methods treat alike
+    (the only whitespace is the space, the only JSON escapes are backslash and quote)."""
+    return text is None or (text.isascii() and text.isprintable())
+
+
+def _render_py(template: Template, columns: dict[str, list], i: int) -> str | None:
+    """Template.render for one value (same rules: a null reference renders as '', null when
+    every reference is null; a template of a single reference is that value)."""
+    if template.constant is not None:
+        return template.constant
+    if len(template.parts) == 1:
+        return columns[template.parts[0][1]][i]
+    if all(columns[t][i] is None for r, t in template.parts if r):
+        return None
+    return "".join((columns[t][i] or "") if r else t for r, t in template.parts)
+
+
+def _render_few(rule: Rule, what: str, values: dict[str, pa.Array], n: int):
+    """A rule's name, or props JSON (as _template_pairs then the braces), for a few distinct
+    values, in Python: a list of strings, _OVER_LIMIT when a prop value is over Plausible's
+    limit, or None when a value is not plain text (the Arrow kernels then do the work)."""
+    templates = [rule.name] if what == "name" else [t for _, t in rule.props]
+    refs = {r for t in templates for r in t.refs}
+    columns = {r: _as_string(values[r]).to_pylist() for r in refs}
+    if what == "name":
+        return [_render_py(rule.name, columns, i) for i in range(n)]
+    if not all(_plain(v) for r in refs for v in columns[r]):
+        return None
+    if not all(_plain(t) for tpl in templates for _, t in tpl.parts):
+        return None
+    heads = [f'"{_json_text(key)}":"' for key, _ in rule.props]
+    out = []
+    for i in range(n):
+        present = []
+        for head, template in zip(heads, templates):
+            value = _render_py(template, columns, i)
+            if value is None:
+                continue
+            if len(value) > MAX_PROP_VALUE_BYTES:  # ASCII: one byte per character
+                return _OVER_LIMIT
+            if value.strip(" ") != "":
+                present.append(head + value.replace("\\", "\\\\").replace('"', '\\"') + '"')
+        out.append("{" + ",".join(present) + "}" if present else None)
+    return out
+
+
 def _join_present(pieces: list[pa.Array], separator: str) -> pa.Array:
     """Join strings row-wise, skipping nulls; null where all are null.
 
@@ -1537,6 +1654,16 @@ def _join_present(pieces: list[pa.Array], separator: str) -> pa.Array:
         both = _join(out, piece, separator)
         out = pc.coalesce(both, out, piece)
     return out
+
+
+def _longest_bytes(values: pa.Array) -> int | None:
+    """The byte length of the longest value, from the offsets (null slots count too, which can
+    only make it larger: callers then check each value exactly)."""
+    values = _chunk(values)
+    if values.type != pa.string() or not len(values):
+        return pc.max(pc.binary_length(values)).as_py()
+    offsets = np.frombuffer(values.buffers()[1], np.int32, len(values) + 1, values.offset * 4)
+    return int(np.diff(offsets).max())
 
 
 def _json_text(text: str) -> str:
