@@ -211,6 +211,9 @@ class Receiver:
             ready.set()
             loop.run_forever()
             loop.run_until_complete(self.stop())
+            # Connections still open (keep-alive clients) have handler tasks waiting for a next
+            # request: end them, so the loop closes without "Task was destroyed" warnings.
+            loop.run_until_complete(_cancel_other_tasks())
             loop.close()
 
         self._thread = threading.Thread(target=main, name="receiver", daemon=True)
@@ -337,6 +340,13 @@ class Receiver:
         writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
         await writer.drain()
         return not close
+
+
+async def _cancel_other_tasks() -> None:
+    pending = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
 
 
 class _Running:
