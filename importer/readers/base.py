@@ -11,7 +11,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..sources import Source
+from .. import schema
+from ..sources import MAX_LINE_BYTES, LineBlock, Source
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,20 @@ class Batch:
     rejected: list[Rejected] = field(default_factory=list)
     notices: list[Rejected] = field(default_factory=list)
     position: int = 0
+
+
+def too_long_rejects(block: LineBlock, source_name: str) -> list[Rejected]:
+    """The lines :func:`importer.sources.line_blocks` blanked for being over the length limit."""
+    return [
+        Rejected(source_name, number, f"line longer than {MAX_LINE_BYTES} bytes", text.decode("utf-8", "replace"))
+        for number, text in block.too_long
+    ]
+
+
+def too_long_only(block: LineBlock, source_name: str) -> Batch:
+    """The batch of a block that holds no parseable line: only its over-long ones."""
+    return Batch(table=schema.empty_frame(), rows_read=len(block.too_long),
+                 rejected=too_long_rejects(block, source_name))
 
 
 class Reader(Protocol):

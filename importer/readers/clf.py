@@ -25,8 +25,8 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from .. import schema
-from ..sources import MAX_LINE_BYTES, LineBlock
-from .base import Batch, Rejected, repeat_string, unescape_column
+from ..sources import LineBlock
+from .base import Batch, Rejected, repeat_string, too_long_rejects, unescape_column
 
 _QS = r'"(?:[^"\\]|\\.)*"'
 _TIME = r"\[[^\]]+\]"
@@ -359,10 +359,7 @@ def parse_block(block: LineBlock, layout: ClfLayout, source_name: str, deferred:
     With ``deferred``, only split the lines into fields here and return a function that
     converts them (to run on another thread).
     """
-    rejected = [
-        Rejected(source_name, number, f"line longer than {MAX_LINE_BYTES} bytes", text.decode("utf-8", "replace"))
-        for number, text in block.too_long
-    ]
+    rejected = too_long_rejects(block, source_name)
     data = _prepare(block.data)
     if data and not data.endswith(b"\n"):
         # The input's last line has no line end; with an open quote it was cut off mid-write,

@@ -17,12 +17,11 @@ from typing import Protocol
 
 import pyarrow as pa
 
-from .. import schema
 from .. import sources as sources_mod
 from ..sources import LineBlock, Source, line_blocks, open_source
 from . import LOG_FORMATS as _LOG_FORMATS
 from . import aws, cdn, haproxy, jsonlogs, traefik, w3c
-from .base import Batch, FormatError, Rejected
+from .base import Batch, FormatError, Rejected, too_long_only
 from .clf import LAYOUTS_BY_NAME, ClfLayout, parse_block
 from .lines import Sample
 
@@ -221,9 +220,7 @@ class LogReader:
                             self.detection = detect(sample)
                         self.parser = (self.fmt or self.detection.format).parser(self.timezone)
                 if self.parser is None:
-                    empty = Batch(table=schema.empty_frame(), rows_read=len(block.too_long),
-                                  rejected=[Rejected(source.name, n, "line too long", t.decode("utf-8", "replace"))
-                                            for n, t in block.too_long])
+                    empty = too_long_only(block, source.name)
                     work: Callable[[], Batch] = lambda empty=empty: empty  # noqa: E731
                 elif hasattr(self.parser, "parse_deferred"):
                     work = self.parser.parse_deferred(block, source.name)

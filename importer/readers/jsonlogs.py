@@ -19,10 +19,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pajson
 
-from .. import schema
 from ..sources import LineBlock
-from .base import Batch, Rejected
-from .lines import Sample, block_lines, finish, too_long_rejects, valid_utf8
+from .base import Batch, Rejected, too_long_only
+from .lines import Sample, block_lines, finish, valid_utf8
 from .normalise import TextStyle
 
 Path = tuple
@@ -111,8 +110,7 @@ class JsonParser:
 
     def parse(self, block: LineBlock, source_name: str) -> Batch:
         if not block.data:
-            return Batch(table=schema.empty_frame(), rows_read=len(block.too_long),
-                         rejected=too_long_rejects(block, source_name))
+            return too_long_only(block, source_name)
         lines, indexes = block_lines(block.data)
         fast = self._parse_columnar(block, lines, source_name)
         if fast is not None:

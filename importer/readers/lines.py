@@ -17,9 +17,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .. import schema
-from ..sources import MAX_LINE_BYTES, LineBlock
-from .base import Batch, Rejected
+from ..sources import LineBlock
+from .base import Batch, Rejected, too_long_only, too_long_rejects
 from .normalise import TextStyle, to_canonical
 
 
@@ -44,13 +43,6 @@ def block_lines(data: bytes) -> tuple[pa.Array, np.ndarray]:
     raw = pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(offsets), pa.py_buffer(data)])
     lines = pc.utf8_rtrim(raw, characters="\r\n")
     return lines, np.arange(n, dtype=np.int64)
-
-
-def too_long_rejects(block: LineBlock, source_name: str) -> list[Rejected]:
-    return [
-        Rejected(source_name, number, f"line longer than {MAX_LINE_BYTES} bytes", text.decode("utf-8", "replace"))
-        for number, text in block.too_long
-    ]
 
 
 def fields_of(parts: pa.StructArray) -> dict[str, pa.Array]:
@@ -133,8 +125,7 @@ class RegexParser:
 
     def parse(self, block: LineBlock, source_name: str) -> Batch:
         if not block.data:
-            return Batch(table=schema.empty_frame(), rows_read=len(block.too_long),
-                         rejected=too_long_rejects(block, source_name))
+            return too_long_only(block, source_name)
         lines, indexes = block_lines(block.data)
         keep = pc.greater(pc.binary_length(lines), 0)
         if self.fmt.skip_comments:

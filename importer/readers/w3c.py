@@ -18,8 +18,8 @@ import pyarrow.compute as pc
 
 from .. import schema
 from ..sources import LineBlock
-from .base import Batch, Rejected
-from .lines import Sample, block_lines, finish, too_long_rejects
+from .base import Batch, Rejected, too_long_only, too_long_rejects
+from .lines import Sample, block_lines, finish
 from .normalise import TextStyle
 
 # W3C field (lower case) -> normalise field; the first present wins for the same target.
@@ -113,8 +113,7 @@ class W3cParser:
 
     def parse(self, block: LineBlock, source_name: str) -> Batch:
         if not block.data:
-            return Batch(table=schema.empty_frame(), rows_read=len(block.too_long),
-                         rejected=too_long_rejects(block, source_name))
+            return too_long_only(block, source_name)
         lines, indexes = block_lines(block.data)
         directive = pc.fill_null(pc.starts_with(lines, "#"), False).to_numpy(zero_copy_only=False)
         marks = np.flatnonzero(directive).tolist()
@@ -161,7 +160,7 @@ class W3cParser:
             rows_read += batch.rows_read
         rejected.sort(key=lambda r: r.line or 0)
         table = pa.concat_tables(tables) if tables else schema.empty_frame()
-        return Batch(table=table, rows_read=rows_read + len(too_long_rejects(block, source_name)), rejected=rejected)
+        return Batch(table=table, rows_read=rows_read + len(block.too_long), rejected=rejected)
 
 
 IIS_EXAMPLE = (
