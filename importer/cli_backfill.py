@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from .cli import app
+from .cli import _fail, app
 from .pipeline import DEFAULT_REJECTS
 from .readers import LOG_FORMATS
 
@@ -52,7 +52,6 @@ def backfill_command(
             log_timezone=log_timezone,
         )
     except (ConfigError, MappingError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2)
+        _fail(str(exc))
     typer.echo(result.summary(), err=True)
     raise typer.Exit(0 if result.ok else 1)
