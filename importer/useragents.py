@@ -97,19 +97,13 @@ class Classifier:
         self._cache: dict[str | None, str | None] = {}
 
     def classify_column(self, user_agents: pa.Array) -> pa.Array:
-        encoded = pc.dictionary_encode(user_agents)
-        distinct = encoded.dictionary.to_pylist()
-        self._learn(distinct)
-        cache = self._cache
-        reasons = [cache[ua] for ua in distinct]
-        reason_column = pc.take(pa.array(reasons, type=pa.string()), encoded.indices)
-        # dictionary_encode leaves nulls as null indices: those rows have no user agent at all.
-        return pc.if_else(pc.is_null(user_agents), pa.scalar("empty_user_agent"), reason_column)
+        """Per row, the reason its user agent is not a person's (null for a person's browser)."""
+        reasons = np.array([*REASONS, None], dtype=object)  # code -1 (a browser) picks the None
+        return pa.array(reasons[self.classify_codes(user_agents)], type=pa.string())
 
     def classify_codes(self, user_agents: pa.Array, if_null: str | None = "empty_user_agent") -> np.ndarray:
         """Per row, the position of its reason in ``REASONS`` (-1 for a person's browser);
-        rows without a user agent get ``if_null``. The same answers as :meth:`classify_column`,
-        as a NumPy column, which is cheaper to turn into masks."""
+        rows without a user agent get ``if_null``. A NumPy column, cheap to turn into masks."""
         encoded = pc.dictionary_encode(user_agents)
         distinct = encoded.dictionary.to_pylist()
         self._learn(distinct)
