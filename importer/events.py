@@ -11,7 +11,6 @@ object and ``interactive = false`` its ``interactive`` field; both are null for 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import pyarrow as pa
 
@@ -59,12 +58,6 @@ def extra_fields(event: dict) -> dict:
     if event.get("interactive") is False:
         out["interactive"] = False
     return out
-
-
-def iter_rows(events: pa.Table) -> Iterator[dict]:
-    """Rows of an event frame as dicts, batch by batch (no whole-table Python copy)."""
-    for record_batch in events.to_batches(max_chunksize=4096):
-        yield from record_batch.to_pylist()
 
 
 def dry_run_record(event: dict) -> dict:

@@ -42,6 +42,7 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
+from ..events import request_body
 from ..report import RejectsFile, Report
 from ..state import Entry, Ledger
 
@@ -393,16 +394,7 @@ class HttpSender:
 
     @staticmethod
     def _body(event: dict) -> bytes:
-        body = {"name": event["name"], "url": event["url"], "domain": event["domain"]}
-        if event["referrer"]:
-            body["referrer"] = event["referrer"]
-        if event["props"]:
-            body["props"] = json.loads(event["props"])
-        if event.get("revenue_amount") and event.get("revenue_currency"):
-            body["revenue"] = {"amount": event["revenue_amount"], "currency": event["revenue_currency"]}
-        if event.get("interactive") is False:
-            body["interactive"] = False
-        return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        return json.dumps(request_body(event), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
     @staticmethod
     def _headers(event: dict) -> dict[str, str]:
