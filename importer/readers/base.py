@@ -85,17 +85,6 @@ def unescape_log_text(value: str) -> str:
     return raw.decode("utf-8", "replace")
 
 
-def map_unique(values: pa.Array, fn, out_type: pa.DataType = pa.string()) -> pa.Array:
-    """Apply a Python function once per distinct value of a column, then map back to rows.
-
-    Log columns repeat heavily (user agents, times, statuses), so this is the vectorised way to
-    run logic that has no Arrow kernel.
-    """
-    encoded = pc.dictionary_encode(values)
-    mapped = pa.array([fn(v) for v in encoded.dictionary.to_pylist()], type=out_type)
-    return pc.take(mapped, encoded.indices)
-
-
 def unescape_column(values: pa.Array) -> pa.Array:
     """Unescape only the distinct values that contain a backslash; leave the rest untouched."""
     if not pc.any(pc.match_substring(values, "\\")).as_py():
