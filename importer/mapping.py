@@ -346,7 +346,8 @@ class Rule:
     index: int
     drop: bool = False
     name: Template | None = None
-    path_regexes: tuple[str, ...] = ()  # any of (globs compiled)
+    path_literals: tuple[str, ...] = ()  # any of these paths, or
+    path_regexes: tuple[str, ...] = ()  # any of these (the globs with wildcards, compiled)
     path_regex: str | None = None
     path_groups: tuple[str, ...] = ()
     status: StatusRule | None = None
@@ -357,6 +358,10 @@ class Rule:
     revenue_amount: Template | None = None
     revenue_currency: Template | None = None
     interactive: bool | None = None
+
+    @property
+    def has_path_condition(self) -> bool:
+        return bool(self.path_literals or self.path_regexes) or self.path_regex is not None
 
 
 @dataclass(frozen=True)
@@ -554,12 +559,16 @@ def _rules(data: dict, columns: set[str], origin: str, bags: set[str] = frozense
         when = spec.get("when", {})
         groups: list[str] = []
         path_regexes: list[str] = []
+        path_literals: list[str] = []
         if "path" in when:
             globs = when["path"] if isinstance(when["path"], list) else [when["path"]]
             for j, g in enumerate(globs):
                 if not isinstance(g, str):
                     raise MappingError(f"{origin}: '{key}.when.path[{j}]' must be a string")
-                path_regexes.append(glob_to_regex(g))
+                if "*" in g or "?" in g:
+                    path_regexes.append(glob_to_regex(g))
+                else:  # matched by a lookup shared by all rules (no regex to run)
+                    path_literals.append(g)
         path_regex = when.get("path_regex")
         path_groups: list[str] = []
         if path_regex is not None:
@@ -605,7 +614,8 @@ def _rules(data: dict, columns: set[str], origin: str, bags: set[str] = frozense
         if labels[label] > 1:
             label = f"{label} #{labels[label]}"
         rules.append(Rule(
-            label=label, index=i, drop=drop, name=name, path_regexes=tuple(path_regexes),
+            label=label, index=i, drop=drop, name=name, path_literals=tuple(path_literals),
+            path_regexes=tuple(path_regexes),
             path_regex=path_regex, path_groups=tuple(path_groups), status=status, methods=methods,
             columns=tuple(conditions), props=tuple(props), props_from=props_from,
             revenue_amount=amount, revenue_currency=currency, interactive=spec.get("interactive"),
@@ -731,7 +741,7 @@ def _on_distinct(values: pa.Array, fn) -> pa.Array:
 
 def _json_string(values: pa.Array) -> pa.Array:
     """Escape a string column for use inside JSON double quotes."""
-    if not pc.any(pc.match_substring_regex(values, r'[\\"\x00-\x1f]')).as_py():
+    if not _needs_escape(values):
         return values  # nothing to escape (the usual case)
     out = pc.replace_substring(values, "\\", "\\\\")
     out = pc.replace_substring(out, '"', '\\"')
@@ -743,6 +753,23 @@ def _json_string(values: pa.Array) -> pa.Array:
             fix = lambda s: None if s is None else re.sub(r"[\x00-\x1f]", lambda m: f"\\u{ord(m.group()):04x}", s)  # noqa: E731
             out = pa.array([fix(s) for s in out.to_pylist()], pa.string())
     return out
+
+
+def _needs_escape(values: pa.Array) -> bool:
+    """Does any value hold a backslash, a double quote or a control character? Read from the
+    bytes themselves: in UTF-8 those are single bytes that no multi-byte character contains."""
+    values = _chunk(values)
+    if values.type != pa.string():
+        return bool(pc.any(pc.match_substring_regex(values, r'[\\"\x00-\x1f]')).as_py())
+    if not len(values):
+        return False
+    offsets = np.frombuffer(values.buffers()[1], np.int32, len(values) + 1, values.offset * 4)
+    data = values.buffers()[2]
+    if data is None or offsets[-1] == offsets[0]:
+        return False
+    raw = np.frombuffer(data, np.uint8, int(offsets[-1] - offsets[0]), int(offsets[0]))
+    # bytes under null slots are not checked by Arrow either, but they can only add hits
+    return bool(((raw < 0x20) | (raw == 0x22) | (raw == 0x5C)).any())
 
 
 def _truncate_bytes(values: pa.Array, limit: int) -> pa.Array:
@@ -876,17 +903,46 @@ class Mapper:
         if m.static_extensions or m.static_files:
             facts["static"] = _np_bool(self._static_mask(paths))
         bits = np.zeros(len(paths), np.uint64)
+        literal_bits = self._literal_bits(paths)
+        self._sync_run_pools()  # the memo may have started afresh: so do the pools it points into
         for position, rule in enumerate(m.rules):
-            if rule.path_regexes or rule.path_regex is not None:
-                hit = np.ones(len(paths), bool)
+            hit = None  # every path
+            if rule.has_path_condition:
+                hit = np.zeros(len(paths), bool)
+                if rule.path_literals:
+                    hit |= (literal_bits >> np.uint64(position)) & np.uint64(1) == 1
                 if rule.path_regexes:
-                    hit &= _np_bool(_any_regex(paths, rule.path_regexes))
+                    hit |= _np_bool(_any_regex(paths, rule.path_regexes))
                 if rule.path_regex is not None:
-                    hit &= _np_bool(_any_regex(paths, (rule.path_regex,)))
+                    if rule.path_literals or rule.path_regexes:
+                        hit &= _np_bool(_any_regex(paths, (rule.path_regex,)))
+                    else:
+                        hit = _np_bool(_any_regex(paths, (rule.path_regex,)))
                 bits |= hit.astype(np.uint64) << np.uint64(position)
+            memo_values: dict[str, pa.Array] = {}  # the paths and groups the rule's name and props read
+            for what in _path_only(rule):
+                facts[(what, rule.index)] = self._memo_ids(rule, what, paths, hit, memo_values)
         facts["bits"] = bits
         facts["first"], facts["pending"] = self._first_and_pending(bits)
         return facts
+
+    def _literal_bits(self, paths: pa.Array) -> np.ndarray:
+        """Per path: the rules one of whose literal paths (globs without wildcards) it is, as bits;
+        one lookup for all the rules."""
+        table = getattr(self, "_literal_table", None)
+        if table is None:
+            owners: dict[str, int] = {}
+            for position, rule in enumerate(self.mapping.rules):
+                for literal in rule.path_literals:
+                    owners[literal] = owners.get(literal, 0) | (1 << position)
+            literals = sorted(owners)
+            table = self._literal_table = (pa.array(literals, pa.string()),
+                                           np.array([owners[x] for x in literals] + [0], np.uint64))
+        literals, owner_bits = table
+        if not len(literals):
+            return np.zeros(len(paths), np.uint64)
+        found = pc.fill_null(pc.index_in(paths, value_set=literals), len(literals))
+        return owner_bits[found.to_numpy(zero_copy_only=False)]
 
     def _plan(self) -> dict:
         """What the rules' shape says once for the run: which rules hold on every path, which
@@ -897,7 +953,7 @@ class Mapper:
             everywhere = np.uint64(0)  # rules without path conditions hold for every path
             unconditional = np.uint64(0)  # rules with nothing but path conditions
             for position, rule in enumerate(rules):
-                if not (rule.path_regexes or rule.path_regex is not None):
+                if not rule.has_path_condition:
                     everywhere |= one << np.uint64(position)
                 if not (rule.methods or rule.status is not None or rule.columns):
                     unconditional |= one << np.uint64(position)
@@ -1150,9 +1206,8 @@ class Mapper:
         choice = plan["index_of"][first + 1][path_rows]
         if not pending.any():
             return choice
-        pending_rows = pending[path_rows]
-        todo = np.flatnonzero(pending_rows)
-        todo_bits = pending_rows[todo]
+        todo = np.flatnonzero((pending != 0)[path_rows])
+        todo_bits = pending[path_rows[todo]]
         present = int(np.bitwise_or.reduce(pending))
         shared = self._shared_columns(rules, present, todo, todo_bits, encoded)
         open_rows = np.ones(len(todo), bool)
@@ -1174,8 +1229,7 @@ class Mapper:
                     break
                 if cond.op == "regex" and cond.column in shared:
                     dictionary, codes, at = shared[cond.column]
-                    on_distinct = np.append(_np_bool(_condition(dictionary, cond)), False)  # null rows: no
-                    ok &= on_distinct[codes[at[local]]]
+                    ok &= _np_bool(_condition(dictionary, cond))[codes[at[local]]]  # a null value: no
                 elif cond.op == "regex":
                     ok &= encoded.on_rows(cond.column, (cond.op, cond.pattern), candidates,
                                           lambda d, c=cond: _condition(d, c), distinct=True)
@@ -1206,11 +1260,10 @@ class Mapper:
             local = np.flatnonzero(todo_bits & np.uint64(mask))
             if not len(local):
                 continue
-            enc = pc.dictionary_encode(_as_string(encoded.column_at(column, todo[local])))
-            codes = pc.fill_null(enc.indices, len(enc.dictionary)).to_numpy(zero_copy_only=False)
+            enc = pc.dictionary_encode(_as_string(encoded.column_at(column, todo[local])), null_encoding="encode")
             at = np.full(len(todo), -1, np.int64)
             at[local] = np.arange(len(local))
-            shared[column] = (enc.dictionary, codes, at)
+            shared[column] = (enc.dictionary, enc.indices.to_numpy(), at)
         return shared
 
     def _events(self, rows: pa.Table, filtered: Counter, rules_hit: dict[str, int],
@@ -1324,7 +1377,11 @@ class Mapper:
             elif rule.name.constant is not None:
                 name_index[where] = constant_at[rule.name.constant]
             else:
-                name_index[where] = pools["name"].add(subset.per_distinct(rule.name.refs, rule.name.render, count))
+                if count <= _FEW_ROWS:
+                    names = pa.array(_render_few(rule, "name", {r: subset[r] for r in rule.name.refs}, count), pa.string())
+                else:
+                    names = subset.per_distinct(rule.name.refs, rule.name.render, count)
+                name_index[where] = pools["name"].add(names)
             if not props_done and (rule.props or rule.props_from is not None):
                 pools["props"].place(where, self._props(rule, subset, count))
             if rule.revenue_amount is not None:
@@ -1390,66 +1447,60 @@ class Mapper:
         """Per distinct path of the batch: positions of the rule's name and props in the run
         pools, when those depend on the path alone (else None: they are built on the rows).
         Paths the rule's path conditions reject get -1."""
-        basis = {"path", *rule.path_groups}
-        name_ok = rule.name is not None and rule.name.constant is None and set(rule.name.refs) <= basis
-        props_ok = (bool(rule.props) and rule.props_from is None and rule.index not in self._no_memo_props
-                    and all(set(t.refs) <= basis for _, t in rule.props))
-        if not (name_ok or props_ok):
-            return None, None
-        self._sync_run_pools()
-        if rule.path_regexes or rule.path_regex is not None:
-            # the batch's paths this rule's path conditions accept
-            candidates = (self._paths.facts["bits"][self._path_positions] >> np.uint64(rule.index)) & np.uint64(1) == 1
-        else:
-            candidates = np.ones(len(self._path_positions), bool)
-        known: dict[bytes, dict] = {}
-
-        def values(need: np.ndarray) -> dict[str, pa.Array]:
-            """The memo's paths at ``need`` and the rule's regex groups of them (once for both)."""
-            key = need.tobytes()
-            if key not in known:
-                paths = self._paths.known.take(pa.array(need))
-                known[key] = {"path": paths}
-                if rule.path_groups:
-                    extracted = pc.extract_regex(paths, rule.path_regex)
-                    for g in rule.path_groups:
-                        known[key][g] = pc.struct_field(extracted, g)
-            return known[key]
-
-        name_ids = self._memo_ids(rule, "name", candidates, values) if name_ok else None
-        props_ids = self._memo_ids(rule, "props", candidates, values) if props_ok else None
-        return name_ids, props_ids
-
-    def _memo_ids(self, rule: Rule, what: str, candidates: np.ndarray, paths_at) -> np.ndarray | None:
-        """Pool positions per distinct path of the batch (-1 where not a candidate)."""
-        ids = self._paths.id_column((what, rule.index))
-        need = self._path_positions[candidates & (ids[self._path_positions] < 0)]
-        if len(need):
-            values = paths_at(need)
-            small = _render_few(rule, what, values, len(need)) if len(need) <= _FEW else None
-            if small is _OVER_LIMIT:
-                self._no_memo_props.add(rule.index)  # limits are applied per row
-                return None
-            if small is not None:
-                out = pa.array(small, pa.string())
-            elif what == "name":
-                out = rule.name.render(values, len(need))
+        facts = self._paths.facts
+        out = []
+        for what in ("name", "props"):
+            ids = facts.get((what, rule.index))
+            if ids is None or (what == "props" and rule.index in self._no_memo_props):
+                out.append(None)
             else:
-                self._over_limit = False
-                fragment = self._template_pairs(rule, values, len(need), None)
-                if self._over_limit:
-                    self._no_memo_props.add(rule.index)  # limits are applied per row
-                    return None
-                out = _join("{", fragment, "}", "")  # fragment is null or not empty
-            ids[need] = self._run_pools[what].add(out)
-        return np.where(candidates, ids[self._path_positions], -1)
+                out.append(ids[self._path_positions])
+        return out[0], out[1]
+
+    def _memo_ids(self, rule: Rule, what: str, paths: pa.Array, hit: np.ndarray | None,
+                  values: dict[str, pa.Array]) -> np.ndarray:
+        """A rule's name or props for each of these (new, distinct) paths its path conditions
+        accept (``hit``; None: all), added to the run pool: their positions there, -1 elsewhere.
+        ``values`` keeps the accepted paths and their regex groups for the rule's next call."""
+        ids = np.full(len(paths), -1, np.int64)
+        need = np.arange(len(paths)) if hit is None else np.flatnonzero(hit)
+        if not len(need) or (what == "props" and rule.index in self._no_memo_props):
+            return ids
+        if not values:
+            values["path"] = paths if len(need) == len(paths) else paths.take(pa.array(need))
+            if rule.path_groups:
+                extracted = pc.extract_regex(values["path"], rule.path_regex)
+                for g in rule.path_groups:
+                    values[g] = pc.struct_field(extracted, g)
+        small = _render_few(rule, what, values, len(need)) if len(need) <= _FEW else None
+        if small is _OVER_LIMIT:
+            self._no_memo_props.add(rule.index)  # limits are applied per row
+            return ids
+        if small is not None:
+            out = pa.array(small, pa.string())
+        elif what == "name":
+            out = rule.name.render(values, len(need))
+        else:
+            self._over_limit = False
+            fragment = self._template_pairs(rule, values, len(need), None)
+            if self._over_limit:
+                self._no_memo_props.add(rule.index)  # limits are applied per row
+                return ids
+            out = _join("{", fragment, "}", "")  # fragment is null or not empty
+        ids[need] = self._run_pools[what].add(out)
+        return ids
 
     def _props(self, rule: Rule | None, values, n: int) -> pa.Array:
         """Props as a JSON object per row (null when none): template props, then the bag's."""
         if rule is None or (not rule.props and rule.props_from is None):
             return pa.nulls(n, pa.string())
-        bad = np.zeros(n, bool)
         refs = [r for _, t in rule.props for r in t.refs]
+        if n <= _FEW_ROWS and rule.props_from is None:
+            # A few rows: the kernel calls would cost more than rendering them in Python.
+            small = _render_few(rule, "props", {r: values[r] for r in refs}, n)
+            if isinstance(small, list):
+                return pa.array(small, pa.string())
+        bad = np.zeros(n, bool)
         if rule.props and refs:
             # All template props at once, per distinct value when they share a basis column.
             self._over_limit = False
@@ -1593,7 +1644,20 @@ _REJECT_PROPS = "\x00reject"
 _OVER_LIMIT = "\x00over"
 
 
+def _path_only(rule: Rule) -> tuple[str, ...]:
+    """Which of the rule's name and props depend on nothing but the path (and its regex
+    groups), so can be worked out once per distinct path for the run."""
+    basis = {"path", *rule.path_groups}
+    out = ()
+    if rule.name is not None and rule.name.constant is None and set(rule.name.refs) <= basis:
+        out += ("name",)
+    if rule.props and rule.props_from is None and all(set(t.refs) <= basis for _, t in rule.props):
+        out += ("props",)
+    return out
+
+
 _FEW = 256  # distinct values few enough to render in Python (the kernel calls cost more)
+_FEW_ROWS = 64  # rows few enough to render in Python, each on its own
 
 
 def _plain(text: str | None) -> bool:
@@ -1690,8 +1754,8 @@ class _PathMemo:
 
     Paths repeat across batches: a batch's distinct paths are looked up among those already
     seen (one hash lookup each, in Arrow) and only new ones are evaluated. ``compute(paths)``
-    gives arrays of per-path facts; ``ids`` holds lazily filled integer columns (-1: not yet
-    known) such as a rule's event name as a position in a run-wide pool of values.
+    gives arrays of per-path facts (some of them positions in the mapper's run-wide pools of
+    names and props, which start afresh with the memo: ``generation`` tells).
     """
 
     LIMIT = 50_000  # a run over more distinct paths starts afresh (the lookup rebuilds its table)
@@ -1700,8 +1764,7 @@ class _PathMemo:
         self._compute = compute
         self.known: pa.Array | None = None
         self.facts: dict[str, np.ndarray] = {}
-        self.ids: dict[Any, np.ndarray] = {}
-        self.generation = 0  # bumped when the memo starts afresh (ids are then invalid)
+        self.generation = 0  # bumped when the memo starts afresh
 
     def lookup(self, dictionary: pa.Array) -> np.ndarray:
         """Positions in the memo of each value of ``dictionary`` (new values are added)."""
@@ -1714,7 +1777,7 @@ class _PathMemo:
         if not len(new):
             return positions
         if self.known is not None and len(self.known) + len(new) > self.LIMIT:
-            self.known, self.facts, self.ids = None, {}, {}
+            self.known, self.facts = None, {}
             self.generation += 1
             new = np.arange(len(dictionary))
         fresh = dictionary.take(pa.array(new)) if len(new) < len(dictionary) else dictionary
@@ -1725,14 +1788,8 @@ class _PathMemo:
         else:
             self.known = pa.concat_arrays([self.known, fresh])
             self.facts = {k: np.concatenate([v, facts[k]]) for k, v in self.facts.items()}
-            self.ids = {k: np.concatenate([v, np.full(len(new), -1, np.int64)]) for k, v in self.ids.items()}
         positions[new] = np.arange(start, start + len(new))
         return positions
-
-    def id_column(self, key) -> np.ndarray:
-        if key not in self.ids:
-            self.ids[key] = np.full(len(self.known), -1, np.int64)
-        return self.ids[key]
 
 
 class _RunPool:
@@ -1858,9 +1915,8 @@ class _Encoded:
             return self._masks[full][rows]
         value = _as_string(self.column_at(column, rows))
         if distinct and len(rows) > 64:
-            encoded = pc.dictionary_encode(value)
-            on_distinct = np.append(_np_bool(fn(encoded.dictionary)), False)  # null rows: no
-            return on_distinct[pc.fill_null(encoded.indices, len(encoded.dictionary)).to_numpy(zero_copy_only=False)]
+            encoded = pc.dictionary_encode(value, null_encoding="encode")  # null: one more value, never a match
+            return _np_bool(fn(encoded.dictionary))[encoded.indices.to_numpy()]
         return _np_bool(fn(value))
 
     def encoded(self, column: str) -> tuple[pa.Array, pa.Array]:
@@ -2011,6 +2067,11 @@ def _join(*pieces, **options) -> pa.Array:
 
 def _name_checks(names: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     """Which event names are blank (or null), which are over Plausible's length limit."""
+    if len(names) <= _FEW:
+        items = names.to_pylist()
+        if all(_plain(v) for v in items):  # then the only whitespace is the space
+            blank = np.array([v is None or v.strip(" ") == "" for v in items], bool)
+            return blank, np.array([v is not None and len(v) > MAX_NAME_CHARS for v in items], bool)
     blank = _np_bool(pc.fill_null(pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(names)), 0), True))
     return blank, _np_bool(pc.greater(pc.utf8_length(names), MAX_NAME_CHARS))
 
