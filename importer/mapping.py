@@ -1207,14 +1207,20 @@ class Mapper:
         if not pending.any():
             return choice
         todo = np.flatnonzero((pending != 0)[path_rows])
-        todo_bits = pending[path_rows[todo]]
+        todo_paths = path_rows[todo]
         present = int(np.bitwise_or.reduce(pending))
-        shared = self._shared_columns(rules, present, todo, todo_bits, encoded)
-        open_rows = np.ones(len(todo), bool)
+        # A row can be a candidate of several rules only when its path has several pending bits;
+        # only then must each rule skip the rows an earlier one took.
+        overlap = bool((pending & (pending - np.uint64(1))).any())
+        open_rows = np.ones(len(todo), bool) if overlap else None
+        shared = self._shared_columns(rules, present, pending, todo_paths, encoded, todo)
         for position, rule in enumerate(rules):
             if not (present >> position) & 1:  # no candidate row (unconditional rules never are)
                 continue
-            local = np.flatnonzero(open_rows & ((todo_bits & np.uint64(1 << position)) != 0))
+            on_path = (pending >> np.uint64(position)) & np.uint64(1) == 1  # per distinct path
+            local = np.flatnonzero(on_path[todo_paths])
+            if open_rows is not None:
+                local = local[open_rows[local]]
             if not len(local):
                 continue
             candidates = todo[local]
@@ -1238,13 +1244,16 @@ class Mapper:
                                           lambda v, c=cond: _condition(v, c))
             matched = local[ok]
             choice[todo[matched]] = rule.index
-            open_rows[matched] = False
+            if open_rows is not None:
+                open_rows[matched] = False
         return choice
 
     @staticmethod
-    def _shared_columns(rules, present: int, todo: np.ndarray, todo_bits: np.ndarray, encoded: "_Encoded") -> dict:
+    def _shared_columns(rules, present: int, pending: np.ndarray, todo_paths: np.ndarray, encoded: "_Encoded",
+                        todo: np.ndarray) -> dict:
         """Columns that regex conditions of several rules read: taken at the union of those
-        rules' candidate rows and encoded once, so each condition runs on the distinct values.
+        rules' candidate rows (``todo`` rows, whose paths are ``todo_paths``, with ``pending``
+        rules per path) and encoded once, so each condition runs on the distinct values.
         column -> (distinct values, code per taken row, position among the taken rows per
         candidate row (-1: not taken))."""
         users: dict[str, int] = {}
@@ -1257,7 +1266,7 @@ class Mapper:
         for column, mask in users.items():
             if mask & (mask - 1) == 0:
                 continue  # one rule only: evaluated on its own candidates
-            local = np.flatnonzero(todo_bits & np.uint64(mask))
+            local = np.flatnonzero((pending & np.uint64(mask) != 0)[todo_paths])
             if not len(local):
                 continue
             enc = pc.dictionary_encode(_as_string(encoded.column_at(column, todo[local])), null_encoding="encode")
