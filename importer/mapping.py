@@ -16,6 +16,7 @@ under ``no_rule`` when the default is ``drop``, and events over Plausible's limi
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import json
 import re
@@ -232,13 +233,27 @@ class StatusRule:
 
 # --- patterns and templates --------------------------------------------------------------------
 
+@functools.lru_cache(maxsize=256)
+def _glob_matcher(regexes: tuple[str, ...]):
+    """``fullmatch`` of Python's re for any of some glob_to_regex patterns. Those patterns are
+    made of escaped literals, ``(?s:.*)``, ``[^/]*`` and ``[^/]`` between ``^`` and ``$``; for
+    them Python's re and RE2 agree on every string (``fullmatch`` anchors at the very end, as
+    RE2's ``$`` does, where Python's ``$`` would also match before a final newline)."""
+    bodies = []
+    for regex in regexes:
+        if not (regex.startswith("^") and regex.endswith("$")):
+            raise ValueError(f"not a glob pattern: {regex!r}")
+        bodies.append(regex[1:-1])
+    return re.compile("|".join(f"(?:{b})" for b in bodies)).fullmatch
+
+
 def glob_to_regex(pattern: str) -> str:
     """A path glob as an anchored RE2 pattern: ``*`` within a segment, ``**`` across, ``?`` one."""
     out, i = [], 0
     while i < len(pattern):
         c = pattern[i]
         if pattern.startswith("**", i):
-            out.append(".*")
+            out.append("(?s:.*)")  # a newline too: ** means anything
             i += 2
             continue
         if c == "*":
@@ -802,6 +817,10 @@ class Mapper:
         self._run_pools: dict[str, "_RunPool"] | None = None
         self._run_generation = -1
         self._no_memo_props: set[int] = set()
+        # the default event name, then the rules' constant names
+        self._constant_names = [mapping.event_name] + sorted(
+            {r.name.constant for r in mapping.rules if r.name is not None and r.name.constant is not None}
+            - {mapping.event_name})
 
     # -- notes for the printed summary
     def notices(self) -> list[str]:
@@ -904,6 +923,9 @@ class Mapper:
             facts["static"] = _np_bool(self._static_mask(paths))
         bits = np.zeros(len(paths), np.uint64)
         literal_bits = self._literal_bits(paths)
+        # A few new paths (the usual case after the first batch): the rules' globs run in
+        # Python, which for these patterns means exactly what RE2 does (see _glob_matcher).
+        few = paths.to_pylist() if len(paths) <= _FEW else None
         self._sync_run_pools()  # the memo may have started afresh: so do the pools it points into
         for position, rule in enumerate(m.rules):
             hit = None  # every path
@@ -911,7 +933,10 @@ class Mapper:
                 hit = np.zeros(len(paths), bool)
                 if rule.path_literals:
                     hit |= (literal_bits >> np.uint64(position)) & np.uint64(1) == 1
-                if rule.path_regexes:
+                if rule.path_regexes and few is not None:
+                    matches = _glob_matcher(rule.path_regexes)
+                    hit |= np.array([p is not None and matches(p) is not None for p in few], bool)
+                elif rule.path_regexes:
                     hit |= _np_bool(_any_regex(paths, rule.path_regexes))
                 if rule.path_regex is not None:
                     if rule.path_literals or rule.path_regexes:
@@ -1031,22 +1056,25 @@ class Mapper:
             host = _chunk(table.column("host"))
             self._note_unmatched(host if remaining.all() else host.filter(pa.array(remaining)))
         enc = self._path_encoding
-        choice = None
+        choice = counts = path_rows = None
         if self.mapping.rules and self._match_early:
             # Rules are matched before the rows are taken apart, so rows a rule drops are left
             # out by the same single filter as the rows the filters dropped.
             rows = np.flatnonzero(remaining)
-            choice = self._match(_Rows(table, rows), len(rows), _Encoded.for_rows(table, rows, enc, self._path_rows))
-            dropped = self._count_rules(choice, filtered, rules_hit)
+            encoded = _Encoded.for_rows(table, rows, enc, self._path_rows)
+            choice = self._match(_Rows(table, rows), len(rows), encoded)
+            path_rows = encoded.indices("path")
+            dropped, counts = self._count_rules(choice, filtered, rules_hit)
             if dropped is not None:
                 remaining[rows[dropped]] = False
-                choice = choice[~dropped]
+                choice, path_rows = choice[~dropped], path_rows[~dropped]
         everything = bool(remaining.all())
         keep_mask = None if everything else pa.array(remaining)
         kept = table if everything else table.filter(keep_mask)
-        path_rows = self._path_rows if everything else self._path_rows[remaining]
+        if path_rows is None:
+            path_rows = self._path_rows if everything else self._path_rows[remaining]
         self._hints = None
-        events = self._events(kept, filtered, rules_hit, (enc.dictionary, path_rows), choice)
+        events = self._events(kept, filtered, rules_hit, (enc.dictionary, path_rows), choice, counts)
         events = self._limits(events, filtered, self._hints)
         return Mapped(events, dict(filtered), rules_hit)
 
@@ -1058,8 +1086,10 @@ class Mapper:
         rewritten = ({"referrer"} if m.referrer is not None else set()) | ({"ip", "user_agent"} if m.visitor else set())
         return not any(c.column in rewritten for r in m.rules for c in r.columns)
 
-    def _count_rules(self, choice: np.ndarray, filtered: Counter, rules_hit: dict[str, int]) -> np.ndarray | None:
-        """Count each rule's rows (in rule order, then the default); return the rows dropped."""
+    def _count_rules(self, choice: np.ndarray, filtered: Counter,
+                     rules_hit: dict[str, int]) -> tuple[np.ndarray | None, np.ndarray]:
+        """Count each rule's rows (in rule order, then the default); return the rows dropped
+        (None: none) and the counts (the default's first)."""
         m = self.mapping
         counts = np.bincount(choice + 1, minlength=len(m.rules) + 1) if len(choice) else np.zeros(len(m.rules) + 1, int)
         dropped_rules = []
@@ -1077,10 +1107,10 @@ class Mapper:
                 filtered["no_rule"] += count
                 dropped_rules.append(-1)
         if not dropped_rules:
-            return None
+            return None, counts
         dropping = np.zeros(len(m.rules) + 1, bool)
         dropping[np.array(dropped_rules) + 1] = True
-        return dropping[choice + 1]
+        return dropping[choice + 1], counts
 
     def _note_unmatched(self, host: pa.Array) -> None:
         """With ``site.unmatched = "domain"``: note the hosts of the kept rows that go to
@@ -1277,7 +1307,7 @@ class Mapper:
 
     def _events(self, rows: pa.Table, filtered: Counter, rules_hit: dict[str, int],
                 path_encoding: tuple[pa.Array, np.ndarray] | None = None,
-                choice: np.ndarray | None = None) -> pa.Table:
+                choice: np.ndarray | None = None, counts: np.ndarray | None = None) -> pa.Table:
         """Columns that do not depend on the rule are built once for all rows. Name, props and
         revenue are built per rule, on that rule's rows only, into a pool; one ``take`` per
         column then puts every row's value in place (constant names cost nothing per row)."""
@@ -1294,9 +1324,7 @@ class Mapper:
         if choice is None and m.rules:
             choice = self._match(values, n, encoded)
         by_index = {r.index: r for r in m.rules}
-        constants = [m.event_name] + sorted({r.name.constant for r in m.rules
-                                             if r.name is not None and r.name.constant is not None} - {m.event_name})
-        constant_at = {name: i for i, name in enumerate(constants)}  # also the run name pool's first values
+        constant_at = {name: i for i, name in enumerate(self._constant_names)}  # also the run name pool's first values
         keep = np.ones(n, bool)
         pools = {k: _Pool(pa.nulls(1, pa.string()), n) for k in ("revenue_amount", "revenue_currency")}
         name_index = np.zeros(n, np.int64)  # constants[0]: the default name
@@ -1309,7 +1337,7 @@ class Mapper:
             # or depend on the path alone are looked up per (rule, distinct path) in one go;
             # the run's memo works them out once per distinct path. Only the other rules'
             # rows are gathered and built group by group.
-            counts = np.bincount(choice + 1, minlength=len(m.rules) + 1)
+            # (``counts``, made before rows a rule drops were left out, are used for other rules only)
             d = len(self._path_positions)
             path_rows = encoded.indices("path")
             name_table = np.zeros((len(m.rules) + 1, d + 1), np.int64)
@@ -1446,10 +1474,8 @@ class Mapper:
     def _sync_run_pools(self) -> None:
         """Run-wide pools of names and props the path memo points into (afresh with the memo)."""
         if self._run_pools is None or self._run_generation != self._paths.generation:
-            m = self.mapping
-            constants = [m.event_name] + sorted({r.name.constant for r in m.rules
-                                                 if r.name is not None and r.name.constant is not None} - {m.event_name})
-            self._run_pools = {"name": _RunPool(pa.array(constants, pa.string())), "props": _RunPool(pa.nulls(1, pa.string()))}
+            self._run_pools = {"name": _RunPool(pa.array(self._constant_names, pa.string())),
+                               "props": _RunPool(pa.nulls(1, pa.string()))}
             self._run_generation = self._paths.generation
 
     def _from_memo(self, rule: Rule) -> tuple[np.ndarray | None, np.ndarray | None]:

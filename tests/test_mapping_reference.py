@@ -107,7 +107,7 @@ STATUSES = [200, 204, 301, 404, 500]
 FIXED_PATHS = ["/", "/search", "/find", "/pricing", "/login", "/healthz", "/status/db", "/status/", "/blog/a",
                "/blog/a/b", "/blog/", "/docs/", "/shop/Shoes/SKU-1", "/shop/hats/sku-1", "/files/a.PDF",
                "/files/b.zip", "/x.pdf.html", "/é/ü", '/q"uote', "/back\\slash", "/tab\there", "relative", None,
-               "/missing/x", "/missing/x/y"]
+               "/missing/x", "/missing/x/y", "/docs/x\ny", "/blog/new\nline", "/status/\n"]
 
 
 # --- the rules, read row by row -------------------------------------------------------------
