@@ -982,8 +982,14 @@ class Mapper:
                     everywhere |= one << np.uint64(position)
                 if not (rule.methods or rule.status is not None or rule.columns):
                     unconditional |= one << np.uint64(position)
-            self._plan_cache = {"everywhere": everywhere, "unconditional": unconditional,
-                                "index_of": np.array([-1] + [r.index for r in rules], np.int32)}
+            drop_bits = np.uint64(0)
+            for position, rule in enumerate(rules):
+                if rule.drop:
+                    drop_bits |= one << np.uint64(position)
+            self._plan_cache = {"everywhere": everywhere, "unconditional": unconditional, "drop_bits": drop_bits,
+                                "index_of": np.array([-1] + [r.index for r in rules], np.int32),
+                                # per rule + 1 (0: the default): does it drop the row?
+                                "drops": np.array([self.mapping.default_drop] + [r.drop for r in rules], bool)}
             null_first, null_pending = self._first_and_pending(np.zeros(1, np.uint64))
             self._plan_cache.update(null_first=null_first[0], null_pending=null_pending[0])
         return self._plan_cache
@@ -1057,24 +1063,30 @@ class Mapper:
             self._note_unmatched(host if remaining.all() else host.filter(pa.array(remaining)))
         enc = self._path_encoding
         choice = counts = path_rows = None
+        match_later = False
         if self.mapping.rules and self._match_early:
             # Rules are matched before the rows are taken apart, so rows a rule drops are left
             # out by the same single filter as the rows the filters dropped.
+            # When no row can end in a rule that drops it, conditions beyond the path are left
+            # for the kept rows (compact and just read); only the drops are counted here.
             rows = np.flatnonzero(remaining)
             encoded = _Encoded.for_rows(table, rows, enc, self._path_rows)
-            choice = self._match(_Rows(table, rows), len(rows), encoded)
+            choice, resolved = self._match(_Rows(table, rows), len(rows), encoded, defer=True)
             path_rows = encoded.indices("path")
-            dropped, counts = self._count_rules(choice, filtered, rules_hit)
+            dropped, counts = self._count_rules(choice, filtered, rules_hit, kept_rules=resolved)
             if dropped is not None:
                 remaining[rows[dropped]] = False
                 choice, path_rows = choice[~dropped], path_rows[~dropped]
+            if not resolved:
+                choice = counts = None
+                match_later = True
         everything = bool(remaining.all())
         keep_mask = None if everything else pa.array(remaining)
         kept = table if everything else table.filter(keep_mask)
         if path_rows is None:
             path_rows = self._path_rows if everything else self._path_rows[remaining]
         self._hints = None
-        events = self._events(kept, filtered, rules_hit, (enc.dictionary, path_rows), choice, counts)
+        events = self._events(kept, filtered, rules_hit, (enc.dictionary, path_rows), choice, counts, match_later)
         events = self._limits(events, filtered, self._hints)
         return Mapped(events, dict(filtered), rules_hit)
 
@@ -1086,22 +1098,23 @@ class Mapper:
         rewritten = ({"referrer"} if m.referrer is not None else set()) | ({"ip", "user_agent"} if m.visitor else set())
         return not any(c.column in rewritten for r in m.rules for c in r.columns)
 
-    def _count_rules(self, choice: np.ndarray, filtered: Counter,
-                     rules_hit: dict[str, int]) -> tuple[np.ndarray | None, np.ndarray]:
+    def _count_rules(self, choice: np.ndarray, filtered: Counter, rules_hit: dict[str, int],
+                     kept_rules: bool = True) -> tuple[np.ndarray | None, np.ndarray]:
         """Count each rule's rows (in rule order, then the default); return the rows dropped
-        (None: none) and the counts (the default's first)."""
+        (None: none) and the counts (the default's first). With ``kept_rules`` false only the
+        rules that drop rows are counted (the others are counted once their rows are settled)."""
         m = self.mapping
         counts = np.bincount(choice + 1, minlength=len(m.rules) + 1) if len(choice) else np.zeros(len(m.rules) + 1, int)
         dropped_rules = []
         for rule in m.rules:
             count = int(counts[rule.index + 1])
-            if count:
+            if count and (kept_rules or rule.drop):
                 rules_hit[rule.label] = rules_hit.get(rule.label, 0) + count
                 if rule.drop:
                     filtered["rule:" + rule.label] += count
                     dropped_rules.append(rule.index)
         count = int(counts[0])
-        if count:
+        if count and (kept_rules or m.default_drop):
             rules_hit[m.default_label] = rules_hit.get(m.default_label, 0) + count
             if m.default_drop:
                 filtered["no_rule"] += count
@@ -1219,13 +1232,16 @@ class Mapper:
 
             values["user_agent"] = pc.coalesce(values["user_agent"], _on_distinct(combo, agents))
 
-    def _match(self, values, n: int, encoded: "_Encoded") -> np.ndarray:
-        """The index of the first rule each row matches; -1 for none (the default).
+    def _match(self, values, n: int, encoded: "_Encoded", defer: bool = False) -> tuple[np.ndarray, bool]:
+        """The index of the first rule each row matches (-1 for none: the default), and
+        whether that is settled.
 
         Worked out per distinct path first: the first rule whose path conditions hold and that
         has no other condition, and which rules with other conditions come before it. Rows
         with no such rule before take that rule at once; the others' conditions are evaluated
-        on the candidate rows only, rule by rule."""
+        on the candidate rows only, rule by rule. With ``defer``, when no candidate row could
+        end in a rule that drops it, that is left undone: the candidate rows hold the rule they
+        fall back to, and the answer says unsettled."""
         rules = self.mapping.rules
         plan = self._plan()
         facts = self._paths.facts
@@ -1235,7 +1251,11 @@ class Mapper:
         path_rows = encoded.indices("path")
         choice = plan["index_of"][first + 1][path_rows]
         if not pending.any():
-            return choice
+            return choice, True
+        if defer:
+            waiting = pending != 0
+            if not ((pending & plan["drop_bits"]) != 0).any() and not (plan["drops"][first + 1] & waiting).any():
+                return choice, False
         todo = np.flatnonzero((pending != 0)[path_rows])
         todo_paths = path_rows[todo]
         present = int(np.bitwise_or.reduce(pending))
@@ -1276,7 +1296,7 @@ class Mapper:
             choice[todo[matched]] = rule.index
             if open_rows is not None:
                 open_rows[matched] = False
-        return choice
+        return choice, True
 
     @staticmethod
     def _shared_columns(rules, present: int, pending: np.ndarray, todo_paths: np.ndarray, encoded: "_Encoded",
@@ -1307,10 +1327,14 @@ class Mapper:
 
     def _events(self, rows: pa.Table, filtered: Counter, rules_hit: dict[str, int],
                 path_encoding: tuple[pa.Array, np.ndarray] | None = None,
-                choice: np.ndarray | None = None, counts: np.ndarray | None = None) -> pa.Table:
+                choice: np.ndarray | None = None, counts: np.ndarray | None = None,
+                match_now: bool = False) -> pa.Table:
         """Columns that do not depend on the rule are built once for all rows. Name, props and
         revenue are built per rule, on that rule's rows only, into a pool; one ``take`` per
-        column then puts every row's value in place (constant names cost nothing per row)."""
+        column then puts every row's value in place (constant names cost nothing per row).
+
+        ``choice`` and ``counts``: the rules matched and counted before the rows were
+        filtered; ``match_now``: match them here (no row can end in a rule that drops it)."""
         m = self.mapping
         n = rows.num_rows
         if n == 0:
@@ -1320,9 +1344,12 @@ class Mapper:
         encoded = _Encoded(values)
         if path_encoding is not None:
             encoded.preload("path", *path_encoding)
-        counted = choice is not None  # matched (and counted) before the rows were filtered
+        counted = choice is not None or match_now  # matched and counted: rows a rule drops are gone
         if choice is None and m.rules:
-            choice = self._match(values, n, encoded)
+            choice, _ = self._match(values, n, encoded)
+            if match_now:
+                dropped, counts = self._count_rules(choice, filtered, rules_hit)
+                assert dropped is None, "a row was matched late although a rule could drop it"
         by_index = {r.index: r for r in m.rules}
         constant_at = {name: i for i, name in enumerate(self._constant_names)}  # also the run name pool's first values
         keep = np.ones(n, bool)

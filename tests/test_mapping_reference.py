@@ -97,6 +97,16 @@ RULES = r"""
     props = { status = "{status}" }
 """
 
+# A drop rule with a condition beyond the path: rows must then be matched before they are
+# filtered (otherwise the engine may match them later, on the kept rows).
+PROBE = r"""
+    [[rules]]
+    label = "probe"
+    drop = true
+    when.path = "/docs/**"
+    when.columns.query = { equals = "x=1" }
+"""
+
 QUERIES = [None, None, "", "utm_source=news", "utm_source=", "q=shoes&page=2", "q=", "q=caf%C3%A9",
            "utm_source=a&q=b", "x=1", 'q=say "hi"']
 REFERRERS = [None, None, "", "https://www.google.com/", "https://google.de/x", "http://www.google.com/",
@@ -130,7 +140,7 @@ def props(*pairs) -> list | None:
     return kept or None
 
 
-def expected(r: dict):
+def expected(r: dict, probe: bool = False):
     """(rule label, name, props as a list of pairs, interactive) for a row, or None when a
     filter or a drop rule takes it."""
     path, query, ref, host, method, status = (r[k] for k in ("path", "query", "referrer", "host", "method", "status"))
@@ -138,6 +148,8 @@ def expected(r: dict):
         return None  # bad_request
     url = f"https://{host}{path}" + (f"?{query}" if query else "")
     if path == "/healthz" or under(path, "/status/"):
+        return None
+    if probe and under(path, "/docs/") and query == "x=1":
         return None
     if path == "/" and query is not None and (m := re.search(r"utm_source=(?P<source>[^&]+)", query)):
         return "Campaign", "Campaign", props(("source", m["source"])), None
@@ -204,13 +216,18 @@ def frame(rows: list[dict], first_line: int) -> pa.Table:
     return schema.conform(columns, len(rows))
 
 
-@pytest.mark.parametrize("seed, sizes", [
-    (1, [3, 40, 700, 5000, 12, 20000, 300]),  # tiny, small and large batches; hundreds of new paths at once
-    (2, [1, 1, 2, 64, 65, 257, 1000]),  # around the few-rows and few-values thresholds
+@pytest.mark.parametrize("seed, sizes, probe", [
+    (1, [3, 40, 700, 5000, 12, 20000, 300], False),  # tiny, small and large batches; many new paths at once
+    (2, [1, 1, 2, 64, 65, 257, 1000], False),  # around the few-rows and few-values thresholds
+    (3, [5, 300, 8000, 30], True),  # a rule that drops rows on a condition
 ])
-def test_mapper_agrees_with_the_rules_read_row_by_row(tmp_path, seed, sizes):
+def test_mapper_agrees_with_the_rules_read_row_by_row(tmp_path, seed, sizes, probe):
     path = tmp_path / "reference.toml"
-    path.write_text(textwrap.dedent(RULES), encoding="utf-8")
+    rules = textwrap.dedent(RULES)
+    if probe:  # right after the health rule
+        head, tail = rules.split('[[rules]]\nname = "Campaign"', 1)
+        rules = head + textwrap.dedent(PROBE).lstrip("\n") + '\n[[rules]]\nname = "Campaign"' + tail
+    path.write_text(rules, encoding="utf-8")
     m = mapping.load(str(path))
     mapper = Mapper(m, "example.com")
     rng = random.Random(seed)
@@ -219,7 +236,7 @@ def test_mapper_agrees_with_the_rules_read_row_by_row(tmp_path, seed, sizes):
     for number, size in enumerate(sizes):
         rows = make_rows(rng, size, first_new=number * 400, new=max(1, min(size, 600)))
         mapped = mapper.apply(frame(rows, line))
-        matched = [(line + i, e) for i, r in enumerate(rows) if (e := expected(r)) is not None]
+        matched = [(line + i, e) for i, r in enumerate(rows) if (e := expected(r, probe)) is not None]
         want = [(n, e) for n, e in matched if e[1] is not None]
         events = mapped.events.to_pylist()
         assert [e["source_line"] for e in events] == [n for n, _ in want], f"batch {number}: rows kept"
@@ -232,8 +249,10 @@ def test_mapper_agrees_with_the_rules_read_row_by_row(tmp_path, seed, sizes):
         for _, (label, *_rest) in matched:
             totals[label] = totals.get(label, 0) + 1
         for label, count in mapped.rules.items():
-            if label != "health":
+            if label not in ("health", "probe"):
                 totals[label] = totals.get(label, 0) - count
+        probed = sum(1 for r in rows if probe and expected(r) is not None and expected(r, probe) is None)
+        assert mapped.filtered.get("rule:probe", 0) == probed
         assert mapped.filtered.get("limit:empty_name", 0) == len(matched) - len(want)
         line += size
     assert all(v == 0 for v in totals.values()), totals
