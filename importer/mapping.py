@@ -817,6 +817,7 @@ class Mapper:
         self._run_pools: dict[str, "_RunPool"] | None = None
         self._run_generation = -1
         self._no_memo_props: set[int] = set()
+        self._batch_plan: tuple[np.ndarray, np.ndarray] | None = None  # see _batch_paths
         # the default event name, then the rules' constant names
         self._constant_names = [mapping.event_name] + sorted(
             {r.name.constant for r in mapping.rules if r.name is not None and r.name.constant is not None}
@@ -847,6 +848,7 @@ class Mapper:
         # what the filters and rules make of each distinct path is remembered for the run.
         enc = self._path_encoding = pc.dictionary_encode(path)
         self._path_positions = self._paths.lookup(enc.dictionary)
+        self._batch_plan = None
         self._path_rows = pc.fill_null(enc.indices, len(enc.dictionary)).to_numpy(zero_copy_only=False)
         drops: list[tuple[str, pa.Array]] = [("bad_request", self._path_fact("bad", True))]
         if self.since is not None or self.until is not None:
@@ -1065,21 +1067,24 @@ class Mapper:
         choice = counts = path_rows = None
         match_later = False
         if self.mapping.rules and self._match_early:
-            # Rules are matched before the rows are taken apart, so rows a rule drops are left
-            # out by the same single filter as the rows the filters dropped.
-            # When no row can end in a rule that drops it, conditions beyond the path are left
-            # for the kept rows (compact and just read); only the drops are counted here.
+            # Rows a rule drops are left out by the same single filter as the rows the filters
+            # dropped. When the path alone decides which rows a rule drops, only those are found
+            # here, and the rules are matched on the kept rows (compact and just read); else
+            # every row is matched here, before the rows are taken apart.
             rows = np.flatnonzero(remaining)
             encoded = _Encoded.for_rows(table, rows, enc, self._path_rows)
-            choice, resolved = self._match(_Rows(table, rows), len(rows), encoded, defer=True)
             path_rows = encoded.indices("path")
-            dropped, counts = self._count_rules(choice, filtered, rules_hit, kept_rules=resolved)
+            match_later = self._drops_by_path_alone()
+            if match_later:
+                dropped = self._path_drops(path_rows, filtered, rules_hit)
+            else:
+                choice = self._match(_Rows(table, rows), len(rows), encoded)
+                dropped, counts = self._count_rules(choice, filtered, rules_hit)
             if dropped is not None:
                 remaining[rows[dropped]] = False
-                choice, path_rows = choice[~dropped], path_rows[~dropped]
-            if not resolved:
-                choice = counts = None
-                match_later = True
+                path_rows = path_rows[~dropped]
+                if choice is not None:
+                    choice = choice[~dropped]
         everything = bool(remaining.all())
         keep_mask = None if everything else pa.array(remaining)
         kept = table if everything else table.filter(keep_mask)
@@ -1098,23 +1103,53 @@ class Mapper:
         rewritten = ({"referrer"} if m.referrer is not None else set()) | ({"ip", "user_agent"} if m.visitor else set())
         return not any(c.column in rewritten for r in m.rules for c in r.columns)
 
-    def _count_rules(self, choice: np.ndarray, filtered: Counter, rules_hit: dict[str, int],
-                     kept_rules: bool = True) -> tuple[np.ndarray | None, np.ndarray]:
+    def _drops_by_path_alone(self) -> bool:
+        """Does the path alone decide, for every row of the batch, whether a rule drops it?
+        Not when a rule that drops rows has a condition beyond the path, or is what rows fall
+        back to when another rule's condition fails."""
+        first, pending = self._batch_paths()
+        plan = self._plan()
+        waiting = pending != 0
+        return not ((pending & plan["drop_bits"]) != 0).any() and not (plan["drops"][first + 1] & waiting).any()
+
+    def _path_drops(self, path_rows: np.ndarray, filtered: Counter, rules_hit: dict[str, int]) -> np.ndarray | None:
+        """The rows a rule drops by their path alone (None: none), counted under their rule."""
+        m = self.mapping
+        first, _ = self._batch_paths()
+        plan = self._plan()
+        per_path = plan["drops"][first + 1]
+        if not per_path.any():
+            return None
+        dropped = per_path[path_rows]
+        if not dropped.any():
+            return None
+        counts = np.bincount(plan["index_of"][first + 1][path_rows[dropped]] + 1, minlength=len(m.rules) + 1)
+        for rule in m.rules:
+            count = int(counts[rule.index + 1])
+            if count:
+                rules_hit[rule.label] = rules_hit.get(rule.label, 0) + count
+                filtered["rule:" + rule.label] += count
+        if counts[0]:
+            rules_hit[m.default_label] = rules_hit.get(m.default_label, 0) + int(counts[0])
+            filtered["no_rule"] += int(counts[0])
+        return dropped
+
+    def _count_rules(self, choice: np.ndarray, filtered: Counter,
+                     rules_hit: dict[str, int]) -> tuple[np.ndarray | None, np.ndarray]:
         """Count each rule's rows (in rule order, then the default); return the rows dropped
-        (None: none) and the counts (the default's first). With ``kept_rules`` false only the
-        rules that drop rows are counted (the others are counted once their rows are settled)."""
+        (None: none) and the counts (the default's first)."""
         m = self.mapping
         counts = np.bincount(choice + 1, minlength=len(m.rules) + 1) if len(choice) else np.zeros(len(m.rules) + 1, int)
         dropped_rules = []
         for rule in m.rules:
             count = int(counts[rule.index + 1])
-            if count and (kept_rules or rule.drop):
+            if count:
                 rules_hit[rule.label] = rules_hit.get(rule.label, 0) + count
                 if rule.drop:
                     filtered["rule:" + rule.label] += count
                     dropped_rules.append(rule.index)
         count = int(counts[0])
-        if count and (kept_rules or m.default_drop):
+        if count:
             rules_hit[m.default_label] = rules_hit.get(m.default_label, 0) + count
             if m.default_drop:
                 filtered["no_rule"] += count
@@ -1232,30 +1267,31 @@ class Mapper:
 
             values["user_agent"] = pc.coalesce(values["user_agent"], _on_distinct(combo, agents))
 
-    def _match(self, values, n: int, encoded: "_Encoded", defer: bool = False) -> tuple[np.ndarray, bool]:
-        """The index of the first rule each row matches (-1 for none: the default), and
-        whether that is settled.
+    def _batch_paths(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per distinct path of the batch, and one more for the null path: the first rule that
+        holds with no condition beyond the path (-1: none), and the rules with such conditions
+        to try before it (bits)."""
+        if self._batch_plan is None:
+            plan = self._plan()
+            facts = self._paths.facts
+            self._batch_plan = (np.append(facts["first"][self._path_positions], plan["null_first"]),
+                                np.append(facts["pending"][self._path_positions], plan["null_pending"]))
+        return self._batch_plan
+
+    def _match(self, values, n: int, encoded: "_Encoded") -> np.ndarray:
+        """The index of the first rule each row matches; -1 for none (the default).
 
         Worked out per distinct path first: the first rule whose path conditions hold and that
         has no other condition, and which rules with other conditions come before it. Rows
         with no such rule before take that rule at once; the others' conditions are evaluated
-        on the candidate rows only, rule by rule. With ``defer``, when no candidate row could
-        end in a rule that drops it, that is left undone: the candidate rows hold the rule they
-        fall back to, and the answer says unsettled."""
+        on the candidate rows only, rule by rule."""
         rules = self.mapping.rules
         plan = self._plan()
-        facts = self._paths.facts
-        # per distinct path of the batch, and one more for the null path
-        first = np.append(facts["first"][self._path_positions], plan["null_first"])
-        pending = np.append(facts["pending"][self._path_positions], plan["null_pending"])
+        first, pending = self._batch_paths()
         path_rows = encoded.indices("path")
         choice = plan["index_of"][first + 1][path_rows]
         if not pending.any():
-            return choice, True
-        if defer:
-            waiting = pending != 0
-            if not ((pending & plan["drop_bits"]) != 0).any() and not (plan["drops"][first + 1] & waiting).any():
-                return choice, False
+            return choice
         todo = np.flatnonzero((pending != 0)[path_rows])
         todo_paths = path_rows[todo]
         present = int(np.bitwise_or.reduce(pending))
@@ -1296,7 +1332,7 @@ class Mapper:
             choice[todo[matched]] = rule.index
             if open_rows is not None:
                 open_rows[matched] = False
-        return choice, True
+        return choice
 
     @staticmethod
     def _shared_columns(rules, present: int, pending: np.ndarray, todo_paths: np.ndarray, encoded: "_Encoded",
@@ -1334,7 +1370,7 @@ class Mapper:
         column then puts every row's value in place (constant names cost nothing per row).
 
         ``choice`` and ``counts``: the rules matched and counted before the rows were
-        filtered; ``match_now``: match them here (no row can end in a rule that drops it)."""
+        filtered; ``match_now``: match and count them here (no rule drops any of these rows)."""
         m = self.mapping
         n = rows.num_rows
         if n == 0:
@@ -1346,7 +1382,7 @@ class Mapper:
             encoded.preload("path", *path_encoding)
         counted = choice is not None or match_now  # matched and counted: rows a rule drops are gone
         if choice is None and m.rules:
-            choice, _ = self._match(values, n, encoded)
+            choice = self._match(values, n, encoded)
             if match_now:
                 dropped, counts = self._count_rules(choice, filtered, rules_hit)
                 assert dropped is None, "a row was matched late although a rule could drop it"
