@@ -818,6 +818,7 @@ class Mapper:
         self._run_generation = -1
         self._no_memo_props: set[int] = set()
         self._batch_plan: tuple[np.ndarray, np.ndarray] | None = None  # see _batch_paths
+        self._path_only = {rule.index: _path_only(rule) for rule in mapping.rules}
         # the default event name, then the rules' constant names
         self._constant_names = [mapping.event_name] + sorted(
             {r.name.constant for r in mapping.rules if r.name is not None and r.name.constant is not None}
@@ -947,7 +948,7 @@ class Mapper:
                         hit = _np_bool(_any_regex(paths, (rule.path_regex,)))
                 bits |= hit.astype(np.uint64) << np.uint64(position)
             memo_values: dict[str, pa.Array] = {}  # the paths and groups the rule's name and props read
-            for what in _path_only(rule):
+            for what in self._path_only[rule.index]:
                 facts[(what, rule.index)] = self._memo_ids(rule, what, paths, hit, memo_values)
         facts["bits"] = bits
         facts["first"], facts["pending"] = self._first_and_pending(bits)
