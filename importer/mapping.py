@@ -850,7 +850,8 @@ class Mapper:
         enc = self._path_encoding = pc.dictionary_encode(path)
         self._path_positions = self._paths.lookup(enc.dictionary)
         self._batch_plan = None
-        self._path_rows = pc.fill_null(enc.indices, len(enc.dictionary)).to_numpy(zero_copy_only=False)
+        # NumPy indexes far faster with its own index type than with Arrow's int32 indices
+        self._path_rows = _positions(pc.fill_null(enc.indices, len(enc.dictionary)))
         drops: list[tuple[str, pa.Array]] = [("bad_request", self._path_fact("bad", True))]
         if self.since is not None or self.until is not None:
             ts = table.column("timestamp").combine_chunks()
@@ -893,7 +894,7 @@ class Mapper:
             status = _chunk(table.column("status"))
             if status.null_count:
                 status = pc.fill_null(status, 0)  # 0 is no status: never kept, never excluded
-            codes = status.to_numpy(zero_copy_only=False).astype(np.uint16)  # negatives wrap to >= 32768
+            codes = status.to_numpy(zero_copy_only=False).astype(np.intp) & 0xFFFF  # negatives wrap to >= 32768
             drop = np.zeros(table.num_rows, bool)
             if m.statuses is not None:
                 drop = ~m.statuses.lookup()[codes]
@@ -970,7 +971,7 @@ class Mapper:
         if not len(literals):
             return np.zeros(len(paths), np.uint64)
         found = pc.fill_null(pc.index_in(paths, value_set=literals), len(literals))
-        return owner_bits[found.to_numpy(zero_copy_only=False)]
+        return owner_bits[_positions(found)]
 
     def _plan(self) -> dict:
         """What the rules' shape says once for the run: which rules hold on every path, which
@@ -1300,7 +1301,9 @@ class Mapper:
         # only then must each rule skip the rows an earlier one took.
         overlap = bool((pending & (pending - np.uint64(1))).any())
         open_rows = np.ones(len(todo), bool) if overlap else None
-        shared = self._shared_columns(rules, present, pending, todo_paths, encoded, todo)
+        # Rows that are candidates of several rules: a column their regex conditions read is
+        # encoded once for all of them (else each rule's candidates are encoded on their own).
+        shared = self._shared_columns(rules, present, pending, todo_paths, encoded, todo) if overlap else {}
         for position, rule in enumerate(rules):
             if not (present >> position) & 1:  # no candidate row (unconditional rules never are)
                 continue
@@ -1359,7 +1362,7 @@ class Mapper:
             enc = pc.dictionary_encode(_as_string(encoded.column_at(column, todo[local])), null_encoding="encode")
             at = np.full(len(todo), -1, np.int64)
             at[local] = np.arange(len(local))
-            shared[column] = (enc.dictionary, enc.indices.to_numpy(), at)
+            shared[column] = (enc.dictionary, _positions(enc.indices), at)
         return shared
 
     def _events(self, rows: pa.Table, filtered: Counter, rules_hit: dict[str, int],
@@ -2015,7 +2018,7 @@ class _Encoded:
         value = _as_string(self.column_at(column, rows))
         if distinct and len(rows) > 64:
             encoded = pc.dictionary_encode(value, null_encoding="encode")  # null: one more value, never a match
-            return _np_bool(fn(encoded.dictionary))[encoded.indices.to_numpy()]
+            return _np_bool(fn(encoded.dictionary))[_positions(encoded.indices)]
         return _np_bool(fn(value))
 
     def encoded(self, column: str) -> tuple[pa.Array, pa.Array]:
@@ -2035,7 +2038,7 @@ class _Encoded:
         status = self.column_at("status", rows)
         if status.null_count:
             status = pc.fill_null(status, 0)  # no status: never matches
-        return rule.lookup()[status.to_numpy(zero_copy_only=False).astype(np.uint16)]
+        return rule.lookup()[status.to_numpy(zero_copy_only=False).astype(np.intp) & 0xFFFF]
 
     def preload(self, column: str, dictionary: pa.Array, rows: np.ndarray) -> None:
         """A column already encoded: its dictionary and each row's position in it (nulls at
@@ -2058,7 +2061,7 @@ class _Encoded:
         key = "\0np:" + column
         if key not in self._encoded:
             dictionary, indices = self.encoded(column)
-            self._encoded[key] = pc.fill_null(indices, len(dictionary)).to_numpy(zero_copy_only=False)
+            self._encoded[key] = _positions(pc.fill_null(indices, len(dictionary)))
         return self._encoded[key]
 
     def mask(self, column: str, key: tuple, fn) -> np.ndarray:
@@ -2183,6 +2186,12 @@ def _np_bool(mask) -> np.ndarray:
     if mask.null_count:
         mask = pc.fill_null(mask, False)
     return mask.to_numpy(zero_copy_only=False)
+
+
+def _positions(indices: pa.Array) -> np.ndarray:
+    """Arrow integer indices (no nulls) as NumPy's index type: indexing with int32 arrays
+    is several times slower, as NumPy converts them on every use."""
+    return _chunk(indices).to_numpy(zero_copy_only=False).astype(np.intp, copy=False)
 
 
 def _with_null(values: pa.Array) -> pa.Array:

@@ -114,7 +114,8 @@ class Classifier:
         indices = encoded.indices
         if indices.null_count:
             indices = pc.fill_null(indices, len(codes) - 1)
-        return np.array(codes, np.int8)[indices.to_numpy(zero_copy_only=False)]
+        # (as NumPy's own index type: indexing with int32 positions is several times slower)
+        return np.array(codes, np.int8)[indices.to_numpy(zero_copy_only=False).astype(np.intp)]
 
     def _learn(self, distinct: list[str | None]) -> None:
         """Classify the user agents not seen before in this run.
