@@ -1083,15 +1083,15 @@ class Mapper:
                 choice = self._match(_Rows(table, rows), len(rows), encoded)
                 dropped, counts = self._count_rules(choice, filtered, rules_hit)
             if dropped is not None:
-                remaining[rows[dropped]] = False
-                path_rows = path_rows[~dropped]
+                remaining[_compress(rows, dropped)] = False
+                path_rows = _compress(path_rows, ~dropped)
                 if choice is not None:
-                    choice = choice[~dropped]
+                    choice = _compress(choice, ~dropped)
         everything = bool(remaining.all())
         keep_mask = None if everything else pa.array(remaining)
         kept = table if everything else table.filter(keep_mask)
         if path_rows is None:
-            path_rows = self._path_rows if everything else self._path_rows[remaining]
+            path_rows = self._path_rows if everything else _compress(self._path_rows, remaining)
         self._hints = None
         events = self._events(kept, filtered, rules_hit, (enc.dictionary, path_rows), choice, counts, match_later)
         events = self._limits(events, filtered, self._hints)
@@ -1125,7 +1125,7 @@ class Mapper:
         dropped = per_path[path_rows]
         if not dropped.any():
             return None
-        counts = np.bincount(plan["index_of"][first + 1][path_rows[dropped]] + 1, minlength=len(m.rules) + 1)
+        counts = np.bincount(plan["index_of"][first + 1][_compress(path_rows, dropped)] + 1, minlength=len(m.rules) + 1)
         for rule in m.rules:
             count = int(counts[rule.index + 1])
             if count:
@@ -1332,7 +1332,7 @@ class Mapper:
                 else:
                     ok &= encoded.on_rows(cond.column, (cond.op, cond.values, cond.present), candidates,
                                           lambda v, c=cond: _condition(v, c))
-            matched = local[ok]
+            matched = _compress(local, ok)
             choice[todo[matched]] = rule.index
             if open_rows is not None:
                 open_rows[matched] = False
@@ -1666,7 +1666,7 @@ class Mapper:
         if taken:
             ok = pc.and_(ok, pc.invert(pc.fill_null(pc.is_in(key, value_set=pa.array(taken, pa.string())), False)))
         okn = ok.to_numpy(zero_copy_only=False)
-        parent, key, val = parent[okn], key.filter(ok), val.filter(ok)
+        parent, key, val = _compress(parent, okn), key.filter(ok), val.filter(ok)
         limit = MAX_PROPS - len(taken)
         counts = np.bincount(parent, minlength=n)
         if (counts > limit).any():
@@ -1677,7 +1677,7 @@ class Mapper:
                 self.truncated["props_count"] += int(over_rows.sum())
                 rank = np.arange(len(parent)) - np.repeat(np.cumsum(counts) - counts, counts)
                 keep = rank < limit
-                parent, key, val = parent[keep], key.filter(pa.array(keep)), val.filter(pa.array(keep))
+                parent, key, val = _compress(parent, keep), key.filter(pa.array(keep)), val.filter(pa.array(keep))
         for what, limit_bytes in (("prop_key", MAX_PROP_KEY_BYTES), ("prop_value", MAX_PROP_VALUE_BYTES)):
             column = key if what == "prop_key" else val
             over = pc.fill_null(pc.greater(pc.binary_length(column), limit_bytes), False).to_numpy(zero_copy_only=False)
@@ -2186,6 +2186,12 @@ def _np_bool(mask) -> np.ndarray:
     if mask.null_count:
         mask = pc.fill_null(mask, False)
     return mask.to_numpy(zero_copy_only=False)
+
+
+def _compress(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """``values[mask]``: the same, several times faster on a long mask of mixed values
+    (boolean indexing branches on every element)."""
+    return np.compress(mask, values)
 
 
 def _positions(indices: pa.Array) -> np.ndarray:
