@@ -46,10 +46,10 @@ class Batch:
     position: int = 0
 
 
-def too_long_rejects(block: LineBlock, source_name: str) -> list[Rejected]:
+def too_long_rejects(block: LineBlock, source_name: str, limit: int = MAX_LINE_BYTES) -> list[Rejected]:
     """The lines :func:`importer.sources.line_blocks` blanked for being over the length limit."""
     return [
-        Rejected(source_name, number, f"line longer than {MAX_LINE_BYTES} bytes", text.decode("utf-8", "replace"))
+        Rejected(source_name, number, f"line longer than {limit} bytes", text.decode("utf-8", "replace"))
         for number, text in block.too_long
     ]
 
