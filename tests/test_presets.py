@@ -133,6 +133,22 @@ def test_matomo_export(tmp_path):
     assert "iPhone" in events[4]["user_agent"] and "Version/17.3" in events[4]["user_agent"]
 
 
+def test_matomo_export_as_the_mysql_client_writes_it(tmp_path):
+    """``mysql --batch``: tab-separated, a header, NULL for nulls: the same events as the CSV."""
+    import csv
+
+    with open(SAMPLES / "matomo-actions.csv", newline="", encoding="utf-8") as f:
+        rows = list(csv.reader(f))
+    tsv = tmp_path / "matomo-actions.tsv"
+    tsv.write_text("".join("\t".join(v if v or n == 0 else "NULL" for v in row) + "\n"
+                           for n, row in enumerate(rows)), encoding="utf-8")
+    assert "NULL" in tsv.read_text()
+    out = tmp_path / "tsv.jsonl"
+    send([tsv], domain="example.com", mapping="matomo", dry_run=True, output=out, rejects_path=None)
+    events, _ = run(tmp_path, "matomo", "matomo-actions.csv")
+    assert [json.loads(line) for line in out.read_text().splitlines()] == events
+
+
 # --- Simple Analytics ------------------------------------------------------------------------
 
 def test_simple_analytics_export(tmp_path):
