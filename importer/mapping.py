@@ -67,6 +67,10 @@ PLAUSIBLE_PARAMS = ("utm_source", "utm_medium", "utm_campaign", "utm_content", "
                     "gclid", "gbraid", "wbraid", "msclkid", "fbclid", "twclid")
 
 
+PARENT_RULES = ("after", "before", "none")  # where an extended mapping's rules go
+_RULE_SOURCES = "\0rule sources"  # in a loaded mapping's data: (file, key) of each rule
+
+
 class MappingError(Exception):
     """A mapping file that cannot be used; the message names the file and the key."""
 
@@ -94,6 +98,7 @@ _SPEC: dict[str, Any] = {
     "name": str,
     "description": str,
     "extends": str,
+    "parent_rules": str,
     "input": {
         "format": str,
         "timestamp_format": str,
@@ -469,11 +474,28 @@ def _read_toml(path: Path, chain: tuple[Path, ...] = ()) -> dict:
     except OSError as exc:
         raise MappingError(f"{origin}: cannot be read: {exc.strerror or exc}") from None
     _check(data, _SPEC, "", origin)
+    if "rules" in data:
+        data[_RULE_SOURCES] = [(origin, f"rules[{j}]") for j in range(len(data["rules"]))]
+    placement = data.pop("parent_rules", None)
+    if placement is not None:
+        _one_of(placement, PARENT_RULES, origin, "parent_rules")
+        if "extends" not in data:
+            raise MappingError(f"{origin}: 'parent_rules' says where the rules of the mapping this file "
+                               f"extends go, but the file has no 'extends'")
     if "extends" in data:
         parent = _read_toml(resolve(data["extends"], path.parent), chain + (path.resolve(),))
         parent.pop("name", None)
         parent.pop("description", None)
+        own = data.get("rules"), data.get(_RULE_SOURCES)
         data = _merge(parent, {k: v for k, v in data.items() if k != "extends"})
+        if own[0] is not None:
+            # The parent's rules run after this file's (the first match wins, so these come
+            # first), unless the file puts them first or leaves them out.
+            inherited = parent.get("rules", []), parent.get(_RULE_SOURCES, [])
+            placement = placement or "after"
+            for at, field_ in enumerate(("rules", _RULE_SOURCES)):
+                data[field_] = (own[at] + inherited[at] if placement == "after" else
+                                inherited[at] + own[at] if placement == "before" else own[at])
     return data
 
 
@@ -564,8 +586,11 @@ def _rules(data: dict, columns: set[str], origin: str, bags: set[str] = frozense
     labels: Counter = Counter()
     if len(data.get("rules", [])) > MAX_RULES:
         raise MappingError(f"{origin}: 'rules' has {len(data['rules'])} rules; at most {MAX_RULES} are supported")
+    sources = data.get(_RULE_SOURCES)
+    file_origin = origin
     for i, spec in enumerate(data.get("rules", [])):
-        key = f"rules[{i}]"
+        # errors name the file and the position the rule has there (extended files' too)
+        origin, key = sources[i] if sources else (file_origin, f"rules[{i}]")
         drop = spec.get("drop", False)
         if drop and any(k in spec for k in ("name", "props", "props_from", "revenue", "interactive")):
             raise MappingError(f"{origin}: '{key}' drops rows, so it may not also set name, props, revenue or interactive")

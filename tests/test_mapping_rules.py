@@ -368,6 +368,48 @@ def test_web_goals_404_and_file_downloads():
     assert mapped.filtered == {"method": 1, "static_asset": 1, "status": 1}
 
 
+EXTENDING_WEB_GOALS = """
+    extends = "web-goals"
+    {placement}
+    [[rules]]
+    name = "Docs: {{page}}"
+    when.path_regex = '^/docs/(?P<page>[^/]+)$'
+    [[rules]]
+    label = "private"
+    drop = true
+    when.path = "/private/**"
+"""
+
+
+@pytest.mark.parametrize("placement, expected", [
+    # By default the parent's rules come after this file's: both apply, this file's first.
+    ("", ["Docs: guide.pdf", "404", "File Download"]),
+    ('parent_rules = "after"', ["Docs: guide.pdf", "404", "File Download"]),
+    # The parent's first: its download rule takes the PDFs before this file's rules see them.
+    ('parent_rules = "before"', ["File Download", "404", "File Download", "File Download"]),
+    ('parent_rules = "none"', ["Docs: guide.pdf", "pageview", "pageview"]),
+])
+def test_an_extending_file_s_rules_and_the_parent_s(tmp_path, placement, expected):
+    m = load_text(tmp_path, EXTENDING_WEB_GOALS.format(placement=placement))
+    rows = [row(path="/docs/guide.pdf"), row(path="/nope", status=404), row(path="/files/a.zip"),
+            row(path="/private/report.pdf")]
+    mapped = apply(m, rows)
+    assert [e["name"] for e in mapped.events.to_pylist()] == expected
+    assert mapped.filtered == ({} if len(expected) == 4 else {"rule:private": 1})
+
+
+def test_an_error_in_an_extending_file_s_rule_names_its_own_position(tmp_path):
+    load_text(tmp_path, 'extends = "web-goals"\n', name="base.toml")
+    text = 'extends = "base.toml"\nparent_rules = "before"\n[[rules]]\nname = "ok"\n[[rules]]\nname = "{nope}"\n'
+    with pytest.raises(MappingError) as error:
+        load_text(tmp_path, text)
+    assert "m.toml: 'rules[1].name' refers to {nope}" in str(error.value)
+    with pytest.raises(MappingError, match="parent_rules.*no 'extends'"):
+        load_text(tmp_path, 'parent_rules = "after"\n', name="alone.toml")
+    with pytest.raises(MappingError, match="'parent_rules' must be one of"):
+        load_text(tmp_path, 'extends = "web"\nparent_rules = "first"\n', name="bad.toml")
+
+
 # --- Plausible's limits ---------------------------------------------------------------------
 
 LIMITS = """
