@@ -136,6 +136,10 @@ def send_command(
     except (ConfigError, MappingError) as exc:
         _fail(str(exc))
         return
+    except KeyboardInterrupt:
+        # Ctrl-C before sending began (while sending, the sender drains, saves and exits 130 itself)
+        typer.echo("plausible-import: interrupted", err=True)
+        raise typer.Exit(130) from None
     typer.echo(result.summary(), err=True)
     raise typer.Exit(_exit_code(result))
 

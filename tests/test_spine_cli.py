@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
+import time
+
+import pytest
 
 from importer import resources
 
@@ -118,3 +122,17 @@ def test_demo_replays_the_sample_log_to_a_local_receiver(tmp_path):
     assert len(recorded) > 1000
     assert all(e["domain"] == "example.com" and e["x_forwarded_for"] for e in recorded)
     assert "accepted" in result.stderr
+
+
+@pytest.mark.parametrize("after_s", [0.15, 1.5])  # while it imports; while it waits for input
+def test_ctrl_c_before_sending_exits_130_with_one_line(tmp_path, after_s):
+    command = [sys.executable, "-m", "importer", "send", "-", "--domain", "example.com",
+               "--endpoint", "http://127.0.0.1:9/api/event", "--state", str(tmp_path / "state.sqlite"),
+               "--no-progress"]
+    process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, cwd=tmp_path)
+    time.sleep(after_s)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=30)
+    assert process.returncode == 130, err
+    assert "Traceback" not in err and "interrupted" in err
