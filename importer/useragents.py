@@ -19,6 +19,7 @@ batches, then mapped back onto rows with Arrow, so its cost does not grow with r
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import re
 
 import numpy as np
@@ -233,7 +234,7 @@ SYNTHETIC_NETWORK = "2001:db8::/32"  # IPv6 documentation range: never routed, n
 def synthetic_ip(visitor_id: str) -> str:
     """A stable address in 2001:db8::/32 for one source visitor id (same id, same address)."""
     digest = hashlib.blake2b(visitor_id.encode("utf-8"), digest_size=12, person=b"plausible-imp").digest()
-    return "2001:db8:" + ":".join(digest[i:i + 2].hex() for i in range(0, 12, 2))
+    return str(ipaddress.IPv6Address(bytes.fromhex("20010db8") + digest))  # RFC 5952 text: no leading zeros
 
 
 _BROWSER_ALIASES = {

@@ -477,6 +477,9 @@ def test_synthetic_visitors_are_stable_distinct_and_in_the_documentation_range()
     a, b = synthetic_ip("visitor-1"), synthetic_ip("visitor-2")
     assert a == synthetic_ip("visitor-1") and a != b
     assert all(ipaddress.ip_address(x) in ipaddress.ip_network("2001:db8::/32") for x in (a, b))
+    # written as RFC 5952 has it (no leading zeros, "::" for zero runs), as Plausible logs it
+    ids = [f"visitor-{i}" for i in range(300)]
+    assert all(str(ipaddress.ip_address(synthetic_ip(v))) == synthetic_ip(v) for v in ids)
     assert "iPhone" in synthetic_user_agent("mobile", "Safari", "17.3", "iOS", "17.3")
     assert "iPad" in synthetic_user_agent("tablet", None, None, "iOS", None)
     assert "Firefox/123.0" in synthetic_user_agent("desktop", "FF", "123.0", "LIN", None)
