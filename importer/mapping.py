@@ -1099,12 +1099,13 @@ class Mapper:
             # here, and the rules are matched on the kept rows (compact and just read); else
             # every row is matched here, before the rows are taken apart.
             rows = np.flatnonzero(remaining)
-            encoded = _Encoded.for_rows(table, rows, enc, self._path_rows)
-            path_rows = encoded.indices("path")
             match_later = self._drops_by_path_alone()
             if match_later:
+                path_rows = self._path_rows[rows]
                 dropped = self._path_drops(path_rows, filtered, rules_hit)
             else:
+                encoded = _Encoded.for_rows(table, rows, enc, self._path_rows)
+                path_rows = encoded.indices("path")
                 choice = self._match(_Rows(table, rows), len(rows), encoded)
                 dropped, counts = self._count_rules(choice, filtered, rules_hit)
             if dropped is not None:
