@@ -121,3 +121,14 @@ def test_the_ga4_sample_read_in_blocks_gives_the_same_events_as_whole(tmp_path, 
     tabular.NDJSON_BLOCK_BYTES, tabular.ROWS_PER_BATCH = 32 << 20, 65_536  # (monkeypatch restores them)
     send([sample], domain="example.com", mapping="ga4-bigquery", dry_run=True, output=whole, rejects_path=None)
     assert out.read_text() == whole.read_text() and out.read_text().count("\n") == 9
+
+
+def test_a_truncated_compressed_export_keeps_what_came_before_and_says_so(tmp_path, small_blocks):
+    import gzip
+
+    data = gzip.compress(("\n".join(record(i, plan="pro" if i == 3 else None) for i in range(400)) + "\n").encode())
+    path = tmp_path / "export.jsonl.gz"
+    path.write_bytes(data[: len(data) * 2 // 3])  # the copy stopped two thirds of the way
+    report = send([path], domain="example.com", mapping=load(tmp_path), dry_run=True, rejects_path=None)
+    assert 0 < report.events < 400 and report.rows_invalid <= 1  # the last line may be cut short
+    assert any("compressed" in notice for notice in report.notices), report.notices

@@ -194,8 +194,10 @@ class TabularReader:
                 following = next(blocks, None)
                 rejected = too_long_rejects(block, source.name, NDJSON_MAX_LINE_BYTES)
                 parts = _parse_json_lines(block, source.name, rejected)
-                for table, _ in parts:
-                    missing = {c for c in missing if c not in table.column_names and not _path_in_schema(c, table.schema)}
+                if not checked:
+                    for table, _ in parts:
+                        missing = {c for c in missing
+                                   if c not in table.column_names and not _path_in_schema(c, table.schema)}
                 if not checked and (parts or following is None):
                     # Once, at the first rows: a column the mapping names must be in the file.
                     # When these rows lack it, the rest of the file is searched before any row
@@ -233,7 +235,10 @@ class TabularReader:
             try:
                 tail = b""
                 while keys:
-                    chunk = opened.stream.read(NDJSON_BLOCK_BYTES)
+                    try:
+                        chunk = opened.stream.read(NDJSON_BLOCK_BYTES)
+                    except Exception:  # a damaged compressed tail (reading reports it): search what came before
+                        break
                     if not chunk:
                         break
                     text = tail + chunk
