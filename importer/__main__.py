@@ -10,9 +10,22 @@ def main() -> None:
         from .cli import run
 
         run()
-    except KeyboardInterrupt:
+    except BaseException as exc:
+        if not _interrupted(exc):
+            raise
         print("plausible-import: interrupted", file=sys.stderr)
         sys.exit(130)
+
+
+def _interrupted(exc: BaseException) -> bool:
+    """A KeyboardInterrupt, or an error it caused (Python 3.11 wraps one raised while a class
+    is being created, in the middle of an import, in a RuntimeError)."""
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, KeyboardInterrupt):
+            return True
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return False
 
 
 if __name__ == "__main__":
