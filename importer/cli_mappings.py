@@ -36,7 +36,28 @@ def mappings_command(
         if m.column_map.extra_names:
             typer.echo(f"extra columns: {', '.join(m.column_map.extra_names)}")
     typer.echo("rules (first match wins):")
+    specs = m.raw.get("rules", [])
     for i, rule in enumerate(m.rules, 1):
+        spec = specs[i - 1] if i <= len(specs) else {}
         what = "drop" if rule.drop else f"-> {rule.name.source!r}"
-        typer.echo(f"  {i}. {rule.label}: {what}")
+        extras = [f"{key} {_text(spec[key])}" for key in ("props", "props_from", "revenue", "interactive") if key in spec]
+        typer.echo(f"  {i}. {rule.label}: {_conditions(spec.get('when', {}))} {what}" +
+                   ("".join(f"; {x}" for x in extras)))
     typer.echo(f"  {len(m.rules) + 1}. otherwise: {'drop' if m.default_drop else repr(m.event_name)}")
+
+
+def _conditions(when: dict) -> str:
+    """A rule's ``when`` table on one line: ``path "/docs/**", status ["2xx"], columns.method "GET"``."""
+    parts = []
+    for key, value in when.items():
+        if key == "columns":
+            parts += [f"columns.{column} {_text(condition)}" for column, condition in value.items()]
+        else:
+            parts.append(f"{key} {_text(value)}")
+    return ("when " + ", ".join(parts)) if parts else "always"
+
+
+def _text(value) -> str:
+    import json
+
+    return json.dumps(value, ensure_ascii=False)

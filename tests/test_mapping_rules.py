@@ -516,7 +516,8 @@ def test_revenue_and_non_interactive_events_reach_the_receiver(tmp_path, receive
 def test_mappings_command_shows_one_mapping_rules():
     result = CliRunner().invoke(app, ["mappings", "web-goals"])
     assert result.exit_code == 0
-    assert "1. 404 page: -> '404'" in result.stdout and "otherwise: 'pageview'" in result.stdout
+    assert "1. 404 page: when method [\"GET\"], status [\"404\"] -> '404'; props {\"path\": \"{path}\"}" in result.stdout
+    assert "otherwise: 'pageview'" in result.stdout
 
 
 # --- regressions from the mapping optimisations ----------------------------------------------
