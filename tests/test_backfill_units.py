@@ -156,6 +156,25 @@ def test_custom_events_link_url_and_path_and_bounces(tmp_path):
     assert report.custom_events == 5
 
 
+@pytest.mark.parametrize("session, bounce", [
+    # plausible-api.md, "How sessions are updated": a session starts as a bounce; a second
+    # pageview, or an interactive event that is not a pageview, after its start ends that.
+    ([("Signup", True)], 1),  # one interactive custom event, alone
+    ([("Signup", True), ("pageview", True)], 1),  # then one pageview: still one pageview
+    ([("Signup", True), ("pageview", True), ("pageview", True)], 0),
+    ([("Signup", False), ("Play", True)], 0),  # a later interactive event
+    ([("pageview", True), ("Play", False)], 1),  # a later non-interactive one does not count
+    ([("pageview", True), ("Play", True)], 0),
+])
+def test_bounces_of_sessions_that_start_with_a_custom_event(tmp_path, session, bounce):
+    events = frame([dict(name=name, url="https://example.com/x", timestamp=t(10, i),
+                         interactive=None if interactive else False)
+                    for i, (name, interactive) in enumerate(session)])
+    report = write_files([events], timezone="UTC", out_dir=tmp_path, ua_cache=None, today=dt.date(2026, 1, 1))
+    visitors = read_table(Path(report.files["imported_visitors"]), "imported_visitors").iloc[0]
+    assert (visitors.visits, visitors.bounces) == (1, bounce)
+
+
 def test_visitor_is_ip_and_user_agent(tmp_path):
     events = frame([
         dict(url="https://example.com/", timestamp=t(9, 0)),
