@@ -1541,7 +1541,7 @@ class Mapper:
         if len(names) == 1 or not rows_name.any():
             columns["name"] = repeat_string(names[0].as_py(), total) if names[0].is_valid else pa.nulls(total, pa.string())
         else:
-            columns["name"] = pc.take(names, pa.array(rows_name), boundscheck=False)  # positions we made
+            columns["name"] = names.take(pa.array(rows_name))
         run_blank, run_long = self._run_pools["name"].name_checks()
         if len(names) > len(run_blank):  # names built on this batch's rows
             blank, long_name = _name_checks(names.slice(len(run_blank)))
@@ -1984,8 +1984,7 @@ class _Pool:
         if index is None:
             index = self.index if self.index is not None else np.zeros(self.rows, np.int64)
         pool = pa.concat_arrays(self.parts) if len(self.parts) > 1 else self.parts[0]
-        return pc.take(pool, pa.array(index if selected is None else index[selected]),
-                       boundscheck=False)  # positions this pool handed out
+        return pool.take(pa.array(index if selected is None else index[selected]))
 
     def column(self, selected: np.ndarray | None, total: int) -> pa.Array:
         if self.index is None:
