@@ -768,7 +768,7 @@ def _any_regex(values: pa.Array, patterns: tuple[str, ...]) -> pa.Array:
         hit = pc.match_substring_regex(values, patterns[0])
     else:
         hit = pc.match_substring_regex(values, "|".join(f"(?:{p})" for p in patterns))
-    return pc.fill_null(hit, False)
+    return pc.fill_null(hit, False) if hit.null_count else hit
 
 
 def _on_distinct(values: pa.Array, fn) -> pa.Array:
@@ -843,6 +843,7 @@ class Mapper:
         self._run_generation = -1
         self._no_memo_props: set[int] = set()
         self._batch_plan: tuple[np.ndarray, np.ndarray] | None = None  # see _batch_paths
+        self._verdicts: dict = {}  # see _Encoded._few
         self._path_only = {rule.index: _path_only(rule) for rule in mapping.rules}
         # the default event name, then the rules' constant names
         self._constant_names = [mapping.event_name] + sorted(
@@ -951,10 +952,11 @@ class Mapper:
         if m.static_extensions or m.static_files:
             facts["static"] = _np_bool(self._static_mask(paths))
         bits = np.zeros(len(paths), np.uint64)
-        literal_bits = self._literal_bits(paths)
-        # A few new paths (the usual case after the first batch): the rules' globs run in
-        # Python, which for these patterns means exactly what RE2 does (see _glob_matcher).
+        # A few new paths (the usual case after the first batch): literal paths are looked up,
+        # and the rules' globs run, in Python (for these patterns the same matches as RE2's, see
+        # _glob_matcher), as do names and props from them: kernel calls cost more than that.
         few = paths.to_pylist() if len(paths) <= _FEW else None
+        literal_bits = self._literal_bits(paths, few)
         self._sync_run_pools()  # the memo may have started afresh: so do the pools it points into
         for position, rule in enumerate(m.rules):
             hit = None  # every path
@@ -975,14 +977,14 @@ class Mapper:
                 bits |= hit.astype(np.uint64) << np.uint64(position)
             memo_values: dict[str, pa.Array] = {}  # the paths and groups the rule's name and props read
             for what in self._path_only[rule.index]:
-                facts[(what, rule.index)] = self._memo_ids(rule, what, paths, hit, memo_values)
+                facts[(what, rule.index)] = self._memo_ids(rule, what, paths, hit, memo_values, few)
         facts["bits"] = bits
         facts["first"], facts["pending"] = self._first_and_pending(bits)
         return facts
 
-    def _literal_bits(self, paths: pa.Array) -> np.ndarray:
+    def _literal_bits(self, paths: pa.Array, few: list | None = None) -> np.ndarray:
         """Per path: the rules one of whose literal paths (globs without wildcards) it is, as bits;
-        one lookup for all the rules."""
+        one lookup for all the rules (in Python when the paths are ``few``, as a list)."""
         table = getattr(self, "_literal_table", None)
         if table is None:
             owners: dict[str, int] = {}
@@ -991,10 +993,12 @@ class Mapper:
                     owners[literal] = owners.get(literal, 0) | (1 << position)
             literals = sorted(owners)
             table = self._literal_table = (pa.array(literals, pa.string()),
-                                           np.array([owners[x] for x in literals] + [0], np.uint64))
-        literals, owner_bits = table
+                                           np.array([owners[x] for x in literals] + [0], np.uint64), owners)
+        literals, owner_bits, owners = table
         if not len(literals):
             return np.zeros(len(paths), np.uint64)
+        if few is not None:
+            return np.array([owners.get(p, 0) for p in few], np.uint64)
         found = pc.fill_null(pc.index_in(paths, value_set=literals), len(literals))
         return owner_bits[_positions(found)]
 
@@ -1104,7 +1108,7 @@ class Mapper:
                 path_rows = self._path_rows[rows]
                 dropped = self._path_drops(path_rows, filtered, rules_hit)
             else:
-                encoded = _Encoded.for_rows(table, rows, enc, self._path_rows)
+                encoded = _Encoded.for_rows(table, rows, enc, self._path_rows, self._verdicts)
                 path_rows = encoded.indices("path")
                 choice = self._match(_Rows(table, rows), len(rows), encoded)
                 dropped, counts = self._count_rules(choice, filtered, rules_hit)
@@ -1407,7 +1411,7 @@ class Mapper:
             return ev.empty_events()
         values = self._base(rows)
         self._props_rejected = False
-        encoded = _Encoded(values)
+        encoded = _Encoded(values, self._verdicts)
         if path_encoding is not None:
             encoded.preload("path", *path_encoding)
         counted = choice is not None or match_now  # matched and counted: rows a rule drops are gone
@@ -1586,15 +1590,22 @@ class Mapper:
         return out[0], out[1]
 
     def _memo_ids(self, rule: Rule, what: str, paths: pa.Array, hit: np.ndarray | None,
-                  values: dict[str, pa.Array]) -> np.ndarray:
+                  values: dict, few: list | None = None) -> np.ndarray:
         """A rule's name or props for each of these (new, distinct) paths its path conditions
         accept (``hit``; None: all), added to the run pool: their positions there, -1 elsewhere.
-        ``values`` keeps the accepted paths and their regex groups for the rule's next call."""
+        ``values`` keeps the accepted paths and their regex groups for the rule's next call
+        (Python lists when the paths are ``few``, also as a list)."""
         ids = np.full(len(paths), -1, np.int64)
         need = np.arange(len(paths)) if hit is None else np.flatnonzero(hit)
         if not len(need) or (what == "props" and rule.index in self._no_memo_props):
             return ids
-        if not values:
+        if not values and few is not None:
+            values["path"] = [few[i] for i in need]
+            if rule.path_groups:
+                extracted = pc.extract_regex(paths, rule.path_regex).to_pylist()  # (the accepted ones all match)
+                for g in rule.path_groups:
+                    values[g] = [extracted[i][g] for i in need]
+        elif not values:
             values["path"] = paths if len(need) == len(paths) else paths.take(pa.array(need))
             if rule.path_groups:
                 extracted = pc.extract_regex(values["path"], rule.path_regex)
@@ -1604,6 +1615,10 @@ class Mapper:
         if small is _OVER_LIMIT:
             self._no_memo_props.add(rule.index)  # limits are applied per row
             return ids
+        if small is None:  # the kernels do the work: on Arrow columns
+            for key, value in values.items():
+                if isinstance(value, list):
+                    values[key] = pa.array(value, pa.string())
         if small is not None:
             out = pa.array(small, pa.string())
         elif what == "name":
@@ -1812,7 +1827,7 @@ def _render_few(rule: Rule, what: str, values: dict[str, pa.Array], n: int):
     limit, or None when a value is not plain text (the Arrow kernels then do the work)."""
     templates = [rule.name] if what == "name" else [t for _, t in rule.props]
     refs = {r for t in templates for r in t.refs}
-    columns = {r: _as_string(values[r]).to_pylist() for r in refs}
+    columns = {r: values[r] if isinstance(values[r], list) else _as_string(values[r]).to_pylist() for r in refs}
     if what == "name":
         return [_render_py(rule.name, columns, i) for i in range(n)]
     if not all(_plain(v) for r in refs for v in columns[r]):
@@ -2019,15 +2034,17 @@ class _Rows:
 class _Encoded:
     """Per-batch dictionary encodings of columns, so conditions run once per distinct value."""
 
-    def __init__(self, values):
+    def __init__(self, values, verdicts: dict | None = None):
         self.values = values
+        self.verdicts = verdicts  # the run's: condition -> {value: does it hold}, for a few rows at a time
         self._encoded: dict[str, tuple[pa.Array, pa.Array]] = {}
         self._masks: dict[tuple, np.ndarray] = {}
 
     @classmethod
-    def for_rows(cls, table: pa.Table, rows: np.ndarray, path: pa.DictionaryArray, path_rows: np.ndarray) -> "_Encoded":
+    def for_rows(cls, table: pa.Table, rows: np.ndarray, path: pa.DictionaryArray, path_rows: np.ndarray,
+                 verdicts: dict | None = None) -> "_Encoded":
         """The rows ``rows`` of ``table``, whose path column is already encoded as ``path``."""
-        encoded = cls(_Rows(table, rows))
+        encoded = cls(_Rows(table, rows), verdicts)
         encoded.preload("path", path.dictionary, path_rows[rows])
         return encoded
 
@@ -2042,10 +2059,24 @@ class _Encoded:
         if full in self._masks:
             return self._masks[full][rows]
         value = _as_string(self.column_at(column, rows))
+        if len(rows) <= _FEW_ROWS and self.verdicts is not None:
+            return self._few(column, key, value, fn)
         if distinct and len(rows) > 64:
             encoded = pc.dictionary_encode(value, null_encoding="encode")  # null: one more value, never a match
             return _np_bool(fn(encoded.dictionary))[_positions(encoded.indices)]
         return _np_bool(fn(value))
+
+    def _few(self, column: str, key: tuple, value: pa.Array, fn) -> np.ndarray:
+        """A condition on a few rows' values, each value worked out once per run: a rule whose
+        candidates are rare (a signup page) would otherwise cost kernel calls every batch."""
+        known = self.verdicts.setdefault((column,) + key, {})
+        items = value.to_pylist()
+        new = [v for v in dict.fromkeys(items) if v not in known]
+        if new:
+            if len(known) > 50_000:
+                known.clear()
+            known.update(zip(new, _np_bool(fn(pa.array(new, pa.string()))).tolist()))
+        return np.array([known[v] for v in items], bool)
 
     def encoded(self, column: str) -> tuple[pa.Array, pa.Array]:
         if column not in self._encoded:
