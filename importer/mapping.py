@@ -1644,14 +1644,16 @@ class Mapper:
             if isinstance(small, list):
                 return pa.array(small, pa.string())
         bad = np.zeros(n, bool)
+        braces = len(rule.props) == 1 and rule.props_from is None  # one prop: the pair comes braced
         if rule.props and refs:
             # All template props at once, per distinct value when they share a basis column.
             self._over_limit = False
-            fragment = values.per_distinct(refs, lambda v, count: self._template_pairs(rule, v, count, None), n)
+            fragment = values.per_distinct(
+                refs, lambda v, count: self._template_pairs(rule, v, count, None, braces), n)
             if self._over_limit:
-                fragment = self._template_pairs(rule, values, n, bad)  # exact per-row limits handling
+                fragment = self._template_pairs(rule, values, n, bad, braces)  # exact per-row limits handling
         elif rule.props:
-            fragment = self._template_pairs(rule, values, n, bad)
+            fragment = self._template_pairs(rule, values, n, bad, braces)
         pieces = [fragment] if rule.props else []
         if rule.props_from is not None:
             pieces.append(self._bag_pairs(_chunk(values[rule.props_from]), [k for k, _ in rule.props], n, bad))
@@ -1659,19 +1661,21 @@ class Mapper:
             joined = pieces[0]
         else:
             joined = _join_present(pieces, ",")
-        props = _join("{", joined, "}", "")  # joined is null or not empty
+        props = joined if braces else _join("{", joined, "}", "")  # joined is null or not empty
         if bad.any():
             self._props_rejected = True
             # Marked with a sentinel that _limits turns into a rejection.
             props = pc.if_else(pa.array(bad), pa.scalar(_REJECT_PROPS), props)
         return props
 
-    def _template_pairs(self, rule: Rule, values, n: int, bad: np.ndarray | None) -> pa.Array:
-        """'"k":"v","k2":"v2"' for a rule's template props (null when none has a value).
+    def _template_pairs(self, rule: Rule, values, n: int, bad: np.ndarray | None, braces: bool = False) -> pa.Array:
+        """'"k":"v","k2":"v2"' for a rule's template props (null when none has a value); with
+        ``braces`` and a single prop, '{"k":"v"}' (one join fewer).
 
         With ``bad`` None (per distinct value), a value over Plausible's limit yields the
         marker _OVER_LIMIT so the caller redoes the work per row, where limits are applied.
         """
+        braces = braces and len(rule.props) == 1
         reject = self.mapping.limit_policy == "reject"
         pieces = []
         for key, template in rule.props:
@@ -1688,7 +1692,8 @@ class Mapper:
                 else:
                     self.truncated["prop_value"] += pc.sum(over).as_py()
                     value = _truncate_bytes(value, MAX_PROP_VALUE_BYTES)
-            pair = _join(f'"{_json_text(key)}":"', _json_string(value), '"', "")
+            pair = _join(("{" if braces else "") + f'"{_json_text(key)}":"', _json_string(value),
+                         '"}' if braces else '"', "")
             pieces.append(pair if ok is None else pc.if_else(ok, pair, pa.scalar(None, pa.string())))
         if len(pieces) == 1:
             return pieces[0]
@@ -2240,6 +2245,13 @@ def _np_bool(mask) -> np.ndarray:
     if isinstance(mask, np.ndarray):
         return mask
     mask = _chunk(mask)
+    if mask.null_count and mask.type == pa.bool_():
+        # value bit AND validity bit, from the bitmaps (a fill_null kernel call costs more)
+        validity, values = mask.buffers()[0], mask.buffers()[1]
+        span = slice(mask.offset, mask.offset + len(mask))
+        bits = np.unpackbits(np.frombuffer(values, np.uint8), bitorder="little")[span]
+        valid = np.unpackbits(np.frombuffer(validity, np.uint8), bitorder="little")[span]
+        return (bits & valid).astype(bool)
     if mask.null_count:
         mask = pc.fill_null(mask, False)
     return mask.to_numpy(zero_copy_only=False)
