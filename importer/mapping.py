@@ -1146,7 +1146,6 @@ class Mapper:
 
     def _path_drops(self, path_rows: np.ndarray, filtered: Counter, rules_hit: dict[str, int]) -> np.ndarray | None:
         """The rows a rule drops by their path alone (None: none), counted under their rule."""
-        m = self.mapping
         first, _ = self._batch_paths()
         plan = self._plan()
         per_path = plan["drops"][first + 1]
@@ -1155,15 +1154,8 @@ class Mapper:
         dropped = per_path[path_rows]
         if not dropped.any():
             return None
-        counts = np.bincount(plan["index_of"][first + 1][_compress(path_rows, dropped)] + 1, minlength=len(m.rules) + 1)
-        for rule in m.rules:
-            count = int(counts[rule.index + 1])
-            if count:
-                rules_hit[rule.label] = rules_hit.get(rule.label, 0) + count
-                filtered["rule:" + rule.label] += count
-        if counts[0]:
-            rules_hit[m.default_label] = rules_hit.get(m.default_label, 0) + int(counts[0])
-            filtered["no_rule"] += int(counts[0])
+        # every one of these rows is dropped: counted as _count_rules counts drops
+        self._count_rules(plan["index_of"][first + 1][_compress(path_rows, dropped)], filtered, rules_hit)
         return dropped
 
     def _count_rules(self, choice: np.ndarray, filtered: Counter,
