@@ -1010,13 +1010,12 @@ class Mapper:
             one = np.uint64(1)
             everywhere = np.uint64(0)  # rules without path conditions hold for every path
             unconditional = np.uint64(0)  # rules with nothing but path conditions
+            drop_bits = np.uint64(0)  # rules that drop rows
             for position, rule in enumerate(rules):
                 if not rule.has_path_condition:
                     everywhere |= one << np.uint64(position)
                 if not (rule.methods or rule.status is not None or rule.columns):
                     unconditional |= one << np.uint64(position)
-            drop_bits = np.uint64(0)
-            for position, rule in enumerate(rules):
                 if rule.drop:
                     drop_bits |= one << np.uint64(position)
             self._plan_cache = {"everywhere": everywhere, "unconditional": unconditional, "drop_bits": drop_bits,
@@ -1617,11 +1616,12 @@ class Mapper:
             out = rule.name.render(values, len(need))
         else:
             self._over_limit = False
-            fragment = self._template_pairs(rule, values, len(need), None)
+            single = len(rule.props) == 1  # then the pair comes braced, as in _props
+            fragment = self._template_pairs(rule, values, len(need), None, braces=single)
             if self._over_limit:
                 self._no_memo_props.add(rule.index)  # limits are applied per row
                 return ids
-            out = _join("{", fragment, "}", "")  # fragment is null or not empty
+            out = fragment if single else _join("{", fragment, "}", "")  # fragment is null or not empty
         ids[need] = self._run_pools[what].add(out)
         return ids
 
