@@ -917,10 +917,7 @@ class Mapper:
                 keep = pc.is_in(method, value_set=pa.array(m.methods, method.type))
             drops.append(("method", ~_np_bool(keep)))
         if m.statuses is not None or m.exclude_statuses is not None:
-            status = _chunk(table.column("status"))
-            if status.null_count:
-                status = pc.fill_null(status, 0)  # 0 is no status: never kept, never excluded
-            codes = status.to_numpy(zero_copy_only=False).astype(np.intp) & 0xFFFF  # negatives wrap to >= 32768
+            codes = _status_codes(_chunk(table.column("status")))
             drop = np.zeros(table.num_rows, bool)
             if m.statuses is not None:
                 drop = ~m.statuses.lookup()[codes]
@@ -2089,10 +2086,7 @@ class _Encoded:
 
     def status_mask(self, rule: "StatusRule", rows: np.ndarray) -> np.ndarray:
         """Does the status of each of ``rows`` satisfy the rule?"""
-        status = self.column_at("status", rows)
-        if status.null_count:
-            status = pc.fill_null(status, 0)  # no status: never matches
-        return rule.lookup()[status.to_numpy(zero_copy_only=False).astype(np.intp) & 0xFFFF]
+        return rule.lookup()[_status_codes(self.column_at("status", rows))]
 
     def preload(self, column: str, dictionary: pa.Array, rows: np.ndarray) -> None:
         """A column already encoded: its dictionary and each row's position in it (nulls at
@@ -2247,6 +2241,14 @@ def _np_bool(mask) -> np.ndarray:
     if mask.null_count:
         mask = pc.fill_null(mask, False)
     return mask.to_numpy(zero_copy_only=False)
+
+
+def _status_codes(status: pa.Array) -> np.ndarray:
+    """Statuses as positions in a StatusRule.lookup table: no status is 0 (never a code, never a
+    class), negatives wrap to >= 32768 (never either)."""
+    if status.null_count:
+        status = pc.fill_null(status, 0)
+    return status.to_numpy(zero_copy_only=False).astype(np.intp) & 0xFFFF
 
 
 def _compress(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
