@@ -313,6 +313,10 @@ class TabularReader:
         """The rows of ``table`` as a canonical batch; their line numbers follow from
         ``first_row`` and ``header_lines``, or are given (``lines``)."""
         n = table.num_rows
+        if lines is None:
+            line_numbers = np.arange(first_row + header_lines, first_row + header_lines + n, dtype=np.int64)
+        else:
+            line_numbers = np.asarray(lines, dtype=np.int64)
         cmap = self.column_map.columns
         made: dict[str, pa.Array] = {}
         if self.column_map.params is not None:
@@ -330,10 +334,8 @@ class TabularReader:
             # rows cannot be read (the rows of other blocks, with values there, still are).
             name, path = nested[0]
             reason = f"'{path}' (the {name} column) holds {source_column(path).type} here, not a value"
-            lines = (np.asarray(lines, dtype=np.int64) if lines is not None else
-                     np.arange(first_row + header_lines, first_row + header_lines + n, dtype=np.int64))
             return Batch(table=schema.empty_frame(), rows_read=n,
-                         rejected=[Rejected(source.name, int(line), reason, "") for line in lines])
+                         rejected=[Rejected(source.name, int(line), reason, "") for line in line_numbers])
 
         nulls = pa.array(self.column_map.null_values, pa.string())
 
@@ -366,10 +368,6 @@ class TabularReader:
                 columns.setdefault(key, parts[key])
         for name, value in self.column_map.constants.items():
             columns[name] = pa.array([value] * n, type=schema.CANONICAL_SCHEMA.field(name).type)
-        if lines is None:
-            line_numbers = np.arange(first_row + header_lines, first_row + header_lines + n, dtype=np.int64)
-        else:
-            line_numbers = np.asarray(lines, dtype=np.int64)
         columns["source_file"] = repeat_string(source.name, n)
         columns["source_line"] = pa.array(line_numbers)
         extra: dict[str, pa.Array] = {}
