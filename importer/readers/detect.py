@@ -257,22 +257,17 @@ def prefetch(batches: Iterator[Batch], depth: int) -> Iterator[Batch]:
     def work() -> None:
         try:
             for item in batches:
-                while not stop.is_set():
-                    try:
-                        slots.put(item, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
+                _put_unless_stopped(slots, stop, item)
                 if stop.is_set():
                     break
         except BaseException as exc:  # handed to the consumer, which re-raises it
-            _put_final(slots, stop, exc)
+            _put_unless_stopped(slots, stop, exc)
             return
         finally:
             closer = getattr(batches, "close", None)
             if stop.is_set() and closer is not None:
                 closer()
-        _put_final(slots, stop, _DONE)
+        _put_unless_stopped(slots, stop, _DONE)
 
     worker = threading.Thread(target=work, name="log-reader", daemon=True)
     worker.start()
@@ -289,7 +284,7 @@ def prefetch(batches: Iterator[Batch], depth: int) -> Iterator[Batch]:
         worker.join()
 
 
-def _put_final(slots: queue.Queue, stop: threading.Event, item) -> None:
+def _put_unless_stopped(slots: queue.Queue, stop: threading.Event, item) -> None:
     while not stop.is_set():
         try:
             slots.put(item, timeout=0.1)
