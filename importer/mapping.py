@@ -21,6 +21,7 @@ import ipaddress
 import json
 import re
 import tomllib
+import warnings
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -239,6 +240,7 @@ class StatusRule:
 # --- patterns and templates --------------------------------------------------------------------
 
 @functools.lru_cache(maxsize=256)
+@functools.lru_cache(maxsize=256)
 def _glob_matcher(regexes: tuple[str, ...]):
     """``fullmatch`` of Python's re for any of some glob_to_regex patterns. Those patterns are
     made of escaped literals, ``(?s:.*)``, ``[^/]*`` and ``[^/]`` between ``^`` and ``$``; for
@@ -250,6 +252,59 @@ def _glob_matcher(regexes: tuple[str, ...]):
             raise ValueError(f"not a glob pattern: {regex!r}")
         bodies.append(regex[1:-1])
     return re.compile("|".join(f"(?:{b})" for b in bodies)).fullmatch
+
+
+# RE2 and Python's re read these escapes alike (on plain text, see _plain); any other escape,
+# such as \pL, \z, \Q or a digit, makes _python_regex leave the pattern to RE2.
+_SAME_ESCAPES = frozenset("dDwWsS") | frozenset(chr(c) for c in range(0x21, 0x7F) if not chr(c).isalnum())
+_EXTENSION = re.compile("[a-z0-9]+")
+
+
+@functools.lru_cache(maxsize=256)
+def _python_regex(pattern: str) -> "re.Pattern[str] | None":
+    """Python's re for an RE2 pattern when the two give the same matches and groups on plain
+    text (printable ASCII, see _plain), else None.
+
+    Conservative: an ASCII pattern whose escapes are \\d, \\w, \\s (and their negations) or
+    escaped punctuation, without POSIX classes ("[:") or "{,", which RE2 reads as literal
+    text and Python as a repeat. On plain text the remaining differences (Python's "$" also
+    before a final newline, its Unicode classes, "\\s" taking "\\v") never show.
+    """
+    if not pattern.isascii() or "[:" in pattern or "{," in pattern:
+        return None
+    i = pattern.find("\\")
+    while i >= 0:
+        if i + 1 >= len(pattern) or pattern[i + 1] not in _SAME_ESCAPES:
+            return None
+        i = pattern.find("\\", i + 2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # e.g. "possible nested set": a reading that may change
+        try:
+            return re.compile(pattern)
+        except (re.error, Warning):
+            return None
+
+
+def _few_hits(rule: Rule, position: int, few: list[str], paths: pa.Array, few_bits: list[int],
+              plain: bool) -> list[bool] | None:
+    """Which of a few paths (``few``, also as ``paths``) a rule's path conditions accept, in
+    Python (``few_bits``: the paths' literal-path bits); None when the rule has none. A path
+    regex Python cannot stand in for runs in RE2."""
+    if not rule.has_path_condition:
+        return None
+    regex_hits = None
+    if rule.path_regex is not None:
+        regex = _python_regex(rule.path_regex) if plain else None
+        if regex is not None:
+            regex_hits = [regex.search(p) is not None for p in few]
+        else:
+            regex_hits = _np_bool(_any_regex(paths, (rule.path_regex,))).tolist()
+    if not (rule.path_literals or rule.path_regexes):
+        return regex_hits
+    bit = 1 << position
+    glob = _glob_matcher(rule.path_regexes) if rule.path_regexes else None
+    listed = [bool(b & bit) or (glob is not None and glob(p) is not None) for p, b in zip(few, few_bits)]
+    return listed if regex_hits is None else [a and b for a, b in zip(listed, regex_hits)]
 
 
 def glob_to_regex(pattern: str) -> str:
@@ -938,7 +993,16 @@ class Mapper:
     def _path_facts(self, paths: pa.Array) -> dict[str, np.ndarray]:
         """What the filters and the rules' path conditions say of each of these (distinct) paths."""
         m = self.mapping
-        facts = {"bad": ~_np_bool(pc.starts_with(paths, "/"))}
+        # A few new paths (the usual case after the first batch): the filters' facts, literal
+        # paths, the rules' globs and regexes, and names and props from them are worked out in
+        # Python, where it gives the same answers as the kernels (see _plain, _glob_matcher,
+        # _python_regex): the kernel calls would cost more than the work.
+        few = paths.to_pylist() if len(paths) <= _FEW else None
+        plain = few is not None and all(_plain(p) for p in few)
+        if few is not None:
+            facts = {"bad": np.array([not p.startswith("/") for p in few], bool)}
+        else:
+            facts = {"bad": ~_np_bool(pc.starts_with(paths, "/"))}
         if m.paths or m.exclude_paths:
             drop = np.zeros(len(paths), bool)
             if m.paths:
@@ -947,24 +1011,23 @@ class Mapper:
                 drop |= _np_bool(_any_regex(paths, m.exclude_paths))
             facts["path"] = drop
         if m.static_extensions or m.static_files:
-            facts["static"] = _np_bool(self._static_mask(paths))
+            facts["static"] = self._static_few(few) if plain else _np_bool(self._static_mask(paths))
         bits = np.zeros(len(paths), np.uint64)
-        # A few new paths (the usual case after the first batch): literal paths are looked up,
-        # and the rules' globs run, in Python (for these patterns the same matches as RE2's, see
-        # _glob_matcher), as do names and props from them: kernel calls cost more than that.
-        few = paths.to_pylist() if len(paths) <= _FEW else None
         literal_bits = self._literal_bits(paths, few)
+        few_bits = list(literal_bits) if few is not None else None  # as Python ints
         self._sync_run_pools()  # the memo may have started afresh: so do the pools it points into
         for position, rule in enumerate(m.rules):
             hit = None  # every path
-            if rule.has_path_condition:
+            if few is not None:
+                hit = _few_hits(rule, position, few, paths, few_bits, plain)
+                if hit is not None:
+                    bit = 1 << position
+                    few_bits = [b | bit if h else b & ~bit for b, h in zip(few_bits, hit)]
+            elif rule.has_path_condition:
                 hit = np.zeros(len(paths), bool)
                 if rule.path_literals:
                     hit |= (literal_bits >> np.uint64(position)) & np.uint64(1) == 1
-                if rule.path_regexes and few is not None:
-                    matches = _glob_matcher(rule.path_regexes)
-                    hit |= np.array([p is not None and matches(p) is not None for p in few], bool)
-                elif rule.path_regexes:
+                if rule.path_regexes:
                     hit |= _np_bool(_any_regex(paths, rule.path_regexes))
                 if rule.path_regex is not None:
                     if rule.path_literals or rule.path_regexes:
@@ -974,14 +1037,44 @@ class Mapper:
                 bits |= hit.astype(np.uint64) << np.uint64(position)
             memo_values: dict[str, pa.Array] = {}  # the paths and groups the rule's name and props read
             for what in self._path_only[rule.index]:
-                facts[(what, rule.index)] = self._memo_ids(rule, what, paths, hit, memo_values, few)
-        facts["bits"] = bits
-        facts["first"], facts["pending"] = self._first_and_pending(bits)
+                facts[(what, rule.index)] = self._memo_ids(rule, what, paths, hit, memo_values, few, plain)
+        if few_bits is not None:
+            facts["bits"] = np.array(few_bits, np.uint64)
+            facts["first"], facts["pending"] = self._first_and_pending_few(few_bits)
+        else:
+            facts["bits"] = bits
+            facts["first"], facts["pending"] = self._first_and_pending(bits)
         return facts
 
-    def _literal_bits(self, paths: pa.Array, few: list | None = None) -> np.ndarray:
+    def _static_few(self, paths: list[str]) -> np.ndarray:
+        """_static_mask for a few plain paths, in Python."""
+        extensions, files = self.mapping.static_extensions, self.mapping.static_files
+        out = []
+        for path in paths:
+            base = path.lower().rpartition("/")[2]
+            ext = base.rpartition(".")
+            out.append(base in files or (ext[1] == "." and _EXTENSION.fullmatch(ext[2]) is not None and ext[2] in extensions))
+        return np.array(out, bool)
+
+    def _first_and_pending_few(self, path_bits: list[int]) -> tuple[np.ndarray, np.ndarray]:
+        """_first_and_pending for a few paths' bits (Python ints)."""
+        plan = self._plan()
+        everywhere, unconditional = int(plan["everywhere"]), int(plan["unconditional"])
+        everything = (1 << 64) - 1
+        first, pending = [], []
+        for bits in path_bits:
+            bits |= everywhere
+            holding = bits & unconditional
+            lowest = (holding & -holding).bit_length() - 1  # -1 when none
+            before = (1 << lowest) - 1 if lowest >= 0 else everything
+            first.append(lowest)
+            pending.append(bits & ~unconditional & before)
+        return np.array(first, np.int64), np.array(pending, np.uint64)
+
+    def _literal_bits(self, paths: pa.Array, few: list | None = None) -> np.ndarray | list[int]:
         """Per path: the rules one of whose literal paths (globs without wildcards) it is, as bits;
-        one lookup for all the rules (in Python when the paths are ``few``, as a list)."""
+        one lookup for all the rules (in Python when the paths are ``few``, as a list: a list
+        of ints)."""
         table = getattr(self, "_literal_table", None)
         if table is None:
             owners: dict[str, int] = {}
@@ -993,9 +1086,9 @@ class Mapper:
                                            np.array([owners[x] for x in literals] + [0], np.uint64), owners)
         literals, owner_bits, owners = table
         if not len(literals):
-            return np.zeros(len(paths), np.uint64)
+            return [0] * len(few) if few is not None else np.zeros(len(paths), np.uint64)
         if few is not None:
-            return np.array([owners.get(p, 0) for p in few], np.uint64)
+            return [owners.get(p, 0) for p in few]
         found = pc.fill_null(pc.index_in(paths, value_set=literals), len(literals))
         return owner_bits[_positions(found)]
 
@@ -1314,6 +1407,7 @@ class Mapper:
             return choice
         todo = np.flatnonzero((pending != 0)[path_rows])
         todo_paths = path_rows[todo]
+        todo_bits = pending[todo_paths]  # each candidate row's rules, found per rule by a bitwise and
         present = int(np.bitwise_or.reduce(pending))
         # A row can be a candidate of several rules only when its path has several pending bits;
         # only then must each rule skip the rows an earlier one took.
@@ -1321,12 +1415,11 @@ class Mapper:
         open_rows = np.ones(len(todo), bool) if overlap else None
         # Rows that are candidates of several rules: a column their regex conditions read is
         # encoded once for all of them (else each rule's candidates are encoded on their own).
-        shared = self._shared_columns(rules, present, pending, todo_paths, encoded, todo) if overlap else {}
+        shared = self._shared_columns(rules, present, todo_bits, encoded, todo) if overlap else {}
         for position, rule in enumerate(rules):
             if not (present >> position) & 1:  # no candidate row (unconditional rules never are)
                 continue
-            on_path = (pending >> np.uint64(position)) & np.uint64(1) == 1  # per distinct path
-            local = np.flatnonzero(on_path[todo_paths])
+            local = np.flatnonzero(todo_bits & np.uint64(1 << position))
             if open_rows is not None:
                 local = local[open_rows[local]]
             if not len(local):
@@ -1357,11 +1450,10 @@ class Mapper:
         return choice
 
     @staticmethod
-    def _shared_columns(rules, present: int, pending: np.ndarray, todo_paths: np.ndarray, encoded: "_Encoded",
-                        todo: np.ndarray) -> dict:
+    def _shared_columns(rules, present: int, todo_bits: np.ndarray, encoded: "_Encoded", todo: np.ndarray) -> dict:
         """Columns that regex conditions of several rules read: taken at the union of those
-        rules' candidate rows (``todo`` rows, whose paths are ``todo_paths``, with ``pending``
-        rules per path) and encoded once, so each condition runs on the distinct values.
+        rules' candidate rows (``todo`` rows, ``todo_bits`` the rules each is a candidate of)
+        and encoded once, so each condition runs on the distinct values.
         column -> (distinct values, code per taken row, position among the taken rows per
         candidate row (-1: not taken))."""
         users: dict[str, int] = {}
@@ -1374,7 +1466,7 @@ class Mapper:
         for column, mask in users.items():
             if mask & (mask - 1) == 0:
                 continue  # one rule only: evaluated on its own candidates
-            local = np.flatnonzero((pending & np.uint64(mask) != 0)[todo_paths])
+            local = np.flatnonzero(todo_bits & np.uint64(mask))
             if not len(local):
                 continue
             enc = pc.dictionary_encode(_as_string(encoded.column_at(column, todo[local])), null_encoding="encode")
@@ -1577,22 +1669,30 @@ class Mapper:
                 out.append(ids[self._path_positions])
         return out[0], out[1]
 
-    def _memo_ids(self, rule: Rule, what: str, paths: pa.Array, hit: np.ndarray | None,
-                  values: dict, few: list | None = None) -> np.ndarray:
+    def _memo_ids(self, rule: Rule, what: str, paths: pa.Array, hit: np.ndarray | list[bool] | None,
+                  values: dict, few: list | None = None, plain: bool = False) -> np.ndarray:
         """A rule's name or props for each of these (new, distinct) paths its path conditions
         accept (``hit``; None: all), added to the run pool: their positions there, -1 elsewhere.
         ``values`` keeps the accepted paths and their regex groups for the rule's next call
         (Python lists when the paths are ``few``, also as a list)."""
         ids = np.full(len(paths), -1, np.int64)
-        need = np.arange(len(paths)) if hit is None else np.flatnonzero(hit)
+        if hit is None:
+            need = np.arange(len(paths))
+        else:
+            need = [i for i, h in enumerate(hit) if h] if isinstance(hit, list) else np.flatnonzero(hit)
         if not len(need) or (what == "props" and rule.index in self._no_memo_props):
             return ids
         if not values and few is not None:
             values["path"] = [few[i] for i in need]
             if rule.path_groups:
-                extracted = pc.extract_regex(paths, rule.path_regex).to_pylist()  # (the accepted ones all match)
+                regex = _python_regex(rule.path_regex) if plain else None
+                if regex is not None:  # (the accepted paths all match)
+                    extracted = [regex.search(p).groupdict("") for p in values["path"]]
+                else:
+                    found = pc.extract_regex(paths, rule.path_regex).to_pylist()
+                    extracted = [found[i] for i in need]
                 for g in rule.path_groups:
-                    values[g] = [extracted[i][g] for i in need]
+                    values[g] = [groups[g] for groups in extracted]
         elif not values:
             values["path"] = paths if len(need) == len(paths) else paths.take(pa.array(need))
             if rule.path_groups:
@@ -2016,6 +2116,11 @@ class _Rows:
             return self._cache[name].take(pa.array(local))
         return _chunk(self._table.column(name)).take(pa.array(self._np_rows[local]))
 
+    def strings_at(self, name: str, local: np.ndarray) -> list[str | None] | None:
+        if name in self._cache:
+            return _strings_at(self._cache[name], local)
+        return _strings_at(self._table.column(name), self._np_rows[local])
+
     def __getitem__(self, name: str) -> pa.Array:
         if name not in self._cache:
             self._cache[name] = _chunk(self._table.column(name)).take(self._rows)
@@ -2052,19 +2157,21 @@ class _Encoded:
             return whole[rows]
         if full in self._masks:
             return self._masks[full][rows]
-        value = _as_string(self.column_at(column, rows))
         if len(rows) <= _FEW_ROWS and self.verdicts is not None:
-            return self._few(column, key, value, fn)
+            items = self.strings_at(column, rows)
+            if items is None:
+                items = _as_string(self.column_at(column, rows)).to_pylist()
+            return self._few(column, key, items, fn)
+        value = _as_string(self.column_at(column, rows))
         if distinct and len(rows) > 64:
             encoded = pc.dictionary_encode(value, null_encoding="encode")  # null: one more value, never a match
             return _np_bool(fn(encoded.dictionary))[_positions(encoded.indices)]
         return _np_bool(fn(value))
 
-    def _few(self, column: str, key: tuple, value: pa.Array, fn) -> np.ndarray:
+    def _few(self, column: str, key: tuple, items: list, fn) -> np.ndarray:
         """A condition on a few rows' values, each value worked out once per run: a rule whose
         candidates are rare (a signup page) would otherwise cost kernel calls every batch."""
         known = self.verdicts.setdefault((column,) + key, {})
-        items = value.to_pylist()
         new = [v for v in dict.fromkeys(items) if v not in known]
         if new:
             if len(known) > 50_000:
@@ -2078,6 +2185,13 @@ class _Encoded:
             enc = pc.dictionary_encode(value)
             self._encoded[column] = (enc.dictionary, enc.indices)
         return self._encoded[column]
+
+    def strings_at(self, column: str, rows: np.ndarray) -> list[str | None] | None:
+        """A few rows' values of a string column, read from its buffers (None: not plain strings)."""
+        values = self.values
+        if isinstance(values, _Rows):
+            return values.strings_at(column, rows)
+        return _strings_at(values[column], rows)
 
     def column_at(self, column: str, rows: np.ndarray) -> pa.Array:
         if isinstance(self.values, _Rows):
@@ -2261,6 +2375,27 @@ def _positions(indices: pa.Array) -> np.ndarray:
     """Arrow integer indices (no nulls) as NumPy's index type: indexing with int32 arrays
     is several times slower, as NumPy converts them on every use."""
     return _chunk(indices).to_numpy(zero_copy_only=False).astype(np.intp, copy=False)
+
+
+def _strings_at(values, rows: np.ndarray) -> list[str | None] | None:
+    """Some rows' values of a string column, read from its buffers: for a few rows, a take and
+    a to_pylist cost more in kernel-call overhead than these reads. None when the column is
+    not a single chunk of plain strings."""
+    if isinstance(values, pa.ChunkedArray):
+        if values.num_chunks != 1:
+            return None
+        values = values.chunk(0)
+    if values.type != pa.string():
+        return None
+    validity, offsets, data = values.buffers()
+    offsets = np.frombuffer(offsets, np.int32, len(values) + 1, values.offset * 4)
+    text = memoryview(data) if data is not None else memoryview(b"")
+    items = [str(text[start:end], "utf-8") for start, end in zip(offsets[rows].tolist(), offsets[rows + 1].tolist())]
+    if values.null_count:
+        at = rows + values.offset
+        valid = (np.frombuffer(validity, np.uint8)[at >> 3] >> (at & 7)) & 1
+        items = [item if ok else None for item, ok in zip(items, valid.tolist())]
+    return items
 
 
 def _with_null(values: pa.Array) -> pa.Array:
