@@ -1109,7 +1109,7 @@ class Mapper:
                 if rule.drop:
                     drop_bits |= one << np.uint64(position)
             self._plan_cache = {"everywhere": everywhere, "unconditional": unconditional, "drop_bits": drop_bits,
-                                "index_of": np.array([-1] + [r.index for r in rules], np.int32),
+                                "index_of": np.array([-1] + [r.index for r in rules], np.intp),
                                 # per rule + 1 (0: the default): does it drop the row?
                                 "drops": np.array([self.mapping.default_drop] + [r.drop for r in rules], bool)}
             null_first, null_pending = self._first_and_pending(np.zeros(1, np.uint64))
@@ -1517,28 +1517,29 @@ class Mapper:
             # (``counts``, made before rows a rule drops were left out, are used for other rules only)
             d = len(self._path_positions)
             path_rows = encoded.indices("path")
-            name_table = np.zeros((len(m.rules) + 1, d + 1), np.int64)
+            present = [r for r in m.rules if counts[r.index + 1] and not r.drop]
+            table_row = np.zeros(len(m.rules) + 1, np.intp)  # rule + 1 -> row in the tables (0: the default's)
+            name_table = np.zeros((len(present) + 1, d + 1), np.int32)
             props_table = None
-            for rule in m.rules:
-                if not counts[rule.index + 1] or rule.drop:
-                    continue
+            for row, rule in enumerate(present, 1):
+                table_row[rule.index + 1] = row
                 name_ids, props_ids = self._from_memo(rule)
                 name_done = props_done = False
                 if rule.name.constant is not None:
-                    name_table[rule.index + 1] = constant_at[rule.name.constant]
+                    name_table[row] = constant_at[rule.name.constant]
                     name_done = True
                 elif name_ids is not None:
-                    name_table[rule.index + 1, :d], name_table[rule.index + 1, d] = name_ids, -1
+                    name_table[row, :d], name_table[row, d] = name_ids, -1
                     name_done = True
                 if not rule.props and rule.props_from is None:
                     props_done = True
                 elif props_ids is not None:
                     if props_table is None:
-                        props_table = np.zeros((len(m.rules) + 1, d + 1), np.int64)
-                    props_table[rule.index + 1, :d], props_table[rule.index + 1, d] = props_ids, -1
+                        props_table = np.zeros((len(present) + 1, d + 1), np.int32)
+                    props_table[row, :d], props_table[row, d] = props_ids, -1
                     props_done = True
                 done[rule.index] = (name_done, props_done)
-            flat = (choice + 1).astype(np.int64) * (d + 1) + path_rows  # one position for both tables
+            flat = table_row[choice + 1] * (d + 1) + path_rows  # one position for both tables
             name_index = name_table.ravel()[flat]
             if props_table is not None:
                 props_index = props_table.ravel()[flat]
@@ -1641,7 +1642,10 @@ class Mapper:
             columns["interactive"] = pa.nulls(total, pa.bool_())
         else:
             flags = interactive if selected is None else interactive[selected]
-            columns["interactive"] = pa.array(flags, mask=flags)  # false where set, else null
+            # false where a rule set it, else null: the validity bits, and all-zero values
+            validity = np.packbits(~flags, bitorder="little")
+            columns["interactive"] = pa.Array.from_buffers(
+                pa.bool_(), total, [pa.py_buffer(validity), pa.py_buffer(np.zeros(len(validity), np.uint8))])
         arrays = []
         for f in ev.EVENT_SCHEMA:
             value = _chunk(columns[f.name])
