@@ -1405,49 +1405,67 @@ class Mapper:
         choice = plan["index_of"][first + 1][path_rows]
         if not pending.any():
             return choice
-        todo = np.flatnonzero((pending != 0)[path_rows])
-        todo_paths = path_rows[todo]
-        todo_bits = pending[todo_paths]  # each candidate row's rules, found per rule by a bitwise and
         present = int(np.bitwise_or.reduce(pending))
         # A row can be a candidate of several rules only when its path has several pending bits;
         # only then must each rule skip the rows an earlier one took.
-        overlap = bool((pending & (pending - np.uint64(1))).any())
-        open_rows = np.ones(len(todo), bool) if overlap else None
+        if not (pending & (pending - np.uint64(1))).any():
+            # Each candidate row waits on one rule: the rows are grouped by it with one stable
+            # (radix) sort of a one-byte code per row, in row order within each rule.
+            waits_on = (_lowest_bit(pending) + 1).astype(np.uint8)  # per path: 0 none, else rule position + 1
+            row_code = waits_on[path_rows]
+            by_rule = np.argsort(row_code, kind="stable")
+            bounds = np.cumsum(np.bincount(row_code, minlength=len(rules) + 1))
+            for position, rule in enumerate(rules):
+                if (present >> position) & 1:
+                    candidates = by_rule[bounds[position]:bounds[position + 1]]
+                    ok = self._conditions_hold(rule, candidates, encoded)
+                    choice[_compress(candidates, ok)] = rule.index
+            return choice
+        todo = np.flatnonzero((pending != 0)[path_rows])
+        todo_bits = pending[path_rows[todo]]  # each candidate row's rules, found per rule by a bitwise and
+        open_rows = np.ones(len(todo), bool)
         # Rows that are candidates of several rules: a column their regex conditions read is
         # encoded once for all of them (else each rule's candidates are encoded on their own).
-        shared = self._shared_columns(rules, present, todo_bits, encoded, todo) if overlap else {}
+        shared = self._shared_columns(rules, present, todo_bits, encoded, todo)
         for position, rule in enumerate(rules):
             if not (present >> position) & 1:  # no candidate row (unconditional rules never are)
                 continue
             local = np.flatnonzero(todo_bits & np.uint64(1 << position))
-            if open_rows is not None:
-                local = local[open_rows[local]]
+            local = local[open_rows[local]]
             if not len(local):
                 continue
-            candidates = todo[local]
-            ok = np.ones(len(local), bool)
-            if rule.methods:
-                ok &= encoded.on_rows("method", ("in",) + rule.methods, candidates,
-                                      lambda v, r=rule: pc.is_in(v, value_set=pa.array(r.methods)))
-            if rule.status is not None and ok.any():
-                ok &= encoded.status_mask(rule.status, candidates)
-            for cond in rule.columns:
-                if not ok.any():
-                    break
-                if cond.op == "regex" and cond.column in shared:
-                    dictionary, codes, at = shared[cond.column]
-                    ok &= _np_bool(_condition(dictionary, cond))[codes[at[local]]]  # a null value: no
-                elif cond.op == "regex":
-                    ok &= encoded.on_rows(cond.column, (cond.op, cond.pattern), candidates,
-                                          lambda d, c=cond: _condition(d, c), distinct=True)
-                else:
-                    ok &= encoded.on_rows(cond.column, (cond.op, cond.values, cond.present), candidates,
-                                          lambda v, c=cond: _condition(v, c))
+            ok = self._conditions_hold(rule, todo[local], encoded, shared, local)
             matched = _compress(local, ok)
             choice[todo[matched]] = rule.index
-            if open_rows is not None:
-                open_rows[matched] = False
+            open_rows[matched] = False
         return choice
+
+    @staticmethod
+    def _conditions_hold(rule: Rule, candidates: np.ndarray, encoded: "_Encoded", shared: dict | None = None,
+                         local: np.ndarray | None = None) -> np.ndarray:
+        """Which of a rule's candidate rows meet its conditions beyond the path (``shared``:
+        columns encoded for several rules' candidates, ``local`` these rows' places there)."""
+        ok = np.ones(len(candidates), bool)
+        if not len(candidates):
+            return ok
+        if rule.methods:
+            ok &= encoded.on_rows("method", ("in",) + rule.methods, candidates,
+                                  lambda v, r=rule: pc.is_in(v, value_set=pa.array(r.methods)))
+        if rule.status is not None and ok.any():
+            ok &= encoded.status_mask(rule.status, candidates)
+        for cond in rule.columns:
+            if not ok.any():
+                break
+            if cond.op == "regex" and shared and cond.column in shared:
+                dictionary, codes, at = shared[cond.column]
+                ok &= _np_bool(_condition(dictionary, cond))[codes[at[local]]]  # a null value: no
+            elif cond.op == "regex":
+                ok &= encoded.on_rows(cond.column, (cond.op, cond.pattern), candidates,
+                                      lambda d, c=cond: _condition(d, c), distinct=True)
+            else:
+                ok &= encoded.on_rows(cond.column, (cond.op, cond.values, cond.present), candidates,
+                                      lambda v, c=cond: _condition(v, c))
+        return ok
 
     @staticmethod
     def _shared_columns(rules, present: int, todo_bits: np.ndarray, encoded: "_Encoded", todo: np.ndarray) -> dict:
