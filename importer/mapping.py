@@ -1535,12 +1535,12 @@ class Mapper:
             # (``counts``, made before rows a rule drops were left out, are used for other rules only)
             d = len(self._path_positions)
             path_rows = encoded.indices("path")
-            present = [r for r in m.rules if counts[r.index + 1] and not r.drop]
-            table_row = np.zeros(len(m.rules) + 1, np.intp)  # rule + 1 -> row in the tables (0: the default's)
-            name_table = np.zeros((len(present) + 1, d + 1), np.int32)
+            name_table = np.zeros((len(m.rules) + 1, d + 1), np.int32)  # per rule + 1 (0: the default), per path
             props_table = None
-            for row, rule in enumerate(present, 1):
-                table_row[rule.index + 1] = row
+            for rule in m.rules:
+                if not counts[rule.index + 1] or rule.drop:
+                    continue
+                row = rule.index + 1
                 name_ids, props_ids = self._from_memo(rule)
                 name_done = props_done = False
                 if rule.name.constant is not None:
@@ -1553,11 +1553,11 @@ class Mapper:
                     props_done = True
                 elif props_ids is not None:
                     if props_table is None:
-                        props_table = np.zeros((len(present) + 1, d + 1), np.int32)
+                        props_table = np.zeros((len(m.rules) + 1, d + 1), np.int32)
                     props_table[row, :d], props_table[row, d] = props_ids, -1
                     props_done = True
                 done[rule.index] = (name_done, props_done)
-            flat = table_row[choice + 1] * (d + 1) + path_rows  # one position for both tables
+            flat = (choice + 1) * (d + 1) + path_rows  # one position for both tables
             name_index = name_table.ravel()[flat]
             if props_table is not None:
                 props_index = props_table.ravel()[flat]
