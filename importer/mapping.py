@@ -2138,6 +2138,12 @@ class _Rows:
             return self._cache[name].take(pa.array(local))
         return _chunk(self._table.column(name)).take(pa.array(self._np_rows[local]))
 
+    def column_and_rows(self, name: str, local: np.ndarray) -> tuple[pa.Array, np.ndarray]:
+        """A column these rows can be read from, and where they are in it."""
+        if name in self._cache:
+            return self._cache[name], local
+        return self._table.column(name), self._np_rows[local]
+
     def strings_at(self, name: str, local: np.ndarray) -> list[str | None] | None:
         if name in self._cache:
             return _strings_at(self._cache[name], local)
@@ -2221,8 +2227,16 @@ class _Encoded:
         return _chunk(self.values[column]).take(pa.array(rows))
 
     def status_mask(self, rule: "StatusRule", rows: np.ndarray) -> np.ndarray:
-        """Does the status of each of ``rows`` satisfy the rule?"""
-        return rule.lookup()[_status_codes(self.column_at("status", rows))]
+        """Does the status of each of ``rows`` satisfy the rule? (Read from the column's
+        buffers: a take would cost a kernel call for what are often a few rows.)"""
+        if isinstance(self.values, _Rows):
+            column, at = self.values.column_and_rows("status", rows)
+        else:
+            column, at = self.values["status"], rows
+        codes = _integers_at(column, at)
+        if codes is None:
+            return rule.lookup()[_status_codes(self.column_at("status", rows))]
+        return rule.lookup()[codes.astype(np.intp) & 0xFFFF]
 
     def preload(self, column: str, dictionary: pa.Array, rows: np.ndarray) -> None:
         """A column already encoded: its dictionary and each row's position in it (nulls at
@@ -2418,6 +2432,24 @@ def _strings_at(values, rows: np.ndarray) -> list[str | None] | None:
         valid = (np.frombuffer(validity, np.uint8)[at >> 3] >> (at & 7)) & 1
         items = [item if ok else None for item, ok in zip(items, valid.tolist())]
     return items
+
+
+def _integers_at(values, rows: np.ndarray) -> np.ndarray | None:
+    """Some rows of an integer column as NumPy integers (0 where null), read from its buffers;
+    None when the column is not a single chunk of integers."""
+    if isinstance(values, pa.ChunkedArray):
+        if values.num_chunks != 1:
+            return None
+        values = values.chunk(0)
+    if not pa.types.is_integer(values.type):
+        return None
+    validity, data = values.buffers()
+    at = rows + values.offset
+    codes = np.frombuffer(data, values.type.to_pandas_dtype(), values.offset + len(values))[at]
+    if values.null_count:
+        valid = (np.frombuffer(validity, np.uint8)[at >> 3] >> (at & 7)) & 1
+        codes = np.where(valid == 1, codes, 0)
+    return codes
 
 
 def _with_null(values: pa.Array) -> pa.Array:
