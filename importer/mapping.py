@@ -2193,7 +2193,12 @@ class _Encoded:
         value = _as_string(self.column_at(column, rows))
         if distinct and len(rows) > 64:
             encoded = pc.dictionary_encode(value, null_encoding="encode")  # null: one more value, never a match
-            return _np_bool(fn(encoded.dictionary))[_positions(encoded.indices)]
+            dictionary = encoded.dictionary
+            if len(dictionary) <= _FEW and self.verdicts is not None:
+                verdicts = self._few(column, key, dictionary.to_pylist(), fn)  # the values seen before: no kernel
+            else:
+                verdicts = _np_bool(fn(dictionary))
+            return verdicts[_positions(encoded.indices)]
         return _np_bool(fn(value))
 
     def _few(self, column: str, key: tuple, items: list, fn) -> np.ndarray:
