@@ -897,7 +897,7 @@ class Mapper:
         self._run_pools: dict[str, "_RunPool"] | None = None
         self._run_generation = -1
         self._no_memo_props: set[int] = set()
-        self._batch_plan: tuple[np.ndarray, np.ndarray] | None = None  # see _batch_paths
+        self._batch_plan: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # see _batch_facts
         self._verdicts: dict = {}  # see _Encoded._few
         self._path_only = {rule.index: _path_only(rule) for rule in mapping.rules}
         # the default event name, then the rules' constant names
@@ -1041,9 +1041,11 @@ class Mapper:
         if few_bits is not None:
             facts["bits"] = np.array(few_bits, np.uint64)
             facts["first"], facts["pending"] = self._first_and_pending_few(few_bits)
+            facts["waits_on"] = np.array([(p & -p).bit_length() for p in facts["pending"].tolist()], np.uint8)
         else:
             facts["bits"] = bits
             facts["first"], facts["pending"] = self._first_and_pending(bits)
+            facts["waits_on"] = (_lowest_bit(facts["pending"]) + 1).astype(np.uint8)
         return facts
 
     def _static_few(self, paths: list[str]) -> np.ndarray:
@@ -1113,7 +1115,8 @@ class Mapper:
                                 # per rule + 1 (0: the default): does it drop the row?
                                 "drops": np.array([self.mapping.default_drop] + [r.drop for r in rules], bool)}
             null_first, null_pending = self._first_and_pending(np.zeros(1, np.uint64))
-            self._plan_cache.update(null_first=null_first[0], null_pending=null_pending[0])
+            self._plan_cache.update(null_first=null_first[0], null_pending=null_pending[0],
+                                    null_waits_on=np.uint8(_lowest_bit(null_pending)[0] + 1))
         return self._plan_cache
 
     def _first_and_pending(self, path_bits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -1384,11 +1387,15 @@ class Mapper:
         """Per distinct path of the batch, and one more for the null path: the first rule that
         holds with no condition beyond the path (-1: none), and the rules with such conditions
         to try before it (bits)."""
+        return self._batch_facts()[:2]
+
+    def _batch_facts(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """_batch_paths, and per path the position + 1 of the first of its pending rules (0: none)."""
         if self._batch_plan is None:
             plan = self._plan()
             facts = self._paths.facts
-            self._batch_plan = (np.append(facts["first"][self._path_positions], plan["null_first"]),
-                                np.append(facts["pending"][self._path_positions], plan["null_pending"]))
+            self._batch_plan = tuple(np.append(facts[k][self._path_positions], plan["null_" + k])
+                                     for k in ("first", "pending", "waits_on"))
         return self._batch_plan
 
     def _match(self, values, n: int, encoded: "_Encoded") -> np.ndarray:
@@ -1411,8 +1418,7 @@ class Mapper:
         if not (pending & (pending - np.uint64(1))).any():
             # Each candidate row waits on one rule: the rows are grouped by it with one stable
             # (radix) sort of a one-byte code per row, in row order within each rule.
-            waits_on = (_lowest_bit(pending) + 1).astype(np.uint8)  # per path: 0 none, else rule position + 1
-            row_code = waits_on[path_rows]
+            row_code = self._batch_facts()[2][path_rows]  # 0: no rule to wait on, else its position + 1
             by_rule = np.argsort(row_code, kind="stable")
             bounds = np.cumsum(np.bincount(row_code, minlength=len(rules) + 1))
             for position, rule in enumerate(rules):
