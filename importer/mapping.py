@@ -258,6 +258,7 @@ def _glob_matcher(regexes: tuple[str, ...]):
 # such as \pL, \z, \Q or a digit, makes _python_regex leave the pattern to RE2.
 _SAME_ESCAPES = frozenset("dDwWsS") | frozenset(chr(c) for c in range(0x21, 0x7F) if not chr(c).isalnum())
 _EXTENSION = re.compile("[a-z0-9]+")
+_REPEATED_GROUP = re.compile(r"\)[*+{]")  # (on the pattern without its escaped characters)
 
 
 @functools.lru_cache(maxsize=256)
@@ -267,10 +268,14 @@ def _python_regex(pattern: str) -> "re.Pattern[str] | None":
 
     Conservative: an ASCII pattern whose escapes are \\d, \\w, \\s (and their negations) or
     escaped punctuation, without POSIX classes ("[:") or "{,", which RE2 reads as literal
-    text and Python as a repeat. On plain text the remaining differences (Python's "$" also
-    before a final newline, its Unicode classes, "\\s" taking "\\v") never show.
+    text and Python as a repeat, and without a group repeated more than once ("(a*)*"): the
+    two engines match the same text but may capture different iterations. On plain text
+    the remaining differences (Python's "$" also before a final newline, its Unicode
+    classes, "\\s" taking "\\v") never show.
     """
     if not pattern.isascii() or "[:" in pattern or "{," in pattern:
+        return None
+    if _REPEATED_GROUP.search(re.sub(r"\\.", "", pattern)):
         return None
     i = pattern.find("\\")
     while i >= 0:

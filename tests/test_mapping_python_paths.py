@@ -13,7 +13,7 @@ import pytest
 from importer import mapping
 from importer.mapping import Mapper, _integers_at, _plain, _python_regex, _strings_at
 
-PLAIN_TEXTS = ["/", "/shop/shoes/SKU-1", "/shop/Shoes/SKU-1", "/files/a.PDF", "/files/a.pdf.html", "/x.pdf",
+PLAIN_TEXTS = ["/", "a", "aa", "ab", "aab", "b1", "/shop/shoes/SKU-1", "/shop/Shoes/SKU-1", "/files/a.PDF", "/files/a.pdf.html", "/x.pdf",
                "/a b/c", "/{x}", "/docs/", "/docs/a/b", "/blog/post-1", "/search", "/q?x=1", "/$", "/a\\b",
                "/tilde~", "/_under_", "/UPPER", "/mixed.Case.ZIP", "/1234", "", "/a{,2}", "/[:alpha:]", "/aa"]
 
@@ -32,6 +32,8 @@ PORTABLE = [
     r"(?P<x>a*?)(?P<y>a*)$",
     r"\$|\{|\\",
     r"[]a]",
+    r"(?P<x>a*)?b",  # an optional group: taken at most once, so captured alike
+    r"(?P<x>[a-z]+)?(?P<y>\d+)?",
 ]
 
 # Patterns left to RE2: escapes, classes or repeats the two engines read differently (or
@@ -47,6 +49,10 @@ NOT_PORTABLE = [
     r"\x41",  # hex escape
     r"é",  # not ASCII
     r"[[a]]",  # a "possible nested set"
+    r"(?P<x>a*)*",  # a repeated group: RE2 captures "aa" in "aa", Python ""
+    r"(?P<x>a|)+",
+    r"(?P<x>ab){2}",
+    r"(a\\)*",  # an escaped backslash, then a repeated group
 ]
 
 
@@ -100,6 +106,9 @@ name = "Docs"
 when.path = "/docs/**"
 when.path_regex = '(?i)/guide'
 [[rules]]
+name = "Rep {r}"
+when.path_regex = '^/rep/(?P<r>a*)*$'
+[[rules]]
 name = "Opt {a}{b}"
 when.path_regex = '^/opt/(?P<a>x)?(?P<b>y)?'
 [[rules]]
@@ -109,7 +118,7 @@ props = { file = "{path}" }
 ''', encoding="utf-8")
     m = mapping.load(str(path))
     rng = random.Random(7)
-    families = ["/shop/{c}/SKU-{i}", "/w/ok{i}", "/w/o{{,2}}k{i}", "/w/wörd{i}", "/opt/{i}", "/opt/x{i}", "/docs/Guide/{i}", "/docs/other/{i}",
+    families = ["/shop/{c}/SKU-{i}", "/w/ok{i}", "/w/o{{,2}}k{i}", "/w/wörd{i}", "/opt/{i}", "/opt/x{i}", "/rep/aa", "/rep/aaa", "/docs/Guide/{i}", "/docs/other/{i}",
                 "/files/f{i}.PDF", "/files/f{i}.txt", "/app{i}.js", "/page-{i}", "nope{i}", "/shop/{c}/sku-{i}"]
     paths = [rng.choice(families).format(c=rng.choice(["shoes", "Bags"]), i=rng.randrange(400)) for _ in range(3000)]
     rows = {
@@ -142,6 +151,7 @@ props = { file = "{path}" }
     # RE2 reads "o{,2}" as literal text (Python's re as a repeat): only the literal path matches
     assert "Word o{,2}k" in names and "Word ok" not in names
     assert {"Opt ", "Opt x"} <= names  # a group that took no part renders as "", as in Arrow
+    assert {"Rep aa", "Rep aaa"} <= names  # RE2's capture of a repeated group (Python's would be "")
 
 
 def test_a_few_rows_strings_read_from_buffers_are_the_kernels_values():
