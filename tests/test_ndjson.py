@@ -3,7 +3,9 @@ bad lines rejected one by one with their line numbers, the good rows around them
 
 from __future__ import annotations
 
+import io
 import json
+import sys
 import textwrap
 
 import pytest
@@ -111,6 +113,31 @@ def test_a_column_the_file_never_has_is_one_clear_error_before_any_row(tmp_path,
     report = send([path], domain="example.com", mapping=m, dry_run=True, rejects_path=None)
     assert report.events == 0 and report.rows_read == 0
     assert len(report.skipped_sources) == 1 and "plan_typo" in report.skipped_sources[0]
+
+
+@pytest.mark.parametrize("late", [True, False])
+def test_stdin_cannot_be_searched_ahead_so_a_column_that_never_came_is_a_notice(tmp_path, small_blocks,
+                                                                              monkeypatch, late):
+    """On stdin a column the first rows lack is trusted to come later (the stream cannot be
+    read twice): when it does, its values count; when it never does, the rows still go out
+    and the report says which column never appeared."""
+    lines = [record(i) for i in range(40)]
+    if late:
+        lines[33] = record(33, plan="pro")
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(("\n".join(lines) + "\n").encode())))
+    out = tmp_path / "events.jsonl"
+    rejects = tmp_path / "rejects.jsonl"
+    report = send(["-"], domain="example.com", mapping=load(tmp_path), dry_run=True, output=out,
+                  rejects_path=rejects)
+    assert report.rows_read == 40 and report.events == 40 and report.rows_invalid == 0
+    never = [n for n in report.notices if "never appeared" in n]
+    if late:
+        assert report.events_by_name == {"Signup": 1, "pageview": 39} and never == []
+    else:
+        assert report.events_by_name == {"pageview": 40}
+        assert never == ["<stdin>: column(s) plan named in the mapping's [input] table never appeared: "
+                         "no row had a value for them (after line 40)"]
+        assert "never appeared" in rejects.read_text()
 
 
 def test_the_ga4_sample_read_in_blocks_gives_the_same_events_as_whole(tmp_path, small_blocks):

@@ -194,7 +194,7 @@ class TabularReader:
                 following = next(blocks, None)
                 rejected = too_long_rejects(block, source.name, NDJSON_MAX_LINE_BYTES)
                 parts = _parse_json_lines(block, source.name, rejected)
-                if not checked:
+                if missing:
                     for table, _ in parts:
                         missing = {c for c in missing
                                    if c not in table.column_names and not _path_in_schema(c, table.schema)}
@@ -205,6 +205,13 @@ class TabularReader:
                     checked = True
                     if missing:
                         self._check_later_columns(source, missing, rest_exists=following is not None)
+                if following is None and missing:
+                    # stdin (not searched ahead), or a file whose text has the key only as
+                    # a value: the rows went out without the columns, which the report says.
+                    waiting.notices.append(Rejected(
+                        source.name, block.first_line + block.line_count,
+                        f"column(s) {', '.join(sorted(missing))} named in the mapping's [input] table never "
+                        f"appeared: no row had a value for them", ""))
                 converted = [self._convert(table, source, 0, lines=lines) for table, lines in parts]
                 rejected += [r for batch in converted for r in batch.rejected]
                 waiting.rows_read += sum(len(lines) for _, lines in parts) + len(rejected) - sum(
@@ -226,7 +233,8 @@ class TabularReader:
     def _check_later_columns(self, source: Source, missing: set[str], rest_exists: bool) -> None:
         """Columns the first block lacks: an error unless the file names them further on
         (found by their keys in the raw text, one more read of the file; stdin cannot be read
-        twice, so there the columns are trusted to come)."""
+        twice, so there the columns are trusted to come, and a notice at the end of the
+        stream says so when they never did)."""
         if rest_exists and source.path is None:
             return
         if rest_exists:
