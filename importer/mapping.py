@@ -240,7 +240,6 @@ class StatusRule:
 # --- patterns and templates --------------------------------------------------------------------
 
 @functools.lru_cache(maxsize=256)
-@functools.lru_cache(maxsize=256)
 def _glob_matcher(regexes: tuple[str, ...]):
     """``fullmatch`` of Python's re for any of some glob_to_regex patterns. Those patterns are
     made of escaped literals, ``(?s:.*)``, ``[^/]*`` and ``[^/]`` between ``^`` and ``$``; for
@@ -1059,8 +1058,8 @@ class Mapper:
         out = []
         for path in paths:
             base = path.lower().rpartition("/")[2]
-            ext = base.rpartition(".")
-            out.append(base in files or (ext[1] == "." and _EXTENSION.fullmatch(ext[2]) is not None and ext[2] in extensions))
+            _, dot, ext = base.rpartition(".")
+            out.append(base in files or (dot == "." and _EXTENSION.fullmatch(ext) is not None and ext in extensions))
         return np.array(out, bool)
 
     def _first_and_pending_few(self, path_bits: list[int]) -> tuple[np.ndarray, np.ndarray]:
@@ -1080,8 +1079,8 @@ class Mapper:
 
     def _literal_bits(self, paths: pa.Array, few: list | None = None) -> np.ndarray | list[int]:
         """Per path: the rules one of whose literal paths (globs without wildcards) it is, as bits;
-        one lookup for all the rules (in Python when the paths are ``few``, as a list: a list
-        of ints)."""
+        one lookup for all the rules (in Python when the paths are ``few``, a list: then as a
+        list of ints)."""
         table = getattr(self, "_literal_table", None)
         if table is None:
             owners: dict[str, int] = {}

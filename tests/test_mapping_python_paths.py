@@ -13,7 +13,8 @@ import pytest
 from importer import mapping
 from importer.mapping import Mapper, _integers_at, _plain, _python_regex, _strings_at
 
-PLAIN_TEXTS = ["/", "a", "aa", "ab", "aab", "b1", "/shop/shoes/SKU-1", "/shop/Shoes/SKU-1", "/files/a.PDF", "/files/a.pdf.html", "/x.pdf",
+PLAIN_TEXTS = ["/", "a", "aa", "ab", "aab", "b1", "/shop/shoes/SKU-1", "/shop/Shoes/SKU-1", "/files/a.PDF",
+               "/files/a.pdf.html", "/x.pdf",
                "/a b/c", "/{x}", "/docs/", "/docs/a/b", "/blog/post-1", "/search", "/q?x=1", "/$", "/a\\b",
                "/tilde~", "/_under_", "/UPPER", "/mixed.Case.ZIP", "/1234", "", "/a{,2}", "/[:alpha:]", "/aa"]
 
@@ -118,7 +119,8 @@ props = { file = "{path}" }
 ''', encoding="utf-8")
     m = mapping.load(str(path))
     rng = random.Random(7)
-    families = ["/shop/{c}/SKU-{i}", "/w/ok{i}", "/w/o{{,2}}k{i}", "/w/wörd{i}", "/opt/{i}", "/opt/x{i}", "/rep/aa", "/rep/aaa", "/docs/Guide/{i}", "/docs/other/{i}",
+    families = ["/shop/{c}/SKU-{i}", "/w/ok{i}", "/w/o{{,2}}k{i}", "/w/wörd{i}", "/opt/{i}", "/opt/x{i}", "/rep/aa",
+                "/rep/aaa", "/docs/Guide/{i}", "/docs/other/{i}",
                 "/files/f{i}.PDF", "/files/f{i}.txt", "/app{i}.js", "/page-{i}", "nope{i}", "/shop/{c}/sku-{i}"]
     paths = [rng.choice(families).format(c=rng.choice(["shoes", "Bags"]), i=rng.randrange(400)) for _ in range(3000)]
     rows = {
