@@ -1016,9 +1016,9 @@ class Mapper:
             facts["path"] = drop
         if m.static_extensions or m.static_files:
             facts["static"] = self._static_few(few) if plain else _np_bool(self._static_mask(paths))
-        bits = np.zeros(len(paths), np.uint64)
+        bits = np.zeros(len(paths), np.uint64) if few is None else None
         literal_bits = self._literal_bits(paths, few)
-        few_bits = list(literal_bits) if few is not None else None  # as Python ints
+        few_bits = literal_bits if few is not None else None  # (then Python ints)
         self._sync_run_pools()  # the memo may have started afresh: so do the pools it points into
         for position, rule in enumerate(m.rules):
             hit = None  # every path
@@ -1042,14 +1042,8 @@ class Mapper:
             memo_values: dict[str, pa.Array] = {}  # the paths and groups the rule's name and props read
             for what in self._path_only[rule.index]:
                 facts[(what, rule.index)] = self._memo_ids(rule, what, paths, hit, memo_values, few, plain)
-        if few_bits is not None:
-            facts["bits"] = np.array(few_bits, np.uint64)
-            facts["first"], facts["pending"] = self._first_and_pending_few(few_bits)
-            facts["waits_on"] = np.array([(p & -p).bit_length() for p in facts["pending"].tolist()], np.uint8)
-        else:
-            facts["bits"] = bits
-            facts["first"], facts["pending"] = self._first_and_pending(bits)
-            facts["waits_on"] = (_lowest_bit(facts["pending"]) + 1).astype(np.uint8)
+        facts["bits"] = bits if few_bits is None else np.array(few_bits, np.uint64)
+        facts["first"], facts["pending"], facts["waits_on"] = self._first_and_pending(facts["bits"])
         return facts
 
     def _static_few(self, paths: list[str]) -> np.ndarray:
@@ -1061,21 +1055,6 @@ class Mapper:
             _, dot, ext = base.rpartition(".")
             out.append(base in files or (dot == "." and _EXTENSION.fullmatch(ext) is not None and ext in extensions))
         return np.array(out, bool)
-
-    def _first_and_pending_few(self, path_bits: list[int]) -> tuple[np.ndarray, np.ndarray]:
-        """_first_and_pending for a few paths' bits (Python ints)."""
-        plan = self._plan()
-        everywhere, unconditional = int(plan["everywhere"]), int(plan["unconditional"])
-        everything = (1 << 64) - 1
-        first, pending = [], []
-        for bits in path_bits:
-            bits |= everywhere
-            holding = bits & unconditional
-            lowest = (holding & -holding).bit_length() - 1  # -1 when none
-            before = (1 << lowest) - 1 if lowest >= 0 else everything
-            first.append(lowest)
-            pending.append(bits & ~unconditional & before)
-        return np.array(first, np.int64), np.array(pending, np.uint64)
 
     def _literal_bits(self, paths: pa.Array, few: list | None = None) -> np.ndarray | list[int]:
         """Per path: the rules one of whose literal paths (globs without wildcards) it is, as bits;
@@ -1118,21 +1097,23 @@ class Mapper:
                                 "index_of": np.array([-1] + [r.index for r in rules], np.intp),
                                 # per rule + 1 (0: the default): does it drop the row?
                                 "drops": np.array([self.mapping.default_drop] + [r.drop for r in rules], bool)}
-            null_first, null_pending = self._first_and_pending(np.zeros(1, np.uint64))
+            null_first, null_pending, null_waits_on = self._first_and_pending(np.zeros(1, np.uint64))
             self._plan_cache.update(null_first=null_first[0], null_pending=null_pending[0],
-                                    null_waits_on=np.uint8(_lowest_bit(null_pending)[0] + 1))
+                                    null_waits_on=null_waits_on[0])
         return self._plan_cache
 
-    def _first_and_pending(self, path_bits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _first_and_pending(self, path_bits: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Per path (its rules' path-condition bits): the first rule that holds and has no
-        other condition (-1 when none), and the rules with other conditions before it."""
+        other condition (-1 when none), the rules with other conditions before it (bits), and
+        the position + 1 of the first of those (0: none)."""
         plan = self._plan()
         one = np.uint64(1)
         bits = path_bits | plan["everywhere"]
         unconditional = plan["unconditional"]
         first = _lowest_bit(bits & unconditional)
         before = np.where(first < 0, ~np.uint64(0), (one << first.clip(0).astype(np.uint64)) - one)
-        return first, bits & ~unconditional & before
+        pending = bits & ~unconditional & before
+        return first, pending, (_lowest_bit(pending) + 1).astype(np.uint8)
 
     def _ip_mask(self, ips: pa.Array) -> pa.Array:
         networks = self.mapping.exclude_networks
@@ -1235,14 +1216,14 @@ class Mapper:
         """Does the path alone decide, for every row of the batch, whether a rule drops it?
         Not when a rule that drops rows has a condition beyond the path, or is what rows fall
         back to when another rule's condition fails."""
-        first, pending = self._batch_paths()
+        first, pending, _ = self._batch_facts()
         plan = self._plan()
         waiting = pending != 0
         return not ((pending & plan["drop_bits"]) != 0).any() and not (plan["drops"][first + 1] & waiting).any()
 
     def _path_drops(self, path_rows: np.ndarray, filtered: Counter, rules_hit: dict[str, int]) -> np.ndarray | None:
         """The rows a rule drops by their path alone (None: none), counted under their rule."""
-        first, _ = self._batch_paths()
+        first, _, _ = self._batch_facts()
         plan = self._plan()
         per_path = plan["drops"][first + 1]
         if not per_path.any():
@@ -1387,14 +1368,10 @@ class Mapper:
 
             values["user_agent"] = pc.coalesce(values["user_agent"], _on_distinct(combo, agents))
 
-    def _batch_paths(self) -> tuple[np.ndarray, np.ndarray]:
-        """Per distinct path of the batch, and one more for the null path: the first rule that
-        holds with no condition beyond the path (-1: none), and the rules with such conditions
-        to try before it (bits)."""
-        return self._batch_facts()[:2]
-
     def _batch_facts(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """_batch_paths, and per path the position + 1 of the first of its pending rules (0: none)."""
+        """Per distinct path of the batch, and one more for the null path: the first rule that
+        holds with no condition beyond the path (-1: none), the rules with such conditions to
+        try before it (bits), and the position + 1 of the first of those (0: none)."""
         if self._batch_plan is None:
             plan = self._plan()
             facts = self._paths.facts
@@ -1411,7 +1388,7 @@ class Mapper:
         on the candidate rows only, rule by rule."""
         rules = self.mapping.rules
         plan = self._plan()
-        first, pending = self._batch_paths()
+        first, pending, waits_on = self._batch_facts()
         path_rows = encoded.indices("path")
         choice = plan["index_of"][first + 1][path_rows]
         if not pending.any():
@@ -1422,7 +1399,7 @@ class Mapper:
         if not (pending & (pending - np.uint64(1))).any():
             # Each candidate row waits on one rule: the rows are grouped by it with one stable
             # (radix) sort of a one-byte code per row, in row order within each rule.
-            row_code = self._batch_facts()[2][path_rows]  # 0: no rule to wait on, else its position + 1
+            row_code = waits_on[path_rows]  # 0: no rule to wait on, else its position + 1
             by_rule = np.argsort(row_code, kind="stable")
             bounds = np.cumsum(np.bincount(row_code, minlength=len(rules) + 1))
             for position, rule in enumerate(rules):
@@ -2154,11 +2131,6 @@ class _Rows:
             return self._cache[name], local
         return self._table.column(name), self._np_rows[local]
 
-    def strings_at(self, name: str, local: np.ndarray) -> list[str | None] | None:
-        if name in self._cache:
-            return _strings_at(self._cache[name], local)
-        return _strings_at(self._table.column(name), self._np_rows[local])
-
     def __getitem__(self, name: str) -> pa.Array:
         if name not in self._cache:
             self._cache[name] = _chunk(self._table.column(name)).take(self._rows)
@@ -2229,12 +2201,15 @@ class _Encoded:
             self._encoded[column] = (enc.dictionary, enc.indices)
         return self._encoded[column]
 
+    def column_and_rows(self, column: str, rows: np.ndarray) -> tuple[pa.Array | pa.ChunkedArray, np.ndarray]:
+        """A column the rows can be read from in place, and where they are in it."""
+        if isinstance(self.values, _Rows):
+            return self.values.column_and_rows(column, rows)
+        return self.values[column], rows
+
     def strings_at(self, column: str, rows: np.ndarray) -> list[str | None] | None:
         """A few rows' values of a string column, read from its buffers (None: not plain strings)."""
-        values = self.values
-        if isinstance(values, _Rows):
-            return values.strings_at(column, rows)
-        return _strings_at(values[column], rows)
+        return _strings_at(*self.column_and_rows(column, rows))
 
     def column_at(self, column: str, rows: np.ndarray) -> pa.Array:
         if isinstance(self.values, _Rows):
@@ -2244,11 +2219,7 @@ class _Encoded:
     def status_mask(self, rule: "StatusRule", rows: np.ndarray) -> np.ndarray:
         """Does the status of each of ``rows`` satisfy the rule? (Read from the column's
         buffers: a take would cost a kernel call for what are often a few rows.)"""
-        if isinstance(self.values, _Rows):
-            column, at = self.values.column_and_rows("status", rows)
-        else:
-            column, at = self.values["status"], rows
-        codes = _integers_at(column, at)
+        codes = _integers_at(*self.column_and_rows("status", rows))
         if codes is None:
             return rule.lookup()[_status_codes(self.column_at("status", rows))]
         return rule.lookup()[codes.astype(np.intp) & 0xFFFF]
@@ -2428,42 +2399,45 @@ def _positions(indices: pa.Array) -> np.ndarray:
     return _chunk(indices).to_numpy(zero_copy_only=False).astype(np.intp, copy=False)
 
 
+def _single_chunk(values) -> pa.Array | None:
+    """An array as one chunk, without copying (None: a column of several chunks)."""
+    if isinstance(values, pa.ChunkedArray):
+        return values.chunk(0) if values.num_chunks == 1 else None
+    return values
+
+
+def _valid_at(values: pa.Array, rows: np.ndarray) -> np.ndarray:
+    """Whether each of some rows of an array (with nulls) holds a value, from its validity bits."""
+    at = rows + values.offset
+    return ((np.frombuffer(values.buffers()[0], np.uint8)[at >> 3] >> (at & 7)) & 1).astype(bool)
+
+
 def _strings_at(values, rows: np.ndarray) -> list[str | None] | None:
     """Some rows' values of a string column, read from its buffers: for a few rows, a take and
     a to_pylist cost more in kernel-call overhead than these reads. None when the column is
     not a single chunk of plain strings."""
-    if isinstance(values, pa.ChunkedArray):
-        if values.num_chunks != 1:
-            return None
-        values = values.chunk(0)
-    if values.type != pa.string():
+    values = _single_chunk(values)
+    if values is None or values.type != pa.string():
         return None
-    validity, offsets, data = values.buffers()
+    _, offsets, data = values.buffers()
     offsets = np.frombuffer(offsets, np.int32, len(values) + 1, values.offset * 4)
     text = memoryview(data) if data is not None else memoryview(b"")
     items = [str(text[start:end], "utf-8") for start, end in zip(offsets[rows].tolist(), offsets[rows + 1].tolist())]
     if values.null_count:
-        at = rows + values.offset
-        valid = (np.frombuffer(validity, np.uint8)[at >> 3] >> (at & 7)) & 1
-        items = [item if ok else None for item, ok in zip(items, valid.tolist())]
+        items = [item if ok else None for item, ok in zip(items, _valid_at(values, rows).tolist())]
     return items
 
 
 def _integers_at(values, rows: np.ndarray) -> np.ndarray | None:
     """Some rows of an integer column as NumPy integers (0 where null), read from its buffers;
     None when the column is not a single chunk of integers."""
-    if isinstance(values, pa.ChunkedArray):
-        if values.num_chunks != 1:
-            return None
-        values = values.chunk(0)
-    if not pa.types.is_integer(values.type):
+    values = _single_chunk(values)
+    if values is None or not pa.types.is_integer(values.type):
         return None
-    validity, data = values.buffers()
-    at = rows + values.offset
-    codes = np.frombuffer(data, values.type.to_pandas_dtype(), values.offset + len(values))[at]
+    data = values.buffers()[1]
+    codes = np.frombuffer(data, values.type.to_pandas_dtype(), values.offset + len(values))[rows + values.offset]
     if values.null_count:
-        valid = (np.frombuffer(validity, np.uint8)[at >> 3] >> (at & 7)) & 1
-        codes = np.where(valid == 1, codes, 0)
+        codes = np.where(_valid_at(values, rows), codes, 0)
     return codes
 
 
