@@ -151,13 +151,10 @@ class TabularReader:
             raise FormatError(f"unknown input format {fmt!r}; use one of {', '.join(INPUT_FORMATS)}")
 
     def _check_columns(self, source: Source, available: list[str], schema_: pa.Schema | None = None) -> None:
-        missing = [c for c in sorted(self.column_map.source_columns())
-                   if c not in available and not _path_in_schema(c, schema_)]
+        missing = _absent(self.column_map.source_columns(), available, schema_)
         if missing:
             raise FormatError(
-                f"{source.name}: column(s) {', '.join(sorted(missing))} named in the mapping's "
-                f"[input] table are not in the file (it has: {', '.join(available[:30])})"
-            )
+                f"{source.name}: {_named(missing)} are not in the file (it has: {', '.join(available[:30])})")
 
     def _read_parquet(self, source: Source) -> Iterator[Batch]:
         if source.path is None:
@@ -194,10 +191,8 @@ class TabularReader:
                 following = next(blocks, None)
                 rejected = too_long_rejects(block, source.name, NDJSON_MAX_LINE_BYTES)
                 parts = _parse_json_lines(block, source.name, rejected)
-                if missing:
-                    for table, _ in parts:
-                        missing = {c for c in missing
-                                   if c not in table.column_names and not _path_in_schema(c, table.schema)}
+                for table, _ in parts:
+                    missing = _absent(missing, table.column_names, table.schema)
                 if not checked and (parts or following is None):
                     # Once, at the first rows: a column the mapping names must be in the file.
                     # When these rows lack it, the rest of the file is searched before any row
@@ -208,10 +203,8 @@ class TabularReader:
                 if following is None and missing:
                     # stdin (not searched ahead), or a file whose text has the key only as
                     # a value: the rows went out without the columns, which the report says.
-                    waiting.notices.append(Rejected(
-                        source.name, block.first_line + block.line_count,
-                        f"column(s) {', '.join(sorted(missing))} named in the mapping's [input] table never "
-                        f"appeared: no row had a value for them", ""))
+                    waiting.notices.append(Rejected(source.name, block.first_line + block.line_count,
+                                                    f"{_named(missing)} never appeared: no row had a value for them", ""))
                 converted = [self._convert(table, source, 0, lines=lines) for table, lines in parts]
                 rejected += [r for batch in converted for r in batch.rejected]
                 waiting.rows_read += sum(len(lines) for _, lines in parts) + len(rejected) - sum(
@@ -258,10 +251,7 @@ class TabularReader:
                     opened.raw.close()
             missing = set(keys)
         if missing:
-            raise FormatError(
-                f"{source.name}: column(s) {', '.join(sorted(missing))} named in the mapping's "
-                f"[input] table are not in the file"
-            )
+            raise FormatError(f"{source.name}: {_named(missing)} are not in the file")
 
     def _read_csv(self, source: Source) -> Iterator[Batch]:
         opened = open_source(source)
@@ -470,6 +460,15 @@ def _json_line_fault(text: bytes, exc: Exception) -> str:
     if not isinstance(value, dict):
         return f"not a JSON object (a {type(value).__name__})"
     return "not readable as a row: " + re.sub(r"^JSON parse error: |\s*in row \d+$", "", str(exc))
+
+
+def _absent(columns, names: list[str], schema_: pa.Schema | None) -> set[str]:
+    """Which of the mapping's source columns a file's column names (and nested fields) lack."""
+    return {c for c in columns if c not in names and not _path_in_schema(c, schema_)}
+
+
+def _named(missing: set[str]) -> str:
+    return f"column(s) {', '.join(sorted(missing))} named in the mapping's [input] table"
 
 
 def _header_names(head: bytes, delimiter: str) -> list[str]:
