@@ -33,16 +33,12 @@ import pyarrow.compute as pc
 
 from . import events as ev
 from . import resources, schema
+from .plausible import MAX_NAME_CHARS, MAX_PROP_KEY_BYTES, MAX_PROP_VALUE_BYTES, MAX_PROPS, MAX_URL_BYTES
+from .plausible import READ_PARAMS as PLAUSIBLE_PARAMS
 from .readers.base import repeat_string
 from .readers.tabular import BAG_TYPE, INPUT_FORMATS, MAPPABLE, TIMESTAMP_FORMATS, ColumnMap, ParamsSpec
 from .useragents import REASONS, Classifier, synthetic_ip, synthetic_user_agent
 
-# Plausible's limits (plausible-api.md §3).
-MAX_NAME_CHARS = 120
-MAX_URL_BYTES = 2000
-MAX_PROPS = 30
-MAX_PROP_KEY_BYTES = 300
-MAX_PROP_VALUE_BYTES = 2000
 MAX_RULES = 63  # one bit each in the per-path rule masks
 
 FILTER_ORDER = (
@@ -63,9 +59,6 @@ FILTER_ORDER = (
     "url_too_long",
 )
 
-# Query parameters Plausible reads (source, UTM tags, click ids); the rest it discards.
-PLAUSIBLE_PARAMS = ("utm_source", "utm_medium", "utm_campaign", "utm_content", "utm_term", "ref", "source",
-                    "gclid", "gbraid", "wbraid", "msclkid", "fbclid", "twclid")
 
 
 PARENT_RULES = ("after", "before", "none")  # where an extended mapping's rules go

@@ -25,12 +25,8 @@ from urllib.parse import urlsplit
 
 from .useragents import classify
 
-MAX_NAME_CHARS = 120
-MAX_URL_BYTES = 2000
-MAX_PROP_KEY_BYTES = 300
-MAX_PROP_VALUE_BYTES = 2000
-MAX_PROPS = 30
-MAX_REFERRER_CHARS = 2000
+from .plausible import (MAX_NAME_CHARS, MAX_PROP_KEY_BYTES, MAX_PROP_VALUE_BYTES, MAX_PROPS, MAX_REFERRER_CHARS,
+                        MAX_URL_BYTES, PROPS_TOO_LONG)
 PLAUSIBLE_DROPS = ("bot", "headless_browser", "monitoring")
 
 
@@ -120,7 +116,7 @@ def validate_event(body: Any) -> tuple[dict | None, dict]:
             if not str(key).lstrip() or not text.lstrip():
                 continue
             if len(str(key).encode()) > MAX_PROP_KEY_BYTES or len(text.encode()) > MAX_PROP_VALUE_BYTES:
-                errors.setdefault("props", []).append("keys should have at most 300 bytes and values 2000 bytes")
+                errors.setdefault("props", []).append(PROPS_TOO_LONG)
                 break
             if len(clean_props) < MAX_PROPS:
                 clean_props[str(key)] = text

@@ -10,7 +10,7 @@ import pyarrow as pa
 import pytest
 from typer.testing import CliRunner
 
-from importer import mapping, schema
+from importer import mapping, plausible, schema
 from importer.cli import app
 from importer.mapping import Mapper, MappingError
 from importer.useragents import classify, synthetic_ip, synthetic_user_agent
@@ -585,7 +585,7 @@ def test_one_prop_value_over_the_limit_spares_the_rule_s_other_rows(tmp_path, co
             assert out.filtered == {}
             cut = props[20]["value"]
             full = long_value if column == "referrer" else ("/docs/" + long_value[:600]) * 2
-            assert full.startswith(cut) and mapping.MAX_PROP_VALUE_BYTES - 1 <= len(cut.encode()) <= mapping.MAX_PROP_VALUE_BYTES
+            assert full.startswith(cut) and plausible.MAX_PROP_VALUE_BYTES - 1 <= len(cut.encode()) <= plausible.MAX_PROP_VALUE_BYTES
             assert props[20]["kind"] == "doc"
             assert props[21:] == rest
             assert mapper.truncated["prop_value"] == 1

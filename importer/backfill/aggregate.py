@@ -41,6 +41,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ..plausible import LINK_URL_EVENTS, PATH_EVENTS
 from . import sources as src
 from .devices import DeviceParser
 from .geo import GeoLookup
@@ -49,9 +50,6 @@ from .writer import CsvWriter
 SESSION_GAP_S = 31 * 60  # a gap this long or longer starts a new session
 EPOCH = dt.date(1970, 1, 1)
 
-# Custom events whose property goes into the import (reference §16.3).
-LINK_URL_EVENTS = frozenset({"Outbound Link: Click", "Cloaked Link: Click", "File Download"})
-PATH_EVENTS = frozenset({"404", "WP Form Completions", "Form: Submission"})
 
 SESSION_DIMENSIONS = {
     "imported_sources": list(src.FIELDS),

@@ -77,7 +77,6 @@ TAGS: dict[str, str] = {
     "mastodon": "Mastodon", "telegram": "Telegram", "whatsapp": "WhatsApp",
 }
 
-CLICK_IDS = ("gclid", "gbraid", "wbraid", "msclkid", "fbclid", "twclid")
 UTM_KEYS = ("utm_medium", "utm_campaign", "utm_content", "utm_term")
 
 
