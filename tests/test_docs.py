@@ -155,7 +155,8 @@ def test_the_link_check_finds_a_missing_file_and_a_missing_anchor(tmp_path):
     assert "other.md#nowhere" in problems[0] and "missing.md" in problems[1]
     (tmp_path / "site").mkdir()
     (tmp_path / "site" / "inner.md").write_text("[up](../other.md)\n", encoding="utf-8")
-    assert broken_links(tmp_path / "site" / "inner.md", tmp_path / "site") == [f"../other.md: outside {tmp_path / 'site'}"]
+    site = tmp_path / "site"
+    assert broken_links(site / "inner.md", site) == [f"../other.md: outside {site}"]
 
 
 def test_slugs_match_mkdocs():
@@ -207,7 +208,8 @@ def test_code_cites_no_file_outside_the_repository():
     for path in _code_files():
         # the whole source first (fast); comments and docstrings only where it finds something
         if foreign_citations([(0, path.read_text(encoding="utf-8"))]):
-            problems += [f"{path.relative_to(ROOT)} {place}" for place in foreign_citations(_comments_and_docstrings(path))]
+            places = foreign_citations(_comments_and_docstrings(path))
+            problems += [f"{path.relative_to(ROOT)} {place}" for place in places]
     assert not problems, "\n".join(problems)
 
 
