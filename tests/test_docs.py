@@ -78,6 +78,82 @@ def test_an_option_only_mentioned_in_prose_counts_as_undocumented():
     assert undocumented_options(page, ["--rate", "--dry-run"]) == ["--rate"]
 
 
+# --- mapping keys and report keys ------------------------------------------------------------
+
+# Where docs/mappings.md documents each table's keys: table -> (TOML that puts an unknown key
+# in it, the heading of its section, how a key is spelled there).
+MAPPING_TABLES = {
+    "top level": ("bogus = 1", "### Top level", "{}"),
+    "filters": ("[filters]\nbogus = 1", "### `[filters]`", "{}"),
+    "site": ("[site]\nbogus = 1", "### `[site]`", "{}"),
+    "url": ("[url]\nbogus = 1", "### `[url]`", "{}"),
+    "event": ("[event]\nbogus = 1", "### `[event]`", "{}"),
+    "limits": ("[limits]\nbogus = 1", "### `[limits]`", "{}"),
+    "rules": ("[[rules]]\nbogus = 1", "### `[[rules]]`", "{}"),
+    "rules.when": ("[[rules]]\nwhen.bogus = 1", "### `[[rules]]`", "when.{}"),
+    "rules.revenue": ("[[rules]]\nrevenue.bogus = 1", "### `[[rules]]`", "{}"),
+    "column conditions": ("[[rules]]\nname = 'x'\nwhen.columns.path = { bogus = 1 }", "#### Column conditions", "{}"),
+    "input": ("[input]\nbogus = 1", "## Reading an export: `[input]`", "{}"),
+    "input.params": ("[input]\n[input.params]\nbogus = 1", "### `[input.params]`", "{}"),
+    "visitor": ("[visitor]\nbogus = 1", "## Exports without IPs or user agents: `[visitor]`", "{}"),
+}
+
+
+def known_mapping_keys(toml_text: str, tmp_path: Path) -> list[str]:
+    """The keys the loader accepts in a table, from its error for an unknown key there."""
+    from importer.mapping import MappingError, load
+
+    path = tmp_path / "probe.toml"
+    path.write_text(toml_text + "\n", encoding="utf-8")
+    with pytest.raises(MappingError) as error:
+        load(str(path))
+    known = re.search(r"known keys here: ([^)]*)\)", str(error.value))
+    assert known, f"the loader's error names no known keys: {error.value}"
+    return [key.strip() for key in known.group(1).split(",")]
+
+
+def section(text: str, heading: str) -> str:
+    """A page's text from a heading to the next heading of any level."""
+    start = text.index(heading + "\n")
+    following = re.search(r"^#{1,6} ", text[start + len(heading):], re.MULTILINE)
+    return text[start:start + len(heading) + following.start()] if following else text[start:]
+
+
+def documented_spellings(section_text: str) -> str:
+    """What counts as documenting a key: code spans in table rows, and code blocks."""
+    rows = [line for line in _FENCE.sub("", section_text).splitlines() if line.lstrip().startswith("|")]
+    spans = [span for row in rows for span in re.findall(r"`([^`]*)`", row)]
+    blocks = [m.group(0) for m in _FENCE.finditer(section_text)]
+    return "\n".join(spans + blocks)
+
+
+@pytest.mark.parametrize("table", sorted(MAPPING_TABLES))
+def test_every_mapping_key_is_documented(table, tmp_path):
+    toml_text, heading, spelling = MAPPING_TABLES[table]
+    documented = documented_spellings(section((DOCS / "mappings.md").read_text(encoding="utf-8"), heading))
+    missing = [key for key in known_mapping_keys(toml_text, tmp_path)
+               if not re.search(rf"(?<![\w-]){re.escape(spelling.format(key))}(?![\w-])", documented)]
+    assert not missing, f"keys of {table} not documented under {heading!r} in docs/mappings.md: {missing}"
+
+
+def _report_keys(command: str) -> list[str]:
+    if command == "send":
+        from importer.report import Report
+
+        return list(Report().as_dict())
+    from importer.backfill import BackfillReport
+
+    return list(BackfillReport(out_dir="import").as_dict())
+
+
+@pytest.mark.parametrize("command", ["send", "backfill"])
+def test_every_report_key_is_documented(command):
+    heading = f"## {command} report"
+    documented = documented_spellings(section((DOCS / "report.md").read_text(encoding="utf-8"), heading))
+    missing = [key for key in _report_keys(command) if not re.search(rf"(?<![\w-]){key}(?![\w-])", documented)]
+    assert not missing, f"report keys not in the table under {heading!r} in docs/report.md: {missing}"
+
+
 # --- links -----------------------------------------------------------------------------------
 
 _FENCE = re.compile(r"^(```|~~~).*?^\1", re.DOTALL | re.MULTILINE)
