@@ -1,6 +1,7 @@
 """The documentation keeps up with the code: every command-line option is documented on its
-command's page, every relative link in README.md and docs/ leads somewhere, and comments and
-docs cite no file that is not in the repository.
+command's page, every mapping key and report key on its reference page, every relative link
+in README.md and docs/ leads somewhere, and comments and docs cite no file that is not in the
+repository.
 
 These read files only; `mkdocs build --strict` (run by .ci/run) checks the rendered site.
 """
@@ -67,8 +68,9 @@ def test_every_command_has_a_docs_page():
 
 @pytest.mark.parametrize("name", sorted(COMMAND_PAGES))
 def test_every_option_is_in_its_commands_options_table(name):
-    command = _commands()[name]
-    page = COMMAND_PAGES[name]
+    commands = _commands()
+    assert name in commands, f"COMMAND_PAGES names `plausible-import {name}`, which the command line does not have"
+    command, page = commands[name], COMMAND_PAGES[name]
     missing = undocumented_options((DOCS / page).read_text(encoding="utf-8"), _long_options(command))
     assert not missing, f"options of `plausible-import {name}` not in a table on docs/{page}: {missing}"
 
