@@ -93,6 +93,9 @@ def send_command(
     follow: bool = typer.Option(False, "--follow", "-f", help="Keep reading the last input as it grows, across rotations."),
     since: Optional[str] = typer.Option(None, "--since", help="Only rows at or after this date/time (UTC unless given)."),
     until: Optional[str] = typer.Option(None, "--until", help="Only rows before this time; a date includes that whole day."),
+    ca_bundle: Optional[Path] = typer.Option(
+        None, "--ca-bundle", help="PEM file of the CA(s) to trust for an https endpoint instead of the system's "
+        "(for a private CA; SSL_CERT_FILE also works)."),
 ) -> None:
     """Read logs or exports, map rows to events, and replay them to /api/event."""
     from .mapping import MappingError
@@ -132,6 +135,7 @@ def send_command(
             custom_format=custom_format,
             since=since,
             until=until,
+            ca_bundle=ca_bundle,
         )
     except (ConfigError, MappingError) as exc:
         _fail(str(exc))

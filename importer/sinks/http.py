@@ -33,12 +33,15 @@ import email.utils
 import json
 import random
 import signal
+import ssl
 import time
 import urllib.parse
 import urllib.request
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
+from typing import NamedTuple
 
 import pyarrow as pa
 
@@ -58,6 +61,9 @@ FINAL_STATUSES = frozenset({413})
 # Lanes per connection: a lane waiting out a backoff holds no connection, so one visitor's
 # retries delay only the few visitors that share its lane.
 LANES_PER_CONNECTION = 4
+# Plausible answers "ok" or an error of a few hundred bytes: no more than this is read of any
+# answer (a login page or a broken proxy may send hundreds of megabytes).
+ANSWER_LIMIT = 8192
 
 
 @dataclass(frozen=True)
@@ -181,6 +187,7 @@ class HttpSender:
         ledger: Ledger | None = None,
         stop_reading: Callable[[], None] | None = None,
         handle_signals: bool = True,
+        tls: ssl.SSLContext | bool = True,
     ):
         self.options = options
         self.report = report
@@ -191,6 +198,7 @@ class HttpSender:
         self.ledger = ledger if ledger is not None else Ledger()
         self.stop_reading = stop_reading or (lambda: None)
         self.handle_signals = handle_signals
+        self.tls = tls
         self._rng = random.Random(seed)
         self._config_errors = 0
         self.fatal: str | None = None
@@ -230,7 +238,10 @@ class HttpSender:
         import aiohttp  # only when sending: its import costs ~0.1 s, which a dry run need not pay
 
         self._transport_errors = (aiohttp.ClientError, asyncio.TimeoutError, OSError)
-        connector = aiohttp.TCPConnector(limit=connections, limit_per_host=connections, ttl_dns_cache=300)
+        self._certificate_errors = (aiohttp.ClientConnectorCertificateError, ssl.SSLCertVerificationError)
+        self._connect_timeout = aiohttp.ConnectionTimeoutError  # the request never left: not a possible copy
+        connector = aiohttp.TCPConnector(limit=connections, limit_per_host=connections, ttl_dns_cache=300,
+                                         ssl=self.tls)
         timeout = aiohttp.ClientTimeout(total=o.timeout_s)
         try:
             # Proxies from the environment are looked up once here: aiohttp's trust_env does it
@@ -419,88 +430,231 @@ class HttpSender:
         report = self.report
         body = self._body(event)
         headers = self._headers(event)
-        last_error = ""
-        started = time.monotonic()
-        tries = 0
-        drops_left = o.retry_dropped
-        errors_left = o.max_attempts
+        tries = _Tries(started=time.monotonic(), errors_left=o.max_attempts, drops_left=o.retry_dropped)
         while True:
-            if tries:
+            if tries.count:
                 report.retries += 1
+                if tries.timed_out and not tries.counted_duplicate:
+                    tries.counted_duplicate = True  # an earlier copy may have arrived: this one may be a second
+                    report.maybe_duplicated += 1
             delay: float | None = None
             try:
-                async with self._slots:
-                    await self._bucket.acquire()
-                    if tries == 0:
-                        report.sent += 1
-                    tries += 1
-                    async with self._session.post(o.endpoint, data=body, headers=headers,
-                                                  proxy=self._proxy) as response:
-                        status = response.status
-                        raw = await response.read()
-                        dropped = response.headers.get("x-plausible-dropped")
-                        retry_after = response.headers.get("retry-after")
-            except self._transport_errors as exc:
-                errors_left -= 1
-                last_error = f"{type(exc).__name__}: {exc}".rstrip(": ")
-            else:
-                if 200 <= status < 300:
-                    self._config_errors = 0
-                    if dropped and dropped.strip() not in ("", "0"):
-                        if drops_left > 0 and not self._stop.is_set():
-                            drops_left -= 1
-                            last_error = "dropped"
-                            await self._sleep_unless_stopped(
-                                backoff_delay(o.retry_dropped - drops_left, o.backoff_base_s, o.backoff_cap_s,
-                                              self._rng))
-                            if not self._stop.is_set():
-                                continue
-                        report.dropped += 1
+                answer = await self._post(body, headers, first=not tries.count)
+                if answer is None:  # the run stopped while this event waited for a connection
+                    if tries.count:
+                        self._fail(event, entry, f"interrupted during retries: {tries.last_error}", resend=True,
+                                   **self._tried(tries))
                     else:
-                        report.accepted += 1
-                    self._settle(entry)
+                        self._not_sent(event, entry)
                     return
-                text = raw[:2000].decode("utf-8", "replace")
-                if status == 400:
-                    report.rejected += 1
-                    self.rejects.write(self._record(event, status=status, error=_json_or_text(text)))
-                    self._settle(entry)
+                tries.count += 1
+            except self._transport_errors as exc:
+                tries.count += 1
+                if not self._note_transport_error(exc, tries):
+                    self._fail(event, entry, f"not sent: {self.fatal}", resend=True)
                     return
-                last_error = f"HTTP {status}: {text[:300]}"
-                if status != 429 and status < 500:
-                    self._fail(event, entry, last_error, resend=status not in FINAL_STATUSES, status=status)
-                    self._note_config_error(status)
+            else:
+                if answer.status == 202:
+                    if await self._settle_202(answer, tries):
+                        self._settle(entry)
+                        return
+                    continue
+                if answer.status != 429 and answer.status < 500:
+                    self._settle_refusal(event, entry, answer, tries)
                     return
-                errors_left -= 1
-                delay = retry_after_seconds(retry_after)
-            # A failure worth retrying: back off, within the limits.
-            if self._stop.is_set():
-                self._fail(event, entry, f"interrupted during retries: {last_error}", resend=True)
-                return
-            if errors_left <= 0:
-                self._fail(event, entry, f"failed after {o.max_attempts} attempts: {last_error}", resend=True)
-                return
-            wait = backoff_delay(tries - 1, o.backoff_base_s, o.backoff_cap_s, self._rng)
-            if delay is not None:
-                wait = max(wait, delay)
-            if time.monotonic() - started + wait > o.max_retry_s:
-                self._fail(event, entry, f"gave up after {tries} attempts in {time.monotonic() - started:.1f} s "
-                                         f"(--max-retry-time): {last_error}", resend=True)
-                return
-            await self._sleep_unless_stopped(wait)
-            if self._stop.is_set():
-                self._fail(event, entry, f"interrupted during retries: {last_error}", resend=True)
+                tries.errors_left -= 1
+                tries.last_error = f"HTTP {answer.status}: {answer.text[:300]}"
+                delay = retry_after_seconds(answer.retry_after)
+            if not await self._wait_to_retry(event, entry, tries, delay):
                 return
 
-    def _note_config_error(self, status: int) -> None:
+    async def _post(self, body: bytes, headers: dict[str, str], first: bool) -> Answer | None:
+        """One try: the answer's status, headers and at most ANSWER_LIMIT bytes of its body.
+
+        None, sending nothing, when the run stopped while waiting for a connection."""
+        async with self._slots:
+            await self._bucket.acquire()
+            if self._stop.is_set():
+                return None
+            if first:
+                self.report.sent += 1
+            # Never follow a redirect: it would carry the visitor's IP and user agent (and, for
+            # 307/308, the event) to another host, maybe in clear text, and aiohttp turns a POST
+            # into a bodyless GET on 301/302 whose 200 looks like success.
+            async with self._session.post(self.options.endpoint, data=body, headers=headers, proxy=self._proxy,
+                                          allow_redirects=False) as response:
+                raw = await _read_at_most(response.content, ANSWER_LIMIT)
+                # Leaving the block with the body unread closes the connection instead of draining it.
+                dropped = (response.headers.get("x-plausible-dropped") or "").strip()
+                return Answer(status=response.status, text=raw.decode("utf-8", "replace"),
+                              dropped=dropped not in ("", "0"), retry_after=response.headers.get("retry-after"),
+                              location=response.headers.get("location"))
+
+    def _note_transport_error(self, exc: BaseException, tries: _Tries) -> bool:
+        """Account a try that got no answer; False when the run must stop (an untrusted certificate)."""
+        if isinstance(exc, self._certificate_errors):
+            self._stop_run(certificate_message(self.options.endpoint, exc))
+            return False
+        tries.errors_left -= 1
+        if isinstance(exc, asyncio.TimeoutError) and not isinstance(exc, self._connect_timeout):
+            # The request went out and no answer came in time: the server may have recorded it.
+            self.report.timeouts += 1
+            tries.timed_out = True
+            tries.last_error = (f"no answer within {self.options.timeout_s:g} s (--timeout); "
+                                "the server may have recorded it")
+        else:
+            tries.last_error = f"{type(exc).__name__}: {exc}".rstrip(": ")
+        return True
+
+    async def _settle_202(self, answer: Answer, tries: _Tries) -> bool:
+        """Count Plausible's 202 as accepted or dropped; False when a drop is to be tried again."""
+        o = self.options
+        self._config_errors = 0
+        if not answer.dropped:
+            self.report.accepted += 1
+            return True
+        if tries.drops_left > 0 and not self._stop.is_set():
+            tries.drops_left -= 1
+            tries.last_error = "dropped"
+            await self._sleep_unless_stopped(
+                backoff_delay(o.retry_dropped - tries.drops_left, o.backoff_base_s, o.backoff_cap_s, self._rng))
+            if not self._stop.is_set():
+                return False
+        self.report.dropped += 1
+        return True
+
+    def _settle_refusal(self, event: dict, entry: Entry, answer: Answer, tries: _Tries) -> None:
+        """An answer that no retry changes: another 2xx, a 3xx, a 400 or another 4xx."""
+        status, endpoint = answer.status, self.options.endpoint
+        error = f"HTTP {status}: {answer.text[:300]}"
+        if status < 400:  # Plausible answers 202 or an error: this is something else
+            where = f" (a redirect to {answer.location}; redirects are not followed)" if answer.location else ""
+            self._stop_run(f"the endpoint {endpoint} answered HTTP {status}{where}, not Plausible's 202: nothing "
+                           "was delivered; check --endpoint (Plausible's is https://HOST/api/event) and any proxy "
+                           "or login page in front of it")
+            self._fail(event, entry, error, resend=True, status=status, **self._tried(tries))
+            return
+        errors = _plausible_errors(answer.text) if status == 400 else None
+        if errors is not None:
+            self.report.rejected += 1
+            self.rejects.write(self._record(event, status=status, error=errors, **self._tried(tries)))
+            self._settle(entry)
+            hint = (f"the endpoint {endpoint} rejected the first {self._config_errors + 1} events (HTTP 400) and "
+                    "accepted none: check --domain and the mapping; the reasons are in the rejects file")
+        else:
+            self._fail(event, entry, error, resend=status not in FINAL_STATUSES, status=status, **self._tried(tries))
+            hint = (f"the endpoint {endpoint} answered HTTP {status} to the first {self._config_errors + 1} events"
+                    + (f" with a body that is not Plausible's {{\"errors\": ...}} ({answer.text[:80]!r}): "
+                       "something in front of Plausible (a proxy, a firewall) refuses them; check it and --endpoint"
+                       if status == 400 else "; is --endpoint right?"))
+        self._note_config_error(hint)
+
+    async def _wait_to_retry(self, event: dict, entry: Entry, tries: _Tries, delay: float | None) -> bool:
+        """Back off before the next try; False (and the event failed) when the limits say stop."""
+        o = self.options
+        extra = self._tried(tries)
+        if self._stop.is_set():
+            self._fail(event, entry, f"interrupted during retries: {tries.last_error}", resend=True, **extra)
+            return False
+        if tries.errors_left <= 0:
+            self._fail(event, entry, f"failed after {o.max_attempts} attempts: {tries.last_error}", resend=True,
+                       **extra)
+            return False
+        wait = backoff_delay(tries.count - 1, o.backoff_base_s, o.backoff_cap_s, self._rng)
+        if delay is not None:
+            wait = max(wait, delay)
+        elapsed = time.monotonic() - tries.started
+        if elapsed + wait > o.max_retry_s:
+            self._fail(event, entry, f"gave up after {tries.count} attempts in {elapsed:.1f} s "
+                                     f"(--max-retry-time): {tries.last_error}", resend=True, **extra)
+            return False
+        await self._sleep_unless_stopped(wait)
+        if self._stop.is_set():
+            self._fail(event, entry, f"interrupted during retries: {tries.last_error}", resend=True, **extra)
+            return False
+        return True
+
+    @staticmethod
+    def _tried(tries: _Tries) -> dict:
+        """For the failed and rejects files: whether an earlier try may have arrived after all."""
+        return {"may_have_arrived": True} if tries.timed_out else {}
+
+    def _note_config_error(self, message: str) -> None:
         self._config_errors += 1
         if self._config_errors >= CONFIG_ERROR_LIMIT and self.report.accepted + self.report.dropped == 0:
-            self.fatal = (
-                f"the endpoint {self.options.endpoint} answered HTTP {status} to the first "
-                f"{self._config_errors} events; is --endpoint right?"
-            )
-            self._stop.set()
-            self.stop_reading()
+            self._stop_run(message)
+
+    def _stop_run(self, message: str) -> None:
+        """Stop sending: the endpoint is wrong. Events not sent yet fail, to be sent by the next run."""
+        if self.fatal is None:
+            self.fatal = message
+        self._stop.set()
+        self.stop_reading()
+
+
+@dataclass
+class _Tries:
+    """One event's tries so far (local to :meth:`HttpSender._deliver` and the helpers it calls)."""
+
+    started: float
+    errors_left: int
+    drops_left: int
+    count: int = 0
+    timed_out: bool = False  # a try got no answer in time: the server may have recorded it
+    counted_duplicate: bool = False
+    last_error: str = ""
+
+
+class Answer(NamedTuple):
+    status: int
+    text: str  # the first ANSWER_LIMIT bytes of the body
+    dropped: bool  # x-plausible-dropped says Plausible did not record it
+    retry_after: str | None
+    location: str | None
+
+
+async def _read_at_most(content, limit: int) -> bytes:
+    """Up to ``limit`` bytes of a response body, however large the body is."""
+    parts: list[bytes] = []
+    size = 0
+    while size < limit:
+        chunk = await content.read(limit - size)
+        if not chunk:
+            break
+        parts.append(chunk)
+        size += len(chunk)
+    return b"".join(parts)
+
+
+def _plausible_errors(text: str) -> dict | None:
+    """Plausible's validation answer, ``{"errors": {field: [message, ...]}}``, or None for any other 400."""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) and isinstance(data.get("errors"), dict) else None
+
+
+def certificate_message(endpoint: str, exc: BaseException) -> str:
+    host = urllib.parse.urlsplit(endpoint).netloc
+    cause = getattr(exc, "certificate_error", exc)
+    reason = getattr(cause, "verify_message", None) or str(cause)
+    return (f"the TLS certificate of {host} is not trusted ({reason}): if a private CA signed it, pass "
+            "--ca-bundle FILE (that CA's certificate, PEM) or set SSL_CERT_FILE; if the host name does not "
+            "match, check --endpoint")
+
+
+def tls_context(ca_bundle: str | Path | None) -> ssl.SSLContext | bool:
+    """What verifies the endpoint's certificate: True for the system's CAs (or ``SSL_CERT_FILE``'s), else
+    a context that trusts the CAs in ``ca_bundle`` only. Raises ValueError for a file that holds none."""
+    if ca_bundle is None:
+        return True
+    try:
+        return ssl.create_default_context(cafile=str(ca_bundle))
+    except FileNotFoundError:
+        raise ValueError(f"--ca-bundle {ca_bundle}: no such file") from None
+    except (ssl.SSLError, OSError, ValueError) as exc:
+        raise ValueError(f"--ca-bundle {ca_bundle}: not a PEM file of CA certificates ({exc})") from None
 
 
 def _json_or_text(text: str):
