@@ -2,20 +2,27 @@
 
 Every event ends in exactly one of four outcomes, counted in the report:
 
-* **accepted**: 202 without ``x-plausible-dropped``;
+* **accepted**: 202 without ``x-plausible-dropped``; no other answer counts as delivered;
 * **dropped**: 202 with ``x-plausible-dropped`` (Plausible took it for a bot, throttled it,
   or does not know the site); retried only with ``retry_dropped`` (throttling is one of
   Plausible's drop reasons), since a retry of a real drop changes nothing;
-* **rejected**: 400, the payload is invalid; never retried, written to the rejects file with
-  the server's error body;
+* **rejected**: 400 with Plausible's ``{"errors": ...}`` body, the payload is invalid; never
+  retried, written to the rejects file with the server's error body;
 * **failed**: retries exhausted (connection errors, timeouts, 429 and 5xx are retried with
   exponential backoff, full jitter and ``Retry-After``, within ``max_attempts`` and
-  ``max_retry_s``), a status that no retry can fix (404, 405, 413...), or not sent at all
-  because the run was interrupted or stopped; written to the failed file with the last error.
+  ``max_retry_s``), a status that no retry can fix (404, 405, 413, a 400 that is not
+  Plausible's...), or not sent at all because the run was interrupted or stopped; written to
+  the failed file with the last error.
+
+Plausible answers 202 or an error, so another 2xx, any 3xx (never followed: a redirect would
+carry visitors' IPs elsewhere) and an untrusted TLS certificate stop the run at once; a run of
+errors no retry fixes (404s, 400s) with nothing accepted stops it too. A try that got no answer
+within the timeout may still have been recorded: it is retried, and counted (``timeouts``,
+``maybe_duplicated``) so the summary says how many events may have arrived twice.
 
 Events of one visitor (same IP and user agent) always go through the same lane, one request
-at a time (there are a few lanes per connection), so they leave in their original order, which matters because Plausible builds
-sessions from arrival order.
+at a time (there are a few lanes per connection), so they leave in their original order,
+which matters because Plausible builds sessions from arrival order.
 
 Progress is kept by a :class:`~importer.state.Ledger`: at most :attr:`SendOptions.window`
 events may be undecided (or decided but not yet saved to the state file) at once, and new
@@ -40,14 +47,19 @@ import urllib.request
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
-from typing import NamedTuple
 
 import pyarrow as pa
 
 from ..events import request_body
 from ..report import RejectsFile, Report
 from ..state import Entry, Ledger
+from .answers import (
+    ANSWER_LIMIT,
+    Answer,
+    certificate_message,
+    plausible_errors,
+    read_at_most,
+)
 
 DEFAULT_ENDPOINT = "https://plausible.io/api/event"
 SEND_COLUMNS = ("name", "url", "domain", "referrer", "props", "user_agent", "ip", "source_file", "source_line")
@@ -61,9 +73,6 @@ FINAL_STATUSES = frozenset({413})
 # Lanes per connection: a lane waiting out a backoff holds no connection, so one visitor's
 # retries delay only the few visitors that share its lane.
 LANES_PER_CONNECTION = 4
-# Plausible answers "ok" or an error of a few hundred bytes: no more than this is read of any
-# answer (a login page or a broken proxy may send hundreds of megabytes).
-ANSWER_LIMIT = 8192
 
 
 @dataclass(frozen=True)
@@ -483,7 +492,7 @@ class HttpSender:
             # into a bodyless GET on 301/302 whose 200 looks like success.
             async with self._session.post(self.options.endpoint, data=body, headers=headers, proxy=self._proxy,
                                           allow_redirects=False) as response:
-                raw = await _read_at_most(response.content, ANSWER_LIMIT)
+                raw = await read_at_most(response.content, ANSWER_LIMIT)
                 # Leaving the block with the body unread closes the connection instead of draining it.
                 dropped = (response.headers.get("x-plausible-dropped") or "").strip()
                 return Answer(status=response.status, text=raw.decode("utf-8", "replace"),
@@ -534,7 +543,7 @@ class HttpSender:
                            "or login page in front of it")
             self._fail(event, entry, error, resend=True, status=status, **self._tried(tries))
             return
-        errors = _plausible_errors(answer.text) if status == 400 else None
+        errors = plausible_errors(answer.text) if status == 400 else None
         if errors is not None:
             self.report.rejected += 1
             self.rejects.write(self._record(event, status=status, error=errors, **self._tried(tries)))
@@ -603,62 +612,3 @@ class _Tries:
     timed_out: bool = False  # a try got no answer in time: the server may have recorded it
     counted_duplicate: bool = False
     last_error: str = ""
-
-
-class Answer(NamedTuple):
-    status: int
-    text: str  # the first ANSWER_LIMIT bytes of the body
-    dropped: bool  # x-plausible-dropped says Plausible did not record it
-    retry_after: str | None
-    location: str | None
-
-
-async def _read_at_most(content, limit: int) -> bytes:
-    """Up to ``limit`` bytes of a response body, however large the body is."""
-    parts: list[bytes] = []
-    size = 0
-    while size < limit:
-        chunk = await content.read(limit - size)
-        if not chunk:
-            break
-        parts.append(chunk)
-        size += len(chunk)
-    return b"".join(parts)
-
-
-def _plausible_errors(text: str) -> dict | None:
-    """Plausible's validation answer, ``{"errors": {field: [message, ...]}}``, or None for any other 400."""
-    try:
-        data = json.loads(text)
-    except ValueError:
-        return None
-    return data if isinstance(data, dict) and isinstance(data.get("errors"), dict) else None
-
-
-def certificate_message(endpoint: str, exc: BaseException) -> str:
-    host = urllib.parse.urlsplit(endpoint).netloc
-    cause = getattr(exc, "certificate_error", exc)
-    reason = getattr(cause, "verify_message", None) or str(cause)
-    return (f"the TLS certificate of {host} is not trusted ({reason}): if a private CA signed it, pass "
-            "--ca-bundle FILE (that CA's certificate, PEM) or set SSL_CERT_FILE; if the host name does not "
-            "match, check --endpoint")
-
-
-def tls_context(ca_bundle: str | Path | None) -> ssl.SSLContext | bool:
-    """What verifies the endpoint's certificate: True for the system's CAs (or ``SSL_CERT_FILE``'s), else
-    a context that trusts the CAs in ``ca_bundle`` only. Raises ValueError for a file that holds none."""
-    if ca_bundle is None:
-        return True
-    try:
-        return ssl.create_default_context(cafile=str(ca_bundle))
-    except FileNotFoundError:
-        raise ValueError(f"--ca-bundle {ca_bundle}: no such file") from None
-    except (ssl.SSLError, OSError, ValueError) as exc:
-        raise ValueError(f"--ca-bundle {ca_bundle}: not a PEM file of CA certificates ({exc})") from None
-
-
-def _json_or_text(text: str):
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
