@@ -161,15 +161,32 @@ def receiver_command(
     reset_share: float = typer.Option(0.0, help="Share of requests whose connection is dropped unanswered."),
     delay: float = typer.Option(0.0, help="Seconds to wait before each answer."),
     drop_share: float = typer.Option(0.0, help="Share of good events answered 202 with x-plausible-dropped."),
+    slow_first: int = typer.Option(0, help="With --delay: only the first N requests are slow."),
+    answer_status: int = typer.Option(0, help="Answer every event with this status (e.g. 302, 200, 400), recording "
+                                      "nothing: what a misconfigured endpoint does."),
+    location: Optional[str] = typer.Option(None, help="With --answer-status 3xx: the Location header."),
+    body_bytes: int = typer.Option(0, help="Pad every answer's body to this many bytes."),
+    tls_cert: Optional[Path] = typer.Option(None, help="Serve https with this certificate (PEM; with --tls-key)."),
+    tls_key: Optional[Path] = typer.Option(None, help="The private key of --tls-cert (PEM)."),
     seed: Optional[int] = typer.Option(None, help="Seed for the fault shares, for repeatable runs."),
 ) -> None:
     """Run a local Plausible-compatible /api/event that validates and records events."""
+    import ssl
+
     from .receiver import Faults, Receiver
 
     faults = Faults(fail_share=fail_share, fail_first=fail_first, burst_every=burst_every, burst_length=burst_length,
                     retry_after=retry_after or None,
-                    reset_share=reset_share, delay_s=delay, drop_share=drop_share, seed=seed)
-    receiver = Receiver(host=host, port=port, record=record, faults=faults, keep_events=False)
+                    reset_share=reset_share, delay_s=delay, drop_share=drop_share, seed=seed, slow_first=slow_first,
+                    answer_status=answer_status, location=location, body_bytes=body_bytes)
+    tls = None
+    if tls_cert is not None:
+        tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        try:
+            tls.load_cert_chain(tls_cert, tls_key)
+        except (OSError, ssl.SSLError) as exc:
+            _fail(f"--tls-cert {tls_cert} / --tls-key {tls_key}: {exc}")
+    receiver = Receiver(host=host, port=port, record=record, faults=faults, keep_events=False, tls=tls)
 
     async def serve() -> None:
         await receiver.start()

@@ -240,3 +240,25 @@ def test_a_huge_answer_body_is_not_read_whole(tmp_path, make_receiver):
     assert accepted == 8
     assert after_kib - before_kib < 48 * 1024, (before_kib, after_kib)
     assert huge.stats.body_bytes_sent < 8 * 48 * 1024 * 1024  # the connection was let go, not drained
+
+
+def test_the_receiver_command_serves_https_and_plays_a_redirect(tmp_path):
+    cert, key = _self_signed(tmp_path)
+    make_log(tmp_path / "access.log", 5)
+    common = ["send", str(tmp_path / "access.log"), "-d", "example.com", "--no-progress", "--rate", "0",
+              "--no-state", "--failed", str(tmp_path / "f.jsonl"), "--rejects", str(tmp_path / "r.jsonl"),
+              "--ca-bundle", str(cert)]
+    for extra, expected in (([], 0), (["--answer-status", "302", "--location", "http://127.0.0.1:9/x"], 1)):
+        server = subprocess.Popen([sys.executable, "-m", "importer", "receiver", "--port", "0", "--tls-cert",
+                                   str(cert), "--tls-key", str(key), *extra], cwd=ROOT, stderr=subprocess.PIPE,
+                                  text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+        try:
+            assert server.stderr is not None
+            endpoint = server.stderr.readline().split("receiving on ", 1)[1].split(",")[0].strip()
+            assert endpoint.startswith("https://")
+            done = _cli(*common, "--endpoint", endpoint)
+            assert done.returncode == expected, done.stderr
+            assert ("HTTP 302" in done.stderr) == bool(extra)
+        finally:
+            server.terminate()
+            server.wait(10)
