@@ -262,3 +262,29 @@ def test_the_receiver_command_serves_https_and_plays_a_redirect(tmp_path):
         finally:
             server.terminate()
             server.wait(10)
+
+
+def test_a_connection_that_cannot_be_made_is_not_a_possible_duplicate(tmp_path):
+    # A listener whose accept queue is full and never served: further connection attempts hang,
+    # like a host behind a firewall that drops packets. Nothing can have arrived.
+    import socket
+
+    with socket.socket() as hole:
+        hole.bind(("127.0.0.1", 0))
+        hole.listen(0)
+        port = hole.getsockname()[1]
+        fillers = []
+        for _ in range(4):
+            filler = socket.socket()
+            filler.setblocking(False)
+            filler.connect_ex(("127.0.0.1", port))
+            fillers.append(filler)
+        try:
+            report, _, out = _send_table(f"http://127.0.0.1:{port}/api/event", _table(2), tmp_path,
+                                         timeout_s=0.3, max_attempts=2, concurrency=1)
+        finally:
+            for filler in fillers:
+                filler.close()
+    assert report.failed == 2 and report.retries == 2
+    assert (report.timeouts, report.maybe_duplicated) == (0, 0)
+    assert all("ConnectionTimeoutError" in r["reason"] and "may_have_arrived" not in r for r in out)

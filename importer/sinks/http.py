@@ -251,7 +251,11 @@ class HttpSender:
         self._connect_timeout = aiohttp.ConnectionTimeoutError  # the request never left: not a possible copy
         connector = aiohttp.TCPConnector(limit=connections, limit_per_host=connections, ttl_dns_cache=300,
                                          ssl=self.tls)
-        timeout = aiohttp.ClientTimeout(total=o.timeout_s)
+        # Connecting and waiting for the answer each get timeout_s, so that a connection that
+        # could not be made (the request never left: ConnectionTimeoutError) is told apart from
+        # an answer that did not come (the server may have recorded the event). The total only
+        # stops a server that trickles its answer.
+        timeout = aiohttp.ClientTimeout(total=3 * o.timeout_s, connect=o.timeout_s, sock_read=o.timeout_s)
         try:
             # Proxies from the environment are looked up once here: aiohttp's trust_env does it
             # per request through a thread, which costs half the throughput.
@@ -596,7 +600,7 @@ class HttpSender:
     def _stop_run(self, message: str) -> None:
         """Stop sending: the endpoint is wrong. Events not sent yet fail, to be sent by the next run."""
         if self.fatal is None:
-            self.fatal = message
+            self.fatal = f"stopped early: {message}"
         self._stop.set()
         self.stop_reading()
 
