@@ -440,23 +440,17 @@ class HttpSender:
 
     async def _deliver(self, event: dict, entry: Entry) -> None:
         o = self.options
-        report = self.report
         body = self._body(event)
         headers = self._headers(event)
         tries = _Tries(started=time.monotonic(), errors_left=o.max_attempts, drops_left=o.retry_dropped)
         while True:
-            if tries.count:
-                report.retries += 1
-                if tries.timed_out and not tries.counted_duplicate:
-                    tries.counted_duplicate = True  # an earlier copy may have arrived: this one may be a second
-                    report.maybe_duplicated += 1
             delay: float | None = None
             try:
-                answer = await self._post(body, headers, first=not tries.count)
+                answer = await self._post(body, headers, tries)
                 if answer is None:  # the run stopped while this event waited for a connection
                     if tries.count:
-                        self._fail(event, entry, f"interrupted during retries: {tries.last_error}", resend=True,
-                                   **self._tried(tries))
+                        self._fail(event, entry, f"{self._stopped()} during retries: {tries.last_error}",
+                                   resend=True, **self._tried(tries))
                     else:
                         self._not_sent(event, entry)
                     return
@@ -481,16 +475,22 @@ class HttpSender:
             if not await self._wait_to_retry(event, entry, tries, delay):
                 return
 
-    async def _post(self, body: bytes, headers: dict[str, str], first: bool) -> Answer | None:
+    async def _post(self, body: bytes, headers: dict[str, str], tries: _Tries) -> Answer | None:
         """One try: the answer's status, headers and at most ANSWER_LIMIT bytes of its body.
 
         None, sending nothing, when the run stopped while waiting for a connection."""
+        report = self.report
         async with self._slots:
             await self._bucket.acquire()
             if self._stop.is_set():
                 return None
-            if first:
-                self.report.sent += 1
+            if not tries.count:
+                report.sent += 1
+            else:
+                report.retries += 1
+                if tries.timed_out and not tries.counted_duplicate:
+                    tries.counted_duplicate = True  # an earlier copy may have arrived: this one may be a second
+                    report.maybe_duplicated += 1
             # Never follow a redirect: it would carry the visitor's IP and user agent (and, for
             # 307/308, the event) to another host, maybe in clear text, and aiohttp turns a POST
             # into a bodyless GET on 301/302 whose 200 looks like success.
@@ -567,7 +567,7 @@ class HttpSender:
         o = self.options
         extra = self._tried(tries)
         if self._stop.is_set():
-            self._fail(event, entry, f"interrupted during retries: {tries.last_error}", resend=True, **extra)
+            self._fail(event, entry, f"{self._stopped()} during retries: {tries.last_error}", resend=True, **extra)
             return False
         if tries.errors_left <= 0:
             self._fail(event, entry, f"failed after {o.max_attempts} attempts: {tries.last_error}", resend=True,
@@ -583,9 +583,12 @@ class HttpSender:
             return False
         await self._sleep_unless_stopped(wait)
         if self._stop.is_set():
-            self._fail(event, entry, f"interrupted during retries: {tries.last_error}", resend=True, **extra)
+            self._fail(event, entry, f"{self._stopped()} during retries: {tries.last_error}", resend=True, **extra)
             return False
         return True
+
+    def _stopped(self) -> str:
+        return "stopped early" if self.fatal else "interrupted"
 
     @staticmethod
     def _tried(tries: _Tries) -> dict:
