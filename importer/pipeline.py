@@ -21,8 +21,8 @@ import pyarrow.compute as pc
 
 from .readers import FormatError, reader_for
 from .report import INVALID_SAMPLES, RejectsFile, Report, redact_ips
-from .sinks.dryrun import DryRunWriter
 from .sinks.answers import tls_context
+from .sinks.dryrun import DryRunWriter
 from .sinks.http import DEFAULT_ENDPOINT, HttpSender, SendOptions, parse_pace
 from .sources import Source, SourceError, expand
 from .state import Resume, StateStore
