@@ -78,7 +78,8 @@ def send_command(
         None, "--log-format", help="Your server's nginx log_format or Apache LogFormat string, compiled into a parser."
     ),
     timezone: str = typer.Option("UTC", "--timezone", help="IANA zone for log times written without one."),
-    timeout: float = typer.Option(10.0, help="Seconds to wait for each answer."),
+    timeout: float = typer.Option(10.0, help="Seconds to wait to connect, then for each answer (no answer in time "
+                                  "is retried and counted as a possible duplicate)."),
     max_attempts: int = typer.Option(5, help="Tries per event on errors worth retrying."),
     state: Optional[Path] = typer.Option(
         None, "--state", help="Checkpoint file (SQLite) for resume. Default: $PLAUSIBLE_IMPORT_STATE, else "

@@ -1,16 +1,17 @@
 """A local, Plausible-compatible ``POST /api/event`` for trying mappings and for tests.
 
-It answers the way Plausible's ingestion does (see ``plausible-api.md`` in the project's
-reference notes): ``202 ok`` for an accepted event; ``202`` with ``x-plausible-dropped: 1``
-for a bot user agent; ``400 {"errors": {...}}`` for a missing name, url or domain and for
-Plausible's length limits. Accepted events are recorded as JSON lines with the headers that
-matter (``User-Agent``, ``X-Forwarded-For``).
+It answers the way Plausible's ingestion does (``external_controller.ex`` and
+``ingestion/request.ex`` in Plausible's source): ``202 ok`` for an accepted event; ``202``
+with ``x-plausible-dropped: 1`` for a bot user agent; ``400 {"errors": {...}}`` for a missing
+name, url or domain and for Plausible's length limits. Accepted events are recorded as JSON
+lines with the headers that matter (``User-Agent``, ``X-Forwarded-For``).
 
 Faults can be injected, deterministically with a seed: a share of 503s with ``Retry-After``,
-the first N requests failing, bursts of 503s (of every N requests, the first M), connections dropped without an answer, slow answers, and a
-share of 202s flagged dropped. It can also play what stands in front of a misconfigured
-endpoint: one fixed answer for every event (a login redirect, a proxy's 400, a 200 HTML page),
-and very large answer bodies. With ``tls`` it serves https.
+the first N requests failing, bursts of 503s (of every N requests, the first M), connections
+dropped without an answer, slow answers, and a share of 202s flagged dropped. It can also play
+what stands in front of a misconfigured endpoint: one fixed answer for every event (a login
+redirect, a proxy's 400, a 200 HTML page), and very large answer bodies. With ``tls`` it
+serves https.
 """
 
 from __future__ import annotations
