@@ -78,7 +78,8 @@ def send_command(
         None, "--log-format", help="Your server's nginx log_format or Apache LogFormat string, compiled into a parser."
     ),
     timezone: str = typer.Option("UTC", "--timezone", help="IANA zone for log times written without one."),
-    timeout: float = typer.Option(10.0, help="Seconds to wait for each answer."),
+    timeout: float = typer.Option(10.0, help="Seconds to wait to connect, then for each answer (no answer in time "
+                                  "is retried and counted as a possible duplicate)."),
     max_attempts: int = typer.Option(5, help="Tries per event on errors worth retrying."),
     state: Optional[Path] = typer.Option(
         None, "--state", help="Checkpoint file (SQLite) for resume. Default: $PLAUSIBLE_IMPORT_STATE, else "
@@ -93,6 +94,9 @@ def send_command(
     follow: bool = typer.Option(False, "--follow", "-f", help="Keep reading the last input as it grows, across rotations."),
     since: Optional[str] = typer.Option(None, "--since", help="Only rows at or after this date/time (UTC unless given)."),
     until: Optional[str] = typer.Option(None, "--until", help="Only rows before this time; a date includes that whole day."),
+    ca_bundle: Optional[Path] = typer.Option(
+        None, "--ca-bundle", help="PEM file of the CA(s) to trust for an https endpoint instead of the system's "
+        "(for a private CA; SSL_CERT_FILE also works)."),
 ) -> None:
     """Read logs or exports, map rows to events, and replay them to /api/event."""
     from .mapping import MappingError
@@ -132,6 +136,7 @@ def send_command(
             custom_format=custom_format,
             since=since,
             until=until,
+            ca_bundle=ca_bundle,
         )
     except (ConfigError, MappingError) as exc:
         _fail(str(exc))
@@ -157,15 +162,32 @@ def receiver_command(
     reset_share: float = typer.Option(0.0, help="Share of requests whose connection is dropped unanswered."),
     delay: float = typer.Option(0.0, help="Seconds to wait before each answer."),
     drop_share: float = typer.Option(0.0, help="Share of good events answered 202 with x-plausible-dropped."),
+    slow_first: int = typer.Option(0, help="With --delay: only the first N requests are slow."),
+    answer_status: int = typer.Option(0, help="Answer every event with this status (e.g. 302, 200, 400), recording "
+                                      "nothing: what a misconfigured endpoint does."),
+    location: Optional[str] = typer.Option(None, help="With --answer-status 3xx: the Location header."),
+    body_bytes: int = typer.Option(0, help="Pad every answer's body to this many bytes."),
+    tls_cert: Optional[Path] = typer.Option(None, help="Serve https with this certificate (PEM; with --tls-key)."),
+    tls_key: Optional[Path] = typer.Option(None, help="The private key of --tls-cert (PEM)."),
     seed: Optional[int] = typer.Option(None, help="Seed for the fault shares, for repeatable runs."),
 ) -> None:
     """Run a local Plausible-compatible /api/event that validates and records events."""
+    import ssl
+
     from .receiver import Faults, Receiver
 
     faults = Faults(fail_share=fail_share, fail_first=fail_first, burst_every=burst_every, burst_length=burst_length,
                     retry_after=retry_after or None,
-                    reset_share=reset_share, delay_s=delay, drop_share=drop_share, seed=seed)
-    receiver = Receiver(host=host, port=port, record=record, faults=faults, keep_events=False)
+                    reset_share=reset_share, delay_s=delay, drop_share=drop_share, seed=seed, slow_first=slow_first,
+                    answer_status=answer_status, location=location, body_bytes=body_bytes)
+    tls = None
+    if tls_cert is not None:
+        tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        try:
+            tls.load_cert_chain(tls_cert, tls_key)
+        except (OSError, ssl.SSLError) as exc:
+            _fail(f"--tls-cert {tls_cert} / --tls-key {tls_key}: {exc}")
+    receiver = Receiver(host=host, port=port, record=record, faults=faults, keep_events=False, tls=tls)
 
     async def serve() -> None:
         await receiver.start()

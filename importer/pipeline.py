@@ -21,6 +21,7 @@ import pyarrow.compute as pc
 
 from .readers import FormatError, reader_for
 from .report import INVALID_SAMPLES, RejectsFile, Report, redact_ips
+from .sinks.answers import tls_context
 from .sinks.dryrun import DryRunWriter
 from .sinks.http import DEFAULT_ENDPOINT, HttpSender, SendOptions, parse_pace
 from .sources import Source, SourceError, expand
@@ -181,6 +182,7 @@ def send(
     custom_format: str | None = None,
     since=None,
     until=None,
+    ca_bundle: str | Path | None = None,
 ) -> Report:
     """Read ``inputs``, map rows to events and send them (or, with ``dry_run``, write them).
 
@@ -218,6 +220,10 @@ def send(
         raise ConfigError("--max-attempts must be at least 1 and --retry-dropped at least 0")
     if follow and dry_run:
         raise ConfigError("--follow forwards lines as they are written; it cannot be a dry run")
+    try:
+        tls = tls_context(ca_bundle)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     report = Report(dry_run=dry_run)
     resume = None
     if state is not None and not dry_run:
@@ -264,7 +270,7 @@ def send(
             report.window = options.window
             sender = HttpSender(options, report, rejects, on_settled=bar.settled, on_first_batch=warn_once,
                                 failed=failed, ledger=resume.ledger if resume else None,
-                                stop_reading=stop_reading.set)
+                                stop_reading=stop_reading.set, tls=tls)
             sender.run(events)
             report.interrupted = sender.interrupted
             if sender.fatal:

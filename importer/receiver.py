@@ -1,14 +1,17 @@
 """A local, Plausible-compatible ``POST /api/event`` for trying mappings and for tests.
 
-It answers the way Plausible's ingestion does (see ``plausible-api.md`` in the project's
-reference notes): ``202 ok`` for an accepted event; ``202`` with ``x-plausible-dropped: 1``
-for a bot user agent; ``400 {"errors": {...}}`` for a missing name, url or domain and for
-Plausible's length limits. Accepted events are recorded as JSON lines with the headers that
-matter (``User-Agent``, ``X-Forwarded-For``).
+It answers the way Plausible's ingestion does (``external_controller.ex`` and
+``ingestion/request.ex`` in Plausible's source): ``202 ok`` for an accepted event; ``202``
+with ``x-plausible-dropped: 1`` for a bot user agent; ``400 {"errors": {...}}`` for a missing
+name, url or domain and for Plausible's length limits. Accepted events are recorded as JSON
+lines with the headers that matter (``User-Agent``, ``X-Forwarded-For``).
 
 Faults can be injected, deterministically with a seed: a share of 503s with ``Retry-After``,
-the first N requests failing, bursts of 503s (of every N requests, the first M), connections dropped without an answer, slow answers, and a
-share of 202s flagged dropped.
+the first N requests failing, bursts of 503s (of every N requests, the first M), connections
+dropped without an answer, slow answers, and a share of 202s flagged dropped. It can also play
+what stands in front of a misconfigured endpoint: one fixed answer for every event (a login
+redirect, a proxy's 400, a 200 HTML page), and very large answer bodies. With ``tls`` it
+serves https.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import asyncio
 import datetime as dt
 import json
 import random
+import ssl
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,8 +45,13 @@ class Faults:
     fail_status: int = 503  # the status of injected failures (429 for a proxy's rate limit)
     retry_after: str | None = "0"  # the Retry-After header sent with 503s (None: no header)
     reset_share: float = 0.0  # close the connection without answering
-    delay_s: float = 0.0  # wait this long before answering
+    delay_s: float = 0.0  # wait this long before answering (after recording, as a slow server would)
+    slow_first: int = 0  # with delay_s: only the first N requests are slow (0: all)
     drop_share: float = 0.0  # 202 with x-plausible-dropped although the event is fine
+    answer_status: int = 0  # answer every event with this status and answer_body, recording nothing
+    answer_body: bytes = b""
+    location: str | None = None  # the Location header sent with answer_status
+    body_bytes: int = 0  # pad every answer's body to this many bytes, streamed in chunks
     seed: int | None = None
 
 
@@ -54,6 +63,8 @@ class ReceiverStats:
     rejected: int = 0
     failed: int = 0  # injected 503s
     resets: int = 0
+    body_bytes_sent: int = 0  # bytes of answer bodies written (padding included)
+    other_requests: int = 0  # requests to another path or with another method (a followed redirect)
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -143,13 +154,14 @@ class Receiver:
     """The server. Use :meth:`running` in tests: ``with Receiver().running() as r: r.endpoint``."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, record: Path | None = None,
-                 faults: Faults | None = None, keep_events: bool = True):
+                 faults: Faults | None = None, keep_events: bool = True, tls: ssl.SSLContext | None = None):
         self.host = host
         self.port = port
         self.record_path = record
         self.faults = faults or Faults()
         self.stats = ReceiverStats()
         self.keep_events = keep_events
+        self.tls = tls
         self._events: list[dict] = []
         self._lock = threading.Lock()
         self._rng = random.Random(self.faults.seed)
@@ -160,7 +172,8 @@ class Receiver:
 
     @property
     def endpoint(self) -> str:
-        return f"http://{self.host}:{self.port}/api/event"
+        scheme = "https" if self.tls is not None else "http"
+        return f"{scheme}://{self.host}:{self.port}/api/event"
 
     @property
     def events(self) -> list[dict]:
@@ -171,7 +184,7 @@ class Receiver:
         if self.record_path is not None:
             self.record_path.parent.mkdir(parents=True, exist_ok=True)
             self._record_file = open(self.record_path, "a", encoding="utf-8")
-        self._server = await asyncio.start_server(self._handle, self.host, self.port, backlog=1024)
+        self._server = await asyncio.start_server(self._handle, self.host, self.port, backlog=1024, ssl=self.tls)
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def serve_forever(self) -> None:
@@ -263,14 +276,14 @@ class Receiver:
     async def _dispatch(self, writer, method: str, path: str, headers: dict, body: bytes, close: bool) -> bool:
         if path == "/api/health" and method == "GET":
             return await self._respond(writer, 200, b'{"status":"ok"}', close, content_type="application/json")
-        if path != "/api/event":
-            return await self._respond(writer, 404, b"not found", close)
-        if method != "POST":
+        if path != "/api/event" or method != "POST":
+            with self._lock:
+                self.stats.other_requests += 1
+            if path != "/api/event":
+                return await self._respond(writer, 404, b"not found", close)
             return await self._respond(writer, 405, b"method not allowed", close)
         number = self._count()
         faults = self.faults
-        if faults.delay_s:
-            await asyncio.sleep(faults.delay_s)
         with self._lock:
             roll_reset = self._rng.random()
             roll_fail = self._rng.random()
@@ -281,19 +294,29 @@ class Receiver:
             writer.transport.abort()
             return False
         in_burst = faults.burst_every > 0 and (number - 1) % faults.burst_every < faults.burst_length
-        if number <= faults.fail_first or in_burst or roll_fail < faults.fail_share:
+        if faults.answer_status:
+            extra = {"location": faults.location} if faults.location else {}
+            status, answer, content_type = faults.answer_status, faults.answer_body, "text/html"
+        elif number <= faults.fail_first or in_burst or roll_fail < faults.fail_share:
             with self._lock:
                 self.stats.failed += 1
             extra = {"retry-after": faults.retry_after} if faults.retry_after is not None else {}
-            return await self._respond(writer, faults.fail_status, b"service unavailable", close, extra=extra)
+            status, answer, content_type = faults.fail_status, b"service unavailable", "text/plain"
+        else:
+            status, answer, content_type, extra = self._take_event(headers, body, roll_drop < faults.drop_share)
+        if faults.delay_s and (not faults.slow_first or number <= faults.slow_first):
+            await asyncio.sleep(faults.delay_s)  # the event is recorded already: a slow answer, not a slow server
+        return await self._respond(writer, status, answer, close, content_type=content_type, extra=extra)
+
+    def _take_event(self, headers: dict, body: bytes, drop: bool) -> tuple[int, bytes, str, dict[str, str]]:
+        """Validate and record one event the way Plausible does: (status, body, content type, headers)."""
         content_type = headers.get("content-type", "").split(";")[0].strip().lower()
         if content_type in ("application/json", "text/plain"):
             try:
                 payload = json.loads(body.decode("utf-8")) if body else None
             except (ValueError, UnicodeDecodeError):
                 if content_type == "application/json":
-                    return await self._respond(writer, 400, b'{"status":400,"message":"Bad Request"}', close,
-                                               content_type="application/json")
+                    return 400, b'{"status":400,"message":"Bad Request"}', "application/json", {}
                 payload = None
         else:
             payload = {}
@@ -301,13 +324,12 @@ class Receiver:
         if errors:
             with self._lock:
                 self.stats.rejected += 1
-            return await self._respond(writer, 400, json.dumps({"errors": errors}).encode(), close,
-                                       content_type="application/json")
+            return 400, json.dumps({"errors": errors}).encode(), "application/json", {}
         user_agent = headers.get("user-agent", "")
-        if classify(user_agent) in PLAUSIBLE_DROPS or roll_drop < faults.drop_share:
+        if drop or classify(user_agent) in PLAUSIBLE_DROPS:
             with self._lock:
                 self.stats.dropped += 1
-            return await self._respond(writer, 202, b"ok", close, extra={"x-plausible-dropped": "1"})
+            return 202, b"ok", "text/plain", {"x-plausible-dropped": "1"}
         record = {
             "received_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds"),
             **event,
@@ -321,21 +343,34 @@ class Receiver:
             if self._record_file is not None:
                 self._record_file.write(json.dumps(record, ensure_ascii=False) + "\n")
                 self._record_file.flush()
-        return await self._respond(writer, 202, b"ok", close)
+        return 202, b"ok", "text/plain", {}
 
-    @staticmethod
-    async def _respond(writer, status: int, body: bytes, close: bool, content_type: str = "text/plain",
+    async def _respond(self, writer, status: int, body: bytes, close: bool, content_type: str = "text/plain",
                        extra: dict[str, str] | None = None) -> bool:
         reason = {200: "OK", 202: "Accepted", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
                   429: "Too Many Requests", 503: "Service Unavailable"}.get(status, "Status")
-        lines = [f"HTTP/1.1 {status} {reason}", f"content-type: {content_type}", f"content-length: {len(body)}"]
+        padding = max(0, self.faults.body_bytes - len(body))
+        lines = [f"HTTP/1.1 {status} {reason}", f"content-type: {content_type}",
+                 f"content-length: {len(body) + padding}"]
         for key, value in (extra or {}).items():
             lines.append(f"{key}: {value}")
         if close:
             lines.append("connection: close")
         writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
         await writer.drain()
+        self._note_body_bytes(len(body))
+        chunk = b" " * 65536
+        while padding > 0:  # a huge answer, streamed: stops when the client hangs up
+            piece = chunk[:padding]
+            writer.write(piece)
+            await writer.drain()
+            padding -= len(piece)
+            self._note_body_bytes(len(piece))
         return not close
+
+    def _note_body_bytes(self, count: int) -> None:
+        with self._lock:
+            self.stats.body_bytes_sent += count
 
 
 async def _cancel_other_tasks() -> None:

@@ -31,6 +31,8 @@ REPORT_KEYS = (
     "rejected",
     "failed",
     "retries",
+    "timeouts",
+    "maybe_duplicated",
     "duration_s",
 )
 
@@ -50,6 +52,8 @@ class Report:
     rejected: int = 0
     failed: int = 0
     retries: int = 0
+    timeouts: int = 0  # tries that got no answer within --timeout (the server may have recorded them)
+    maybe_duplicated: int = 0  # events tried again after a timeout: they may have arrived twice
     duration_s: float = 0.0
     # Context for the printed summary; not part of the JSON report.
     dry_run: bool = False
@@ -81,6 +85,8 @@ class Report:
             "rejected": self.rejected,
             "failed": self.failed,
             "retries": self.retries,
+            "timeouts": self.timeouts,
+            "maybe_duplicated": self.maybe_duplicated,
             "duration_s": round(self.duration_s, 3),
         }
 
@@ -125,6 +131,9 @@ class Report:
             add("  rejected (400)", self.rejected)
             add("  failed", self.failed)
             add("retries", self.retries)
+            if self.timeouts:
+                add("no answer in time", f"{self.timeouts:,} tries (--timeout); "
+                                         f"{self.maybe_duplicated:,} events may have arrived twice")
         add("duration", f"{self.duration_s:.1f} s")
         if self.rejects_path:
             add("rejects file", self.rejects_path)

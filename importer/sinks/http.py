@@ -2,20 +2,27 @@
 
 Every event ends in exactly one of four outcomes, counted in the report:
 
-* **accepted**: 202 without ``x-plausible-dropped``;
+* **accepted**: 202 without ``x-plausible-dropped``; no other answer counts as delivered;
 * **dropped**: 202 with ``x-plausible-dropped`` (Plausible took it for a bot, throttled it,
   or does not know the site); retried only with ``retry_dropped`` (throttling is one of
   Plausible's drop reasons), since a retry of a real drop changes nothing;
-* **rejected**: 400, the payload is invalid; never retried, written to the rejects file with
-  the server's error body;
+* **rejected**: 400 with Plausible's ``{"errors": ...}`` body, the payload is invalid; never
+  retried, written to the rejects file with the server's error body;
 * **failed**: retries exhausted (connection errors, timeouts, 429 and 5xx are retried with
   exponential backoff, full jitter and ``Retry-After``, within ``max_attempts`` and
-  ``max_retry_s``), a status that no retry can fix (404, 405, 413...), or not sent at all
-  because the run was interrupted or stopped; written to the failed file with the last error.
+  ``max_retry_s``), a status that no retry can fix (404, 405, 413, a 400 that is not
+  Plausible's...), or not sent at all because the run was interrupted or stopped; written to
+  the failed file with the last error.
+
+Plausible answers 202 or an error, so another 2xx, any 3xx (never followed: a redirect would
+carry visitors' IPs elsewhere) and an untrusted TLS certificate stop the run at once; a run of
+errors no retry fixes (404s, 400s) with nothing accepted stops it too. A try that got no answer
+within the timeout may still have been recorded: it is retried, and counted (``timeouts``,
+``maybe_duplicated``) so the summary says how many events may have arrived twice.
 
 Events of one visitor (same IP and user agent) always go through the same lane, one request
-at a time (there are a few lanes per connection), so they leave in their original order, which matters because Plausible builds
-sessions from arrival order.
+at a time (there are a few lanes per connection), so they leave in their original order,
+which matters because Plausible builds sessions from arrival order.
 
 Progress is kept by a :class:`~importer.state.Ledger`: at most :attr:`SendOptions.window`
 events may be undecided (or decided but not yet saved to the state file) at once, and new
@@ -33,6 +40,7 @@ import email.utils
 import json
 import random
 import signal
+import ssl
 import time
 import urllib.parse
 import urllib.request
@@ -45,6 +53,13 @@ import pyarrow as pa
 from ..events import request_body
 from ..report import RejectsFile, Report
 from ..state import Entry, Ledger
+from .answers import (
+    ANSWER_LIMIT,
+    Answer,
+    certificate_message,
+    plausible_errors,
+    read_at_most,
+)
 
 DEFAULT_ENDPOINT = "https://plausible.io/api/event"
 SEND_COLUMNS = ("name", "url", "domain", "referrer", "props", "user_agent", "ip", "source_file", "source_line")
@@ -181,6 +196,7 @@ class HttpSender:
         ledger: Ledger | None = None,
         stop_reading: Callable[[], None] | None = None,
         handle_signals: bool = True,
+        tls: ssl.SSLContext | bool = True,
     ):
         self.options = options
         self.report = report
@@ -191,6 +207,7 @@ class HttpSender:
         self.ledger = ledger if ledger is not None else Ledger()
         self.stop_reading = stop_reading or (lambda: None)
         self.handle_signals = handle_signals
+        self.tls = tls
         self._rng = random.Random(seed)
         self._config_errors = 0
         self.fatal: str | None = None
@@ -230,8 +247,15 @@ class HttpSender:
         import aiohttp  # only when sending: its import costs ~0.1 s, which a dry run need not pay
 
         self._transport_errors = (aiohttp.ClientError, asyncio.TimeoutError, OSError)
-        connector = aiohttp.TCPConnector(limit=connections, limit_per_host=connections, ttl_dns_cache=300)
-        timeout = aiohttp.ClientTimeout(total=o.timeout_s)
+        self._certificate_errors = (aiohttp.ClientConnectorCertificateError, ssl.SSLCertVerificationError)
+        self._connect_timeout = aiohttp.ConnectionTimeoutError  # the request never left: not a possible copy
+        connector = aiohttp.TCPConnector(limit=connections, limit_per_host=connections, ttl_dns_cache=300,
+                                         ssl=self.tls)
+        # Connecting and waiting for the answer each get timeout_s, so that a connection that
+        # could not be made (the request never left: ConnectionTimeoutError) is told apart from
+        # an answer that did not come (the server may have recorded the event). The total only
+        # stops a server that trickles its answer.
+        timeout = aiohttp.ClientTimeout(total=3 * o.timeout_s, connect=o.timeout_s, sock_read=o.timeout_s)
         try:
             # Proxies from the environment are looked up once here: aiohttp's trust_env does it
             # per request through a thread, which costs half the throughput.
@@ -416,95 +440,182 @@ class HttpSender:
 
     async def _deliver(self, event: dict, entry: Entry) -> None:
         o = self.options
-        report = self.report
         body = self._body(event)
         headers = self._headers(event)
-        last_error = ""
-        started = time.monotonic()
-        tries = 0
-        drops_left = o.retry_dropped
-        errors_left = o.max_attempts
+        tries = _Tries(started=time.monotonic(), errors_left=o.max_attempts, drops_left=o.retry_dropped)
         while True:
-            if tries:
-                report.retries += 1
             delay: float | None = None
             try:
-                async with self._slots:
-                    await self._bucket.acquire()
-                    if tries == 0:
-                        report.sent += 1
-                    tries += 1
-                    async with self._session.post(o.endpoint, data=body, headers=headers,
-                                                  proxy=self._proxy) as response:
-                        status = response.status
-                        raw = await response.read()
-                        dropped = response.headers.get("x-plausible-dropped")
-                        retry_after = response.headers.get("retry-after")
-            except self._transport_errors as exc:
-                errors_left -= 1
-                last_error = f"{type(exc).__name__}: {exc}".rstrip(": ")
-            else:
-                if 200 <= status < 300:
-                    self._config_errors = 0
-                    if dropped and dropped.strip() not in ("", "0"):
-                        if drops_left > 0 and not self._stop.is_set():
-                            drops_left -= 1
-                            last_error = "dropped"
-                            await self._sleep_unless_stopped(
-                                backoff_delay(o.retry_dropped - drops_left, o.backoff_base_s, o.backoff_cap_s,
-                                              self._rng))
-                            if not self._stop.is_set():
-                                continue
-                        report.dropped += 1
+                answer = await self._post(body, headers, tries)
+                if answer is None:  # the run stopped while this event waited for a connection
+                    if tries.count:
+                        self._fail(event, entry, f"{self._stopped()} during retries: {tries.last_error}",
+                                   resend=True, **self._tried(tries))
                     else:
-                        report.accepted += 1
-                    self._settle(entry)
+                        self._not_sent(event, entry)
                     return
-                text = raw[:2000].decode("utf-8", "replace")
-                if status == 400:
-                    report.rejected += 1
-                    self.rejects.write(self._record(event, status=status, error=_json_or_text(text)))
-                    self._settle(entry)
+                tries.count += 1
+            except self._transport_errors as exc:
+                tries.count += 1
+                if not self._note_transport_error(exc, tries):
+                    self._fail(event, entry, f"not sent: {self.fatal}", resend=True)
                     return
-                last_error = f"HTTP {status}: {text[:300]}"
-                if status != 429 and status < 500:
-                    self._fail(event, entry, last_error, resend=status not in FINAL_STATUSES, status=status)
-                    self._note_config_error(status)
+            else:
+                if answer.status == 202:
+                    if await self._settle_202(answer, tries):
+                        self._settle(entry)
+                        return
+                    continue
+                if answer.status != 429 and answer.status < 500:
+                    self._settle_refusal(event, entry, answer, tries)
                     return
-                errors_left -= 1
-                delay = retry_after_seconds(retry_after)
-            # A failure worth retrying: back off, within the limits.
-            if self._stop.is_set():
-                self._fail(event, entry, f"interrupted during retries: {last_error}", resend=True)
-                return
-            if errors_left <= 0:
-                self._fail(event, entry, f"failed after {o.max_attempts} attempts: {last_error}", resend=True)
-                return
-            wait = backoff_delay(tries - 1, o.backoff_base_s, o.backoff_cap_s, self._rng)
-            if delay is not None:
-                wait = max(wait, delay)
-            if time.monotonic() - started + wait > o.max_retry_s:
-                self._fail(event, entry, f"gave up after {tries} attempts in {time.monotonic() - started:.1f} s "
-                                         f"(--max-retry-time): {last_error}", resend=True)
-                return
-            await self._sleep_unless_stopped(wait)
-            if self._stop.is_set():
-                self._fail(event, entry, f"interrupted during retries: {last_error}", resend=True)
+                tries.errors_left -= 1
+                tries.last_error = f"HTTP {answer.status}: {answer.text[:300]}"
+                delay = retry_after_seconds(answer.retry_after)
+            if not await self._wait_to_retry(event, entry, tries, delay):
                 return
 
-    def _note_config_error(self, status: int) -> None:
+    async def _post(self, body: bytes, headers: dict[str, str], tries: _Tries) -> Answer | None:
+        """One try: the answer's status, headers and at most ANSWER_LIMIT bytes of its body.
+
+        None, sending nothing, when the run stopped while waiting for a connection."""
+        report = self.report
+        async with self._slots:
+            await self._bucket.acquire()
+            if self._stop.is_set():
+                return None
+            if not tries.count:
+                report.sent += 1
+            else:
+                report.retries += 1
+                if tries.timed_out and not tries.counted_duplicate:
+                    tries.counted_duplicate = True  # an earlier copy may have arrived: this one may be a second
+                    report.maybe_duplicated += 1
+            # Never follow a redirect: it would carry the visitor's IP and user agent (and, for
+            # 307/308, the event) to another host, maybe in clear text, and aiohttp turns a POST
+            # into a bodyless GET on 301/302 whose 200 looks like success.
+            async with self._session.post(self.options.endpoint, data=body, headers=headers, proxy=self._proxy,
+                                          allow_redirects=False) as response:
+                raw = await read_at_most(response.content, ANSWER_LIMIT)
+                # Leaving the block with the body unread closes the connection instead of draining it.
+                dropped = (response.headers.get("x-plausible-dropped") or "").strip()
+                return Answer(status=response.status, text=raw.decode("utf-8", "replace"),
+                              dropped=dropped not in ("", "0"), retry_after=response.headers.get("retry-after"),
+                              location=response.headers.get("location"))
+
+    def _note_transport_error(self, exc: BaseException, tries: _Tries) -> bool:
+        """Account a try that got no answer; False when the run must stop (an untrusted certificate)."""
+        if isinstance(exc, self._certificate_errors):
+            self._stop_run(certificate_message(self.options.endpoint, exc))
+            return False
+        tries.errors_left -= 1
+        if isinstance(exc, asyncio.TimeoutError) and not isinstance(exc, self._connect_timeout):
+            # The request went out and no answer came in time: the server may have recorded it.
+            self.report.timeouts += 1
+            tries.timed_out = True
+            tries.last_error = (f"no answer within {self.options.timeout_s:g} s (--timeout); "
+                                "the server may have recorded it")
+        else:
+            tries.last_error = f"{type(exc).__name__}: {exc}".rstrip(": ")
+        return True
+
+    async def _settle_202(self, answer: Answer, tries: _Tries) -> bool:
+        """Count Plausible's 202 as accepted or dropped; False when a drop is to be tried again."""
+        o = self.options
+        self._config_errors = 0
+        if not answer.dropped:
+            self.report.accepted += 1
+            return True
+        if tries.drops_left > 0 and not self._stop.is_set():
+            tries.drops_left -= 1
+            tries.last_error = "dropped"
+            await self._sleep_unless_stopped(
+                backoff_delay(o.retry_dropped - tries.drops_left, o.backoff_base_s, o.backoff_cap_s, self._rng))
+            if not self._stop.is_set():
+                return False
+        self.report.dropped += 1
+        return True
+
+    def _settle_refusal(self, event: dict, entry: Entry, answer: Answer, tries: _Tries) -> None:
+        """An answer that no retry changes: another 2xx, a 3xx, a 400 or another 4xx."""
+        status, endpoint = answer.status, self.options.endpoint
+        error = f"HTTP {status}: {answer.text[:300]}"
+        if status < 400:  # Plausible answers 202 or an error: this is something else
+            where = f" (a redirect to {answer.location}; redirects are not followed)" if answer.location else ""
+            self._stop_run(f"the endpoint {endpoint} answered HTTP {status}{where}, not Plausible's 202: nothing "
+                           "was delivered; check --endpoint (Plausible's is https://HOST/api/event) and any proxy "
+                           "or login page in front of it")
+            self._fail(event, entry, error, resend=True, status=status, **self._tried(tries))
+            return
+        errors = plausible_errors(answer.text) if status == 400 else None
+        if errors is not None:
+            self.report.rejected += 1
+            self.rejects.write(self._record(event, status=status, error=errors, **self._tried(tries)))
+            self._settle(entry)
+            hint = (f"the endpoint {endpoint} rejected the first {self._config_errors + 1} events (HTTP 400) and "
+                    "accepted none: check --domain and the mapping; the reasons are in the rejects file")
+        else:
+            self._fail(event, entry, error, resend=status not in FINAL_STATUSES, status=status, **self._tried(tries))
+            hint = (f"the endpoint {endpoint} answered HTTP {status} to the first {self._config_errors + 1} events"
+                    + (f" with a body that is not Plausible's {{\"errors\": ...}} ({answer.text[:80]!r}): "
+                       "something in front of Plausible (a proxy, a firewall) refuses them; check it and --endpoint"
+                       if status == 400 else "; is --endpoint right?"))
+        self._note_config_error(hint)
+
+    async def _wait_to_retry(self, event: dict, entry: Entry, tries: _Tries, delay: float | None) -> bool:
+        """Back off before the next try; False (and the event failed) when the limits say stop."""
+        o = self.options
+        extra = self._tried(tries)
+        if self._stop.is_set():
+            self._fail(event, entry, f"{self._stopped()} during retries: {tries.last_error}", resend=True, **extra)
+            return False
+        if tries.errors_left <= 0:
+            self._fail(event, entry, f"failed after {o.max_attempts} attempts: {tries.last_error}", resend=True,
+                       **extra)
+            return False
+        wait = backoff_delay(tries.count - 1, o.backoff_base_s, o.backoff_cap_s, self._rng)
+        if delay is not None:
+            wait = max(wait, delay)
+        elapsed = time.monotonic() - tries.started
+        if elapsed + wait > o.max_retry_s:
+            self._fail(event, entry, f"gave up after {tries.count} attempts in {elapsed:.1f} s "
+                                     f"(--max-retry-time): {tries.last_error}", resend=True, **extra)
+            return False
+        await self._sleep_unless_stopped(wait)
+        if self._stop.is_set():
+            self._fail(event, entry, f"{self._stopped()} during retries: {tries.last_error}", resend=True, **extra)
+            return False
+        return True
+
+    def _stopped(self) -> str:
+        return "stopped early" if self.fatal else "interrupted"
+
+    @staticmethod
+    def _tried(tries: _Tries) -> dict:
+        """For the failed and rejects files: whether an earlier try may have arrived after all."""
+        return {"may_have_arrived": True} if tries.timed_out else {}
+
+    def _note_config_error(self, message: str) -> None:
         self._config_errors += 1
         if self._config_errors >= CONFIG_ERROR_LIMIT and self.report.accepted + self.report.dropped == 0:
-            self.fatal = (
-                f"the endpoint {self.options.endpoint} answered HTTP {status} to the first "
-                f"{self._config_errors} events; is --endpoint right?"
-            )
-            self._stop.set()
-            self.stop_reading()
+            self._stop_run(message)
+
+    def _stop_run(self, message: str) -> None:
+        """Stop sending: the endpoint is wrong. Events not sent yet fail, to be sent by the next run."""
+        if self.fatal is None:
+            self.fatal = f"stopped early: {message}"
+        self._stop.set()
+        self.stop_reading()
 
 
-def _json_or_text(text: str):
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
+@dataclass
+class _Tries:
+    """One event's tries so far (local to :meth:`HttpSender._deliver` and the helpers it calls)."""
+
+    started: float
+    errors_left: int
+    drops_left: int
+    count: int = 0
+    timed_out: bool = False  # a try got no answer in time: the server may have recorded it
+    counted_duplicate: bool = False
+    last_error: str = ""
