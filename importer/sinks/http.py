@@ -43,8 +43,8 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 from ..events import request_body
-from ..report import RejectsFile, Report
-from ..state import Entry, Ledger
+from ..report import RejectsFile, Report, redact_url
+from ..state import Entry, Ledger, StateError
 
 DEFAULT_ENDPOINT = "https://plausible.io/api/event"
 SEND_COLUMNS = ("name", "url", "domain", "referrer", "props", "user_agent", "ip", "source_file", "source_line")
@@ -195,6 +195,7 @@ class HttpSender:
         self._config_errors = 0
         self.fatal: str | None = None
         self.interrupted: int | None = None  # the signal that stopped the run
+        self.state_error: str | None = None  # the state file failed: sending stopped
 
     # -- running -------------------------------------------------------------------------
 
@@ -304,8 +305,22 @@ class HttpSender:
             self._checkpoint()
 
     def _checkpoint(self) -> None:
-        if self.ledger.flush():
+        try:
+            saved = self.ledger.flush()
+        except StateError as exc:
+            self._stop_for_state(exc)
+            saved = 1
+        if saved:
             self._room.set()
+
+    def _stop_for_state(self, exc: StateError) -> None:
+        """Progress can no longer be saved: every event sent from now on would be sent again by
+        the next run, so stop at once and let only what is in flight finish."""
+        self.state_error = f"{exc}; stopped sending"
+        self.fatal = self.state_error
+        self._stop.set()
+        self.stop_reading()
+        self._deadline = time.monotonic() + self.options.drain_s
 
     # -- producing -----------------------------------------------------------------------
 
@@ -496,7 +511,7 @@ class HttpSender:
         self._config_errors += 1
         if self._config_errors >= CONFIG_ERROR_LIMIT and self.report.accepted + self.report.dropped == 0:
             self.fatal = (
-                f"the endpoint {self.options.endpoint} answered HTTP {status} to the first "
+                f"the endpoint {redact_url(self.options.endpoint)} answered HTTP {status} to the first "
                 f"{self._config_errors} events; is --endpoint right?"
             )
             self._stop.set()
