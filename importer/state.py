@@ -224,7 +224,8 @@ class StateStore:
             db.execute("PRAGMA secure_delete=ON")  # a re-keyed scope leaves no password behind
             problems = [row[0] for row in db.execute("PRAGMA quick_check")]
             if problems != ["ok"]:
-                raise StateError(f"state file {self.path}: the file is corrupt ({problems[0]}); {_START_AFRESH}")
+                first = " ".join(problems[0].replace("*** in database main ***", "").split())[:200]
+                raise StateError(f"state file {self.path}: the file is corrupt ({first}); {_START_AFRESH}")
             db.executescript(_SCHEMA)
             if old_scope is not None and old_scope != self.scope:
                 db.execute("UPDATE files SET scope = ? WHERE scope = ?", (self.scope, old_scope))
