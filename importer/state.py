@@ -266,7 +266,7 @@ class StateStore:
             return None
         if not head:
             return None
-        with self._lock, self._failing("read it"):
+        with self._lock, self._failing("record the file in it"):
             lengths = [row[0] for row in self._db.execute(
                 "SELECT DISTINCT head_len FROM files WHERE scope = ? AND head_len <= ? ORDER BY head_len DESC",
                 (self.scope, len(head)))]

@@ -100,7 +100,36 @@ def test_corrupt_state_file_is_one_line_and_exit_2(tmp_path, receiver):
     one_error_line(err, state, "corrupt")
 
 
-def test_read_only_state_file_is_one_line_and_exit_2(tmp_path, receiver, tmpfs):
+@pytest.fixture
+def read_only(tmp_path):
+    """Make one file read-only, even for root: bind-mount it over itself, read-only."""
+    mounted: list[Path] = []
+
+    def make(path: Path) -> None:
+        done = subprocess.run(["mount", "--bind", str(path), str(path)], capture_output=True, text=True)
+        if done.returncode != 0:
+            pytest.skip(f"cannot bind-mount here (needs root): {done.stderr.strip()}")
+        mounted.append(path)
+        subprocess.run(["mount", "-o", "remount,ro,bind", str(path)], check=True)
+
+    yield make
+    for path in mounted:
+        subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+def test_read_only_state_file_is_one_line_and_exit_2(tmp_path, receiver, read_only):
+    log = tmp_path / "access.log"
+    make_log(log, 20)
+    state = tmp_path / "state.sqlite"
+    assert run(tmp_path, log, receiver.endpoint, "a", state)[0] == 0
+    read_only(state)
+    make_log(log, 20, first=20)
+    code, err = run(tmp_path, log, receiver.endpoint, "b", state)
+    assert code == 2 and len(receiver.events) == 20, err
+    one_error_line(err, state, "read-only")
+
+
+def test_read_only_filesystem_is_one_line_and_exit_2(tmp_path, receiver, tmpfs):
     log = tmp_path / "access.log"
     make_log(log, 20)
     state = tmpfs / "state.sqlite"
