@@ -200,7 +200,7 @@ class StateStore:
         # same new lines.
         lock_path = self._real.with_name(self._real.name + ".lock")
         _create_private(lock_path)
-        lock_file = open(lock_path, "a+")
+        lock_file = open(lock_path, "a+")  # noqa: SIM115 - held until close()
         try:
             fcntl.flock(lock_file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:

@@ -12,10 +12,9 @@ import uuid
 from pathlib import Path
 
 import pytest
+from test_sender_faults import make_log, pages_of
 
 from importer.receiver import Faults
-
-from test_sender_faults import make_log, pages_of
 
 CONCURRENCY = 8
 WINDOW = CONCURRENCY * 33  # SendOptions.window: concurrency x (queue per worker + 1)
@@ -67,7 +66,7 @@ def tmpfs(tmp_path):
     """A small filesystem of our own, to fill up or make read-only."""
     mount = tmp_path / "fs"
     mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", f"importer-{uuid.uuid4().hex[:8]}", str(mount)],
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", f"importer-{uuid.uuid4().hex[:8]}", str(mount)], check=False,
                           capture_output=True, text=True)
     if done.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here (needs root): {done.stderr.strip()}")
@@ -106,7 +105,8 @@ def read_only(tmp_path):
     mounted: list[Path] = []
 
     def make(path: Path) -> None:
-        done = subprocess.run(["mount", "--bind", str(path), str(path)], capture_output=True, text=True)
+        done = subprocess.run(["mount", "--bind", str(path), str(path)], capture_output=True, text=True,
+                              check=False)
         if done.returncode != 0:
             pytest.skip(f"cannot bind-mount here (needs root): {done.stderr.strip()}")
         mounted.append(path)
