@@ -3,6 +3,7 @@ never a traceback, never a silent fresh start, and never more duplicates than th
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import subprocess
@@ -177,14 +178,15 @@ def test_state_through_a_symlink_is_the_same_locked_state(tmp_path, make_receive
 
 
 def fill(directory: Path) -> None:
-    """Write until the filesystem is full (ENOSPC)."""
-    with open(directory / "filler", "wb") as out:
-        try:
-            while True:
-                out.write(b"\0" * 65536)
-                out.flush()
-        except OSError:
-            pass
+    """Write until the filesystem is full (ENOSPC); unbuffered, so that closing cannot fail."""
+    fd = os.open(directory / "filler", os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        while True:
+            os.write(fd, bytes(65536))
+    except OSError as exc:
+        assert exc.errno == errno.ENOSPC, exc
+    finally:
+        os.close(fd)
 
 
 def test_full_disk_mid_run_stops_accounts_everything_and_keeps_the_duplicate_bound(tmp_path, make_receiver, tmpfs):
