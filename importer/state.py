@@ -36,6 +36,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -195,7 +196,7 @@ class StateStore:
             raise
         self._lock = threading.Lock()
 
-    def _take_lock(self):
+    def _take_lock(self) -> IO[str]:
         # One run at a time per state file: two overlapping nightly runs would both send the
         # same new lines.
         lock_path = self._real.with_name(self._real.name + ".lock")
