@@ -38,6 +38,8 @@ def _fail(message: str) -> None:
 
 
 def _exit_code(report) -> int:
+    if report.state_error:
+        return 2
     if report.interrupted is not None:
         return 128 + int(report.interrupted)
     if report.rejected or report.failed or report.skipped_sources:
@@ -146,6 +148,8 @@ def send_command(
         typer.echo("plausible-import: interrupted", err=True)
         raise typer.Exit(130) from None
     typer.echo(result.summary(), err=True)
+    if result.state_error:
+        typer.echo(f"error: {result.state_error}", err=True)
     raise typer.Exit(_exit_code(result))
 
 

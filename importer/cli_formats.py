@@ -97,6 +97,7 @@ def preview_command(
     from .mapping import load as load_mapping
     from .pipeline import ConfigError, check_log_options
     from .readers import FormatError, reader_for
+    from .report import redact_ips
     from .sources import SourceError, expand
 
     try:
@@ -156,8 +157,8 @@ def preview_command(
         if batch.rejected:
             typer.echo(f"   rejected lines ({len(batch.rejected):,}):")
             for rejected in batch.rejected[:rows]:
-                typer.echo(f"     line {rejected.line}: {rejected.reason}")
-                typer.echo(f"       {rejected.text[:200]!r}")
+                typer.echo(f"     line {rejected.line}: {redact_ips(rejected.reason)}")
+                typer.echo(f"       {redact_ips(rejected.text)[:200]!r}")
         for notice in batch.notices:
             typer.echo(f"   note: {notice.reason}")
     if failed:

@@ -20,12 +20,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .readers import FormatError, reader_for
-from .report import INVALID_SAMPLES, RejectsFile, Report, redact_ips
+from .report import INVALID_SAMPLES, RejectsFile, Report, redact_ips, without_userinfo
 from .sinks.answers import tls_context
 from .sinks.dryrun import DryRunWriter
 from .sinks.http import DEFAULT_ENDPOINT, HttpSender, SendOptions, parse_pace
 from .sources import Source, SourceError, expand
-from .state import Resume, StateStore
+from .state import Resume, StateError, StateStore
 
 if TYPE_CHECKING:  # pragma: no cover
     from .mapping import Mapper, Mapping
@@ -153,6 +153,16 @@ def time_warning(events: pa.Table, now: dt.datetime | None = None) -> str | None
     )
 
 
+def open_resume(path: Path, endpoint: str, domain: str) -> Resume:
+    """The state file for this endpoint and domain (another site is another job), keyed without
+    the endpoint's password; a state keyed with it by an older version is re-keyed."""
+    try:
+        return Resume(StateStore(path, scope=f"{without_userinfo(endpoint)} {domain}",
+                                 old_scope=f"{endpoint} {domain}"))
+    except StateError as exc:
+        raise ConfigError(str(exc)) from None
+
+
 def send(
     inputs: Sequence[str | Path],
     *,
@@ -234,12 +244,12 @@ def send(
             report.notices.extend(
                 f"{s.name}: its last line has no newline yet and the file changed seconds ago (being "
                 f"written?): those {s.held_back:,} bytes are left for the next run" for s in sources if s.held_back)
-        # Settled rows are known per endpoint and domain: another site is another job.
+        resume = open_resume(Path(state), endpoint, domain)
         try:
-            resume = Resume(StateStore(Path(state), scope=f"{endpoint} {domain}"))
-        except Exception as exc:  # noqa: BLE001 - sqlite3 and OS errors alike
-            raise ConfigError(f"--state {state}: cannot open the state file ({exc})") from None
-        sources = resume.plan(sources, follow=follow)
+            sources = resume.plan(sources, follow=follow)
+        except StateError as exc:
+            resume.store.close()
+            raise ConfigError(str(exc)) from None
         report.state_path = str(state)
     rejects = RejectsFile(Path(rejects_path) if rejects_path else None)
     failed = RejectsFile(Path(failed_path) if failed_path else None)
@@ -273,7 +283,8 @@ def send(
                                 stop_reading=stop_reading.set, tls=tls)
             sender.run(events)
             report.interrupted = sender.interrupted
-            if sender.fatal:
+            report.state_error = sender.state_error
+            if sender.fatal and not sender.state_error:
                 report.notices.append(sender.fatal)
     finally:
         bar.close()

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import IO, Any
 from urllib.parse import urlsplit
 
+from .report import open_private
 from .useragents import classify
 
 from .plausible import (MAX_NAME_CHARS, MAX_PROP_KEY_BYTES, MAX_PROP_VALUE_BYTES, MAX_PROPS, MAX_REFERRER_CHARS,
@@ -182,8 +183,7 @@ class Receiver:
 
     async def start(self) -> None:
         if self.record_path is not None:
-            self.record_path.parent.mkdir(parents=True, exist_ok=True)
-            self._record_file = open(self.record_path, "a", encoding="utf-8")
+            self._record_file = open_private(self.record_path)  # events with their X-Forwarded-For
         self._server = await asyncio.start_server(self._handle, self.host, self.port, backlog=1024, ssl=self.tls)
         self.port = self._server.sockets[0].getsockname()[1]
 

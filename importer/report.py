@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import json
+import os
 import re
 import secrets
 import threading
@@ -71,6 +72,7 @@ class Report:
     rows_skipped: int = 0
     files_skipped: list[str] = field(default_factory=list)
     interrupted: int | None = None  # signal number
+    state_error: str | None = None  # the state file failed mid-run: sending stopped
 
     def as_dict(self) -> dict:
         return {
@@ -166,11 +168,25 @@ class SummaryTable:
         return "\n".join([rule, *lines, rule, *trailer])
 
 
+# Candidates are found loosely (an address glued to letters or underscores, ``x_203.0.113.10``,
+# still counts) and kept only when they parse; a digit, dot or colon next to them would make
+# them another token.
 _IP_CANDIDATE = re.compile(
-    r"(?<![\w.:])[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?:\.\d{1,3}){0,3}(?![\w:])"
-    r"|(?<![\w.])\d{1,3}(?:\.\d{1,3}){3}(?![\w.])"
+    r"(?<![0-9A-Fa-f:])[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?:\.\d{1,3}){0,3}(?:%[\w.-]+)?(?![0-9A-Fa-f:])"
+    r"|(?<!\d)(?<!\d\.)\d{1,3}(?:\.\d{1,3}){3}(?!\d)(?!\.\d)"
 )
+_URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s?#]*@")
 _RUN_KEY = secrets.token_bytes(16)
+
+
+def _parse_ip(token: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    if ":" not in token:  # a dotted quad; zero-padded octets (011.022.033.044) as logs write them
+        octets = [int(part) for part in token.split(".")]
+        return ipaddress.IPv4Address(bytes(octets)) if max(octets) <= 255 else None
+    try:
+        return ipaddress.ip_address(token)
+    except ValueError:
+        return None
 
 
 def redact_ips(text: str) -> str:
@@ -182,15 +198,40 @@ def redact_ips(text: str) -> str:
     """
 
     def replace(match: re.Match) -> str:
-        token = match.group(0)
-        try:
-            address = ipaddress.ip_address(token)
-        except ValueError:
-            return token
+        address = _parse_ip(match.group(0))
+        if address is None:
+            return match.group(0)
         digest = hashlib.blake2b(address.packed, key=_RUN_KEY, digest_size=4).hexdigest()
         return f"ip:{digest}"
 
     return _IP_CANDIDATE.sub(replace, text) if text else text
+
+
+def redact_url(text: str) -> str:
+    """Hide the password of every URL in ``text``: ``http://user:***@host/``.
+
+    ``--endpoint http://user:pass@host/api/event`` is printed in summaries and stored with
+    failed events; the password must stay on the command line.
+    """
+    def replace(match: re.Match) -> str:
+        user = match.group(0)[len(match.group(1)):-1].split(":", 1)[0]
+        return f"{match.group(1)}{user}:***@"
+
+    return _URL_USERINFO.sub(replace, text) if text else text
+
+
+def without_userinfo(url: str) -> str:
+    """``url`` without its ``user:password@`` part: how the state file keys an endpoint."""
+    return _URL_USERINFO.sub(r"\1", url)
+
+
+def open_private(path: Path, mode: str = "a") -> IO[str]:
+    """Open a file the tool writes for its user only (0600): it may quote input lines."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if mode == "a" else os.O_TRUNC)
+    fd = os.open(path, flags, 0o600)
+    os.fchmod(fd, 0o600)  # a file an older version created 0644
+    return os.fdopen(fd, mode, encoding="utf-8")
 
 
 class RejectsFile:
@@ -212,11 +253,12 @@ class RejectsFile:
         if record.get("stage") == "read":
             record = {**record, "text": redact_ips(record.get("text") or ""),
                       "reason": redact_ips(record.get("reason") or "")}
+        elif "reason" in record:  # an error message may quote an address or the endpoint
+            record = {**record, "reason": redact_url(redact_ips(str(record["reason"])))}
         line = json.dumps(record, ensure_ascii=False, default=str) + "\n"
         with self._lock:
             if self._file is None:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                self._file = open(self.path, "a", encoding="utf-8")
+                self._file = open_private(self.path)
             self._file.write(line)
             self.count += 1
 

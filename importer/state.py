@@ -24,6 +24,7 @@ numbers.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import hashlib
 import heapq
@@ -32,8 +33,10 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -119,35 +122,140 @@ class FileState:
         return self.complete_size is not None and self.complete_size == self.size and not self.pending
 
 
-class StateBusy(Exception):
+class StateError(Exception):
+    """The state file cannot be used: one line naming the file and the reason."""
+
+
+class StateBusy(StateError):
     """The state file is in use by another run."""
 
 
-class StateStore:
-    """The SQLite state file. One writer at a time; WAL so that a crash never corrupts it."""
+_SQLITE_REASONS = {
+    "SQLITE_FULL": f"{os.strerror(errno.ENOSPC)} (ENOSPC)",
+    "SQLITE_READONLY": "the file or its directory is read-only",
+    "SQLITE_CORRUPT": "the file is corrupt",
+    "SQLITE_NOTADB": "the file is corrupt (not an SQLite database)",
+    "SQLITE_CANTOPEN": "cannot open the file",
+}
+_START_AFRESH = "move it away to start afresh (the next run then sends everything again)"
 
-    def __init__(self, path: Path, scope: str):
+
+def _reason(exc: BaseException) -> str:
+    """What went wrong, in words, with the OS or SQLite error it came from."""
+    if isinstance(exc, OSError):
+        code = errno.errorcode.get(exc.errno or 0, "")
+        return f"{exc.strerror or exc} ({code})" if code else str(exc)
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    for prefix, reason in _SQLITE_REASONS.items():
+        if name.startswith(prefix):
+            return f"{reason}; SQLite said: {exc}"
+    return f"{exc} ({name})" if name else str(exc)
+
+
+def _identity(path: Path) -> tuple[int, int]:
+    st = os.stat(path)
+    return st.st_dev, st.st_ino
+
+
+def _create_private(path: Path) -> bool:
+    """Create ``path`` 0600 if it does not exist; True when it did not. Tighten an existing one."""
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        return True
+    except FileExistsError:
+        if os.stat(path).st_mode & 0o077:
+            os.chmod(path, 0o600)  # written 0644 by an older version: it held the endpoint's password
+        return False
+
+
+class StateStore:
+    """The SQLite state file. One writer at a time; WAL so that a crash never corrupts it.
+
+    ``scope`` keys what this run reads; rows kept under ``old_scope`` (the same job keyed the
+    way an older version did, with the endpoint's password) are re-keyed to ``scope``. Every
+    failure to open, read or save raises :class:`StateError`.
+    """
+
+    def __init__(self, path: Path, scope: str, old_scope: str | None = None):
         self.path = Path(path)
         self.scope = scope
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # A symlink and its target are one state file: lock and open what it points to.
+        self._real = self.path.resolve()
+        try:
+            self._real.parent.mkdir(parents=True, exist_ok=True)
+            self._lock_file = self._take_lock()
+        except OSError as exc:
+            raise StateError(f"state file {self.path}: cannot lock it: {_reason(exc)}") from None
+        try:
+            self._db = self._open(old_scope)
+        except (sqlite3.Error, OSError) as exc:
+            self._lock_file.close()
+            raise StateError(f"state file {self.path}: cannot open it: {_reason(exc)}; {_START_AFRESH}") from None
+        except StateError:
+            self._lock_file.close()
+            raise
+        self._lock = threading.Lock()
+
+    def _take_lock(self) -> IO[str]:
         # One run at a time per state file: two overlapping nightly runs would both send the
         # same new lines.
-        self._lock_file = open(self.path.with_name(self.path.name + ".lock"), "a+")
+        lock_path = self._real.with_name(self._real.name + ".lock")
+        _create_private(lock_path)
+        lock_file = open(lock_path, "a+")  # noqa: SIM115 - held until close()
         try:
-            fcntl.flock(self._lock_file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(lock_file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
-            self._lock_file.close()
-            raise StateBusy(f"another run is using {self.path}") from None
-        self._db = sqlite3.connect(str(self.path), timeout=30, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
-        self._lock = threading.Lock()
+            lock_file.close()
+            raise StateBusy(f"state file {self.path}: another run is using it (its lock is held)") from None
+        return lock_file
+
+    def _open(self, old_scope: str | None) -> sqlite3.Connection:
+        # SQLite creates the -wal and -shm files with the mode of the database file.
+        if not _create_private(self._real) and os.stat(self._real).st_size == 0:
+            raise StateError(f"state file {self.path}: it is empty (0 bytes), not a state file; {_START_AFRESH}")
+        for suffix in ("-wal", "-shm"):
+            side = self._real.with_name(self._real.name + suffix)
+            if side.exists():
+                _create_private(side)
+        self._identity = _identity(self._real)
+        db = sqlite3.connect(str(self._real), timeout=30, isolation_level=None, check_same_thread=False)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("PRAGMA secure_delete=ON")  # a re-keyed scope leaves no password behind
+            problems = [row[0] for row in db.execute("PRAGMA quick_check")]
+            if problems != ["ok"]:
+                first = " ".join(problems[0].replace("*** in database main ***", "").split())[:200]
+                raise StateError(f"state file {self.path}: the file is corrupt ({first}); {_START_AFRESH}")
+            db.executescript(_SCHEMA)
+            if old_scope is not None and old_scope != self.scope:
+                db.execute("UPDATE files SET scope = ? WHERE scope = ?", (self.scope, old_scope))
+        except BaseException:
+            db.close()
+            raise
+        return db
 
     def close(self) -> None:
         with self._lock:
             self._db.close()
         self._lock_file.close()
+
+    @contextmanager
+    def _failing(self, action: str) -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.Error as exc:
+            raise StateError(f"state file {self.path}: cannot {action}: {_reason(exc)}") from None
+
+    def _check_still_there(self) -> None:
+        """A state file deleted or replaced during the run would silently lose what is saved."""
+        try:
+            same = _identity(self._real) == self._identity
+        except FileNotFoundError:
+            same = False
+        if not same:
+            raise StateError(f"state file {self.path}: it was deleted or replaced during the run; "
+                             "progress can no longer be saved")
 
     def file_state(self, source: Source) -> FileState | None:
         """Find (or register) the state of a file by its content; None for stdin or an empty file."""
@@ -159,7 +267,7 @@ class StateStore:
             return None
         if not head:
             return None
-        with self._lock:
+        with self._lock, self._failing("record the file in it"):
             lengths = [row[0] for row in self._db.execute(
                 "SELECT DISTINCT head_len FROM files WHERE scope = ? AND head_len <= ? ORDER BY head_len DESC",
                 (self.scope, len(head)))]
@@ -196,7 +304,8 @@ class StateStore:
         if not (settled or complete or pending_add or pending_done or done_add):
             return
         now = time.time()
-        with self._lock:
+        with self._lock, self._failing("save the checkpoint"):
+            self._check_still_there()
             db = self._db
             db.execute("BEGIN IMMEDIATE")
             try:
@@ -214,12 +323,13 @@ class StateStore:
                     db.executemany("INSERT OR IGNORE INTO pending (file_id, line) VALUES (?, ?)", pending_add)
                 db.execute("COMMIT")
             except BaseException:
-                db.execute("ROLLBACK")
+                if db.in_transaction:  # SQLite has already rolled back after a full disk
+                    db.execute("ROLLBACK")
                 raise
 
     def invalidate(self, file_id: int) -> None:
         """A file that is being read again is not complete until this read settles it."""
-        with self._lock:
+        with self._lock, self._failing("save the checkpoint"):
             self._db.execute("UPDATE files SET complete_size = NULL WHERE id = ?", (file_id,))
 
 
@@ -332,7 +442,9 @@ class Ledger:
                 progress.end = mark
 
     def flush(self) -> int:
-        """Save what was decided since the last flush; return how many events that was."""
+        """Save what was decided since the last flush; return how many events that was.
+
+        Raises :class:`StateError` when the save fails; later flushes then only count."""
         decided, self._decided = self._decided, []
         pending_add: list[tuple[int, int]] = []
         pending_done: list[tuple[int, int]] = []
@@ -378,7 +490,12 @@ class Ledger:
         if self.store is not None and (settled or complete or pending_add or pending_done or done_add):
             for file_id, _ in pending_add:  # a file with lines to send again is not complete
                 complete.pop(file_id, None)
-            self.store.save(settled, complete, pending_add, pending_done, done_add)
+            store = self.store
+            # After a failed save none is tried again: a later one would record lines whose
+            # "send again" mark was lost with the failed one.
+            self.store = None
+            store.save(settled, complete, pending_add, pending_done, done_add)
+            self.store = store
             self.saves += 1
         return len(decided)
 

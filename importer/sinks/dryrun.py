@@ -9,6 +9,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from ..events import dry_run_record
+from ..report import open_private
 
 
 class DryRunWriter:
@@ -23,8 +24,7 @@ class DryRunWriter:
             for table in batches:
                 self.on_settled(table.num_rows)
             return
-        self.output.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.output, "w", encoding="utf-8") as out:
+        with open_private(self.output, "w") as out:  # the events carry visitors' addresses
             for table in batches:
                 for record_batch in table.to_batches(max_chunksize=4096):
                     lines = [

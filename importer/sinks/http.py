@@ -51,8 +51,8 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 from ..events import request_body
-from ..report import RejectsFile, Report
-from ..state import Entry, Ledger
+from ..report import RejectsFile, Report, redact_url
+from ..state import Entry, Ledger, StateError
 from .answers import (
     ANSWER_LIMIT,
     Answer,
@@ -212,6 +212,7 @@ class HttpSender:
         self._config_errors = 0
         self.fatal: str | None = None
         self.interrupted: int | None = None  # the signal that stopped the run
+        self.state_error: str | None = None  # the state file failed: sending stopped
 
     # -- running -------------------------------------------------------------------------
 
@@ -328,8 +329,22 @@ class HttpSender:
             self._checkpoint()
 
     def _checkpoint(self) -> None:
-        if self.ledger.flush():
+        try:
+            saved = self.ledger.flush()
+        except StateError as exc:
+            self._stop_for_state(exc)
+            saved = 1
+        if saved:
             self._room.set()
+
+    def _stop_for_state(self, exc: StateError) -> None:
+        """Progress can no longer be saved: every event sent from now on would be sent again by
+        the next run, so stop at once and let only what is in flight finish."""
+        self.state_error = f"{exc}; stopped sending"
+        self.fatal = self.state_error
+        self._stop.set()
+        self.stop_reading()
+        self._deadline = time.monotonic() + self.options.drain_s
 
     # -- producing -----------------------------------------------------------------------
 
@@ -506,7 +521,7 @@ class HttpSender:
     def _note_transport_error(self, exc: BaseException, tries: _Tries) -> bool:
         """Account a try that got no answer; False when the run must stop (an untrusted certificate)."""
         if isinstance(exc, self._certificate_errors):
-            self._stop_run(certificate_message(self.options.endpoint, exc))
+            self._stop_run(certificate_message(redact_url(self.options.endpoint), exc))
             return False
         tries.errors_left -= 1
         if isinstance(exc, asyncio.TimeoutError) and not isinstance(exc, self._connect_timeout):
@@ -538,7 +553,7 @@ class HttpSender:
 
     def _settle_refusal(self, event: dict, entry: Entry, answer: Answer, tries: _Tries) -> None:
         """An answer that no retry changes: another 2xx, a 3xx, a 400 or another 4xx."""
-        status, endpoint = answer.status, self.options.endpoint
+        status, endpoint = answer.status, redact_url(self.options.endpoint)
         error = f"HTTP {status}: {answer.text[:300]}"
         if status < 400:  # Plausible answers 202 or an error: this is something else
             where = f" (a redirect to {answer.location}; redirects are not followed)" if answer.location else ""

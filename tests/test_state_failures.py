@@ -1,0 +1,215 @@
+"""The state file fails loudly: every trouble with it is one line naming the file and exit 2,
+never a traceback, never a silent fresh start, and never more duplicates than the window."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from test_sender_faults import make_log, pages_of
+
+from importer.receiver import Faults
+
+CONCURRENCY = 8
+WINDOW = CONCURRENCY * 33  # SendOptions.window: concurrency x (queue per worker + 1)
+
+
+def start(tmp_path: Path, log: Path, endpoint: str, tag: str, state: Path, rate: str = "0") -> subprocess.Popen:
+    command = [sys.executable, "-m", "importer", "send", str(log), "--domain", "example.com",
+               "--endpoint", endpoint, "--rate", rate, "--concurrency", str(CONCURRENCY),
+               "--state", str(state), "--no-progress", "--backoff", "0.01", "--drain-timeout", "5",
+               "--report", str(tmp_path / f"report-{tag}.json"), "--failed", str(tmp_path / f"failed-{tag}.jsonl"),
+               "--rejects", str(tmp_path / f"rejects-{tag}.jsonl")]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+
+
+def finish(process: subprocess.Popen) -> tuple[int, str]:
+    _, err = process.communicate(timeout=120)
+    return process.returncode, err
+
+
+def run(tmp_path: Path, log: Path, endpoint: str, tag: str, state: Path) -> tuple[int, str]:
+    return finish(start(tmp_path, log, endpoint, tag, state))
+
+
+def wait_for(condition, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.005)
+
+
+def one_error_line(err: str, state: Path, *words: str) -> str:
+    """The run's last line says what is wrong with which file; no traceback anywhere."""
+    assert "Traceback" not in err, err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("error: ") and str(state) in last, err
+    for word in words:
+        assert word in last, (word, last)
+    return last
+
+
+def accounted(tmp_path: Path, tag: str) -> dict:
+    report = json.loads((tmp_path / f"report-{tag}.json").read_text())
+    assert report["events"] == report["accepted"] + report["dropped"] + report["rejected"] + report["failed"]
+    return report
+
+
+@pytest.fixture
+def tmpfs(tmp_path):
+    """A small filesystem of our own, to fill up or make read-only."""
+    mount = tmp_path / "fs"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", f"importer-{uuid.uuid4().hex[:8]}", str(mount)], check=False,
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here (needs root): {done.stderr.strip()}")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_empty_state_file_is_refused_not_taken_as_fresh(tmp_path, receiver):
+    log = tmp_path / "access.log"
+    make_log(log, 20)
+    state = tmp_path / "state.sqlite"
+    state.touch()
+    code, err = run(tmp_path, log, receiver.endpoint, "a", state)
+    assert code == 2 and not receiver.events, err
+    one_error_line(err, state, "empty (0 bytes)")
+
+
+def test_corrupt_state_file_is_one_line_and_exit_2(tmp_path, receiver):
+    log = tmp_path / "access.log"
+    make_log(log, 200)
+    state = tmp_path / "state.sqlite"
+    assert run(tmp_path, log, receiver.endpoint, "a", state)[0] == 0
+    data = bytearray(state.read_bytes())
+    assert len(data) >= 3 * 4096
+    data[4096 + 100:2 * 4096] = os.urandom(4096 - 100)  # a damaged page, the header intact
+    state.write_bytes(bytes(data))
+    log.write_text(log.read_text() + log.read_text().replace("/p", "/q"))
+    code, err = run(tmp_path, log, receiver.endpoint, "b", state)
+    assert code == 2 and len(receiver.events) == 200, err
+    one_error_line(err, state, "corrupt")
+
+
+@pytest.fixture
+def read_only(tmp_path):
+    """Make one file read-only, even for root: bind-mount it over itself, read-only."""
+    mounted: list[Path] = []
+
+    def make(path: Path) -> None:
+        done = subprocess.run(["mount", "--bind", str(path), str(path)], capture_output=True, text=True,
+                              check=False)
+        if done.returncode != 0:
+            pytest.skip(f"cannot bind-mount here (needs root): {done.stderr.strip()}")
+        mounted.append(path)
+        subprocess.run(["mount", "-o", "remount,ro,bind", str(path)], check=True)
+
+    yield make
+    for path in mounted:
+        subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+def test_read_only_state_file_is_one_line_and_exit_2(tmp_path, receiver, read_only):
+    log = tmp_path / "access.log"
+    make_log(log, 20)
+    state = tmp_path / "state.sqlite"
+    assert run(tmp_path, log, receiver.endpoint, "a", state)[0] == 0
+    read_only(state)
+    make_log(log, 20, first=20)
+    code, err = run(tmp_path, log, receiver.endpoint, "b", state)
+    assert code == 2 and len(receiver.events) == 20, err
+    one_error_line(err, state, "read-only")
+
+
+def test_read_only_filesystem_is_one_line_and_exit_2(tmp_path, receiver, tmpfs):
+    log = tmp_path / "access.log"
+    make_log(log, 20)
+    state = tmpfs / "state.sqlite"
+    assert run(tmp_path, log, receiver.endpoint, "a", state)[0] == 0
+    subprocess.run(["mount", "-o", "remount,ro", str(tmpfs)], check=True)
+    make_log(log, 20, first=20)
+    code, err = run(tmp_path, log, receiver.endpoint, "b", state)
+    assert code == 2 and len(receiver.events) == 20, err
+    one_error_line(err, state, "Read-only file system")
+
+
+def test_state_file_deleted_mid_run_stops_the_run_with_exit_2(tmp_path, make_receiver):
+    log = tmp_path / "access.log"
+    make_log(log, 3000)
+    receiver = make_receiver(Faults(delay_s=0.002))
+    state = tmp_path / "state.sqlite"
+    process = start(tmp_path, log, receiver.endpoint, "a", state, rate="1000")
+    wait_for(lambda: receiver.stats.accepted >= 300 or process.poll() is not None)
+    assert process.poll() is None, "the run ended before the state file could be deleted"
+    for path in tmp_path.glob("state.sqlite*"):
+        if not path.name.endswith(".lock"):
+            path.unlink()
+    code, err = finish(process)
+    assert code == 2, err
+    one_error_line(err, state, "deleted or replaced")
+    report = accounted(tmp_path, "a")
+    assert report["accepted"] < 3000 and report["failed"] > 0  # it stopped instead of sending on
+
+
+def test_state_through_a_symlink_is_the_same_locked_state(tmp_path, make_receiver):
+    log = tmp_path / "access.log"
+    make_log(log, 2000)
+    receiver = make_receiver(Faults(delay_s=0.002))
+    state = tmp_path / "a.sqlite"
+    link = tmp_path / "link.sqlite"
+    link.symlink_to(state)
+    first = start(tmp_path, log, receiver.endpoint, "a", state, rate="1000")
+    wait_for(lambda: receiver.stats.accepted >= 100 or first.poll() is not None)
+    assert first.poll() is None
+    code, err = run(tmp_path, log, receiver.endpoint, "b", link)
+    assert code == 2, err
+    one_error_line(err, link, "another run is using it")
+    assert finish(first)[0] == 0
+    assert max(pages_of(receiver).values()) == 1 and len(receiver.events) == 2000  # nothing sent twice
+
+
+def fill(directory: Path) -> None:
+    """Write until the filesystem is full (ENOSPC); unbuffered, so that closing cannot fail."""
+    fd = os.open(directory / "filler", os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        while True:
+            os.write(fd, bytes(65536))
+    except OSError as exc:
+        assert exc.errno == errno.ENOSPC, exc
+    finally:
+        os.close(fd)
+
+
+def test_full_disk_mid_run_stops_accounts_everything_and_keeps_the_duplicate_bound(tmp_path, make_receiver, tmpfs):
+    log = tmp_path / "access.log"
+    pages = make_log(log, 4000)
+    receiver = make_receiver(Faults(delay_s=0.002))
+    state = tmpfs / "state.sqlite"
+    process = start(tmp_path, log, receiver.endpoint, "a", state, rate="1000")
+    wait_for(lambda: receiver.stats.accepted >= 500 or process.poll() is not None)
+    assert process.poll() is None, "the run ended before the disk could be filled"
+    fill(tmpfs)
+    code, err = finish(process)
+    assert code == 2, err
+    one_error_line(err, state, "No space left on device", "ENOSPC", "stopped sending")
+    report = accounted(tmp_path, "a")
+    assert report["accepted"] < 4000 and report["failed"] > 0
+
+    (tmpfs / "filler").unlink()
+    code, err = run(tmp_path, log, receiver.endpoint, "b", state)
+    assert code == 0, err
+    accounted(tmp_path, "b")
+    got = pages_of(receiver)
+    assert set(got) == set(pages)  # nothing lost
+    duplicates = sum(count - 1 for count in got.values())
+    print(f"duplicates after a full disk: {duplicates} (bound {WINDOW})")
+    assert duplicates <= WINDOW, duplicates
