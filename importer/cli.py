@@ -93,6 +93,7 @@ def send_command(
     follow: bool = typer.Option(False, "--follow", "-f", help="Keep reading the last input as it grows, across rotations."),
     since: Optional[str] = typer.Option(None, "--since", help="Only rows at or after this date/time (UTC unless given)."),
     until: Optional[str] = typer.Option(None, "--until", help="Only rows before this time; a date includes that whole day."),
+    html: Optional[Path] = typer.Option(None, "--html", help="Also write an HTML report of the run here."),
 ) -> None:
     """Read logs or exports, map rows to events, and replay them to /api/event."""
     from .mapping import MappingError
@@ -141,7 +142,18 @@ def send_command(
         typer.echo("plausible-import: interrupted", err=True)
         raise typer.Exit(130) from None
     typer.echo(result.summary(), err=True)
+    if html is not None:
+        _write_run_html(html, result, "plausible-import send" + (" --dry-run" if dry_run else ""))
     raise typer.Exit(_exit_code(result))
+
+
+def _write_run_html(path: Path, report, title: str) -> None:
+    from .html import run_page, write_page
+    from .pipeline import time_note
+
+    note = time_note(report.oldest)
+    typer.echo(f"report: {write_page(path, run_page(report, title, note.removeprefix('note: ') if note else None))}",
+               err=True)
 
 
 @app.command("receiver")
