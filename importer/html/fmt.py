@@ -19,11 +19,15 @@ def esc(value: object) -> str:
 def short_number(value: float) -> str:
     """Plausible's style: 999, 1.2k, 12k, 1.2M, 3.4B."""
     number = float(value)
-    for limit, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
-        if abs(number) >= limit:
-            scaled = number / limit
-            text = f"{scaled:.1f}" if abs(scaled) < 10 else f"{scaled:.0f}"
-            return text.removesuffix(".0") + suffix
+    units = ((1e3, "k"), (1e6, "M"), (1e9, "B"))
+    for i, (limit, suffix) in enumerate(units):
+        if abs(number) < limit or (i + 1 < len(units) and abs(number) >= units[i + 1][0]):
+            continue
+        scaled = number / limit
+        text = f"{scaled:.1f}" if abs(scaled) < 9.95 else f"{scaled:.0f}"
+        if abs(float(text)) >= 1000 and i + 1 < len(units):  # 999,999 reads 1M, not 1000k
+            return "1" + units[i + 1][1]
+        return text.removesuffix(".0") + suffix
     return f"{number:.0f}" if number == int(number) else f"{number:.2f}"
 
 
