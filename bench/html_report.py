@@ -20,8 +20,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from importer.backfill import BackfillReport, TABLES  # noqa: E402
-from importer.html import backfill_page  # noqa: E402
+from importer.backfill import TABLES, BackfillReport
+from importer.html import backfill_page
 
 
 def synthetic(out: Path, start: dt.date, days: int) -> BackfillReport:

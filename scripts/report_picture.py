@@ -15,9 +15,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from importer import resources  # noqa: E402
-from importer.backfill import backfill  # noqa: E402
-from importer.html import backfill_page, write_page  # noqa: E402
+from importer import resources
+from importer.backfill import backfill
+from importer.html import backfill_page, write_page
 
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--no-first-run"]

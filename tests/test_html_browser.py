@@ -98,7 +98,7 @@ def screenshots(browser, path: Path, name: str, tmp_path: Path) -> list[Path]:
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.run([sys.executable, "-m", "importer", *args], capture_output=True, text=True, env=env,
+    return subprocess.run([sys.executable, "-m", "importer", *args], capture_output=True, text=True, env=env, check=False,
                           timeout=240)
 
 
@@ -106,7 +106,7 @@ def hostile_log(path: Path, days: int, start: dt.date = dt.date(2024, 5, 1)) -> 
     """A few visits a day; paths, referrers and UTM values carry markup and script URLs."""
     lines = []
     for day in range(days):
-        when = dt.datetime.combine(start + dt.timedelta(days=day), dt.time(10), dt.timezone.utc)
+        when = dt.datetime.combine(start + dt.timedelta(days=day), dt.time(10), dt.UTC)
         lines.append(combined_line(ip=f"81.2.69.{day % 200 + 1}", when=when, target=f"/<script>{PWNED}</script>"
                                    "?utm_campaign=%3Cscript%3Ewindow.__pwned%3D1%3C%2Fscript%3E"
                                    "&utm_source=%22%3E%3Cimg%20src%3Dx%20onerror%3Dwindow.__pwned%3D1%3E",
@@ -162,8 +162,7 @@ def test_backfill_report_in_the_browser(browser, tmp_path):
                 "Visit duration": round(totals["visit_duration"] / visits)}
     assert visits == 16  # 2 visits a day, 8 days kept of 10
     for title, value in expected.items():
-        exact, shown = figure(opened, title)
-        assert exact == str(value), title
+        assert figure(opened, title)[0] == str(value), title
     assert figure(opened, "Total pageviews")[1] == short_number(expected["Total pageviews"])
     text = page.inner_text("body")
     for value in (f"/<script>{PWNED}</script>", f"/a'><svg/onload={PWNED}>", f"<script>{PWNED}</script>",

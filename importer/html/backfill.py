@@ -14,7 +14,14 @@ from typing import TYPE_CHECKING
 from . import imported
 from .chart import Series, interval_for, roll_up, svg
 from .fmt import esc, number_html, text_html
-from .page import breakdown_html, figures_html, legend_html, notices_html, page, table_html
+from .page import (
+    breakdown_html,
+    figures_html,
+    legend_html,
+    notices_html,
+    page,
+    table_html,
+)
 from .run import reading_html
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -24,8 +31,8 @@ MIN_DAYS = 3  # Plausible refuses an import range shorter than this (Date.diff(e
 UPLOAD_STEPS = ("In Plausible, open Site settings > Imports & Exports.",
                 "Choose Import data > CSV.",
                 "Select all ten files below at once and start the import.",
-                "Plausible imports in the background; the dashboard shows the history once it is done "
-                "(turn on \"Include imported data\" if the dashboard offers it).")
+                ("Plausible imports in the background; the dashboard shows the history once it is done "
+                 "(turn on \"Include imported data\" if the dashboard offers it)."))
 
 
 def kept_range(start: dt.date, end: dt.date, native_start: dt.date | None) -> tuple[dt.date, dt.date] | None:
@@ -89,7 +96,7 @@ def backfill_page(report: BackfillReport, native_start: dt.date | None = None,
     """The whole page for a finished backfill (``report.files`` names the ten files)."""
     read = report.read
     warnings = [*read.reading_trailer(), *report.warnings, *(f"error: {p}" for p in report.problems)]
-    if report.start is None or not report.files:
+    if report.start is None or report.end is None or not report.files:
         body = ["<h1>Plausible import: nothing to import</h1>", notices_html(warnings, "Warnings"),
                 reading_html(read)]
         return page("Plausible import: nothing to import", body, generated)
@@ -100,8 +107,8 @@ def backfill_page(report: BackfillReport, native_start: dt.date | None = None,
     shown = imported.clip(frames, *kept) if kept else imported.clip(frames, end, start)
     cut = kept[1] if kept and kept[1] < end else (start - dt.timedelta(days=1) if kept is None else None)
     body = [f"<h1>{esc(title)}</h1>",
-            f'<p class="muted">From the ten files in {text_html(report.out_dir)}: {report.days:,} days, '
-            "dates in the site's time zone.</p>",
+            (f'<p class="muted">From the ten files in {text_html(report.out_dir)}: {report.days:,} days, '
+             "dates in the site's time zone.</p>"),
             notices_html(cut_notices(start, end, native_start), "Where Plausible cuts the import"),
             _top_figures(imported.figures(shown.get("imported_visitors"))),
             _chart(imported.daily(frames.get("imported_visitors"), start, end), cut),

@@ -33,7 +33,7 @@ def short_number(value: float) -> str:
 
 def duration(seconds: float) -> str:
     """3m 20s, 1h 5m, 45s."""
-    total = int(round(seconds))
+    total = round(seconds)
     hours, rest = divmod(total, 3600)
     minutes, secs = divmod(rest, 60)
     if hours:
@@ -53,7 +53,7 @@ def number_html(value: float) -> str:
 
 
 def duration_html(seconds: float) -> str:
-    return f'<span title="{esc(f"{int(round(seconds)):,} seconds")}">{esc(duration(seconds))}</span>'
+    return f'<span title="{esc(f"{round(seconds):,} seconds")}">{esc(duration(seconds))}</span>'
 
 
 def percent_html(value: float) -> str:

@@ -34,7 +34,7 @@ def content_security_policy(css: str) -> str:
 
 def page(title: str, body: Iterable[str], generated: dt.datetime | None = None) -> str:
     css = stylesheet()
-    when = (generated or dt.datetime.now(dt.timezone.utc)).strftime("%Y-%m-%d %H:%M UTC")
+    when = (generated or dt.datetime.now(dt.UTC)).strftime("%Y-%m-%d %H:%M UTC")
     return "".join([
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">",
         f'<meta http-equiv="Content-Security-Policy" content="{esc(content_security_policy(css))}">',
