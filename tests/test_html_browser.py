@@ -52,6 +52,7 @@ class Opened:
     page: object
     problems: list[str] = field(default_factory=list)  # console errors, page errors, dialogs
     requests: list[str] = field(default_factory=list)  # anything fetched besides the file itself
+    stopped_by_csp: list[str] = field(default_factory=list)  # requests the page's CSP refused to make
 
 
 def open_report(browser, path: Path, width: int = 1280, dark: bool = False) -> Opened:
@@ -65,6 +66,7 @@ def open_report(browser, path: Path, width: int = 1280, dark: bool = False) -> O
     page.on("pageerror", lambda exc: opened.problems.append(f"page error: {exc}"))
     page.on("dialog", lambda d: (opened.problems.append(f"dialog: {d.message}"), d.dismiss()))
     page.on("request", lambda r: opened.requests.append(r.url) if r.url != url else None)
+    page.on("requestfailed", lambda r: opened.stopped_by_csp.append(r.url) if r.failure == "csp" else None)
     context.route("**/*", lambda route: route.continue_() if route.request.url == url else route.abort())
     page.goto(url)
     page.wait_for_load_state("load")
@@ -294,3 +296,19 @@ def test_ten_years_roll_up_by_month(browser, tmp_path):
     assert points.nth(1).get_attribute("data-start") == "2015-02-01"
     assert points.nth(1).get_attribute("data-visitors") == "56"  # 2 a day in February 2015
     assert figure(opened, "Total pageviews")[0] == str(3 * 3653)
+
+
+def test_the_content_security_policy_stops_markup_that_escaping_missed(browser, tmp_path):
+    """The second line: raw markup put into the page on purpose still neither runs nor loads."""
+    from importer.html.page import page
+
+    raw = (f"<script>{PWNED}</script><img src=x onerror=\"{PWNED}\"><svg onload=\"{PWNED}\"></svg>"
+           "<img src=\"https://example.com/beacon.png\"><p style=\"display:none\">styled</p>")
+    path = write_page(tmp_path / "raw.html", page("raw", [raw]))
+    opened = open_report(browser, path)
+    assert opened.page.evaluate("window.__pwned") is None
+    assert sorted(opened.requests) == sorted(opened.stopped_by_csp) == sorted([
+        "https://example.com/beacon.png", (tmp_path / "x").as_uri()])  # refused by the CSP: nothing left
+    assert any("Content Security Policy" in problem for problem in opened.problems)
+    assert opened.page.locator("p").first.is_visible()  # the inline style attribute was refused too
+    assert opened.page.locator("h1, .figure").count() == 0 and opened.page.locator("footer").is_visible()
