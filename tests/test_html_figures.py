@@ -127,3 +127,14 @@ def test_every_value_is_escaped(tmp_path):
     html = backfill_page(report)
     assert "<script>" not in html and "<img" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;&quot;&gt;&lt;img src=x onerror=alert(1)&gt;" in html
+
+
+def test_cut_periods_say_how_many_days_they_hold():
+    from importer.html.chart import Period, period_label
+
+    assert period_label(Period(dt.date(2024, 1, 1), dt.date(2024, 1, 7)), "week") == "week 2024-01-01 .. 2024-01-07"
+    assert period_label(Period(dt.date(2024, 1, 1), dt.date(2024, 1, 1)), "week") == \
+        "week 2024-01-01 .. 2024-01-01 (1 day)"
+    assert period_label(Period(dt.date(2024, 2, 1), dt.date(2024, 2, 29)), "month") == "February 2024"
+    assert period_label(Period(dt.date(2024, 2, 10), dt.date(2024, 2, 29)), "month") == \
+        "February 2024 (20 days of it)"

@@ -69,10 +69,13 @@ def roll_up(days: Sequence[dt.date], series: Sequence[Series], interval: str) ->
 
 
 def period_label(period: Period, interval: str) -> str:
+    """The tooltip's name of a period; a week or month cut by the range says how many days it has."""
+    days = (period.end - period.start).days + 1
     if interval == "month":
-        return f"{period.start:%B %Y}"
-    if interval == "week" and period.end != period.start:
-        return f"{period.start:%Y-%m-%d} .. {period.end:%Y-%m-%d}"
+        full = period.start.day == 1 and (period.end + dt.timedelta(days=1)).day == 1
+        return f"{period.start:%B %Y}" + ("" if full else f" ({days} days of it)")
+    if interval == "week":
+        return f"week {period.start:%Y-%m-%d} .. {period.end:%Y-%m-%d}" + ("" if days == 7 else f" ({days} day{'s' * (days != 1)})")
     return f"{period.start:%a %Y-%m-%d}"
 
 
@@ -107,7 +110,7 @@ def svg(periods: Sequence[Period], series: Sequence[Series], interval: str, titl
     def y(value: int) -> float:
         return TOP + plot_h - plot_h * value / top
 
-    parts = [f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-labelledby="chart-title">',
+    parts = [f'<div class="chart-box"><svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-labelledby="chart-title">',
              f'<title id="chart-title">{esc(title)}</title>']
     for tick in range(5):
         value = top * tick // 4
@@ -136,5 +139,5 @@ def svg(periods: Sequence[Period], series: Sequence[Series], interval: str, titl
                      + (f'<circle class="dot s-{series[0].key}" cx="{x(i):.1f}" cy="{y(series[0].values[i]):.1f}" '
                         f'r="2.5"/>' if series and interval == "day" and count <= 62 else "")
                      + "</g>")
-    parts.append("</svg>")
+    parts.append("</svg></div>")
     return "".join(parts)
