@@ -138,3 +138,11 @@ def test_cut_periods_say_how_many_days_they_hold():
     assert period_label(Period(dt.date(2024, 2, 1), dt.date(2024, 2, 29)), "month") == "February 2024"
     assert period_label(Period(dt.date(2024, 2, 10), dt.date(2024, 2, 29)), "month") == \
         "February 2024 (20 days of it)"
+
+
+def test_a_backfill_without_events_still_gets_a_page():
+    report = BackfillReport(out_dir="out")
+    report.warnings.append("no events: nothing to import, no files written")
+    html = backfill_page(report)
+    assert "<h1>Plausible import: nothing to import</h1>" in html
+    assert "no events: nothing to import, no files written" in html
