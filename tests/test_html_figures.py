@@ -8,7 +8,7 @@ from pathlib import Path
 
 from importer.backfill import BackfillReport
 from importer.html import backfill_page
-from importer.html.backfill import kept_range
+from importer.html.backfill import cut_notices, kept_range
 from importer.html.chart import Series, interval_for, roll_up
 from importer.html.fmt import duration, short_number
 from importer.html.imported import breakdowns, clip, daily, figures, load
@@ -78,6 +78,10 @@ def test_native_start_cuts_the_figures(tmp_path):
     assert (got.visitors, got.visits, got.pageviews, got.bounce_rate, got.average_duration) == (15, 18, 39, 39, 50)
     assert kept_range(START, END, dt.date(2024, 4, 30)) is None
     assert kept_range(START, END, None) == (START, END)
+    assert "Plausible will import nothing" in cut_notices(START, END, dt.date(2024, 4, 30))[0]
+    assert "nothing is cut" in cut_notices(START, END, dt.date(2024, 5, 4))[0]
+    assert "the 1 day(s) after it in the files are dropped" in cut_notices(START, END, dt.date(2024, 5, 2))[0]
+    assert cut_notices(START, END, None) == []
 
 
 def test_breakdowns_worked_by_hand(tmp_path):

@@ -48,6 +48,9 @@ def cut_notices(start: dt.date, end: dt.date, native_start: dt.date | None) -> l
         notes.append(f"Plausible's native data starts on {native_start}, before the first day of the files "
                      f"({start}): Plausible will import nothing (\"Dates Conflict\").")
         return notes
+    if native_start is not None and native_start > end:
+        notes.append(f"Plausible's native data starts on {native_start}, after the last day of the files: "
+                     "nothing is cut.")
     if kept[1] < end:
         notes.append(f"Plausible's native data starts on {native_start}: the import is cut there, and the "
                      f"{(end - kept[1]).days:,} day(s) after it in the files are dropped. The figures below "
