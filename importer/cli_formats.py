@@ -5,11 +5,12 @@ Neither command touches the network. ``preview`` reads only the first rows of ea
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Optional
 
 import typer
 
-from .cli import _fail, app
+from .cli import _fail, _write_run_html, app
 
 PREVIEW_COLUMNS = ("source_line", "timestamp", "ip", "method", "host", "path", "query", "status", "bytes",
                    "referrer", "user_agent")
@@ -91,7 +92,7 @@ def preview_command(
     custom_format: Optional[str] = typer.Option(None, "--log-format", help="Your server's log_format / LogFormat."),
     timezone: str = typer.Option("UTC", "--timezone", help="IANA zone for times written without one."),
     rows: int = typer.Option(10, "--rows", "-n", help="How many parsed rows to show per file."),
-    html: Optional[str] = typer.Option(
+    html: Optional[Path] = typer.Option(
         None, "--html", help="Also write an HTML report of what the first rows would send (mapping: web unless -m)."
     ),
 ) -> None:
@@ -169,13 +170,7 @@ def preview_command(
         for notice in batch.notices:
             typer.echo(f"   note: {notice.reason}")
     if html is not None:
-        from .html import run_page, write_page
-        from .pipeline import time_note
-
-        note = time_note(report.oldest)
-        title = f"plausible-import preview (the first {PREVIEW_ROWS:,} rows of each input)"
-        page = run_page(report, title, note.removeprefix("note: ") if note else None)
-        typer.echo(f"report: {write_page(html, page)}")
+        _write_run_html(html, report, f"plausible-import preview (the first {PREVIEW_ROWS:,} rows of each input)")
     if failed:
         raise typer.Exit(1)
 
