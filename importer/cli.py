@@ -99,6 +99,7 @@ def send_command(
     ca_bundle: Optional[Path] = typer.Option(
         None, "--ca-bundle", help="PEM file of the CA(s) to trust for an https endpoint instead of the system's "
         "(for a private CA; SSL_CERT_FILE also works)."),
+    html: Optional[Path] = typer.Option(None, "--html", help="Also write an HTML report of the run here."),
 ) -> None:
     """Read logs or exports, map rows to events, and replay them to /api/event."""
     from .mapping import MappingError
@@ -148,9 +149,20 @@ def send_command(
         typer.echo("plausible-import: interrupted", err=True)
         raise typer.Exit(130) from None
     typer.echo(result.summary(), err=True)
+    if html is not None:
+        _write_run_html(html, result, "plausible-import send" + (" --dry-run" if dry_run else ""))
     if result.state_error:
         typer.echo(f"error: {result.state_error}", err=True)
     raise typer.Exit(_exit_code(result))
+
+
+def _write_run_html(path: Path, report, title: str) -> None:
+    from .html import run_page, write_page
+    from .pipeline import time_note
+
+    note = time_note(report.oldest)
+    typer.echo(f"report: {write_page(path, run_page(report, title, note.removeprefix('note: ') if note else None))}",
+               err=True)
 
 
 @app.command("receiver")

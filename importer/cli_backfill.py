@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 from typing import Optional
 
@@ -31,12 +32,22 @@ def backfill_command(
     log_timezone: str = typer.Option(
         "UTC", "--log-timezone", help="IANA zone for log times written without one (send's --timezone)."
     ),
+    html: Optional[Path] = typer.Option(None, "--html", help="Write the HTML report here (default: OUT/report.html)."),
+    native_start: Optional[str] = typer.Option(
+        None, "--native-start", help="The site's first day of Plausible data (YYYY-MM-DD): the report shows the cut."
+    ),
 ) -> None:
     """Write Plausible's ten CSV import files (history with its real dates) from logs or exports."""
     from .backfill import backfill  # heavy imports only when the command runs
+    from .html import backfill_page, write_page
     from .mapping import MappingError
     from .pipeline import ConfigError
 
+    try:
+        first_native = dt.date.fromisoformat(native_start) if native_start else None
+    except ValueError:
+        _fail(f"--native-start {native_start!r}: give a date as YYYY-MM-DD")
+        return
     try:
         result = backfill(
             sources,
@@ -53,5 +64,7 @@ def backfill_command(
         )
     except (ConfigError, MappingError) as exc:
         _fail(str(exc))
+    page = write_page(html or out / "report.html", backfill_page(result, first_native))
     typer.echo(result.summary(), err=True)
+    typer.echo(f"report: {page}", err=True)
     raise typer.Exit(0 if result.ok else 1)

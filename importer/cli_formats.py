@@ -5,11 +5,12 @@ Neither command touches the network. ``preview`` reads only the first rows of ea
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Optional
 
 import typer
 
-from .cli import _fail, app
+from .cli import _fail, _write_run_html, app
 
 PREVIEW_COLUMNS = ("source_line", "timestamp", "ip", "method", "host", "path", "query", "status", "bytes",
                    "referrer", "user_agent")
@@ -91,13 +92,16 @@ def preview_command(
     custom_format: Optional[str] = typer.Option(None, "--log-format", help="Your server's log_format / LogFormat."),
     timezone: str = typer.Option("UTC", "--timezone", help="IANA zone for times written without one."),
     rows: int = typer.Option(10, "--rows", "-n", help="How many parsed rows to show per file."),
+    html: Optional[Path] = typer.Option(
+        None, "--html", help="Also write an HTML report of what the first rows would send (mapping: web unless -m)."
+    ),
 ) -> None:
     """Show the detected format, the first parsed rows, and why rejected lines failed (no network)."""
     from .mapping import Mapper, MappingError
     from .mapping import load as load_mapping
     from .pipeline import ConfigError, check_log_options
     from .readers import FormatError, reader_for
-    from .report import redact_ips
+    from .report import Report, redact_ips
     from .sources import SourceError, expand
 
     try:
@@ -108,15 +112,16 @@ def preview_command(
         return
     mapper = None
     loaded = None
-    if mapping is not None:
+    if mapping is not None or html is not None:
         try:
-            loaded = load_mapping(mapping)
+            loaded = load_mapping(mapping or "web")
         except MappingError as exc:
             _fail(str(exc))
             return
         mapper = Mapper(loaded, domain)
     column_map = loaded.column_map if loaded is not None else None
     failed = False
+    report = Report(dry_run=True)  # what the rows read would send, for --html
     for source in sources:
         typer.echo(f"== {source.name}")
         try:
@@ -125,9 +130,11 @@ def preview_command(
             batch = _first_rows(reader.read(source), PREVIEW_ROWS)
         except (FormatError, OSError) as exc:
             typer.echo(f"   cannot read: {exc}")
+            report.skipped_sources.append(f"{source.name}: {exc}")
             failed = True
             continue
         typer.echo(f"   format: {reader.name}")
+        report.sources.append((source.name, reader.name))
         if batch is None:
             typer.echo("   (empty)")
             continue
@@ -149,6 +156,7 @@ def preview_command(
             typer.echo("   " + line)
         if mapper is not None:
             whole = mapper.apply(table)
+            _add_to_report(report, batch, whole)
             typer.echo(f"   mapping {loaded.name}: {whole.events.num_rows:,} events from {table.num_rows:,} rows")
             for reason, count in sorted(whole.filtered.items(), key=lambda kv: -kv[1]):
                 typer.echo(f"     filtered {reason}: {count:,}")
@@ -161,8 +169,20 @@ def preview_command(
                 typer.echo(f"       {redact_ips(rejected.text)[:200]!r}")
         for notice in batch.notices:
             typer.echo(f"   note: {notice.reason}")
+    if html is not None:
+        _write_run_html(html, report, f"plausible-import preview (the first {PREVIEW_ROWS:,} rows of each input)")
     if failed:
         raise typer.Exit(1)
+
+
+def _add_to_report(report, batch, mapped) -> None:
+    """Count a previewed batch and what the mapping made of it, as ``send --dry-run`` would."""
+    report.rows_read += batch.rows_read
+    report.rows_invalid += len(batch.rejected)
+    report.invalid_samples.extend(f"{r.file}:{r.line}: {r.reason}" for r in batch.rejected[:5])
+    report.notices.extend(notice.reason for notice in batch.notices)
+    report.rows_filtered.update(mapped.filtered)
+    report.count_events(mapped.events)
 
 
 __all__ = ["formats_command", "preview_command"]

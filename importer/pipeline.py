@@ -89,16 +89,7 @@ def read_events(
                 mapped = mapper.apply(batch.table)
                 report.rows_filtered.update(mapped.filtered)
                 events = mapped.events
-                if events.num_rows:
-                    report.events += events.num_rows
-                    names = pc.value_counts(events.column("name"))
-                    for item in names.to_pylist():
-                        report.events_by_name[item["values"]] += item["counts"]
-                    span = pc.min_max(events.column("timestamp"))
-                    lo, hi = span["min"].as_py(), span["max"].as_py()
-                    if lo is not None:
-                        report.oldest = lo if report.oldest is None else min(report.oldest, lo)
-                        report.newest = hi if report.newest is None else max(report.newest, hi)
+                report.count_events(events)
                 if progress is not None:
                     progress.rows_read(batch.rows_read, batch.position)
                     progress.events_built(events.num_rows)
@@ -141,8 +132,12 @@ def expand_inputs(inputs: Sequence[str | Path]) -> list[Source]:
 
 def time_warning(events: pa.Table, now: dt.datetime | None = None) -> str | None:
     """The one-time note that Plausible dates replayed events at arrival, when data is old."""
+    return time_note(pc.min(events.column("timestamp")).as_py(), now)
+
+
+def time_note(oldest: dt.datetime | None, now: dt.datetime | None = None) -> str | None:
+    """The note on dates for events as old as ``oldest`` (None: no note needed)."""
     now = now or dt.datetime.now(dt.timezone.utc)
-    oldest = pc.min(events.column("timestamp")).as_py()
     if oldest is None or oldest > now - dt.timedelta(days=1):
         return None
     return (

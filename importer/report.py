@@ -18,7 +18,10 @@ import threading
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pyarrow as pa
 
 REPORT_KEYS = (
     "rows_read",
@@ -47,6 +50,7 @@ class Report:
     rows_filtered: Counter = field(default_factory=Counter)
     events: int = 0
     events_by_name: Counter = field(default_factory=Counter)
+    events_by_day: Counter = field(default_factory=Counter)  # (UTC date, event name) -> events, for --html
     sent: int = 0
     accepted: int = 0
     dropped: int = 0
@@ -94,6 +98,24 @@ class Report:
 
     def write_json(self, path: Path) -> None:
         path.write_text(json.dumps(self.as_dict(), indent=2) + "\n", encoding="utf-8")
+
+    def count_events(self, events: "pa.Table") -> None:
+        """Add an event batch to the counts: events, by name, by UTC day and name, time span."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        if not events.num_rows:
+            return
+        self.events += events.num_rows
+        days = pa.table({"day": pc.cast(events.column("timestamp"), pa.date32()), "name": events.column("name")})
+        for row in days.group_by(["day", "name"]).aggregate([([], "count_all")]).to_pylist():
+            self.events_by_name[row["name"]] += row["count_all"]
+            self.events_by_day[(row["day"], row["name"])] += row["count_all"]
+        span = pc.min_max(events.column("timestamp"))
+        lo, hi = span["min"].as_py(), span["max"].as_py()
+        if lo is not None:
+            self.oldest = lo if self.oldest is None else min(self.oldest, lo)
+            self.newest = hi if self.newest is None else max(self.newest, hi)
 
     @property
     def settled(self) -> int:
