@@ -306,10 +306,14 @@ class TabularReader:
             seen_malformed = 0
             for record_batch in reader:
                 table = pa.Table.from_batches([record_batch])
-                batch = self._convert(table, source, first_row, header_lines=0 if cmap.header else 1)
-                # Row numbers are data rows; line = row + 1 because of the header line.
                 new = malformed[seen_malformed:]
                 seen_malformed = len(malformed)
+                # Row numbers are data rows; line = row + 1 because of the header line. The
+                # parser skipped the malformed rows among them (it numbers them by line).
+                first_line = first_row + (0 if cmap.header else 1)
+                lines = np.setdiff1d(np.arange(first_line, first_line + table.num_rows + len(new)),
+                                     [row.number for row in new if row.number is not None and row.number > 0])
+                batch = self._convert(table, source, first_row, lines=lines[: table.num_rows])
                 for row in new:
                     line = row.number
                     batch.rejected.append(
