@@ -14,6 +14,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from conftest import BROWSER
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -23,8 +24,6 @@ from importer.readers.detect import FORMATS, LogReader
 from importer.readers.tabular import TabularReader
 from importer.report import RejectsFile, Report
 from importer.sources import Source
-
-from conftest import BROWSER
 
 LONG = os.environ.get("PLAUSIBLE_IMPORT_FUZZ") == "long"
 
@@ -99,7 +98,7 @@ def run(paths: list[Path], mapping="web") -> Report:
 def test_log_formats_keep_every_good_line_among_damaged_ones(tmp_path, fmt, data):
     example = fmt.example.encode()
     headers = [ln for ln in example.split(b"\n") if ln.startswith(b"#")]
-    line = [ln for ln in example.split(b"\n") if not ln.startswith(b"#")][0]
+    line = next(ln for ln in example.split(b"\n") if not ln.startswith(b"#"))
     lines, good = data.draw(mixed_lines(line))
     path = tmp_path / "fuzz.log"
     path.write_bytes(b"\n".join(headers + lines) + b"\n")

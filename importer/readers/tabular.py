@@ -186,8 +186,9 @@ class TabularReader:
                     batch.position = int(size * min(1.0, (first_row - 1) / total_rows))
                     yield batch
             except (OSError, pa.ArrowException) as exc:
-                lost = f"rows {first_row:,} to {group_end - 1:,} (row group {group + 1} of {groups}) not readable: {exc}"
-                yield Batch(table=schema.empty_frame(), rows_read=0, notices=[Rejected(source.name, first_row, lost, "")],
+                lost = f"rows {first_row:,} to {group_end - 1:,} (row group {group + 1} of {groups}) not readable"
+                notice = Rejected(source.name, first_row, f"{lost}: {exc}", "")
+                yield Batch(table=schema.empty_frame(), rows_read=0, notices=[notice],
                             position=int(size * min(1.0, (group_end - 1) / total_rows)), damaged=True)
             first_row = group_end
 
@@ -325,8 +326,8 @@ class TabularReader:
                 yield batch
             if damage:
                 line = first_row + (0 if cmap.header else 1)
-                yield Batch(table=schema.empty_frame(), rows_read=0, notices=[Rejected(source.name, line, damage[0], "")],
-                            position=opened.position.consumed, damaged=True)
+                yield Batch(table=schema.empty_frame(), rows_read=0, position=opened.position.consumed,
+                            notices=[Rejected(source.name, line, damage[0], "")], damaged=True)
         except pa.ArrowInvalid as exc:
             lost = f"; rows from {first_row:,} on were not read" if first_row > 1 else ""
             raise FormatError(f"{source.name}: not readable as CSV: {exc}{lost}") from exc
