@@ -263,6 +263,7 @@ class SalvagedText(io.RawIOBase):
                 chunk = self._read(len(b))
             except DAMAGE_ERRORS as exc:
                 self._damage.append(damage_reason(exc))
+                self._read = lambda size: b""  # the stream ends at its damage
                 chunk = b""
             if chunk.isascii() and not self._decoder.getstate()[0]:
                 self._pending = chunk  # the usual case: nothing to repair, no copy

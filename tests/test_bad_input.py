@@ -215,3 +215,13 @@ def test_rows_after_a_malformed_csv_row_keep_their_own_line_numbers(tmp_path):
     batches = list(TabularReader(load(str(mapping_file(tmp_path))).column_map).read(Source(path.name, path)))
     assert [n for b in batches for n in b.table.column("source_line").to_pylist()] == [2, 4, 6]
     assert [r.line for b in batches for r in b.rejected] == [3, 5]
+
+
+@pytest.mark.parametrize("ext", ["gz", "zst"])
+def test_a_cut_compressed_csv_reads_its_prefix_and_says_so(tmp_path, ext):
+    blob = compressors()[ext](csv_bytes(tabular_rows(20000)))
+    (tmp_path / f"cut.csv.{ext}").write_bytes(blob[: len(blob) // 2])
+    code, report, rejects = run_cli(tmp_path, tmp_path / f"cut.csv.{ext}", extra=("-m", str(mapping_file(tmp_path))))
+    assert code == 1 and report["inputs_damaged"] == 1
+    assert 0 < report["events"] < 20000
+    assert any("compress" in r["reason"] for r in rejects)
