@@ -225,3 +225,15 @@ def test_a_cut_compressed_csv_reads_its_prefix_and_says_so(tmp_path, ext):
     assert code == 1 and report["inputs_damaged"] == 1
     assert 0 < report["events"] < 20000
     assert any("compress" in r["reason"] for r in rejects)
+
+
+@pytest.mark.xfail(strict=True, raises=KeyError,
+                   reason="mapping.py's path facts raise KeyError('bad') for this request; found by the long fuzz run, "
+                          "outside the readers (the line parses)")
+def test_a_request_with_a_backslash_before_the_protocol_does_not_abort_the_run(tmp_path):
+    log = tmp_path / "k.log"
+    log.write_text('198.51.100.7 - - [14/Mar/2024:09:26:54 +0100] "GET /pricing \\HTTP/1.1" 200 8312 "-" "'
+                   + BROWSER + '" "203.0.113.99, 198.51.100.7"\n')
+    report = send([log], domain="example.com", dry_run=True, output=tmp_path / "e.jsonl", log_format="main",
+                  rejects_path=tmp_path / "r.jsonl", state=tmp_path / "state.db")
+    assert_accounting(report)
