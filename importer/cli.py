@@ -42,7 +42,7 @@ def _exit_code(report) -> int:
         return 2
     if report.interrupted is not None:
         return 128 + int(report.interrupted)
-    if report.rejected or report.failed or report.skipped_sources:
+    if report.rejected or report.failed or report.skipped_sources or report.inputs_damaged:
         return 1
     return 0
 

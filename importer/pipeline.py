@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, TextIO
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .readers import FormatError, reader_for
+from .readers import Batch, FormatError, reader_for
 from .report import INVALID_SAMPLES, RejectsFile, Report, redact_ips, without_userinfo
 from .sinks.answers import tls_context
 from .sinks.dryrun import DryRunWriter
@@ -67,14 +67,20 @@ def read_events(
     """
     column_map = mapper.mapping.column_map
     for source in sources:
+        file_rows = 0
         try:
             file_invalid = 0
+            damaged = False
             reader = reader_for(source, log_format=log_format, column_map=column_map,
                                 custom_format=custom_format, timezone=timezone)
-            batches = reader.read(source)
+            batches = _unless_unreadable(reader.read(source), source)
             if resume is not None:
                 batches = resume.batches(source, batches)
             for batch in batches:
+                file_rows += batch.rows_read
+                if batch.damaged and not damaged:
+                    damaged = True
+                    report.inputs_damaged += 1
                 report.rows_read += batch.rows_read
                 report.rows_invalid += len(batch.rejected)
                 for rejected in batch.rejected:
@@ -96,11 +102,21 @@ def read_events(
                 yield events
             bad = f", {file_invalid:,} bad line{'s' if file_invalid != 1 else ''}" if file_invalid else ""
             report.sources.append((source.name, reader.name + bad))
-        except FormatError as exc:
-            report.skipped_sources.append(f"{source.name}: {redact_ips(str(exc))}")
+        except (FormatError, OSError) as exc:  # OSError: a file that cannot be opened (permissions, gone)
+            read_before = f" ({file_rows:,} rows read before)" if file_rows else ""
+            report.skipped_sources.append(f"{source.name}: {redact_ips(str(exc))}{read_before}")
             rejects.write({"stage": "read", "file": source.name, "line": None, "reason": str(exc), "text": ""})
         if progress is not None:
             progress.next_source()
+
+
+def _unless_unreadable(batches: Iterator[Batch], source: Source) -> Iterator[Batch]:
+    """A reader's batches; an input that stops being readable part way (an I/O error, bytes no
+    reader can make sense of) becomes a FormatError naming it, so the run goes on with the next."""
+    try:
+        yield from batches
+    except (OSError, pa.ArrowException, UnicodeError) as exc:
+        raise FormatError(f"{source.name}: cannot be read any further: {type(exc).__name__}: {exc}") from exc
 
 
 def check_log_options(log_format: str | None, custom_format: str | None, timezone: str) -> None:

@@ -26,6 +26,7 @@ if TYPE_CHECKING:  # pragma: no cover
 REPORT_KEYS = (
     "rows_read",
     "rows_invalid",
+    "inputs_damaged",
     "rows_filtered",
     "events",
     "events_by_name",
@@ -47,6 +48,7 @@ INVALID_SAMPLES = 5
 class Report:
     rows_read: int = 0
     rows_invalid: int = 0
+    inputs_damaged: int = 0  # inputs read only in part (a damaged compressed stream or Parquet row group)
     rows_filtered: Counter = field(default_factory=Counter)
     events: int = 0
     events_by_name: Counter = field(default_factory=Counter)
@@ -82,6 +84,7 @@ class Report:
         return {
             "rows_read": self.rows_read,
             "rows_invalid": self.rows_invalid,
+            "inputs_damaged": self.inputs_damaged,
             "rows_filtered": dict(sorted(self.rows_filtered.items())),
             "events": self.events,
             "events_by_name": dict(sorted(self.events_by_name.items())),
@@ -127,6 +130,8 @@ class Report:
             table.add(f"source ({fmt})", source)
         table.add("rows read", self.rows_read)
         table.add("rows invalid", self.rows_invalid)
+        if self.inputs_damaged:
+            table.add("inputs damaged (read in part)", self.inputs_damaged)
         for reason, count in sorted(self.rows_filtered.items(), key=lambda kv: -kv[1]):
             table.add(f"filtered: {reason}", count)
         table.add("events", self.events)

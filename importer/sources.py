@@ -9,6 +9,7 @@ so memory stays bounded whatever the file size.
 from __future__ import annotations
 
 import bz2
+import codecs
 import glob
 import gzip
 import io
@@ -221,7 +222,15 @@ def detect_compression(head: bytes) -> str | None:
     return None
 
 
+# What a decompressor raises at damaged input (OSError covers gzip's BadGzipFile and Arrow's zstd).
+DAMAGE_ERRORS = (EOFError, OSError, zlib.error, lzma.LZMAError, pa.ArrowException)
+_ZSTD_STEP = 8 << 10  # what a damaged stream loses at most; smaller steps cost more calls
+
+
 class _ZstdReader(io.RawIOBase):
+    """zstd frames decoded a small step at a time: at damage (a cut, flipped bits, trailing junk)
+    only the step being decoded is lost, not everything one large read would have returned."""
+
     def __init__(self, raw):
         self._stream = pa.CompressedInputStream(pa.PythonFile(raw, mode="r"), "zstd")
 
@@ -229,9 +238,50 @@ class _ZstdReader(io.RawIOBase):
         return True
 
     def readinto(self, b) -> int:
-        data = self._stream.read(len(b))
+        data = self._stream.read(min(len(b), _ZSTD_STEP))
         b[: len(data)] = data
         return len(data)
+
+
+class SalvagedText(io.RawIOBase):
+    """A decompressed stream as a parser may take it whole: invalid UTF-8 replaced by U+FFFD,
+    and a damaged compressed stream ended where the damage starts, its reason appended to
+    ``damage`` (the bytes before it are kept)."""
+
+    def __init__(self, stream: BinaryIO, damage: list[str]):
+        self._read = getattr(stream, "read1", stream.read)
+        self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        self._pending = b""
+        self._damage = damage
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:
+        while not self._pending:
+            try:
+                chunk = self._read(len(b))
+            except DAMAGE_ERRORS as exc:
+                self._damage.append(damage_reason(exc))
+                self._read = lambda size: b""  # the stream ends at its damage
+                chunk = b""
+            if chunk.isascii() and not self._decoder.getstate()[0]:
+                self._pending = chunk  # the usual case: nothing to repair, no copy
+            else:
+                self._pending = self._decoder.decode(chunk, final=not chunk).encode("utf-8")
+            if not chunk:
+                break
+        n = min(len(b), len(self._pending))
+        b[:n] = self._pending[:n]
+        self._pending = self._pending[n:]
+        return n
+
+
+def damage_reason(exc: BaseException) -> str:
+    """Why a compressed stream stopped early, in words."""
+    if isinstance(exc, EOFError) or "runcated" in str(exc):
+        return f"compressed stream ends early ({exc})"
+    return f"corrupt compressed data ({exc})"
 
 
 @dataclass
@@ -318,17 +368,15 @@ def _read_block(stream: BinaryIO, size: int) -> tuple[bytes, str | None]:
     had decoded in that call, so the block is filled with ``read1`` steps instead.
     """
     read1 = getattr(stream, "read1", None)
-    if read1 is None or type(stream) is io.BufferedReader:  # plain input: one read, no joins
-        return stream.read(size), None
+    if read1 is None or (type(stream) is io.BufferedReader and not isinstance(stream.raw, _ZstdReader)):
+        return stream.read(size), None  # plain input: one read, no joins
     parts: list[bytes] = []
     got = 0
     while got < size:
         try:
             part = read1(min(size - got, 1 << 20))
-        except EOFError as exc:
-            return b"".join(parts), f"compressed stream ends early ({exc})"
-        except (OSError, zlib.error, lzma.LZMAError, pa.ArrowException) as exc:
-            return b"".join(parts), f"corrupt compressed data ({exc})"
+        except DAMAGE_ERRORS as exc:
+            return b"".join(parts), damage_reason(exc)
         if not part:
             break
         parts.append(part)
@@ -355,8 +403,8 @@ def line_blocks(
             chunk = b""
             if truncated is None:
                 chunk, truncated = _read_block(opened.stream, block_bytes)
-        except (OSError, zlib.error, lzma.LZMAError, pa.ArrowException) as exc:
-            chunk, truncated = b"", f"corrupt compressed data ({exc})"
+        except DAMAGE_ERRORS as exc:
+            chunk, truncated = b"", damage_reason(exc)
         if skipping_long is not None:
             nl = chunk.find(b"\n")
             if nl < 0 and chunk:

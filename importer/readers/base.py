@@ -35,8 +35,9 @@ class Batch:
     ``table`` is canonical (see :mod:`importer.schema`). ``rows_read`` counts the rows this
     batch consumed, valid or not (header, comment and empty lines are not rows).
     ``rejected`` are the invalid rows among them. ``notices`` are problems that are not rows
-    (a truncated compressed stream). ``position`` is the number of raw input bytes consumed so
-    far, for progress.
+    (a truncated compressed stream). ``damaged``: the input is damaged here (a compressed
+    stream cut or corrupt, a Parquet row group unreadable) and what follows it was lost; a
+    notice says what. ``position`` is the number of raw input bytes consumed so far, for progress.
     """
 
     table: pa.Table
@@ -44,6 +45,7 @@ class Batch:
     rejected: list[Rejected] = field(default_factory=list)
     notices: list[Rejected] = field(default_factory=list)
     position: int = 0
+    damaged: bool = False
 
 
 def too_long_rejects(block: LineBlock, source_name: str, limit: int = MAX_LINE_BYTES) -> list[Rejected]:

@@ -408,14 +408,23 @@ def parse_block(block: LineBlock, layout: ClfLayout, source_name: str, deferred:
     return convert if deferred else convert()
 
 
+# A line as the CSV parser splits it: a quote opens a field only at its start and the next quote
+# closes it (later quotes in that field are plain text). A line this does not match leaves a field
+# open at its end, and the parser would carry on into the next line.
+_FIELD = rb'(?:"[^"\n]*"[^ \n]*|[^ "\n][^ \n]*)?'
+_CLOSES_QUOTES = re.compile(rb"%s(?: %s)*\Z" % (_FIELD, _FIELD))
+
+
 def _exact_parse(data: bytes, lines: _Lines, layout: ClfLayout):
-    """Slow, exact path for a block with malformed lines: find each bad line and say why."""
+    """Slow, exact path for a block with malformed lines: find each bad line and say why.
+
+    Each line is checked on its own first, so that none can run on into the next."""
     bad: list[tuple[int, str]] = []
     kept_index: list[int] = []
     kept: list[bytes] = []
     for i in np.flatnonzero(~lines.empty).tolist():
         raw = data[lines.starts[i] : lines.ends[i]].rstrip(b"\r").replace(b"\r", b" ")
-        if raw.count(b'"') % 2:
+        if raw.count(b'"') % 2 or not _CLOSES_QUOTES.match(raw):
             bad.append((i, "unbalanced quotes (a truncated line?)"))
             continue
         kept_index.append(i)

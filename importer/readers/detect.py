@@ -239,6 +239,7 @@ class LogReader:
             self.name = self.describe()
             if block.truncated:
                 batch.notices.append(Rejected(source_name, block.first_line + block.line_count, block.truncated, ""))
+                batch.damaged = True
             batch.position = position
             return batch
 

@@ -33,9 +33,10 @@ import pyarrow.csv as pacsv
 import pyarrow.json as pajson
 
 from .. import schema
-from ..sources import LineBlock, Source, line_blocks, open_source
+from ..sources import LineBlock, SalvagedText, Source, line_blocks, open_source
 from .base import Batch, FormatError, Rejected, repeat_string, too_long_rejects
 from .clf import normalise_hosts
+from .lines import valid_utf8
 
 # Canonical columns a map may feed, plus "url", which is split into host/path/query.
 MAPPABLE = tuple(c for c in schema.COLUMNS if c not in ("source_file", "source_line")) + ("url",)
@@ -161,19 +162,35 @@ class TabularReader:
             raise FormatError("Parquet cannot be read from stdin; give a file path")
         import pyarrow.parquet as pq  # with pyarrow's file systems: ~20 ms, for Parquet inputs only
 
-        parquet = pq.ParquetFile(source.path)
+        try:
+            parquet = pq.ParquetFile(source.path)
+        except (OSError, pa.ArrowException) as exc:  # empty, cut short, not Parquet at all
+            raise FormatError(f"{source.name}: not readable as Parquet: {exc}") from exc
         self._check_columns(source, parquet.schema_arrow.names, parquet.schema_arrow)
         names = parquet.schema_arrow.names
         wanted = sorted({c if c in names else c.split(".")[0] for c in self.column_map.source_columns()})
         first_row = 1
         size = source.size or 0
         total_rows = parquet.metadata.num_rows or 1
-        for record_batch in parquet.iter_batches(batch_size=ROWS_PER_BATCH, columns=wanted):
-            table = pa.Table.from_batches([record_batch])
-            batch = self._convert(table, source, first_row)
-            first_row += table.num_rows
-            batch.position = int(size * min(1.0, (first_row - 1) / total_rows))
-            yield batch
+        groups = parquet.num_row_groups
+        for group in range(groups):
+            # Row group by row group: a damaged one loses its own rows only.
+            group_rows = parquet.metadata.row_group(group).num_rows
+            group_end = first_row + group_rows
+            try:
+                for record_batch in parquet.iter_batches(batch_size=ROWS_PER_BATCH, columns=wanted,
+                                                         row_groups=[group]):
+                    table = pa.Table.from_batches([record_batch])
+                    batch = self._convert(table, source, first_row)
+                    first_row += table.num_rows
+                    batch.position = int(size * min(1.0, (first_row - 1) / total_rows))
+                    yield batch
+            except (OSError, pa.ArrowException) as exc:
+                lost = f"rows {first_row:,} to {group_end - 1:,} (row group {group + 1} of {groups}) not readable"
+                notice = Rejected(source.name, first_row, f"{lost}: {exc}", "")
+                yield Batch(table=schema.empty_frame(), rows_read=0, notices=[notice],
+                            position=int(size * min(1.0, (group_end - 1) / total_rows)), damaged=True)
+            first_row = group_end
 
     def _read_ndjson(self, source: Source) -> Iterator[Batch]:
         """Newline-delimited JSON, a block of whole lines at a time (memory stays bounded
@@ -213,6 +230,7 @@ class TabularReader:
                 waiting.tables += [batch.table for batch in converted if batch.table.num_rows]
                 if block.truncated:
                     waiting.notices.append(Rejected(source.name, block.first_line + block.line_count, block.truncated, ""))
+                    waiting.damaged = True
                 # Blocks of small lines are many rows, of long ones few: batches of about
                 # ROWS_PER_BATCH rows either way, which is what the later stages are fastest at.
                 if following is None or sum(t.num_rows for t in waiting.tables) >= ROWS_PER_BATCH:
@@ -256,8 +274,11 @@ class TabularReader:
     def _read_csv(self, source: Source) -> Iterator[Batch]:
         opened = open_source(source)
         cmap = self.column_map
+        damage: list[str] = []
+        stream = io.BufferedReader(SalvagedText(opened.stream, damage), buffer_size=1 << 20)
+        first_row = 1
         try:
-            head = opened.stream.peek(1 << 16) if hasattr(opened.stream, "peek") else b""
+            head = stream.peek(1 << 16)
             delimiter = "\t" if source.name.lower().rstrip(".gz").endswith(".tsv") else ","
             if head and head.split(b"\n", 1)[0].count(b"\t") > head.split(b"\n", 1)[0].count(b","):
                 delimiter = "\t"
@@ -265,7 +286,7 @@ class TabularReader:
             wanted = sorted(cmap.source_columns())
             malformed: list = []
             reader = pacsv.open_csv(
-                opened.stream,
+                stream,
                 read_options=pacsv.ReadOptions(block_size=4 << 20, use_threads=False,
                                                column_names=list(cmap.header) or None),
                 parse_options=pacsv.ParseOptions(
@@ -283,14 +304,17 @@ class TabularReader:
             )
             self._check_columns(source, _header_names(head, delimiter) if head and not cmap.header
                                 else list(cmap.header) or reader.schema.names)
-            first_row = 1
             seen_malformed = 0
             for record_batch in reader:
                 table = pa.Table.from_batches([record_batch])
-                batch = self._convert(table, source, first_row, header_lines=0 if cmap.header else 1)
-                # Row numbers are data rows; line = row + 1 because of the header line.
                 new = malformed[seen_malformed:]
                 seen_malformed = len(malformed)
+                # Row numbers are data rows; line = row + 1 because of the header line. The
+                # parser skipped the malformed rows among them (it numbers them by line).
+                first_line = first_row + (0 if cmap.header else 1)
+                lines = np.setdiff1d(np.arange(first_line, first_line + table.num_rows + len(new)),
+                                     [row.number for row in new if row.number is not None and row.number > 0])
+                batch = self._convert(table, source, first_row, lines=lines[: table.num_rows])
                 for row in new:
                     line = row.number
                     batch.rejected.append(
@@ -300,8 +324,13 @@ class TabularReader:
                 first_row += table.num_rows + len(new)
                 batch.position = opened.position.consumed
                 yield batch
+            if damage:
+                line = first_row + (0 if cmap.header else 1)
+                yield Batch(table=schema.empty_frame(), rows_read=0, position=opened.position.consumed,
+                            notices=[Rejected(source.name, line, damage[0], "")], damaged=True)
         except pa.ArrowInvalid as exc:
-            raise FormatError(f"{source.name}: not readable as CSV: {exc}") from exc
+            lost = f"; rows from {first_row:,} on were not read" if first_row > 1 else ""
+            raise FormatError(f"{source.name}: not readable as CSV: {exc}{lost}") from exc
         finally:
             if source.path is not None:
                 opened.raw.close()
@@ -324,7 +353,11 @@ class TabularReader:
             if path in made:
                 return made[path]
             value = column_at(table, path)
-            return value if value is not None else pa.nulls(n, pa.string())
+            if value is None:
+                return pa.nulls(n, pa.string())
+            if pa.types.is_binary(value.type) or pa.types.is_large_binary(value.type):
+                return _binary_as_text(value)  # Parquet bytes columns: text, whatever bytes they hold
+            return value
 
         nested = [(name, path) for name, path in cmap.items() if pa.types.is_nested(source_column(path).type)]
         if nested:
@@ -393,6 +426,7 @@ class _Waiting:
     rows_read: int = 0
     rejected: list[Rejected] = field(default_factory=list)
     notices: list[Rejected] = field(default_factory=list)
+    damaged: bool = False
 
     def batches(self, position: int) -> Iterator[Batch]:
         table = pa.concat_tables(self.tables) if len(self.tables) > 1 else (
@@ -401,7 +435,7 @@ class _Waiting:
             first = start == 0
             yield Batch(table=table.slice(start, ROWS_PER_BATCH), rows_read=self.rows_read if first else 0,
                         rejected=self.rejected if first else [], notices=self.notices if first else [],
-                        position=position)
+                        position=position, damaged=self.damaged and first)
 
 
 def _parse_json_lines(block: LineBlock, source_name: str,
@@ -410,7 +444,7 @@ def _parse_json_lines(block: LineBlock, source_name: str,
 
     The block is parsed in one go; when that fails, in halves, down to the single lines that
     are at fault, which go to ``rejected`` (blank lines hold no row)."""
-    data = block.data
+    data = valid_utf8(block.data)  # an invalid byte becomes U+FFFD and the row is kept
     if not data:
         return []
     if block.first_line == 1 and data.startswith(b"\xef\xbb\xbf"):
@@ -522,6 +556,17 @@ def as_text(values: pa.Array) -> pa.Array:
         return pa.array([None if v is None else json.dumps(v, default=str, ensure_ascii=False)
                          for v in values.to_pylist()], pa.string())
     return values.cast(pa.string())
+
+
+def _binary_as_text(values: pa.Array) -> pa.Array:
+    """Bytes as strings, invalid UTF-8 replaced by U+FFFD (decoded per distinct value, and only
+    when a plain cast finds some invalid)."""
+    try:
+        return values.cast(pa.string())
+    except pa.ArrowInvalid:
+        encoded = pc.dictionary_encode(values)
+        texts = [None if v is None else v.decode("utf-8", "replace") for v in encoded.dictionary.to_pylist()]
+        return pc.take(pa.array(texts, pa.string()), encoded.indices)
 
 
 def _param_values(values: pa.Array) -> pa.Array:
