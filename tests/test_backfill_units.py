@@ -14,53 +14,9 @@ from importer import events as ev
 from importer.backfill import backfill, write_files
 from importer.backfill.aggregate import parse_url
 from importer.backfill.devices import DeviceParser, major_minor
-from importer.backfill.sources import resolve, source_for_host
 from importer.backfill.writer import read_table
 
 UTC = dt.timezone.utc
-
-
-# -- sources -----------------------------------------------------------------------------
-
-@pytest.mark.parametrize("query, referrer, expected", [
-    ("", "https://www.google.co.uk/", ("Google", "google.co.uk", "")),
-    ("", "https://www.google.com/search?q=x", ("Google", "google.com/search", "")),
-    ("", "https://news.ycombinator.com/item?id=1", ("Hacker News", "news.ycombinator.com/item", "")),
-    ("", "https://l.facebook.com/l.php?u=x", ("Facebook", "l.facebook.com/l.php", "")),
-    ("", "https://facebook.com/page", ("Facebook", "facebook.com/page", "")),  # reference §13's test
-    ("", "https://en.wikipedia.org/wiki/Log/", ("Wikipedia", "en.wikipedia.org/wiki/Log", "")),
-    ("", "https://blog.somewhere.net/post/", ("blog.somewhere.net", "blog.somewhere.net/post", "")),
-    ("", "https://www.example.com/pricing", ("", "", "")),       # internal: the page's own host
-    ("", "http://localhost:3000/", ("", "", "")),
-    ("", "ftp://files.example.org/x", ("", "", "")),
-    ("utm_source=fb&utm_medium=social", "", ("Facebook", "", "fb")),
-    ("ref=hn", "https://news.ycombinator.com/", ("Hacker News", "news.ycombinator.com", "hn")),
-    ("source=Newsletter", "https://www.google.com/", ("Newsletter", "google.com", "Newsletter")),
-    ("utm_source=news.ycombinator.com", "", ("Hacker News", "", "news.ycombinator.com")),
-])
-def test_source_names(query, referrer, expected):
-    got = resolve(query, referrer or None, "example.com")
-    assert (got.source, got.referrer, got.utm_source) == expected
-
-
-def test_utm_fields_and_inferred_medium():
-    got = resolve("utm_source=google&gclid=abc&utm_campaign=spring&utm_content=a&utm_term=b", None, "example.com")
-    assert got.as_tuple() == ("Google", "", "google", "(gclid)", "spring", "a", "b")
-    # The source may come from the referrer too (reference §13: source Bing with msclkid).
-    got = resolve("msclkid=x", "https://www.bing.com/", "example.com")
-    assert (got.source, got.utm_medium) == ("Bing", "(msclkid)")
-    got = resolve("msclkid=x&utm_medium=cpc", "https://www.bing.com/", "example.com")
-    assert got.utm_medium == "cpc"  # only an empty medium is inferred
-    got = resolve("gclid=x", "https://duckduckgo.com/", "example.com")
-    assert (got.source, got.utm_medium) == ("DuckDuckGo", "")
-
-
-def test_source_host_families():
-    assert source_for_host("duckduckgo.com") == "DuckDuckGo"
-    assert source_for_host("t.co") == "Twitter" and source_for_host("x.com") == "Twitter"
-    assert source_for_host("yandex.ru") == "Yandex"
-    assert source_for_host("google.com.br") == "Google"
-    assert source_for_host("googlesomething.com") == "googlesomething.com"
 
 
 def test_page_url_parts():

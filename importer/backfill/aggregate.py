@@ -42,7 +42,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..plausible import LINK_URL_EVENTS, PATH_EVENTS
-from . import sources as src
+from . import referrers as src
 from .devices import DeviceParser
 from .geo import GeoLookup
 from .writer import CsvWriter
@@ -75,7 +75,7 @@ def parse_url(url: str | None) -> tuple[str, str, str]:
     except ValueError:
         return "(none)", "/", ""
     host = (parts.hostname or "").strip().lower()
-    host = src.strip_www(host) or "(none)"
+    host = (host[4:] if host.startswith("www.") else host) or "(none)"
     path = unquote(parts.path).rstrip() or "/"
     return host, path, parts.query
 
