@@ -31,6 +31,12 @@ def backfill_command(
     log_timezone: str = typer.Option(
         "UTC", "--log-timezone", help="IANA zone for log times written without one (send's --timezone)."
     ),
+    since: Optional[str] = typer.Option(
+        None, "--since", help="Only events at or after this date (midnight in --timezone) or time (UTC unless given)."
+    ),
+    until: Optional[str] = typer.Option(
+        None, "--until", help="Only events before this time; a date includes that whole day (in --timezone)."
+    ),
 ) -> None:
     """Write Plausible's ten CSV import files (history with its real dates) from logs or exports."""
     from .backfill import backfill  # heavy imports only when the command runs
@@ -50,6 +56,8 @@ def backfill_command(
             log_format=log_format,
             custom_format=custom_format,
             log_timezone=log_timezone,
+            since=since,
+            until=until,
         )
     except (ConfigError, MappingError) as exc:
         _fail(str(exc))

@@ -14,4 +14,4 @@ and written as the ten files (:mod:`.writer`).
 from .run import BackfillReport, backfill, write_files
 from .writer import TABLES
 
-__all__ = ["backfill", "write_files", "BackfillReport", "TABLES"]
+__all__ = ["TABLES", "BackfillReport", "backfill", "write_files"]

@@ -111,7 +111,7 @@ def _raw_host(netloc: str) -> str:
 
 
 def _strip_www(host: str) -> str:
-    return host[4:] if host.startswith("www.") else host
+    return host.removeprefix("www.")
 
 
 def url_host(url: str | None) -> str:

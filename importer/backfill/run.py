@@ -15,6 +15,7 @@ written as the ten files (:mod:`.writer`), which are then read back and checked.
 from __future__ import annotations
 
 import datetime as dt
+import re
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -27,8 +28,14 @@ import pyarrow as pa
 
 from .. import mapping as mapping_mod
 from ..mapping import Mapper, Mapping
-from ..pipeline import (DEFAULT_REJECTS, ConfigError, check_log_options, expand_inputs, normalise_domain,
-                        read_events)
+from ..pipeline import (
+    DEFAULT_REJECTS,
+    ConfigError,
+    check_log_options,
+    expand_inputs,
+    normalise_domain,
+    read_events,
+)
 from ..progress import Progress
 from ..report import RejectsFile, Report, SummaryTable
 from .aggregate import DayAggregator, day_to_date
@@ -64,6 +71,7 @@ class BackfillReport:
     custom_events: int = 0
     bounces: int = 0
     sessions_past_midnight: int = 0
+    bot_events: int = 0  # events whose user agent Plausible drops as a bot: in no file
     pageviews_by_day: dict[dt.date, int] = field(default_factory=dict)
     user_agents_parsed: int = 0
     user_agents_from_cache: int = 0
@@ -103,6 +111,7 @@ class BackfillReport:
             "custom_events": self.custom_events,
             "bounces": self.bounces,
             "sessions_past_midnight": self.sessions_past_midnight,
+            "bot_events_dropped": self.bot_events,
             "pageviews_by_day": {d.isoformat(): n for d, n in sorted(self.pageviews_by_day.items())},
             "user_agents_parsed": self.user_agents_parsed,
             "user_agent_seconds": round(self.user_agent_seconds, 3),
@@ -130,6 +139,8 @@ class BackfillReport:
         add("bounces", self.bounces)
         if self.sessions_past_midnight:
             add("sessions past midnight", self.sessions_past_midnight)
+        if self.bot_events:
+            add("bot events dropped", self.bot_events)
         add("user agents parsed", f"{self.user_agents_parsed:,} in {self.user_agent_seconds:.1f} s"
             + (f" (+{self.user_agents_from_cache:,} from cache)" if self.user_agents_from_cache else ""))
         for name in TABLES:
@@ -161,6 +172,8 @@ def backfill(
     ua_cache: str | Path | None = "default",
     today: dt.date | None = None,
     stderr: TextIO | None = None,
+    since: str | dt.date | dt.datetime | None = None,
+    until: str | dt.date | dt.datetime | None = None,
 ) -> BackfillReport:
     """Read ``inputs`` and write Plausible's ten CSV import files into ``out_dir``.
 
@@ -168,7 +181,9 @@ def backfill(
     bad input lines never raise: they are counted and written to the rejects file.
     ``timezone`` is the site's time zone (the dates of the files); ``log_timezone`` is the zone of
     log times written without an offset, as for ``send``. ``ua_cache`` is the user-agent cache
-    file (``"default"``: under ``~/.cache``; ``None``: none).
+    file (``"default"``: under ``~/.cache``; ``None``: none). ``since`` (inclusive) and ``until``
+    (exclusive) keep only events in that window: a date is midnight in the site's time zone (so
+    ``until`` of a date includes that whole day), a time is exact (UTC unless it has an offset).
     """
     stderr = stderr or sys.stderr
     started = time.monotonic()
@@ -179,6 +194,7 @@ def backfill(
         raise ConfigError(f"--timezone {timezone!r}: give the site's time zone as an IANA name, "
                           "e.g. Europe/Berlin or UTC (Site settings > General in Plausible)") from None
     check_log_options(log_format, custom_format, log_timezone)
+    window = event_window(since, until, ZoneInfo(timezone))
     loaded = mapping if isinstance(mapping, Mapping) else mapping_mod.load(mapping)
     sources = expand_inputs(inputs)
     out = Path(out_dir)
@@ -196,7 +212,7 @@ def backfill(
             yield batch
 
     try:
-        events = read_events(sources, Mapper(loaded, domain), report.read, rejects, log_format=log_format,
+        events = read_events(sources, Mapper(loaded, domain, since=window[0], until=window[1]), report.read, rejects, log_format=log_format,
                              progress=bar, custom_format=custom_format, timezone=log_timezone)
         write_files(counted(events), timezone=timezone, out_dir=out, report=report, memory_limit=memory_limit,
                     ua_cache=ua_cache, today=today, notify=bar.write if progress else None)
@@ -272,7 +288,8 @@ def write_files(
         report.custom_events, report.bounces = totals.custom_events, totals.bounces
         report.sessions_past_midnight = totals.carried_sessions
         report.pageviews_by_day = dict(totals.pageviews_by_day)
-        _guard_rails(report, today or dt.datetime.now(zone).date(), totals.device_detector_bots)
+        report.bot_events = totals.bot_events
+        _guard_rails(report, today or dt.datetime.now(zone).date())
     finally:
         if writer is not None:
             writer.abort()
@@ -288,7 +305,25 @@ def write_files(
     return report
 
 
-def _guard_rails(report: BackfillReport, today: dt.date, device_detector_bots: int) -> None:
+def event_window(since: str | dt.date | dt.datetime | None, until: str | dt.date | dt.datetime | None,
+                 zone: ZoneInfo) -> tuple[dt.datetime | None, dt.datetime | None]:
+    """``--since`` / ``--until`` as UTC times; a date is that day's midnight in the site's zone."""
+    bounds = []
+    for value, end in ((since, False), (until, True)):
+        if isinstance(value, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", value.strip()):
+            value = dt.date.fromisoformat(value.strip())
+        if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+            value = dt.datetime.combine(value + dt.timedelta(days=1 if end else 0), dt.time(0), tzinfo=zone)
+        try:
+            bounds.append(mapping_mod.date_bound(value, end=end))
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+    if bounds[0] and bounds[1] and bounds[0] >= bounds[1]:
+        raise ConfigError("--since must be before --until")
+    return bounds[0], bounds[1]
+
+
+def _guard_rails(report: BackfillReport, today: dt.date) -> None:
     if report.days < MIN_DAYS:
         report.warnings.append(
             f"the files cover {report.days} day(s) ({report.start} .. {report.end}); Plausible refuses an "
@@ -297,8 +332,4 @@ def _guard_rails(report: BackfillReport, today: dt.date, device_detector_bots: i
         report.warnings.append(f"the data reaches {report.end}, today in the site's time zone: that day is "
                                "incomplete, and Plausible clamps the import at the first day of native data")
     report.warnings.append(CLAMP_NOTE)
-    if device_detector_bots:
-        report.warnings.append(
-            f"{device_detector_bots:,} sessions have a user agent that Plausible's device database calls a "
-            "bot; Plausible would not have counted them (add a pattern to the mapping to drop them)")
     report.warnings.append(UPLOAD_HINT.format(out=report.out_dir))
