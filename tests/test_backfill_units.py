@@ -222,3 +222,21 @@ def test_engagement_events_are_not_goals(tmp_path):
     assert read_table(Path(report.files["imported_custom_events"]), "imported_custom_events").empty
     visitors = read_table(Path(report.files["imported_visitors"]), "imported_visitors").iloc[0]
     assert (visitors.visits, visitors.pageviews, visitors.bounces) == (1, 1, 1)
+
+
+def test_read_back_checks_visitors_pageviews_against_pages(tmp_path):
+    from importer.backfill.writer import validate
+
+    # A session from 23:50 to 00:10: its pageviews split 1 + 1 over two days in imported_visitors
+    # (each view's day) while the session tables hold both on the second day; all is well.
+    events = frame([dict(url="https://example.com/", timestamp=dt.datetime(2024, 5, 1, 23, 50, tzinfo=UTC)),
+                    dict(url="https://example.com/x", timestamp=dt.datetime(2024, 5, 2, 0, 10, tzinfo=UTC))])
+    report = write_files([events], timezone="UTC", out_dir=tmp_path, ua_cache=None, today=dt.date(2026, 1, 1))
+    assert report.ok and report.problems == []
+    paths = {table: Path(p) for table, p in report.files.items()}
+    visitors = paths["imported_visitors"]
+    assert visitors.read_text().splitlines()[1:] == ['"2024-05-01",0,1,0,0,0', '"2024-05-02",1,1,0,1,1200']
+    visitors.write_text(visitors.read_text().replace('"2024-05-01",0,1,', '"2024-05-01",0,2,'))
+    rows = {table: len(read_table(path, table)) for table, path in paths.items()}
+    problems = validate(paths, report.start, report.end, rows)
+    assert problems == [f"{visitors.name}: total pageviews 3 != 2 in imported_pages"]
