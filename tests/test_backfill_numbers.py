@@ -8,7 +8,7 @@ import datetime as dt
 from pathlib import Path
 
 import pytest
-from conftest import BROWSER, combined_line, write_log
+from conftest import BROWSER, write_log
 from test_backfill import TZ, handmade_lines
 from test_backfill_units import frame
 
@@ -160,3 +160,16 @@ def test_exports_keep_their_countries(tmp_path, mapping, sample):
     # Every visitor in both samples is in Germany ("DE" in Umami, "Germany" in GA4): all sessions.
     assert {r["country"] for r in locations} == {"DE"}
     assert sum(r["visits"] for r in locations) == report.sessions > 0
+
+
+def test_a_day_of_bots_only_gets_no_row_of_its_own(tmp_path):
+    # A session open at midnight is carried into 05-02, whose only event is a bot's: 05-02 has no
+    # event Plausible would keep and no session ends on it, so the exporter writes no row for it.
+    events = frame([
+        dict(url="https://example.com/", timestamp=dt.datetime(2024, 5, 1, 23, 50, tzinfo=UTC)),
+        dict(url="https://example.com/", timestamp=dt.datetime(2024, 5, 2, 9, 0, tzinfo=UTC), user_agent=HEADLESS),
+        dict(url="https://example.com/", timestamp=dt.datetime(2024, 5, 3, 9, 0, tzinfo=UTC)),
+    ])
+    report = write_files([events], timezone="UTC", out_dir=tmp_path, ua_cache=None, today=dt.date(2026, 1, 1))
+    assert [r["date"] for r in table_rows(report, "imported_visitors")] == ["2024-05-01", "2024-05-03"]
+    assert report.bot_events == 1 and report.ok

@@ -194,6 +194,8 @@ class DayAggregator:
 
     def _pages(self, day: int, mask: np.ndarray, events: Events, sessions: Sessions, urls: Urls) -> None:
         rows = np.flatnonzero(mask)
+        if day not in self.event_days:  # only carried sessions (the day's own events were all bots)
+            return
         date = day_to_date(day)
         self.totals.pageviews_by_day[date] = len(rows)
         self.event_days[day] = len(rows)
