@@ -116,7 +116,7 @@ def test_custom_events_link_url_and_path_and_bounces(tmp_path):
 
 
 @pytest.mark.parametrize("session, bounce", [
-    # plausible-api.md, "How sessions are updated": a session starts as a bounce; a second
+    # Plausible's Session.CacheStore: a session starts as a bounce; a second
     # pageview, or an interactive event that is not a pageview, after its start ends that.
     ([("Signup", True)], 1),  # one interactive custom event, alone
     ([("Signup", True), ("pageview", True)], 1),  # then one pageview: still one pageview

@@ -53,8 +53,6 @@ CLAMP_NOTE = ("Plausible keeps imported days only up to the first day of the sit
               "import history from before you started Plausible")
 
 
-
-
 @dataclass
 class BackfillReport:
     """What a backfill read, what it wrote, and what to watch out for."""

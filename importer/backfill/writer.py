@@ -1,4 +1,5 @@
-"""The ten CSV files of Plausible's import: exact names, columns and types (reference §16).
+"""The ten CSV files of Plausible's import: exact names, columns and types (``input_structures`` in
+Plausible's ``lib/plausible/imported/csv_importer.ex``).
 
 Rows are appended day by day to temporary files; when the run ends and the date range is
 known, each file gets its final name ``imported_{table}_{YYYYMMDD}_{YYYYMMDD}.csv`` (the same
