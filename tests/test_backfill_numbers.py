@@ -173,3 +173,16 @@ def test_a_day_of_bots_only_gets_no_row_of_its_own(tmp_path):
     report = write_files([events], timezone="UTC", out_dir=tmp_path, ua_cache=None, today=dt.date(2026, 1, 1))
     assert [r["date"] for r in table_rows(report, "imported_visitors")] == ["2024-05-01", "2024-05-03"]
     assert report.bot_events == 1 and report.ok
+
+
+def test_a_mapping_location_must_name_a_column(tmp_path):
+    from importer import mapping
+
+    good = tmp_path / "good.toml"
+    good.write_text('extends = "umami"\nname = "umami-geo"\n[input.extra]\nregion = "subdivision1"\n'
+                    '[visitor]\nregion = "region"\n', encoding="utf-8")
+    assert mapping.load(str(good)).visitor["region"] == "region"
+    bad = tmp_path / "bad.toml"
+    bad.write_text('extends = "umami"\nname = "umami-bad"\n[visitor]\ncity = "nowhere"\n', encoding="utf-8")
+    with pytest.raises(mapping.MappingError, match="visitor.city"):
+        mapping.load(str(bad))
