@@ -36,6 +36,12 @@ def backfill_command(
     native_start: Optional[str] = typer.Option(
         None, "--native-start", help="The site's first day of Plausible data (YYYY-MM-DD): the report shows the cut."
     ),
+    since: Optional[str] = typer.Option(
+        None, "--since", help="Only events at or after this date (midnight in --timezone) or time (UTC unless given)."
+    ),
+    until: Optional[str] = typer.Option(
+        None, "--until", help="Only events before this time; a date includes that whole day (in --timezone)."
+    ),
 ) -> None:
     """Write Plausible's ten CSV import files (history with its real dates) from logs or exports."""
     from .backfill import backfill  # heavy imports only when the command runs
@@ -61,6 +67,8 @@ def backfill_command(
             log_format=log_format,
             custom_format=custom_format,
             log_timezone=log_timezone,
+            since=since,
+            until=until,
         )
     except (ConfigError, MappingError) as exc:
         _fail(str(exc))

@@ -6,6 +6,11 @@ the body of ``POST /api/event``; ``user_agent`` and ``ip`` travel as the ``User-
 event came from (Plausible cannot take a timestamp, but the dry-run output and the CSV
 backfill use it). ``revenue_amount`` + ``revenue_currency`` become the body's ``revenue``
 object and ``interactive = false`` its ``interactive`` field; both are null for most events.
+
+A frame may carry three more, optional, string columns after these: ``country``, ``region``
+and ``city`` (:data:`LOCATION_FIELDS`), the visitor's location as an export wrote it (a
+mapping's ``[visitor]`` keys of the same names). Only the backfill reads them, for
+``imported_locations``; Plausible's ``/api/event`` takes no location.
 """
 
 from __future__ import annotations
@@ -33,6 +38,9 @@ EVENT_SCHEMA = pa.schema(
         pa.field("interactive", pa.bool_()),  # false for non-interactive events; null: Plausible's default
     ]
 )
+
+
+LOCATION_FIELDS = ("country", "region", "city")
 
 
 def empty_events() -> pa.Table:

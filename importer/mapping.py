@@ -139,6 +139,9 @@ _SPEC: dict[str, Any] = {
         "os": str,
         "os_version": str,
         "replace_ip": str,
+        "country": str,
+        "region": str,
+        "city": str,
     },
     "limits": {"policy": str},
 }
@@ -1648,7 +1651,12 @@ class Mapper:
         for f in ev.EVENT_SCHEMA:
             value = _chunk(columns[f.name])
             arrays.append(value.cast(f.type) if value.type != f.type else value)
-        return pa.Table.from_arrays(arrays, schema=ev.EVENT_SCHEMA)
+        table = pa.Table.from_arrays(arrays, schema=ev.EVENT_SCHEMA)
+        for k in ev.LOCATION_FIELDS:  # an export's visitor location, for the backfill
+            if k in m.visitor:
+                value = _chunk(values[m.visitor[k]]).cast(pa.string())
+                table = table.append_column(k, value if selected is None else value.take(pa.array(selected)))
+        return table
 
     def _sync_run_pools(self) -> None:
         """Run-wide pools of names and props the path memo points into (afresh with the memo)."""

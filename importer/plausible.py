@@ -32,3 +32,42 @@ LINK_URL_EVENTS = frozenset({"Outbound Link: Click", "Cloaked Link: Click", "Fil
 PATH_EVENTS = frozenset({"404", "WP Form Completions", "Form: Submission"})
 # Events Plausible treats as interactive whatever the ``interactive`` field says.
 SYSTEM_EVENTS = frozenset({"pageview", "engagement"}) | LINK_URL_EVENTS | PATH_EVENTS
+
+# Country codes the exporter leaves out of imported_locations: unknown ("\0\0" in ClickHouse,
+# "" here) and "ZZ" (lib/plausible/exports.ex).
+UNKNOWN_COUNTRIES = frozenset({"", "\0\0", "ZZ"})
+
+# Browser names as Plausible stores them: device-detector client name -> stored name
+# (browser_name in lib/plausible/ingestion/event.ex). Any client of type "mobile app" is
+# "Mobile App" without a version; "Chrome Webview" is "Mobile App" with its major.minor version.
+BROWSER_NAMES = {
+    "Mobile Safari": "Safari",
+    "Chrome Mobile": "Chrome",
+    "Chrome Mobile iOS": "Chrome",
+    "Firefox Mobile": "Firefox",
+    "Firefox Mobile iOS": "Firefox",
+    "Opera Mobile": "Opera",
+    "Opera Mini": "Opera",
+    "Opera Mini iOS": "Opera",
+    "Yandex Browser Lite": "Yandex Browser",
+    "Chrome Webview": "Mobile App",
+}
+
+
+def major_minor(version: str | None) -> str:
+    """``122.0.6261.94`` -> ``122.0``; ``10`` -> ``10``; nothing -> ``""``."""
+    return ".".join(str(version).split(".")[:2]) if version else ""
+
+
+def browser_from_client(name: str, client_type: str, version: str | None) -> tuple[str, str]:
+    """(browser, browser_version) as Plausible stores a device-detector client."""
+    if not name:
+        return "", ""
+    if client_type == "mobile app":
+        return "Mobile App", ""
+    return BROWSER_NAMES.get(name, name), major_minor(version)
+
+
+def plausible_browser(browser: str, version: str) -> tuple[str, str]:
+    """Fold a browser name that is not yet Plausible's (e.g. "Opera Mini") into Plausible's."""
+    return BROWSER_NAMES.get(browser, browser), version

@@ -8,8 +8,8 @@ Traffic (kept rows only; a bot, a static asset, a POST, a 404 and a broken line 
   visitor A = 8.8.8.8 + Firefox/Linux (Desktop; country US)
     03-14 10:00:00  /?utm_source=newsletter&utm_medium=email&utm_campaign=spring
     03-14 10:10:00  /pricing        (ref: own site, ignored)
-    03-14 10:40:59  /docs/          gap 30 min 59 s: same session               -> A1: 3 pv, 2459 s
-    03-14 11:11:59  /pricing        gap exactly 31 min: a new session           -> A2: 1 pv, bounce
+    03-14 10:40:00  /docs/          gap exactly 30 min: same session            -> A1: 3 pv, 2400 s
+    03-14 11:10:30  /pricing        gap 30 min 30 s: a new session              -> A2: 1 pv, bounce
     03-16 12:00:00  /%C3%A9t%C3%A9  (ref t.co/abc)                              -> A3: 1 pv, bounce
   visitor B = 203.0.113.7 + iPhone Safari (Mobile)
     03-14 09:00:00  /blog/post-1    (ref www.google.com)
@@ -21,7 +21,9 @@ Traffic (kept rows only; a bot, a static asset, a POST, a 404 and a broken line 
     03-15 08:00:00  /docs/          (ref duckduckgo.com)
     03-15 08:05:00  /docs/install                                               -> D1: 2 pv, 300 s
 
-Session-level tables date a session by its start (C1 belongs to 03-14), pages by each view.
+Session-level tables date a session by its last event (C1 belongs to 03-15), pages by each
+view. Berlin's 23:50 and 00:10 are 22:50 and 23:10 UTC: one salt day, so C is one user_id.
+Countries: 8.8.8.8 is US; 203.0.113.0/24 is a documentation range (unknown, not in locations).
 """
 
 from __future__ import annotations
@@ -68,9 +70,9 @@ def handmade_lines() -> list[str]:
         combined_line(**A, when=at(14, 10, 0), target="/?utm_source=newsletter&utm_medium=email&utm_campaign=spring"),
         combined_line(**A, when=at(14, 10, 10), target="/pricing", referrer="https://www.example.com/"),
         combined_line(**A, when=at(14, 10, 20), target="/login", method="POST"),  # method
-        combined_line(**A, when=at(14, 10, 40, 59), target="/docs/"),
+        combined_line(**A, when=at(14, 10, 40, 0), target="/docs/"),
         combined_line(**A, when=at(14, 10, 41), target="/nope", status=404),  # status
-        combined_line(**A, when=at(14, 11, 11, 59), target="/pricing"),
+        combined_line(**A, when=at(14, 11, 10, 30), target="/pricing"),
         "this is not a log line",  # invalid
         combined_line(**C, when=at(14, 23, 50), target="/", referrer="https://news.ycombinator.com/item?id=1"),
         combined_line(**C, when=at(15, 0, 10), target="/about"),
@@ -130,10 +132,11 @@ def test_row_accounting_like_send(handmade):
 def test_visitors_sessions_bounces_durations(handmade):
     _, frames, _, _ = handmade
     v = frames["imported_visitors"]
-    # 03-14: sessions A1, A2, B1, C1; visitors A, B, C; pageviews 3+1+2+2; bounce A2;
-    # duration 2459 + 0 + 30 + 1200.
-    same(v, "2024-03-14", [dict(visitors=3, pageviews=8, bounces=1, visits=4, visit_duration=3689)])
-    same(v, "2024-03-15", [dict(visitors=1, pageviews=2, bounces=0, visits=1, visit_duration=300)])
+    # 03-14: sessions A1, A2, B1 (visitors A, B; bounce A2; duration 2400 + 0 + 30); pageviews are
+    # the day's pageview events: A 4, B 2, C's first 1.
+    same(v, "2024-03-14", [dict(visitors=2, pageviews=7, bounces=1, visits=3, visit_duration=2430)])
+    # 03-15: C1 (ends here) and D1; pageviews C 1, D 2.
+    same(v, "2024-03-15", [dict(visitors=2, pageviews=3, bounces=0, visits=2, visit_duration=1500)])
     same(v, "2024-03-16", [dict(visitors=1, pageviews=1, bounces=1, visits=1, visit_duration=0)])
 
 
@@ -160,18 +163,21 @@ def test_pages_by_the_day_of_each_view(handmade):
 def test_entry_and_exit_pages(handmade):
     _, frames, _, _ = handmade
     same(frames["imported_entry_pages"], "2024-03-14", [
-        dict(entry_page="/", visitors=2, entrances=2, visit_duration=3659, bounces=0, pageviews=5),  # A1 + C1
+        dict(entry_page="/", visitors=1, entrances=1, visit_duration=2400, bounces=0, pageviews=3),  # A1
         dict(entry_page="/pricing", visitors=1, entrances=1, visit_duration=0, bounces=1, pageviews=1),  # A2
         dict(entry_page="/blog/post-1", visitors=1, entrances=1, visit_duration=30, bounces=0, pageviews=2),
     ])
     same(frames["imported_exit_pages"], "2024-03-14", [
-        dict(exit_page="/docs/", visitors=1, visit_duration=2459, exits=1, bounces=0, pageviews=3),
+        dict(exit_page="/docs/", visitors=1, visit_duration=2400, exits=1, bounces=0, pageviews=3),
         dict(exit_page="/pricing", visitors=1, visit_duration=0, exits=1, bounces=1, pageviews=1),
         dict(exit_page="/blog/post-2", visitors=1, visit_duration=30, exits=1, bounces=0, pageviews=2),
-        dict(exit_page="/about", visitors=1, visit_duration=1200, exits=1, bounces=0, pageviews=2),  # C1
     ])
     same(frames["imported_entry_pages"], "2024-03-15", [
+        dict(entry_page="/", visitors=1, entrances=1, visit_duration=1200, bounces=0, pageviews=2),  # C1
         dict(entry_page="/docs/", visitors=1, entrances=1, visit_duration=300, bounces=0, pageviews=2)])
+    same(frames["imported_exit_pages"], "2024-03-15", [
+        dict(exit_page="/about", visitors=1, visit_duration=1200, exits=1, bounces=0, pageviews=2),  # C1
+        dict(exit_page="/docs/install", visitors=1, visit_duration=300, exits=1, bounces=0, pageviews=2)])
 
 
 def test_sources_with_utm_and_referrers(handmade):
@@ -180,15 +186,16 @@ def test_sources_with_utm_and_referrers(handmade):
     blank = dict(utm_source="", utm_medium="", utm_campaign="", utm_content="", utm_term="")
     same(s, "2024-03-14", [
         dict(source="newsletter", referrer="", utm_source="newsletter", utm_medium="email", utm_campaign="spring",
-             utm_content="", utm_term="", pageviews=3, visitors=1, visits=1, visit_duration=2459, bounces=0),
+             utm_content="", utm_term="", pageviews=3, visitors=1, visits=1, visit_duration=2400, bounces=0),
         dict(source="", referrer="", **blank, pageviews=1, visitors=1, visits=1, visit_duration=0, bounces=1),
         dict(source="Google", referrer="google.com", **blank, pageviews=2, visitors=1, visits=1,
              visit_duration=30, bounces=0),
+    ])
+    same(s, "2024-03-15", [
         dict(source="Hacker News", referrer="news.ycombinator.com/item", **blank, pageviews=2, visitors=1,
              visits=1, visit_duration=1200, bounces=0),
-    ])
-    same(s, "2024-03-15", [dict(source="DuckDuckGo", referrer="duckduckgo.com", **blank, pageviews=2, visitors=1,
-                                visits=1, visit_duration=300, bounces=0)])
+        dict(source="DuckDuckGo", referrer="duckduckgo.com", **blank, pageviews=2, visitors=1,
+             visits=1, visit_duration=300, bounces=0)])
     same(s, "2024-03-16", [dict(source="Twitter", referrer="t.co/abc", **blank, pageviews=1, visitors=1,
                                 visits=1, visit_duration=0, bounces=1)])
 
@@ -196,39 +203,47 @@ def test_sources_with_utm_and_referrers(handmade):
 def test_devices_browsers_operating_systems(handmade):
     _, frames, _, _ = handmade
     same(frames["imported_devices"], "2024-03-14", [
-        dict(device="Desktop", visitors=1, visits=2, visit_duration=2459, bounces=1, pageviews=4),  # A1, A2
+        dict(device="Desktop", visitors=1, visits=2, visit_duration=2400, bounces=1, pageviews=4),  # A1, A2
         dict(device="Mobile", visitors=1, visits=1, visit_duration=30, bounces=0, pageviews=2),     # B1
+    ])
+    same(frames["imported_devices"], "2024-03-15", [
         dict(device="Tablet", visitors=1, visits=1, visit_duration=1200, bounces=0, pageviews=2),   # C1
+        dict(device="Desktop", visitors=1, visits=1, visit_duration=300, bounces=0, pageviews=2),   # D1
     ])
     # Mobile Safari on iPhone and iPad is stored as Safari; versions are major.minor.
     same(frames["imported_browsers"], "2024-03-14", [
-        dict(browser="Firefox", browser_version="123.0", visitors=1, visits=2, visit_duration=2459, bounces=1,
+        dict(browser="Firefox", browser_version="123.0", visitors=1, visits=2, visit_duration=2400, bounces=1,
              pageviews=4),
-        dict(browser="Safari", browser_version="17.3", visitors=2, visits=2, visit_duration=1230, bounces=0,
-             pageviews=4),
+        dict(browser="Safari", browser_version="17.3", visitors=1, visits=1, visit_duration=30, bounces=0,
+             pageviews=2),
     ])
     same(frames["imported_operating_systems"], "2024-03-14", [
-        dict(operating_system="GNU/Linux", operating_system_version="", visitors=1, visits=2, visit_duration=2459,
+        dict(operating_system="GNU/Linux", operating_system_version="", visitors=1, visits=2, visit_duration=2400,
              bounces=1, pageviews=4),
         dict(operating_system="iOS", operating_system_version="17.3", visitors=1, visits=1, visit_duration=30,
              bounces=0, pageviews=2),
-        dict(operating_system="iPadOS", operating_system_version="17.3", visitors=1, visits=1,
-             visit_duration=1200, bounces=0, pageviews=2),
     ])
     same(frames["imported_browsers"], "2024-03-15", [
+        dict(browser="Safari", browser_version="17.3", visitors=1, visits=1, visit_duration=1200, bounces=0,
+             pageviews=2),
         dict(browser="Chrome", browser_version="122.0", visitors=1, visits=1, visit_duration=300, bounces=0,
              pageviews=2)])
     same(frames["imported_operating_systems"], "2024-03-15", [
+        dict(operating_system="iPadOS", operating_system_version="17.3", visitors=1, visits=1,
+             visit_duration=1200, bounces=0, pageviews=2),
         dict(operating_system="Windows", operating_system_version="10", visitors=1, visits=1, visit_duration=300,
              bounces=0, pageviews=2)])
 
 
-def test_locations_country_only(handmade):
+def test_locations_leave_out_unknown_countries(handmade):
     _, frames, _, _ = handmade
-    # 8.8.8.8 is in the US; 203.0.113.0/24 is a documentation range: no country.
+    # 8.8.8.8 is in the US; 203.0.113.0/24 is a documentation range: unknown, so not written.
     same(frames["imported_locations"], "2024-03-14", [
-        dict(country="US", region="", city=0, visitors=1, visits=2, visit_duration=2459, bounces=1, pageviews=4),
-        dict(country="", region="", city=0, visitors=2, visits=2, visit_duration=1230, bounces=0, pageviews=4),
+        dict(country="US", region="", city=0, visitors=1, visits=2, visit_duration=2400, bounces=1, pageviews=4),
+    ])
+    same(frames["imported_locations"], "2024-03-15", [])
+    same(frames["imported_locations"], "2024-03-16", [
+        dict(country="US", region="", city=0, visitors=1, visits=1, visit_duration=0, bounces=1, pageviews=1),
     ])
 
 
@@ -288,9 +303,10 @@ def test_sample_data_matches_send_dry_run(tmp_path, tz):
     assert pages_by_day(report) == expected
     assert report.pageviews == report.read.events_by_name["pageview"] == sum(expected.values())
     # Read back: the session tables agree with each other.
-    visits = {t: int(read_table(Path(report.files[t]), t)["visits"].sum())
+    counts = {"imported_entry_pages": "entrances", "imported_exit_pages": "exits"}
+    visits = {t: int(read_table(Path(report.files[t]), t)[counts.get(t, "visits")].sum())
               for t in ("imported_visitors", "imported_sources", "imported_devices", "imported_browsers",
-                        "imported_operating_systems", "imported_locations")}
+                        "imported_operating_systems", "imported_entry_pages", "imported_exit_pages")}
     assert len(set(visits.values())) == 1 and report.sessions == visits["imported_visitors"]
     if tz == "America/New_York":  # 2024-03-14 +0100 is 03-13 19:00 .. 03-14 18:59 in New York
         assert (report.start, report.end) == (dt.date(2024, 3, 13), dt.date(2024, 3, 14))
@@ -357,29 +373,31 @@ def naive_sessions(events_jsonl: Path, tz: str) -> dict:
     visitors: dict = {}
     entry: Counter = Counter()
     exit_: Counter = Counter()
+    empty = {"visitors": set(), "visits": 0, "pageviews": 0, "bounces": 0, "visit_duration": 0}
     for key, items in by_visitor.items():
         items.sort(key=lambda item: item[0])
         sessions, current, last = [], [], None
         for when, e in items:
             seconds = int(when.timestamp())
-            if last is not None and (seconds - last) // 60 > 30:
+            if last is not None and seconds - last > 1800:  # the session cache's 30-minute TTL
                 sessions.append(current)
                 current = []
             current.append((seconds, when, e))
             last = seconds
+            if e["name"] == "pageview":  # pageviews: by each event's own day
+                visitors.setdefault(when.astimezone(zone).date().isoformat(), dict(empty, visitors=set()))
+                visitors[when.astimezone(zone).date().isoformat()]["pageviews"] += 1
         sessions.append(current)
         for s in sessions:
-            day = s[0][1].astimezone(zone).date().isoformat()
+            day = s[-1][1].astimezone(zone).date().isoformat()  # sessions: by their last event's day
             pages = [unquote(urlsplit(e["url"]).path) or "/" for _, _, e in s if e["name"] == "pageview"]
-            row = visitors.setdefault(day, {"visitors": set(), "visits": 0, "pageviews": 0, "bounces": 0,
-                                            "visit_duration": 0})
-            row["visitors"].add(key)
+            row = visitors.setdefault(day, dict(empty, visitors=set()))
+            row["visitors"].add((key, s[-1][1].astimezone(dt.timezone.utc).date()))  # the salt of that UTC day
             row["visits"] += 1
-            row["pageviews"] += len(pages)
             row["bounces"] += len(pages) <= 1
             row["visit_duration"] += s[-1][0] - s[0][0]
-            entry[(day, pages[0])] += 1
-            exit_[(day, pages[-1])] += 1
+            entry[(day, pages[0] if pages else "")] += 1
+            exit_[(day, pages[-1] if pages else "")] += 1
     for row in visitors.values():
         row["visitors"] = len(row["visitors"])
     return {"visitors": visitors, "entry": entry, "exit": exit_}

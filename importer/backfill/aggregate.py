@@ -1,28 +1,27 @@
-"""Sessions and daily aggregates, one site-local day at a time (reference §11, §12, §16.3, §17).
+"""The ten tables, one site-local day at a time, as Plausible's exporter writes them.
 
-Definitions, as Plausible's own exporter computes them from its native tables:
+Plausible's exporter (``lib/plausible/exports.ex``) reads its native tables: ``events_v2`` (one
+row per event) and ``sessions_v2`` (one row per session, as :mod:`.sessions` builds them). We
+compute the same rows from the events:
 
-* **visitor**: one (IP, user agent) pair, counted once per day (the site domain is fixed);
-* **session**: one visitor's events in time order, cut where the gap, in whole minutes of
-  whole-second timestamps, is over 30 (Plausible's ``diff(..., :minutes) <= 30``: a gap of
-  30 min 59 s continues, 31 min starts a new session);
-* **bounce**: a session with at most one pageview and no interactive custom event after
-  its first event;
-* **visit duration**: last event minus first event, in seconds, summed over sessions;
-* **entry / exit page**: the session's first / last pageview's pathname;
-* the session's **source, UTM values, location, device, browser and OS** come from its first
-  event.
+* ``imported_pages`` and ``imported_custom_events`` group events by each event's own day in the
+  site's zone; ``visitors`` counts distinct event ``user_id`` (which changes at midnight UTC),
+  pages' ``visits`` distinct sessions. Pages are grouped by pathname; ``hostname`` is the one
+  of the page's first pageview that day (the exporter takes ``any(hostname)``).
+* The session tables (sources, entry and exit pages, locations, devices, browsers, operating
+  systems, and the session figures of ``imported_visitors``) group sessions by the day of
+  their **last** event; ``visitors`` counts distinct session ``user_id`` (the last event's).
+  Entry and exit pages include sessions without a pageview, with page ``""``; locations leave
+  out sessions of unknown country.
+* ``imported_visitors.pageviews`` counts pageview events by their own day, joined by date to
+  the session figures: a day has a row when it has events or sessions that end on it.
 
-Midnight. Plausible carries a session across midnight (the visitor id is also tried with the
-previous day's salt), and its exporter dates every session-level table (visitors, sources,
-entry and exit pages, locations, devices, browsers, operating systems) by the session's
-*start*, in the site's time zone, while pages and custom events are dated by each event's own
-time. We do the same: a session open at the end of a day (its last event within 31 minutes of
-midnight) is carried into the next day's processing, its events with it; the session-level
-rows of a day are written once no session that started on that day can still grow. Pageviews
-per day therefore agree exactly between ``imported_pages`` and ``send --dry-run``, and a
-session that straddles midnight counts its later pageviews on its start day in the
-session-level tables, as Plausible's own export would.
+A session's source, location, device, browser and OS are its first event's. Events whose user
+agent Plausible drops as a bot never reach a session.
+
+Sessions are cut per day: a session whose last event is less than 30 minutes before the
+site-local midnight may go on, so its events are carried into the next day's batch; the
+session rows of a day are written once no carried session can still end on it.
 
 Everything runs on whole columns (Arrow, NumPy, pandas group-bys); Python code runs only per
 distinct URL, referrer, user agent, IP address and property set.
@@ -41,18 +40,23 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..plausible import LINK_URL_EVENTS, PATH_EVENTS
-from . import sources as src
-from .devices import DeviceParser
+from ..plausible import (
+    LINK_URL_EVENTS,
+    PATH_EVENTS,
+    UNKNOWN_COUNTRIES,
+    plausible_browser,
+)
+from . import referrers
+from .devices import DeviceInfo, DeviceParser
 from .geo import GeoLookup
+from .locations import Locations
+from .sessions import SESSION_TTL_S, Events, Sessions, build_sessions, sort_events
 from .writer import CsvWriter
 
-SESSION_GAP_S = 31 * 60  # a gap this long or longer starts a new session
 EPOCH = dt.date(1970, 1, 1)
 
-
 SESSION_DIMENSIONS = {
-    "imported_sources": list(src.FIELDS),
+    "imported_sources": list(referrers.FIELDS),
     "imported_locations": ["country", "region", "city"],
     "imported_devices": ["device"],
     "imported_browsers": ["browser", "browser_version"],
@@ -67,7 +71,7 @@ def day_to_date(day: int) -> dt.date:
 
 
 def parse_url(url: str | None) -> tuple[str, str, str]:
-    """(hostname without www., decoded pathname, raw query) of an event URL (reference §13)."""
+    """(hostname without www., decoded pathname, raw query) of an event URL (Plausible's rules)."""
     if not url:
         return "(none)", "/", ""
     try:
@@ -75,7 +79,7 @@ def parse_url(url: str | None) -> tuple[str, str, str]:
     except ValueError:
         return "(none)", "/", ""
     host = (parts.hostname or "").strip().lower()
-    host = src.strip_www(host) or "(none)"
+    host = host.removeprefix("www.") or "(none)"
     path = unquote(parts.path).rstrip() or "/"
     return host, path, parts.query
 
@@ -90,19 +94,44 @@ def props_value(props: str | None, key: str) -> str:
     return "" if value is None else str(value)
 
 
+def drops_as_bot(info: DeviceInfo) -> bool:
+    """Plausible drops what device-detector calls a bot and any client named Headless Chrome."""
+    return info.bot or info.browser == "Headless Chrome"
+
+
 @dataclass
 class Totals:
     """Figures for the report, summed over all days."""
 
     sessions: int = 0
-    visitors: int = 0  # sum of daily visitors
+    visitors: int = 0  # sum of daily visitors (imported_visitors)
     pageviews: int = 0
     custom_events: int = 0
     bounces: int = 0
-    days: int = 0
     carried_sessions: int = 0  # sessions that went on past a site-local midnight
     pageviews_by_day: dict = field(default_factory=dict)  # date -> pageviews (imported_pages)
-    device_detector_bots: int = 0  # sessions whose agent device-detector calls a bot
+    bot_events: int = 0  # events dropped because Plausible drops their user agent as a bot
+
+
+@dataclass(frozen=True)
+class Urls:
+    """Each event's page, from one parse per distinct URL."""
+
+    page_of_event: np.ndarray  # index into ``pages``
+    pages: list[tuple[str, str]]  # (hostname, pathname)
+    url_of_event: np.ndarray  # index into ``parsed`` / ``raw_hosts``
+    parsed: list[tuple[str, str, str]]  # parse_url of each distinct URL
+    raw_hosts: list[str]  # host as written, for the self-referral check
+
+
+def _urls(table: pa.Table) -> Urls:
+    url = pc.fill_null(table.column("url"), "").combine_chunks().dictionary_encode()
+    distinct = url.dictionary.to_pylist()
+    parsed = [parse_url(u) for u in distinct]
+    keys: dict[tuple[str, str], int] = {}
+    page_of_url = np.array([keys.setdefault((h, p), len(keys)) for h, p, _ in parsed], dtype=np.int64)
+    url_of_event = url.indices.to_numpy()
+    return Urls(page_of_url[url_of_event], list(keys), url_of_event, parsed, [referrers.url_host(u) for u in distinct])
 
 
 class DayAggregator:
@@ -114,31 +143,30 @@ class DayAggregator:
         self.agents = agents  # ua_id -> user agent
         self.writer = writer
         self.devices = devices
-        self.geo = geo
+        self.locations = Locations(geo)
+        self.dropped_agent = np.array([drops_as_bot(devices.parse(a)) for a in agents] + [False], dtype=bool)
         self.carry: pa.Table | None = None
-        self.pending: dict[int, list[pd.DataFrame]] = {}
+        self.pending: dict[int, list[pd.DataFrame]] = {}  # day of last event -> session rows
+        self.event_days: dict[int, int] = {}  # day with events, not yet written -> its pageviews
         self.totals = Totals()
-        self.first_day: int | None = None
-        self.last_day: int | None = None
-
-    # -- helpers -------------------------------------------------------------------------
 
     def midnight_after(self, day: int) -> int:
         """UTC epoch seconds of the site-local midnight that ends ``day``."""
         next_day = day_to_date(day + 1)
         return int(dt.datetime.combine(next_day, dt.time(0), tzinfo=self.tz).timestamp())
 
-    # -- the work ------------------------------------------------------------------------
-
     def add_day(self, day: int, events: pa.Table, *, last: bool) -> None:
         """Process one site-local day's events (any order), plus sessions carried into it."""
-        self.totals.days += 1
-        self.first_day = day if self.first_day is None else self.first_day
-        self.last_day = day
+        bots = self.dropped_agent[events.column("ua_id").to_numpy()] if events.num_rows else np.zeros(0, bool)
+        if bots.any():
+            self.totals.bot_events += int(bots.sum())
+            events = events.filter(pa.array(~bots))
+        if events.num_rows:
+            self.event_days[day] = 0
         frame = events if self.carry is None else pa.concat_tables([self.carry, events], promote_options="permissive")
         self.carry = None
         if frame.num_rows:
-            self._sessions(day, frame, last=last)
+            self._process(day, frame, last=last)
         self._flush()
 
     def finish(self) -> None:
@@ -146,214 +174,148 @@ class DayAggregator:
             raise RuntimeError("sessions still open at the end")
         self._flush(everything=True)
 
-    def _sessions(self, day: int, frame: pa.Table, *, last: bool) -> None:
-        n = frame.num_rows
-        ts = pc.divide(frame.column("timestamp").cast(pa.int64()), 1_000_000).to_numpy()
-        # Visitor: a 64-bit hash of (IP, user agent number).
-        ip = pc.fill_null(frame.column("ip"), "").combine_chunks().dictionary_encode()
-        ip_hash = pd.util.hash_array(ip.dictionary.to_numpy(zero_copy_only=False))[ip.indices.to_numpy()]
-        ua_id = frame.column("ua_id").to_numpy().astype(np.int64)
-        vid = ip_hash ^ pd.util.hash_array(ua_id)
-        order = np.lexsort((np.arange(n), ts, vid))
-        frame = frame.take(order)
-        ts, vid = ts[order], vid[order]
-        days = frame.column("day").to_numpy()
-
-        new = np.ones(n, dtype=bool)
-        new[1:] = (vid[1:] != vid[:-1]) | ((ts[1:] - ts[:-1]) >= SESSION_GAP_S)
-        sess = np.cumsum(new) - 1
-        starts = np.flatnonzero(new)
-        ends = np.append(starts[1:] - 1, n - 1)
-        n_sess = len(starts)
-
-        names = frame.column("name").combine_chunks()
-        is_pv = pc.fill_null(pc.equal(names, "pageview"), False).to_numpy(zero_copy_only=False)
-        # Plausible's "engagement" events (time on page) are neither pageviews nor goals.
-        is_custom = ~is_pv & ~pc.fill_null(pc.equal(names, "engagement"), False).to_numpy(zero_copy_only=False)
-        if "interactive" in frame.column_names:
-            interactive = pc.fill_null(frame.column("interactive").cast(pa.bool_()), True).to_numpy(
-                zero_copy_only=False)
-        else:
-            interactive = np.ones(n, dtype=bool)
-
-        # Pages: one key per distinct URL -> (hostname, pathname), parsed once.
-        url = pc.fill_null(frame.column("url"), "").combine_chunks().dictionary_encode()
-        parsed = [parse_url(u) for u in url.dictionary.to_pylist()]
-        page_keys: dict[tuple[str, str], int] = {}
-        page_of_url = np.array([page_keys.setdefault((h, p), len(page_keys)) for h, p, _ in parsed],
-                               dtype=np.int64)
-        page_list = list(page_keys)
-        url_idx = url.indices.to_numpy()
-        page_id = page_of_url[url_idx] if len(page_of_url) else np.zeros(n, dtype=np.int64)
-
-        pageviews = np.add.reduceat(is_pv.astype(np.int64), starts)
-        later_interactive = is_custom & interactive
-        later_interactive[starts] = False
-        has_interactive = np.logical_or.reduceat(later_interactive, starts)
-        bounce = (pageviews <= 1) & ~has_interactive
-        duration = ts[ends] - ts[starts]
-
-        entry = np.full(n_sess, -1, dtype=np.int64)
-        exit_ = np.full(n_sess, -1, dtype=np.int64)
-        pv_rows = np.flatnonzero(is_pv)
-        if len(pv_rows):
-            pv_sess = sess[pv_rows]
-            first = np.ones(len(pv_rows), dtype=bool)
-            first[1:] = pv_sess[1:] != pv_sess[:-1]
-            lastm = np.ones(len(pv_rows), dtype=bool)
-            lastm[:-1] = pv_sess[:-1] != pv_sess[1:]
-            entry[pv_sess[first]] = page_id[pv_rows[first]]
-            exit_[pv_sess[lastm]] = page_id[pv_rows[lastm]]
-
-        # Event-level tables for this day (carried events belong to earlier days).
-        today = days == day
-        self._pages(day, today & is_pv, page_id, page_list, sess, vid)
-        self._custom_events(day, today & is_custom, frame, vid)
-
-        # Sessions still open at midnight wait for the next day.
-        open_ = np.zeros(n_sess, dtype=bool)
-        if not last:
-            open_ = ts[ends] >= self.midnight_after(day) - SESSION_GAP_S + 1
+    def _process(self, day: int, frame: pa.Table, *, last: bool) -> None:
+        events = sort_events(frame)
+        sessions = build_sessions(events)
+        urls = _urls(events.table)
+        today = events.day == day  # carried events belong to earlier days
+        self._pages(day, today & events.is_pageview, events, sessions, urls)
+        self._custom_events(day, today & events.is_custom, events)
+        open_ = np.zeros(len(sessions.first), dtype=bool)
+        if not last:  # the next event may come after midnight and continue the session
+            open_ = events.seconds[sessions.last] >= self.midnight_after(day) - SESSION_TTL_S
         if open_.any():
-            carry_rows = np.flatnonzero(open_[sess])
-            self.carry = frame.take(pa.array(carry_rows))
-        done = np.flatnonzero(~open_)
-        self.totals.carried_sessions += int(np.count_nonzero(days[starts[done]] != days[ends[done]]))
-        if len(done):
-            self._finalise(frame, done, starts[done], days[starts[done]], vid[starts[done]], duration[done],
-                           pageviews[done], bounce[done], entry[done], exit_[done], page_list, parsed, url_idx)
+            self.carry = events.table.take(pa.array(np.flatnonzero(open_[sessions.of_event])))
+        closed = np.flatnonzero(~open_)
+        if len(closed):
+            rows = self._session_rows(events, sessions, closed, urls)
+            for d, part in rows.groupby("day", sort=True):
+                self.pending.setdefault(int(d), []).append(part)
 
-    def _pages(self, day, mask, page_id, page_list, sess, vid) -> None:
+    def _pages(self, day: int, mask: np.ndarray, events: Events, sessions: Sessions, urls: Urls) -> None:
         rows = np.flatnonzero(mask)
-        if not len(rows):
-            self.totals.pageviews_by_day[day_to_date(day)] = self.totals.pageviews_by_day.get(day_to_date(day), 0)
+        if day not in self.event_days:  # only carried sessions (the day's own events were all bots)
             return
-        df = pd.DataFrame({"page": page_id[rows], "sess": sess[rows], "vid": vid[rows]})
-        agg = df.groupby("page", sort=False).agg(visits=("sess", "nunique"), visitors=("vid", "nunique"),
-                                                 pageviews=("sess", "size"))
-        keys = [page_list[i] for i in agg.index]
-        out = pd.DataFrame({
-            "date": day_to_date(day).isoformat(),
-            "hostname": [k[0] for k in keys],
-            "page": [k[1] for k in keys],
-            "visits": agg["visits"].to_numpy(),
-            "visitors": agg["visitors"].to_numpy(),
-            "pageviews": agg["pageviews"].to_numpy(),
-        }).sort_values(["pageviews", "page"], ascending=[False, True], kind="stable")
-        self.writer.write("imported_pages", out)
-        total = int(len(rows))
-        self.totals.pageviews += total
         date = day_to_date(day)
-        self.totals.pageviews_by_day[date] = self.totals.pageviews_by_day.get(date, 0) + total
+        self.totals.pageviews_by_day[date] = len(rows)
+        self.event_days[day] = len(rows)
+        if not len(rows):
+            return
+        hosts = np.array([h for h, _ in urls.pages], dtype=object)[urls.page_of_event[rows]]
+        paths = np.array([p for _, p in urls.pages], dtype=object)[urls.page_of_event[rows]]
+        df = pd.DataFrame({"page": paths, "hostname": hosts, "seconds": events.seconds[rows],
+                           "session": sessions.of_event[rows], "user": events.user_id[rows]})
+        agg = df.sort_values("seconds", kind="stable").groupby("page", sort=True).agg(
+            hostname=("hostname", "first"), visits=("session", "nunique"), visitors=("user", "nunique"),
+            pageviews=("session", "size")).reset_index()
+        agg.insert(0, "date", date.isoformat())
+        self.writer.write("imported_pages", agg.sort_values(["pageviews", "page"], ascending=[False, True],
+                                                            kind="stable"))
+        self.totals.pageviews += len(rows)
 
-    def _custom_events(self, day, mask, frame, vid) -> None:
+    def _custom_events(self, day: int, mask: np.ndarray, events: Events) -> None:
         rows = np.flatnonzero(mask)
         if not len(rows):
             return
-        taken = frame.select(["name", "props"]).take(pa.array(rows))
-        names = pc.fill_null(taken.column("name"), "").to_pylist()
+        taken = events.table.select(["name", "props"]).take(pa.array(rows))
+        names = np.array(pc.fill_null(taken.column("name"), "").to_pylist(), dtype=object)
         props = taken.column("props").combine_chunks().dictionary_encode()
         props_dict = props.dictionary.to_pylist()
         props_idx = pc.fill_null(props.indices, -1).to_numpy(zero_copy_only=False)
         link = np.array([props_value(p, "url") for p in props_dict] + [""], dtype=object)
         path = np.array([props_value(p, "path") for p in props_dict] + [""], dtype=object)
-        names_arr = np.array(names, dtype=object)
-        link_col = np.where(np.isin(names_arr, list(LINK_URL_EVENTS)), link[props_idx], "")
-        path_col = np.where(np.isin(names_arr, list(PATH_EVENTS)), path[props_idx], "")
-        df = pd.DataFrame({"name": names_arr, "link_url": link_col, "path": path_col, "vid": vid[rows]})
+        df = pd.DataFrame({"name": names,
+                           "link_url": np.where(np.isin(names, list(LINK_URL_EVENTS)), link[props_idx], ""),
+                           "path": np.where(np.isin(names, list(PATH_EVENTS)), path[props_idx], ""),
+                           "user": events.user_id[rows]})
         agg = df.groupby(["name", "link_url", "path"], sort=True).agg(
-            visitors=("vid", "nunique"), events=("vid", "size")).reset_index()
+            visitors=("user", "nunique"), events=("user", "size")).reset_index()
         agg.insert(0, "date", day_to_date(day).isoformat())
         self.writer.write("imported_custom_events", agg)
         self.totals.custom_events += len(rows)
 
-    def _finalise(self, frame, done, first_rows, start_days, vids, duration, pageviews, bounce, entry, exit_,
-                  page_list, parsed, url_idx) -> None:
-        """Turn closed sessions into rows (one per session) waiting for their day's flush."""
-        firsts = frame.select(["ua_id", "ip", "referrer"]).take(pa.array(first_rows))
-        uas = [self.agents[i] if i >= 0 else None for i in firsts.column("ua_id").to_pylist()]
-        ips = firsts.column("ip").to_pylist()
-        refs = firsts.column("referrer").to_pylist()
-        first_urls = url_idx[first_rows]
-        device_rows = {}
-        dev_cols = []
-        for ua_value in uas:
-            info = device_rows.get(ua_value)
-            if info is None:
-                info = device_rows[ua_value] = self.devices.parse(ua_value)
-            dev_cols.append(info)
-        self.totals.device_detector_bots += sum(1 for info in dev_cols if info.bot)
-        source_cache: dict[tuple, src.SessionSource] = {}
-        source_rows = []
-        for u, ref in zip(first_urls.tolist(), refs):
-            host, _, query = parsed[u]
-            k = (host, query, ref)
-            value = source_cache.get(k)
-            if value is None:
-                value = source_cache[k] = src.resolve(query, ref, host)
-            source_rows.append(value.as_tuple())
-        countries = [self.geo.country(ip) for ip in ips]
-        page_names = np.array([p for _, p in page_list] + [""], dtype=object)
-        sessions = pd.DataFrame({
-            "day": start_days,
-            "vid": vids,
-            "visit_duration": duration,
-            "pageviews": pageviews,
-            "bounces": bounce.astype(np.int64),
-            "entry_page": page_names[entry],  # -1 picks "" (a session without pageviews)
-            "exit_page": page_names[exit_],
-            "country": countries,
-            "region": "",
-            "city": 0,
-            "device": [d.device for d in dev_cols],
-            "browser": [d.browser for d in dev_cols],
-            "browser_version": [d.browser_version for d in dev_cols],
-            "operating_system": [d.os for d in dev_cols],
-            "operating_system_version": [d.os_version for d in dev_cols],
+    def _session_rows(self, events: Events, sessions: Sessions, closed: np.ndarray, urls: Urls) -> pd.DataFrame:
+        """One row per closed session: its day, user_id, figures and first-event dimensions."""
+        first, last = sessions.first[closed], sessions.last[closed]
+        self.totals.carried_sessions += int(np.count_nonzero(events.day[first] != events.day[last]))
+        page_names = np.array([p for _, p in urls.pages] + [""], dtype=object)
+        entry, exit_ = sessions.entry_row[closed], sessions.exit_row[closed]
+        frame = pd.DataFrame({
+            "day": events.day[last],
+            "user": events.user_id[last],
+            "visit_duration": sessions.duration[closed],
+            "pageviews": sessions.pageviews[closed],
+            "bounces": sessions.bounce[closed].astype(np.int64),
+            "entry_page": page_names[np.where(entry >= 0, urls.page_of_event[entry], -1)],
+            "exit_page": page_names[np.where(exit_ >= 0, urls.page_of_event[exit_], -1)],
         })
-        source_frame = pd.DataFrame(source_rows, columns=list(src.FIELDS))
-        sessions = pd.concat([sessions, source_frame], axis=1)
-        for d, part in sessions.groupby("day", sort=True):
-            self.pending.setdefault(int(d), []).append(part)
+        firsts = events.table.take(pa.array(first))
+        dimensions = [self._devices(firsts), self.locations.of_events(firsts),
+                      self._sources(firsts, urls.url_of_event[first], urls)]
+        return pd.concat([frame] + dimensions, axis=1)
+
+    def _devices(self, firsts: pa.Table) -> pd.DataFrame:
+        infos = [self.devices.parse(self.agents[i]) if i >= 0 else None for i in firsts.column("ua_id").to_pylist()]
+        browsers = [plausible_browser(i.browser, i.browser_version) if i else ("", "") for i in infos]
+        return pd.DataFrame({
+            "device": [i.device if i else "" for i in infos],
+            "browser": [b for b, _ in browsers],
+            "browser_version": [v for _, v in browsers],
+            "operating_system": [i.os if i else "" for i in infos],
+            "operating_system_version": [i.os_version if i else "" for i in infos],
+        })
+
+    def _sources(self, firsts: pa.Table, url_index: np.ndarray, urls: Urls) -> pd.DataFrame:
+        cache: dict[tuple, tuple[str, ...]] = {}
+        out = []
+        for u, ref in zip(url_index.tolist(), firsts.column("referrer").to_pylist()):
+            key = (u, ref)
+            value = cache.get(key)
+            if value is None:
+                value = cache[key] = referrers.resolve(urls.parsed[u][2], ref, urls.raw_hosts[u]).as_tuple()
+            out.append(value)
+        return pd.DataFrame(out, columns=list(referrers.FIELDS))
 
     def _flush(self, everything: bool = False) -> None:
-        """Write the session-level rows of every day no open session started on."""
-        if everything or self.carry is None or not self.carry.num_rows:
-            limit = None
-        else:
+        """Write the rows of every day no carried session can still end on."""
+        limit = None
+        if not everything and self.carry is not None and self.carry.num_rows:
             limit = int(pc.min(self.carry.column("day")).as_py())
-        for d in sorted(self.pending):
+        for d in sorted(set(self.pending) | set(self.event_days)):
             if limit is not None and d >= limit:
                 break
-            self._write_sessions(d, pd.concat(self.pending.pop(d), ignore_index=True))
+            parts = self.pending.pop(d, [])
+            self._write_sessions(d, pd.concat(parts, ignore_index=True) if parts else None,
+                                 self.event_days.pop(d, 0))
 
-    def _write_sessions(self, day: int, s: pd.DataFrame) -> None:
+    def _write_sessions(self, day: int, s: pd.DataFrame | None, pageviews: int) -> None:
         date = day_to_date(day).isoformat()
-        metrics = dict(visitors=("vid", "nunique"), visits=("vid", "size"), visit_duration=("visit_duration", "sum"),
-                       bounces=("bounces", "sum"), pageviews=("pageviews", "sum"))
-        visitors = int(s["vid"].nunique())
+        visitors = int(s["user"].nunique()) if s is not None else 0
         self.writer.write("imported_visitors", pd.DataFrame([{
-            "date": date, "visitors": visitors, "pageviews": int(s["pageviews"].sum()),
-            "bounces": int(s["bounces"].sum()), "visits": len(s), "visit_duration": int(s["visit_duration"].sum()),
+            "date": date, "visitors": visitors, "pageviews": pageviews,
+            "bounces": int(s["bounces"].sum()) if s is not None else 0, "visits": len(s) if s is not None else 0,
+            "visit_duration": int(s["visit_duration"].sum()) if s is not None else 0,
         }]))
+        if s is None:
+            return
         self.totals.sessions += len(s)
         self.totals.visitors += visitors
         self.totals.bounces += int(s["bounces"].sum())
+        metrics = dict(visitors=("user", "nunique"), visit_duration=("visit_duration", "sum"),
+                       bounces=("bounces", "sum"), pageviews=("pageviews", "sum"))
+        sessions = ("user", "size")
+        known = s[~s["country"].isin(list(UNKNOWN_COUNTRIES))]
         for table, dims in SESSION_DIMENSIONS.items():
-            agg = s.groupby(dims, sort=True).agg(**metrics).reset_index()
-            agg.insert(0, "date", date)
-            agg = agg.sort_values("visits", ascending=False, kind="stable")
-            self.writer.write(table, agg)
-        with_pages = s[s["entry_page"] != ""]
-        if len(with_pages):
-            entry = with_pages.groupby("entry_page", sort=True).agg(
-                visitors=("vid", "nunique"), entrances=("vid", "size"), visit_duration=("visit_duration", "sum"),
-                bounces=("bounces", "sum"), pageviews=("pageviews", "sum")).reset_index()
-            entry.insert(0, "date", date)
-            self.writer.write("imported_entry_pages", entry.sort_values("entrances", ascending=False, kind="stable"))
-            exit_ = with_pages.groupby("exit_page", sort=True).agg(
-                visitors=("vid", "nunique"), visit_duration=("visit_duration", "sum"), exits=("vid", "size"),
-                bounces=("bounces", "sum"), pageviews=("pageviews", "sum")).reset_index()
-            exit_.insert(0, "date", date)
-            self.writer.write("imported_exit_pages", exit_.sort_values("exits", ascending=False, kind="stable"))
+            rows = known if table == "imported_locations" else s
+            self._write_grouped(table, date, rows, dims, dict(metrics, visits=sessions), "visits")
+        self._write_grouped("imported_entry_pages", date, s, ["entry_page"], dict(metrics, entrances=sessions),
+                            "entrances")
+        self._write_grouped("imported_exit_pages", date, s, ["exit_page"], dict(metrics, exits=sessions), "exits")
 
+    def _write_grouped(self, table: str, date: str, rows: pd.DataFrame, dims: list[str], metrics: dict,
+                       order_by: str) -> None:
+        if rows.empty:
+            return
+        agg = rows.groupby(dims, sort=True).agg(**metrics).reset_index()
+        agg.insert(0, "date", date)
+        self.writer.write(table, agg.sort_values(order_by, ascending=False, kind="stable"))

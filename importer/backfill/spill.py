@@ -21,6 +21,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ..events import LOCATION_FIELDS
 from .aggregate import EVENT_COLUMNS
 
 DEFAULT_MEMORY_LIMIT = 128 * 1024 * 1024
@@ -45,7 +46,7 @@ class DaySpill:
         if not events.num_rows:
             return
         names = [c for c in EVENT_COLUMNS if c != "user_agent"]
-        names += [c for c in ("interactive",) if c in events.column_names]
+        names += [c for c in ("interactive", *LOCATION_FIELDS) if c in events.column_names]
         table = events.select(names).append_column("ua_id", self._agent_numbers(events.column("user_agent")))
         local = pc.local_timestamp(table.column("timestamp").cast(pa.timestamp("us", tz=self.timezone)))
         day = local.cast(pa.date32()).cast(pa.int32())

@@ -1,4 +1,5 @@
-"""The ten CSV files of Plausible's import: exact names, columns and types (reference §16).
+"""The ten CSV files of Plausible's import: exact names, columns and types (``input_structures`` in
+Plausible's ``lib/plausible/imported/csv_importer.ex``).
 
 Rows are appended day by day to temporary files; when the run ends and the date range is
 known, each file gets its final name ``imported_{table}_{YYYYMMDD}_{YYYYMMDD}.csv`` (the same
@@ -143,21 +144,47 @@ def validate(paths: dict[str, Path], start: dt.date, end: dt.date, expected_rows
                     problems.append(f"{path.name}: {name} over UInt32")
         if path.stat().st_size > MAX_FILE_BYTES:
             problems.append(f"{path.name}: {path.stat().st_size:,} bytes, over Plausible's 1 GB upload limit")
-    # The session tables split the same visits by different dimensions: their totals agree.
-    visitors = frames.get("imported_visitors")
-    if visitors is not None and list(visitors.columns) == columns("imported_visitors"):
-        total = {k: int(visitors[k].sum()) for k in ("visits", "visit_duration", "bounces", "pageviews")}
-        for table in ("imported_sources", "imported_locations", "imported_devices", "imported_browsers",
-                      "imported_operating_systems"):
-            frame = frames.get(table)
-            if frame is None or list(frame.columns) != columns(table):
-                continue
-            for key, value in total.items():
-                if int(frame[key].sum()) != value:
-                    problems.append(f"{paths[table].name}: total {key} {int(frame[key].sum())} != "
-                                    f"{value} in imported_visitors")
-        for table, key in (("imported_entry_pages", "entrances"), ("imported_exit_pages", "exits")):
-            frame = frames.get(table)
-            if frame is not None and list(frame.columns) == columns(table) and int(frame[key].sum()) > total["visits"]:
-                problems.append(f"{paths[table].name}: more {key} than visits")
+    problems += _cross_checks(frames, paths)
+    return problems
+
+
+SESSION_TABLES = {  # table -> its column counting sessions
+    "imported_sources": "visits", "imported_devices": "visits", "imported_browsers": "visits",
+    "imported_operating_systems": "visits", "imported_entry_pages": "entrances", "imported_exit_pages": "exits",
+}
+
+
+def _cross_checks(frames: dict[str, pd.DataFrame], paths: dict[str, Path]) -> list[str]:
+    """The tables agree with each other the way Plausible's exporter makes them agree."""
+    usable = {t: f for t, f in frames.items() if list(f.columns) == columns(t)}
+    visitors = usable.get("imported_visitors")
+    if visitors is None:
+        return []
+    problems = []
+    pages = usable.get("imported_pages")
+    # imported_visitors.pageviews counts pageview events by their own day, as imported_pages does
+    if pages is not None and int(pages["pageviews"].sum()) != int(visitors["pageviews"].sum()):
+        problems.append(f"{paths['imported_visitors'].name}: total pageviews {int(visitors['pageviews'].sum())} != "
+                        f"{int(pages['pageviews'].sum())} in imported_pages")
+    # the session tables split the same sessions by different dimensions: their totals agree
+    # (locations leaves out sessions of unknown country, so it may hold fewer)
+    total = {k: int(visitors[k].sum()) for k in ("visits", "visit_duration", "bounces")}
+    session_pageviews = None
+    for table, count in SESSION_TABLES.items():
+        frame = usable.get(table)
+        if frame is None:
+            continue
+        got = {"visits": int(frame[count].sum()), "visit_duration": int(frame["visit_duration"].sum()),
+               "bounces": int(frame["bounces"].sum())}
+        for key, value in total.items():
+            if got[key] != value:
+                problems.append(f"{paths[table].name}: total {key} {got[key]} != {value} in imported_visitors")
+        pageviews = int(frame["pageviews"].sum())
+        if session_pageviews is not None and pageviews != session_pageviews[1]:
+            problems.append(f"{paths[table].name}: total pageviews {pageviews} != {session_pageviews[1]} in "
+                            f"{session_pageviews[0]}")
+        session_pageviews = session_pageviews or (table, pageviews)
+    locations = usable.get("imported_locations")
+    if locations is not None and int(locations["visits"].sum()) > total["visits"]:
+        problems.append(f"{paths['imported_locations'].name}: more visits than imported_visitors")
     return problems
