@@ -1,4 +1,5 @@
-"""The receiver answers like Plausible's /api/event (plausible-api.md §3, §5, §7)."""
+"""The receiver answers like Plausible's /api/event: 202 "ok" (or flagged dropped), 400 with the `{"errors": ...}` shape
+for invalid events, the payload limits of `lib/plausible/ingestion/request.ex`."""
 
 from __future__ import annotations
 
