@@ -1,0 +1,80 @@
+"""Which rule each kept row matches: the first whose conditions all hold (-1: none, the default).
+
+Path conditions are evaluated once per distinct path of the batch, column conditions once per
+distinct value of their column (see :mod:`.batch`); a rule's conditions beyond the path are
+only looked at for the rows no earlier rule took.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .arrow import any_regex, as_string, np_bool
+from .batch import Columns, Tally
+from .model import Mapping, Rule
+
+
+def match_rules(rules: tuple[Rule, ...], columns: Columns) -> np.ndarray:
+    """Per row, the index of the first rule it matches; -1 for none."""
+    choice = np.full(columns.n, -1, np.intp)
+    open_rows = np.ones(columns.n, bool)
+    for rule in rules:
+        candidates = open_rows if not rule.has_path_condition else open_rows & _path_holds(rule, columns)
+        rows = np.flatnonzero(candidates)
+        if not len(rows):
+            continue
+        matched = rows[_conditions_hold(rule, columns, rows)]
+        choice[matched] = rule.index
+        open_rows[matched] = False
+    return choice
+
+
+def count_rules(mapping: Mapping, choice: np.ndarray, tally: Tally) -> np.ndarray:
+    """Count each rule's rows (in rule order, then the default; rows of a rule that drops them
+    also as filtered under ``rule:<label>``, or ``no_rule``); return which rows are kept."""
+    counts = np.bincount(choice + 1, minlength=len(mapping.rules) + 1)
+    drops = np.zeros(len(mapping.rules) + 1, bool)  # per rule index + 1 (0: the default)
+    for rule in mapping.rules:
+        count = int(counts[rule.index + 1])
+        if count:
+            tally.rules[rule.label] = tally.rules.get(rule.label, 0) + count
+            if rule.drop:
+                tally.filtered["rule:" + rule.label] += count
+        drops[rule.index + 1] = rule.drop
+    if counts[0]:
+        tally.rules[mapping.default_label] = tally.rules.get(mapping.default_label, 0) + int(counts[0])
+        if mapping.default_drop:
+            tally.filtered["no_rule"] += int(counts[0])
+    drops[0] = mapping.default_drop
+    return ~drops[choice + 1]
+
+
+def _path_holds(rule: Rule, columns: Columns) -> np.ndarray:
+    """Per row: do the rule's path conditions hold? (a listed path or glob, and its path_regex)"""
+    def on_paths(paths: pa.Array) -> np.ndarray:
+        hit = np.zeros(len(paths), bool)
+        if rule.path_literals:
+            hit |= np_bool(pc.is_in(paths, value_set=pa.array(rule.path_literals, pa.string())))
+        if rule.path_regexes:
+            hit |= np_bool(any_regex(paths, rule.path_regexes))
+        if rule.path_regex is not None:
+            regex_hit = np_bool(any_regex(paths, (rule.path_regex,)))
+            hit = hit & regex_hit if rule.path_literals or rule.path_regexes else regex_hit
+        return hit
+
+    return columns.per_row("path", on_paths)
+
+
+def _conditions_hold(rule: Rule, columns: Columns, rows: np.ndarray) -> np.ndarray:
+    """Which of some rows meet the rule's conditions beyond the path (each once per distinct value)."""
+    ok = np.ones(len(rows), bool)
+    if rule.methods:
+        methods = pa.array(rule.methods, pa.string())
+        ok &= columns.per_row("method", lambda v: pc.is_in(as_string(v), value_set=methods), rows)
+    if rule.status is not None:
+        ok &= rule.status.holds(columns["status"].take(pa.array(rows)))
+    for cond in rule.columns:
+        ok &= columns.per_row(cond.column, lambda v, c=cond: c.holds(as_string(v)), rows)
+    return ok
