@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-Column = pa.Array | pa.ChunkedArray
+Column: TypeAlias = "pa.Array | pa.ChunkedArray"
 
 
 def chunk(value: Column) -> pa.Array:
@@ -31,13 +31,15 @@ def np_bool(mask: Column | np.ndarray) -> np.ndarray:
     mask = chunk(mask)
     if mask.null_count:
         mask = pc.fill_null(mask, False)
-    return mask.to_numpy(zero_copy_only=False)
+    out: np.ndarray = mask.to_numpy(zero_copy_only=False)
+    return out
 
 
 def positions(indices: Column) -> np.ndarray:
     """Arrow integer indices (no nulls) as NumPy's own index type (indexing with int32 arrays
     is several times slower: NumPy converts them on every use)."""
-    return chunk(indices).to_numpy(zero_copy_only=False).astype(np.intp, copy=False)
+    out: np.ndarray = chunk(indices).to_numpy(zero_copy_only=False).astype(np.intp, copy=False)
+    return out
 
 
 def with_null(values: pa.Array) -> pa.Array:

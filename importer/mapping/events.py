@@ -14,10 +14,10 @@ import pyarrow.compute as pc
 from .. import events as ev
 from ..plausible import MAX_NAME_CHARS, MAX_PROP_VALUE_BYTES, MAX_URL_BYTES
 from .arrow import as_string, chunk, np_bool
-from .batch import Columns, Tally
+from .batch import Columns, Encoding, Tally
 from .matching import count_rules, match_rules
 from .model import Mapping, Rule, Template
-from .props import bag_pairs, longest_bytes, props_json, template_pairs
+from .props import bag_pairs, limit_value, longest_bytes, props_json, template_pairs
 
 _NULL = pa.scalar(None, pa.string())
 _SHARED = ("url", "domain", "referrer", "user_agent", "ip", "timestamp", "source_file", "source_line")
@@ -34,32 +34,48 @@ class Level:
     at: np.ndarray
 
 
-def level(rule: Rule, refs: list[str], columns: Columns, where: np.ndarray) -> Level:
-    groups = rule.groups
-    sources = {ref: groups.get(ref, (ref, "")) for ref in dict.fromkeys(refs)}  # ref -> (column, regex)
-    encodings = {column: columns.distinct_at(column, where) for column, _ in sources.values()}
-    if not encodings:  # constants: rendered once
-        return Level({}, 1, np.zeros(len(where), np.intp))
-    extracted: dict[tuple[str, str], pa.Array] = {}
-    values = {}
-    for ref, (column, pattern) in sources.items():
-        distinct = encodings[column][0]
-        if pattern:
-            if (column, pattern) not in extracted:
-                extracted[column, pattern] = pc.extract_regex(as_string(distinct), pattern)
-            values[ref] = pc.struct_field(extracted[column, pattern], ref)
-        else:
-            values[ref] = distinct
-    if len(encodings) == 1:
-        ((distinct, at),) = encodings.values()
-        return Level(values, len(distinct), at)
-    per_row = {ref: values[ref].take(pa.array(encodings[sources[ref][0]][1])) for ref in values}
-    return Level(per_row, len(where), np.arange(len(where)))
+class RuleRows:
+    """A rule's rows, and the distinct values of the columns (and regex groups) its templates
+    read, each worked out once for the rule."""
 
+    def __init__(self, rule: Rule, columns: Columns, where: np.ndarray):
+        self.rule = rule
+        self.where = where
+        self._columns = columns
+        self._encodings: dict[str, Encoding] = {}
+        self._groups: dict[tuple[str, str], pa.Array] = {}
 
-def render(template: Template, rule: Rule, columns: Columns, where: np.ndarray) -> tuple[pa.Array, np.ndarray]:
-    lv = level(rule, template.refs, columns, where)
-    return template.render(lv.values, lv.size), lv.at
+    def level(self, refs: list[str]) -> Level:
+        """Where to render templates reading ``refs``, and those refs' values there."""
+        groups = self.rule.groups
+        sources = {ref: groups.get(ref, (ref, "")) for ref in dict.fromkeys(refs)}  # ref -> (column, regex)
+        bases = {column for column, _ in sources.values()}
+        if not bases:  # constants: rendered once
+            return Level({}, 1, np.zeros(len(self.where), np.intp))
+        values = {ref: self._distinct(column, pattern, ref) for ref, (column, pattern) in sources.items()}
+        if len(bases) == 1:
+            distinct, at = self._encoding(bases.pop())
+            return Level(values, len(distinct), at)
+        per_row = {ref: v.take(pa.array(self._encoding(sources[ref][0])[1])) for ref, v in values.items()}
+        return Level(per_row, len(self.where), np.arange(len(self.where)))
+
+    def render(self, template: Template) -> tuple[pa.Array, np.ndarray]:
+        lv = self.level(template.refs)
+        return template.render(lv.values, lv.size), lv.at
+
+    def _encoding(self, column: str) -> Encoding:
+        if column not in self._encodings:
+            self._encodings[column] = self._columns.distinct_at(column, self.where)
+        return self._encodings[column]
+
+    def _distinct(self, column: str, pattern: str, ref: str) -> pa.Array:
+        """A column's distinct values, or those of one of a regex's groups in it."""
+        distinct = self._encoding(column)[0]
+        if not pattern:
+            return distinct
+        if (column, pattern) not in self._groups:
+            self._groups[column, pattern] = pc.extract_regex(as_string(distinct), pattern)
+        return pc.struct_field(self._groups[column, pattern], ref)
 
 
 class Pool:
@@ -96,7 +112,10 @@ class Pools:
 
     @classmethod
     def start(cls, default_name: str, n: int) -> Pools:
-        return cls(Pool(pa.array([default_name], pa.string()), n), *(Pool(pa.nulls(1, pa.string()), n) for _ in "123"),
+        def nulls() -> Pool:
+            return Pool(pa.nulls(1, pa.string()), n)
+
+        return cls(Pool(pa.array([default_name], pa.string()), n), nulls(), nulls(), nulls(),
                    np.zeros(n, bool), np.zeros(n, bool))
 
 
@@ -118,12 +137,13 @@ def build_events(m: Mapping, columns: Columns, tally: Tally) -> pa.Table:
 def _render_rule(m: Mapping, rule: Rule, columns: Columns, where: np.ndarray, pools: Pools,
                  truncated: Counter[str]) -> None:
     assert rule.name is not None  # (a rule that does not drop rows has a name)
-    pools.names.place(where, *render(rule.name, rule, columns, where))
+    rows = RuleRows(rule, columns, where)
+    pools.names.place(where, *rows.render(rule.name))
     if rule.props or rule.props_from is not None:
-        props, at = _props(m, rule, columns, where, pools.props_bad, truncated)
+        props, at = _props(m, rows, columns, pools.props_bad, truncated)
         pools.props.place(where, props, at)
     if rule.revenue_amount is not None and rule.revenue_currency is not None:
-        lv = level(rule, rule.revenue_amount.refs + rule.revenue_currency.refs, columns, where)
+        lv = rows.level(rule.revenue_amount.refs + rule.revenue_currency.refs)
         amount, currency = _revenue(rule.revenue_amount.render(lv.values, lv.size),
                                     rule.revenue_currency.render(lv.values, lv.size))
         pools.amount.place(where, amount, lv.at)
@@ -132,18 +152,19 @@ def _render_rule(m: Mapping, rule: Rule, columns: Columns, where: np.ndarray, po
         pools.not_interactive[where] = True
 
 
-def _props(m: Mapping, rule: Rule, columns: Columns, where: np.ndarray, bad: np.ndarray,
+def _props(m: Mapping, rows: RuleRows, columns: Columns, bad: np.ndarray,
            truncated: Counter[str]) -> tuple[pa.Array, np.ndarray]:
     """A rule's props JSON and each of its rows' position among the values: per distinct value
     when no value is over a limit (the usual case), else per row, where limits are applied."""
-    lv = level(rule, [r for _, t in rule.props for r in t.refs], columns, where)
+    rule, where = rows.rule, rows.where
+    lv = rows.level([r for _, t in rule.props for r in t.refs])
     rendered = [(key, t.render(lv.values, lv.size)) for key, t in rule.props]
     if rule.props_from is None and all(longest_bytes(v) <= MAX_PROP_VALUE_BYTES for _, v in rendered):
-        pairs = template_pairs(rendered, m.limit_policy, truncated, np.zeros(lv.size, bool))
-        return props_json(pairs, lv.size), lv.at
+        return props_json(template_pairs(rendered), lv.size), lv.at
     at = pa.array(lv.at)
     row_bad = np.zeros(len(where), bool)
-    pairs = template_pairs([(k, v.take(at)) for k, v in rendered], m.limit_policy, truncated, row_bad)
+    rendered = [(k, limit_value(v.take(at), m.limit_policy, truncated, row_bad)) for k, v in rendered]
+    pairs = template_pairs(rendered)
     if rule.props_from is not None:
         bag = columns[rule.props_from].take(pa.array(where))
         pairs.append(bag_pairs(bag, [k for k, _ in rule.props], m.limit_policy, truncated, row_bad, m.origin))
@@ -188,9 +209,13 @@ def _assemble(m: Mapping, columns: Columns, pools: Pools, keep: np.ndarray, tall
     url = columns["url"].take(pa.array(rows)) if len(rows) < columns.n else columns["url"]
     drop = drop | _count(tally, "url_too_long", np_bool(pc.greater(pc.binary_length(url), MAX_URL_BYTES)), drop)
     rows = rows[~drop]
-    everything = len(rows) == columns.n
-    taken = pa.array(rows)
-    out = {k: columns[k] if everything else columns[k].take(taken) for k in _SHARED}
+    if len(rows) == columns.n:
+        out = {k: columns[k] for k in _SHARED}
+    else:
+        selected = np.zeros(columns.n, bool)
+        selected[rows] = True
+        mask = pa.array(selected)
+        out = {k: columns[k].filter(mask) for k in _SHARED}
     out["name"] = names.take(pa.array(pools.names.at[rows]))
     for k, pool in (("props", pools.props), ("revenue_amount", pools.amount), ("revenue_currency", pools.currency)):
         out[k] = pool.values().take(pa.array(pool.at[rows]))

@@ -171,10 +171,10 @@ def date_bound(value: object, *, end: bool = False) -> dt.datetime | None:
             if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
                 parsed = dt.datetime.fromisoformat(text) + (dt.timedelta(days=1) if end else dt.timedelta())
             else:
-                parsed = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+                parsed = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))  # noqa: FURB162
         except ValueError:
             flag = "--until" if end else "--since"
             raise ValueError(f"{flag} {text!r}: give a date (2024-03-01) or a time (2024-03-01T12:00:00Z)") from None
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=dt.timezone.utc)
-    return parsed.astimezone(dt.timezone.utc)
+        parsed = parsed.replace(tzinfo=dt.UTC)
+    return parsed.astimezone(dt.UTC)

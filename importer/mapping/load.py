@@ -10,8 +10,22 @@ from typing import Any
 
 from .. import schema
 from ..plausible import MAX_NAME_CHARS, MAX_PROP_KEY_BYTES, MAX_PROPS
-from ..readers.tabular import INPUT_FORMATS, MAPPABLE, TIMESTAMP_FORMATS, ColumnMap, ParamsSpec
-from .model import ColumnCondition, Mapping, Rule, StatusRule, Template, check_regex, glob_to_regex
+from ..readers.tabular import (
+    INPUT_FORMATS,
+    MAPPABLE,
+    TIMESTAMP_FORMATS,
+    ColumnMap,
+    ParamsSpec,
+)
+from .model import (
+    ColumnCondition,
+    Mapping,
+    Rule,
+    StatusRule,
+    Template,
+    check_regex,
+    glob_to_regex,
+)
 from .spec import RULE_SOURCES, MappingError, builtin_names, one_of, read_toml, resolve
 
 
@@ -89,20 +103,20 @@ def _filters(filters: dict[str, Any], origin: str) -> dict[str, Any]:
             networks.append(ipaddress.ip_network(item.strip(), strict=False))
         except ValueError:
             raise MappingError(f"{origin}: 'filters.exclude_ips[{i}]' {item!r} is not an IP address or CIDR range") from None
-    return dict(
-        non_human=filters.get("non_human", True),
-        methods=tuple(m.upper() for m in filters.get("methods", [])),
-        statuses=StatusRule.parse(filters["statuses"], origin) if filters.get("statuses") else None,
-        exclude_statuses=(StatusRule.parse(filters["exclude_statuses"], origin, "filters.exclude_statuses")
+    return {
+        "non_human": filters.get("non_human", True),
+        "methods": tuple(m.upper() for m in filters.get("methods", [])),
+        "statuses": StatusRule.parse(filters["statuses"], origin) if filters.get("statuses") else None,
+        "exclude_statuses": (StatusRule.parse(filters["exclude_statuses"], origin, "filters.exclude_statuses")
                           if filters.get("exclude_statuses") else None),
-        static_extensions=frozenset(e.lower().lstrip(".") for e in filters.get("static_extensions", [])),
-        static_files=frozenset(f.lower() for f in filters.get("static_files", [])),
-        hosts=tuple(glob_to_regex(h.lower()) for h in filters.get("hosts", [])),
-        exclude_hosts=tuple(glob_to_regex(h.lower()) for h in filters.get("exclude_hosts", [])),
-        paths=paths,
-        exclude_paths=exclude_paths,
-        exclude_networks=tuple(networks),
-    )
+        "static_extensions": frozenset(e.lower().lstrip(".") for e in filters.get("static_extensions", [])),
+        "static_files": frozenset(f.lower() for f in filters.get("static_files", [])),
+        "hosts": tuple(glob_to_regex(h.lower()) for h in filters.get("hosts", [])),
+        "exclude_hosts": tuple(glob_to_regex(h.lower()) for h in filters.get("exclude_hosts", [])),
+        "paths": paths,
+        "exclude_paths": exclude_paths,
+        "exclude_networks": tuple(networks),
+    }
 
 
 def _site_hosts(site: dict[str, Any], origin: str) -> dict[str, str]:
@@ -145,7 +159,7 @@ def _column_map(spec: dict[str, Any], origin: str) -> ColumnMap:
                             exclude=frozenset(p.get("exclude", [])), exclude_prefixes=tuple(p.get("exclude_prefixes", [])))
     try:
         zoneinfo.ZoneInfo(spec.get("timezone", "UTC"))
-    except Exception:
+    except (KeyError, ValueError, OSError):  # (ZoneInfoNotFoundError is a KeyError)
         raise MappingError(f"{origin}: 'input.timezone' {spec.get('timezone')!r} is not an IANA time zone name") from None
     try:
         return ColumnMap(

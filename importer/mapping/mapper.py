@@ -17,10 +17,16 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 
 from .. import events as ev
-from ..plausible import MAX_NAME_CHARS, MAX_PROP_KEY_BYTES, MAX_PROP_VALUE_BYTES, MAX_PROPS, MAX_URL_BYTES
+from ..plausible import (
+    MAX_NAME_CHARS,
+    MAX_PROP_KEY_BYTES,
+    MAX_PROP_VALUE_BYTES,
+    MAX_PROPS,
+    MAX_URL_BYTES,
+)
 from ..useragents import Classifier
-from .base import VisitorCache, event_base
 from .arrow import np_bool
+from .base import VisitorCache, event_base
 from .batch import Columns, Tally
 from .events import build_events
 from .filters import is_site_host, keep_rows, note_hosts

@@ -7,13 +7,15 @@ only looked at for the rows no earlier rule took.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from .arrow import any_regex, as_string, np_bool
 from .batch import Columns, Tally
-from .model import Mapping, Rule
+from .model import ColumnCondition, Mapping, Rule
 
 
 def match_rules(rules: tuple[Rule, ...], columns: Columns) -> np.ndarray:
@@ -48,7 +50,8 @@ def count_rules(mapping: Mapping, choice: np.ndarray, tally: Tally) -> np.ndarra
         if mapping.default_drop:
             tally.filtered["no_rule"] += int(counts[0])
     drops[0] = mapping.default_drop
-    return ~drops[choice + 1]
+    kept: np.ndarray = ~drops[choice + 1]
+    return kept
 
 
 def _path_holds(rule: Rule, columns: Columns) -> np.ndarray:
@@ -76,5 +79,9 @@ def _conditions_hold(rule: Rule, columns: Columns, rows: np.ndarray) -> np.ndarr
     if rule.status is not None:
         ok &= rule.status.holds(columns["status"].take(pa.array(rows)))
     for cond in rule.columns:
-        ok &= columns.per_row(cond.column, lambda v, c=cond: c.holds(as_string(v)), rows)
+        ok &= columns.per_row(cond.column, functools.partial(_holds, cond), rows)
     return ok
+
+
+def _holds(condition: ColumnCondition, values: pa.Array) -> pa.Array:
+    return condition.holds(as_string(values))

@@ -54,8 +54,9 @@ class StatusRule:
         """Per row: does its status hold (no status: no)?"""
         if status.null_count:
             status = pc.fill_null(status, 0)  # 0 is neither a code nor a class
-        codes = status.to_numpy(zero_copy_only=False).astype(np.intp) & 0xFFFF
-        return self.lookup[codes]
+        codes: np.ndarray = status.to_numpy(zero_copy_only=False).astype(np.intp) & 0xFFFF
+        holds: np.ndarray = self.lookup[codes]
+        return holds
 
 
 def glob_to_regex(pattern: str) -> str:

@@ -36,19 +36,23 @@ def props_json(pairs: list[pa.Array], n: int) -> pa.Array:
     return join("{", joined, "}", "")
 
 
-def template_pairs(rendered: list[tuple[str, pa.Array]], policy: str, truncated: Counter[str],
-                   bad: np.ndarray) -> list[pa.Array]:
-    """'"k":"v"' per row and prop (null where the value is null or blank), values over the limit
-    cut (counted) or, with the ``reject`` policy, their rows marked in ``bad``."""
+def limit_value(value: pa.Array, policy: str, truncated: Counter[str], bad: np.ndarray) -> pa.Array:
+    """A prop's values, those over Plausible's limit cut (and counted) or, with the ``reject``
+    policy, their rows marked in ``bad``."""
+    if longest_bytes(value) <= MAX_PROP_VALUE_BYTES:
+        return value
+    over = np_bool(pc.greater(pc.binary_length(value), MAX_PROP_VALUE_BYTES))
+    if policy == "reject":
+        bad |= over
+        return value
+    truncated["prop_value"] += int(over.sum())
+    return truncate_bytes(value, MAX_PROP_VALUE_BYTES)
+
+
+def template_pairs(rendered: list[tuple[str, pa.Array]]) -> list[pa.Array]:
+    """'"k":"v"' per prop (null where the value is null or blank)."""
     pairs = []
     for key, value in rendered:
-        if longest_bytes(value) > MAX_PROP_VALUE_BYTES:
-            over = np_bool(pc.greater(pc.binary_length(value), MAX_PROP_VALUE_BYTES))
-            if policy == "reject":
-                bad |= over
-            else:
-                truncated["prop_value"] += int(over.sum())
-                value = truncate_bytes(value, MAX_PROP_VALUE_BYTES)
         present = pc.fill_null(pc.not_equal(pc.utf8_trim_whitespace(value), ""), False)
         pair = join(f'"{json_text(key)}":"', json_string(value), '"', "")
         pairs.append(pc.if_else(present, pair, _NULL))
