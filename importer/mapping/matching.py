@@ -13,7 +13,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .arrow import any_regex, as_string, np_bool
+from .arrow import any_regex, as_string, np_bool, positions
 from .batch import Columns, Tally
 from .model import ColumnCondition, Mapping, Rule
 
@@ -21,15 +21,19 @@ from .model import ColumnCondition, Mapping, Rule
 def match_rules(rules: tuple[Rule, ...], columns: Columns) -> np.ndarray:
     """Per row, the index of the first rule it matches; -1 for none."""
     choice = np.full(columns.n, -1, np.intp)
-    open_rows = np.ones(columns.n, bool)
+    open_rows = np.arange(columns.n)  # the rows no rule took yet
+    paths, path_at = columns.distinct("path")
+    literals = _Literals(rules, paths)
     for rule in rules:
-        candidates = open_rows if not rule.has_path_condition else open_rows & _path_holds(rule, columns)
-        rows = np.flatnonzero(candidates)
+        rows = open_rows
+        if rule.has_path_condition:
+            rows = rows[_path_holds(rule, paths, literals)[path_at[rows]]]
         if not len(rows):
             continue
         matched = rows[_conditions_hold(rule, columns, rows)]
-        choice[matched] = rule.index
-        open_rows[matched] = False
+        if len(matched):
+            choice[matched] = rule.index
+            open_rows = open_rows[choice[open_rows] < 0]
     return choice
 
 
@@ -54,20 +58,30 @@ def count_rules(mapping: Mapping, choice: np.ndarray, tally: Tally) -> np.ndarra
     return kept
 
 
-def _path_holds(rule: Rule, columns: Columns) -> np.ndarray:
-    """Per row: do the rule's path conditions hold? (a listed path or glob, and its path_regex)"""
-    def on_paths(paths: pa.Array) -> np.ndarray:
-        hit = np.zeros(len(paths), bool)
-        if rule.path_literals:
-            hit |= np_bool(pc.is_in(paths, value_set=pa.array(rule.path_literals, pa.string())))
-        if rule.path_regexes:
-            hit |= np_bool(any_regex(paths, rule.path_regexes))
-        if rule.path_regex is not None:
-            regex_hit = np_bool(any_regex(paths, (rule.path_regex,)))
-            hit = hit & regex_hit if rule.path_literals or rule.path_regexes else regex_hit
-        return hit
+class _Literals:
+    """Which of the rules' literal paths (``when.path`` entries without wildcards) each distinct
+    path is: one lookup for all the rules."""
 
-    return columns.per_row("path", on_paths)
+    def __init__(self, rules: tuple[Rule, ...], paths: pa.Array):
+        self._ids = {literal: i for i, literal in enumerate(sorted({p for r in rules for p in r.path_literals}))}
+        found = pc.index_in(paths, value_set=pa.array(list(self._ids), pa.string())) if self._ids else None
+        self._found = np.full(len(paths), -1) if found is None else positions(pc.fill_null(found, -1))
+
+    def any_of(self, literals: tuple[str, ...]) -> np.ndarray:
+        return np.isin(self._found, [self._ids[p] for p in literals])
+
+
+def _path_holds(rule: Rule, paths: pa.Array, literals: _Literals) -> np.ndarray:
+    """Per distinct path: do the rule's path conditions hold? (a listed path or glob, and its path_regex)"""
+    hit = np.zeros(len(paths), bool)
+    if rule.path_literals:
+        hit |= literals.any_of(rule.path_literals)
+    if rule.path_regexes:
+        hit |= np_bool(any_regex(paths, rule.path_regexes))
+    if rule.path_regex is not None:
+        regex_hit = np_bool(any_regex(paths, (rule.path_regex,)))
+        hit = hit & regex_hit if rule.path_literals or rule.path_regexes else regex_hit
+    return hit
 
 
 def _conditions_hold(rule: Rule, columns: Columns, rows: np.ndarray) -> np.ndarray:
@@ -79,6 +93,8 @@ def _conditions_hold(rule: Rule, columns: Columns, rows: np.ndarray) -> np.ndarr
     if rule.status is not None:
         ok &= rule.status.holds(columns["status"].take(pa.array(rows)))
     for cond in rule.columns:
+        if not ok.any():
+            break
         ok &= columns.per_row(cond.column, functools.partial(_holds, cond), rows)
     return ok
 
