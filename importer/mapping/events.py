@@ -17,6 +17,7 @@ from .arrow import as_string, chunk, np_bool
 from .batch import Columns, Encoding, Tally
 from .matching import count_rules, match_rules
 from .model import Mapping, Rule, Template
+from .paths import PathVerdicts
 from .props import bag_pairs, limit_value, longest_bytes, props_json, template_pairs
 
 _NULL = pa.scalar(None, pa.string())
@@ -119,11 +120,11 @@ class Pools:
                    np.zeros(n, bool), np.zeros(n, bool))
 
 
-def build_events(m: Mapping, columns: Columns, tally: Tally) -> pa.Table:
+def build_events(m: Mapping, columns: Columns, path_verdicts: PathVerdicts, tally: Tally) -> pa.Table:
     """The events of the rows (filters already applied), the rules matched and counted."""
     if columns.n == 0:
         return ev.empty_events()
-    choice = match_rules(m.rules, columns)
+    choice = match_rules(m.rules, columns, path_verdicts)
     keep = count_rules(m, choice, tally)
     pools = Pools.start(m.event_name, columns.n)
     for rule in m.rules:
@@ -159,8 +160,10 @@ def _props(m: Mapping, rows: RuleRows, columns: Columns, bad: np.ndarray,
     rule, where = rows.rule, rows.where
     lv = rows.level([r for _, t in rule.props for r in t.refs])
     rendered = [(key, t.render(lv.values, lv.size)) for key, t in rule.props]
-    if rule.props_from is None and all(longest_bytes(v) <= MAX_PROP_VALUE_BYTES for _, v in rendered):
-        return props_json(template_pairs(rendered), lv.size), lv.at
+    if rule.props_from is None:
+        props = props_json(template_pairs(rendered), lv.size)
+        if longest_bytes(props) <= MAX_PROP_VALUE_BYTES:  # then no value in it is over the limit
+            return props, lv.at
     at = pa.array(lv.at)
     row_bad = np.zeros(len(where), bool)
     rendered = [(k, limit_value(v.take(at), m.limit_policy, truncated, row_bad)) for k, v in rendered]

@@ -2,7 +2,8 @@
 
 ``Mapper.apply`` keeps everything it learns of a batch in that batch's own objects
 (:class:`.batch.Columns`, :class:`.batch.Tally`), passed from step to step; the Mapper itself
-only keeps run-wide caches of pure functions (user agents, IPs, synthetic visitors) and the
+only keeps run-wide caches of pure functions (user agents, IPs, synthetic visitors, the
+rules' path verdicts) and the
 run's notes for the summary, added under a lock. So one Mapper can map batches from several
 threads at once.
 """
@@ -31,6 +32,7 @@ from .batch import Columns, Tally
 from .events import build_events
 from .filters import is_site_host, keep_rows, note_hosts
 from .model import Mapping
+from .paths import PathVerdicts
 
 
 @dataclass
@@ -56,6 +58,7 @@ class Mapper:
         self.truncated: Counter[str] = Counter()  # what -> events whose value was cut to Plausible's limit
         self._ip_cache: dict[str | None, bool] = {}
         self._visitors = VisitorCache()
+        self._path_verdicts = PathVerdicts(mapping.rules)
         self._notes_lock = threading.Lock()
 
     def apply(self, table: pa.Table) -> Mapped:
@@ -75,7 +78,7 @@ class Mapper:
         values = event_base(m, kept.values, kept.n, self.domain, self._visitors)
         # the path is never rewritten: its encoding comes along (templates may rewrite the others)
         columns = Columns(values, kept.n, {"path": kept.distinct("path")})
-        events = build_events(m, columns, tally)
+        events = build_events(m, columns, self._path_verdicts, tally)
         with self._notes_lock:
             self.truncated.update(tally.truncated)
             self.unmatched_hosts.update(tally.unmatched_hosts)

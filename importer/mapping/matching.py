@@ -1,7 +1,7 @@
 """Which rule each kept row matches: the first whose conditions all hold (-1: none, the default).
 
-Path conditions are evaluated once per distinct path of the batch, column conditions once per
-distinct value of their column (see :mod:`.batch`); a rule's conditions beyond the path are
+Path conditions are evaluated once per distinct path of the run (see :mod:`.paths`), column
+conditions once per distinct value of their column in the batch (see :mod:`.batch`); a rule's conditions beyond the path are
 only looked at for the rows no earlier rule took.
 """
 
@@ -13,21 +13,22 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .arrow import any_regex, as_string, np_bool, positions
+from .arrow import as_string
 from .batch import Columns, Tally
 from .model import ColumnCondition, Mapping, Rule
+from .paths import PathVerdicts
 
 
-def match_rules(rules: tuple[Rule, ...], columns: Columns) -> np.ndarray:
+def match_rules(rules: tuple[Rule, ...], columns: Columns, path_verdicts: PathVerdicts) -> np.ndarray:
     """Per row, the index of the first rule it matches; -1 for none."""
     choice = np.full(columns.n, -1, np.intp)
     open_rows = np.arange(columns.n)  # the rows no rule took yet
     paths, path_at = columns.distinct("path")
-    literals = _Literals(rules, paths)
-    for rule in rules:
+    verdicts = path_verdicts.of(paths) if any(r.has_path_condition for r in rules) else None
+    for j, rule in enumerate(rules):
         rows = open_rows
-        if rule.has_path_condition:
-            rows = rows[_path_holds(rule, paths, literals)[path_at[rows]]]
+        if verdicts is not None and rule.has_path_condition:
+            rows = rows[verdicts[path_at[rows], j]]
         if not len(rows):
             continue
         matched = rows[_conditions_hold(rule, columns, rows)]
@@ -56,32 +57,6 @@ def count_rules(mapping: Mapping, choice: np.ndarray, tally: Tally) -> np.ndarra
     drops[0] = mapping.default_drop
     kept: np.ndarray = ~drops[choice + 1]
     return kept
-
-
-class _Literals:
-    """Which of the rules' literal paths (``when.path`` entries without wildcards) each distinct
-    path is: one lookup for all the rules."""
-
-    def __init__(self, rules: tuple[Rule, ...], paths: pa.Array):
-        self._ids = {literal: i for i, literal in enumerate(sorted({p for r in rules for p in r.path_literals}))}
-        found = pc.index_in(paths, value_set=pa.array(list(self._ids), pa.string())) if self._ids else None
-        self._found = np.full(len(paths), -1) if found is None else positions(pc.fill_null(found, -1))
-
-    def any_of(self, literals: tuple[str, ...]) -> np.ndarray:
-        return np.isin(self._found, [self._ids[p] for p in literals])
-
-
-def _path_holds(rule: Rule, paths: pa.Array, literals: _Literals) -> np.ndarray:
-    """Per distinct path: do the rule's path conditions hold? (a listed path or glob, and its path_regex)"""
-    hit = np.zeros(len(paths), bool)
-    if rule.path_literals:
-        hit |= literals.any_of(rule.path_literals)
-    if rule.path_regexes:
-        hit |= np_bool(any_regex(paths, rule.path_regexes))
-    if rule.path_regex is not None:
-        regex_hit = np_bool(any_regex(paths, (rule.path_regex,)))
-        hit = hit & regex_hit if rule.path_literals or rule.path_regexes else regex_hit
-    return hit
 
 
 def _conditions_hold(rule: Rule, columns: Columns, rows: np.ndarray) -> np.ndarray:

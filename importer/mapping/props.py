@@ -53,9 +53,8 @@ def template_pairs(rendered: list[tuple[str, pa.Array]]) -> list[pa.Array]:
     """'"k":"v"' per prop (null where the value is null or blank)."""
     pairs = []
     for key, value in rendered:
-        present = pc.fill_null(pc.not_equal(pc.utf8_trim_whitespace(value), ""), False)
-        pair = join(f'"{json_text(key)}":"', json_string(value), '"', "")
-        pairs.append(pc.if_else(present, pair, _NULL))
+        pair = join(f'"{json_text(key)}":"', json_string(value), '"', "")  # null where the value is
+        pairs.append(pc.if_else(pc.equal(pc.utf8_trim_whitespace(value), ""), _NULL, pair))
     return pairs
 
 
