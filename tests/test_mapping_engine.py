@@ -123,3 +123,17 @@ def test_adversarial_patterns_run_in_linear_time(tmp_path, where, text):
     # none of the patterns matches: every row is a pageview, none filtered
     assert mapped.events.column("name").to_pylist() == ["pageview"] * len(rows), where
     assert mapped.filtered == {}
+
+
+def test_rules_reading_a_rewritten_column_match_on_its_rewritten_values(tmp_path):
+    """With an [event] referrer template, the rules' referrer conditions read the rendered
+    referrer (the rows are then matched after the events' columns are built): an identity
+    template gives the same events as none."""
+    plain = mapping.load(str(TEN_RULES))
+    text = TEN_RULES.read_text(encoding="utf-8").replace('extends = "web"', 'extends = "web"\n[event]\nreferrer = "{referrer}"')
+    templated = load_text(tmp_path, text.replace('"./', '"'))
+    assert templated.referrer is not None
+    rows = random_rows(random.Random(5), 3000)
+    one, other = (Mapper(m, "example.com").apply(frame(rows)) for m in (plain, templated))
+    assert one.events.equals(other.events) and (one.filtered, one.rules) == (other.filtered, other.rules)
+    assert one.rules["Docs"] > 0 and one.filtered["rule:health"] > 0

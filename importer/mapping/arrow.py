@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any, TypeAlias
 
@@ -49,8 +50,14 @@ def with_null(values: pa.Array) -> pa.Array:
 
 def join(*pieces: pa.Array | str, **options: Any) -> pa.Array:
     """``binary_join_element_wise`` (the last piece is the separator); text pieces repeat."""
-    args = [pa.scalar(p, pa.string()) if isinstance(p, str) else p for p in pieces]
+    args = [_text(p) if isinstance(p, str) else p for p in pieces]
     return pc.binary_join_element_wise(*args, **options)
+
+
+@functools.lru_cache(maxsize=4096)
+def _text(text: str) -> pa.Scalar:
+    """A string scalar, made once (making one costs about as much as joining a few hundred rows)."""
+    return pa.scalar(text, pa.string())
 
 
 def any_regex(values: pa.Array, patterns: tuple[str, ...]) -> pa.Array:

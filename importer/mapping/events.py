@@ -120,12 +120,17 @@ class Pools:
                    np.zeros(n, bool), np.zeros(n, bool))
 
 
-def build_events(m: Mapping, columns: Columns, path_verdicts: PathVerdicts, tally: Tally) -> pa.Table:
-    """The events of the rows (filters already applied), the rules matched and counted."""
+def build_events(m: Mapping, columns: Columns, path_verdicts: PathVerdicts, tally: Tally,
+                 choice: np.ndarray | None = None) -> pa.Table:
+    """The events of the rows (filters already applied): the rules are matched and counted here,
+    unless ``choice`` says which rule each row matched (then counted, and no row a rule drops)."""
     if columns.n == 0:
         return ev.empty_events()
-    choice = match_rules(m.rules, columns, path_verdicts)
-    keep = count_rules(m, choice, tally)
+    if choice is None:
+        choice = match_rules(m.rules, columns, path_verdicts)
+        keep = count_rules(m, choice, tally)
+    else:
+        keep = np.ones(columns.n, bool)
     pools = Pools.start(m.event_name, columns.n)
     for rule in m.rules:
         if not rule.drop:

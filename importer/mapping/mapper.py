@@ -15,6 +15,7 @@ import threading
 from collections import Counter
 from dataclasses import dataclass, field
 
+import numpy as np
 import pyarrow as pa
 
 from .. import events as ev
@@ -31,6 +32,7 @@ from .base import VisitorCache, event_base
 from .batch import Columns, Tally
 from .events import build_events
 from .filters import is_site_host, keep_rows, note_hosts
+from .matching import count_rules, match_rules
 from .model import Mapping
 from .paths import PathVerdicts
 
@@ -74,11 +76,20 @@ class Mapper:
             unmatched = ~np_bool(is_site_host(m, hosts))
             if unmatched.any():
                 note_hosts(hosts.filter(pa.array(unmatched)), tally)
+        choice = None
+        if m.rules and not _reads_rewritten(m):
+            # Matched now, the rows a rule drops leave with those the filters dropped (one filter
+            # of the batch's columns instead of two)
+            rows = np.flatnonzero(keep)
+            matched = match_rules(m.rules, batch, self._path_verdicts, rows)[rows]
+            by_rule = count_rules(m, matched, tally)
+            keep[rows] = by_rule
+            choice = matched[by_rule]
         kept = batch.kept(keep)
         values = event_base(m, kept.values, kept.n, self.domain, self._visitors)
         # the path is never rewritten: its encoding comes along (templates may rewrite the others)
         columns = Columns(values, kept.n, {"path": kept.distinct("path")})
-        events = build_events(m, columns, self._path_verdicts, tally)
+        events = build_events(m, columns, self._path_verdicts, tally, choice)
         with self._notes_lock:
             self.truncated.update(tally.truncated)
             self.unmatched_hosts.update(tally.unmatched_hosts)
@@ -99,3 +110,10 @@ class Mapper:
         for what, count in sorted(self.truncated.items()):
             out.append(f"{labels.get(what, what)}: {count:,}")
         return out
+
+
+def _reads_rewritten(m: Mapping) -> bool:
+    """Does a rule's condition read a column that building the events rewrites (the referrer
+    template, synthetic visitors)? Then rules are matched on the rewritten columns."""
+    rewritten = ({"referrer"} if m.referrer is not None else set()) | ({"ip", "user_agent"} if m.visitor else set())
+    return any(c.column in rewritten for r in m.rules for c in r.columns)

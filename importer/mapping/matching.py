@@ -19,10 +19,11 @@ from .model import ColumnCondition, Mapping, Rule
 from .paths import PathVerdicts
 
 
-def match_rules(rules: tuple[Rule, ...], columns: Columns, path_verdicts: PathVerdicts) -> np.ndarray:
-    """Per row, the index of the first rule it matches; -1 for none."""
+def match_rules(rules: tuple[Rule, ...], columns: Columns, path_verdicts: PathVerdicts,
+                rows: np.ndarray | None = None) -> np.ndarray:
+    """Per row (of ``rows``, default all), the index of the first rule it matches; -1 for none."""
     choice = np.full(columns.n, -1, np.intp)
-    open_rows = np.arange(columns.n)  # the rows no rule took yet
+    open_rows = np.arange(columns.n) if rows is None else rows  # the rows no rule took yet
     paths, path_at = columns.distinct("path")
     verdicts = path_verdicts.of(paths) if any(r.has_path_condition for r in rules) else None
     for j, rule in enumerate(rules):
