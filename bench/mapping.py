@@ -9,12 +9,14 @@ user agents, like a real log) and compares two mappings:
   with named groups, status, method and column conditions, templated names and props, one
   drop rule), the same file the tests use.
 
-Two figures, both measured in the same run (runs alternate, best of each; each run uses a
-fresh ``Mapper``, so run-wide caches start cold as in a real run):
+Two figures, both measured in the same run (each run uses a fresh ``Mapper``, so run-wide
+caches start cold as in a real run):
 
 * **whole run**, the target: ``send --dry-run`` over the same rows written as a 1,000,000-line
-  combined log (read + map + count), which is what a user waits for. Target: the 10-rule
-  mapping within 1.15x of ``web``;
+  combined log (read + map + count), which is what a user waits for; ``web`` and the 10 rules
+  run back to back ``--runs`` times, and the median of those rounds' own ratios counts (the
+  CPU-time ratio, best against best, is printed beside it). Target: the 10-rule mapping
+  within 1.15x of ``web``;
 * **mapping step alone**: ``Mapper.apply`` on the in-memory batches (reading left out), to
   show what the rules themselves cost.
 
@@ -126,11 +128,13 @@ def write_log(batches: list[pa.Table], path: Path) -> None:
             out.write("".join(lines))
 
 
-def time_run(m: mapping.Mapping, log: Path) -> tuple[float, int]:
+def time_run(m: mapping.Mapping, log: Path) -> tuple[float, float, int]:
+    """Wall seconds, CPU seconds of this process (all its threads) and events of a dry run."""
     from importer.pipeline import send
+    cpu = time.process_time()
     started = time.perf_counter()
     report = send([log], domain="example.com", mapping=m, dry_run=True, rejects_path=None, failed_path=None)
-    return time.perf_counter() - started, report.events
+    return time.perf_counter() - started, time.process_time() - cpu, report.events
 
 
 def load_mappings() -> dict[str, mapping.Mapping]:
@@ -183,15 +187,22 @@ def main() -> None:
         t = time.perf_counter()
         write_log(batches, log)
         print(f"log: {log.stat().st_size / 1e6:.0f} MB written in {time.perf_counter() - t:.1f} s")
-        run_best = {"web": float("inf"), "10 rules": float("inf")}
+        wall: dict[str, list[float]] = {"web": [], "10 rules": []}
+        cpu: dict[str, list[float]] = {"web": [], "10 rules": []}
         for _ in range(args.runs):
             for label, m in (("web", web), ("10 rules", ten)):
-                seconds, events = time_run(m, log)
-                run_best[label] = min(run_best[label], seconds)
-                print(f"  send --dry-run, {label}: {seconds:.2f} s ({events:,} events)")
-    run_ratio = run_best["10 rules"] / run_best["web"]
-    print(f"whole run (read + map), ratio 10-rule / web: {run_ratio:.2f} ({(run_ratio - 1) * 100:+.0f}%); "
-          f"target <= 1.15 -> {'OK' if run_ratio <= 1.15 else 'OVER'}")
+                seconds, cpu_seconds, events = time_run(m, log)
+                wall[label].append(seconds)
+                cpu[label].append(cpu_seconds)
+                print(f"  send --dry-run, {label}: {seconds:.2f} s, CPU {cpu_seconds:.2f} s ({events:,} events)")
+    # Each round's own ratio (web, then the 10 rules, back to back): a busy spell of the shared
+    # machine hits both runs of a round; the median of the rounds is the figure.
+    rounds = sorted(ten / web for ten, web in zip(wall["10 rules"], wall["web"]))
+    run_ratio = float(np.median(rounds))
+    cpu_ratio = min(cpu["10 rules"]) / min(cpu["web"])
+    print(f"whole run (read + map), ratio 10-rule / web: {run_ratio:.2f} ({(run_ratio - 1) * 100:+.0f}%; median of "
+          f"{len(rounds)} rounds, range {rounds[0]:.2f}-{rounds[-1]:.2f}; CPU time, best against best: "
+          f"{cpu_ratio:.2f}); target <= 1.15 -> {'OK' if run_ratio <= 1.15 else 'OVER'}")
 
 
 if __name__ == "__main__":
