@@ -74,9 +74,10 @@ class Columns:
     def per_row(self, column: str, fn: Callable[[pa.Array], pa.Array | np.ndarray],
                 rows: np.ndarray | None = None) -> np.ndarray:
         """A boolean function of the column's values, evaluated once per distinct value
-        (null counts as false), for every row or for ``rows``."""
-        dictionary, at = self.distinct(column)
-        return np_bool(fn(dictionary))[at if rows is None else at[rows]]
+        (null counts as false), for every row or for ``rows`` (then on their values alone,
+        unless the column is encoded already: a rule's candidate rows are often few)."""
+        dictionary, at = self.distinct(column) if rows is None else self.distinct_at(column, rows)
+        return np_bool(fn(dictionary))[at]
 
     def kept(self, keep: np.ndarray, carry: tuple[str, ...] = ("path",)) -> Columns:
         """These columns at the rows ``keep`` marks; the encodings of ``carry`` come along."""

@@ -26,16 +26,18 @@ def match_rules(rules: tuple[Rule, ...], columns: Columns, path_verdicts: PathVe
     open_rows = np.arange(columns.n) if rows is None else rows  # the rows no rule took yet
     paths, path_at = columns.distinct("path")
     verdicts = path_verdicts.of(paths) if any(r.has_path_condition for r in rules) else None
+    open_paths = path_at[open_rows]  # (kept in step with open_rows)
     for j, rule in enumerate(rules):
         rows = open_rows
         if verdicts is not None and rule.has_path_condition:
-            rows = rows[verdicts[path_at[rows], j]]
+            rows = rows[verdicts[:, j][open_paths]]
         if not len(rows):
             continue
         matched = rows[_conditions_hold(rule, columns, rows)]
         if len(matched):
             choice[matched] = rule.index
-            open_rows = open_rows[choice[open_rows] < 0]
+            still_open = choice[open_rows] < 0
+            open_rows, open_paths = open_rows[still_open], open_paths[still_open]
     return choice
 
 
