@@ -11,14 +11,13 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
+from conftest import BROWSER
 
 from importer import mapping, schema
 from importer.mapping import Mapper
 
-from conftest import BROWSER
-
 TEN_RULES = Path(__file__).parent / "fixtures" / "ten-rules.toml"  # also read by bench/mapping.py
-T0 = dt.datetime(2024, 3, 14, 8, 0, tzinfo=dt.timezone.utc)
+T0 = dt.datetime(2024, 3, 14, 8, 0, tzinfo=dt.UTC)
 PATHS = ["/", "/pricing", "/signup/done", "/login", "/search", "/healthz", "/status/db", "/about", "/docs/a/b",
          "/blog/post-1", "/blog/post-2", "/shop/shoes/SKU-1", "/shop/hats/SKU-22", "/files/r.pdf", "/img/x.webp"]
 QUERIES = [None, None, "utm_source=news", "q=shoes", "plan=pro", ""]
@@ -127,8 +126,8 @@ def test_adversarial_patterns_run_in_linear_time(tmp_path, where, text):
 
 def test_rules_reading_a_rewritten_column_match_on_its_rewritten_values(tmp_path):
     """With an [event] referrer template, the rules' referrer conditions read the rendered
-    referrer (the rows are then matched after the events' columns are built): an identity
-    template gives the same events as none."""
+    referrer (rules are matched on the events' columns): an identity template gives the same
+    events as none."""
     plain = mapping.load(str(TEN_RULES))
     text = TEN_RULES.read_text(encoding="utf-8").replace('extends = "web"', 'extends = "web"\n[event]\nreferrer = "{referrer}"')
     templated = load_text(tmp_path, text.replace('"./', '"'))

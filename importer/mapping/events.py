@@ -17,7 +17,6 @@ from .arrow import as_string, chunk, np_bool
 from .batch import Columns, Encoding, Tally
 from .matching import count_rules, match_rules
 from .model import Mapping, Rule, Template
-from .paths import PathVerdicts
 from .props import bag_pairs, limit_value, longest_bytes, props_json, template_pairs
 
 _NULL = pa.scalar(None, pa.string())
@@ -120,17 +119,12 @@ class Pools:
                    np.zeros(n, bool), np.zeros(n, bool))
 
 
-def build_events(m: Mapping, columns: Columns, path_verdicts: PathVerdicts, tally: Tally,
-                 choice: np.ndarray | None = None) -> pa.Table:
-    """The events of the rows (filters already applied): the rules are matched and counted here,
-    unless ``choice`` says which rule each row matched (then counted, and no row a rule drops)."""
+def build_events(m: Mapping, columns: Columns, tally: Tally) -> pa.Table:
+    """The events of the rows (filters already applied), the rules matched and counted."""
     if columns.n == 0:
         return ev.empty_events()
-    if choice is None:
-        choice = match_rules(m.rules, columns, path_verdicts)
-        keep = count_rules(m, choice, tally)
-    else:
-        keep = np.ones(columns.n, bool)
+    choice = match_rules(m.rules, columns)
+    keep = count_rules(m, choice, tally)
     pools = Pools.start(m.event_name, columns.n)
     for rule in m.rules:
         if not rule.drop:

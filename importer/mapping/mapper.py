@@ -2,8 +2,7 @@
 
 ``Mapper.apply`` keeps everything it learns of a batch in that batch's own objects
 (:class:`.batch.Columns`, :class:`.batch.Tally`), passed from step to step; the Mapper itself
-only keeps run-wide caches of pure functions (user agents, IPs, synthetic visitors, the
-rules' path verdicts) and the
+only keeps run-wide caches of pure functions (user agents, IPs, synthetic visitors) and the
 run's notes for the summary, added under a lock. So one Mapper can map batches from several
 threads at once.
 """
@@ -15,7 +14,6 @@ import threading
 from collections import Counter
 from dataclasses import dataclass, field
 
-import numpy as np
 import pyarrow as pa
 
 from .. import events as ev
@@ -32,9 +30,7 @@ from .base import VisitorCache, event_base
 from .batch import Columns, Tally
 from .events import build_events
 from .filters import is_site_host, keep_rows, note_hosts
-from .matching import count_rules, match_rules
 from .model import Mapping
-from .paths import PathVerdicts
 
 
 @dataclass
@@ -60,7 +56,6 @@ class Mapper:
         self.truncated: Counter[str] = Counter()  # what -> events whose value was cut to Plausible's limit
         self._ip_cache: dict[str | None, bool] = {}
         self._visitors = VisitorCache()
-        self._path_verdicts = PathVerdicts(mapping.rules)
         self._notes_lock = threading.Lock()
 
     def apply(self, table: pa.Table) -> Mapped:
@@ -76,20 +71,11 @@ class Mapper:
             unmatched = ~np_bool(is_site_host(m, hosts))
             if unmatched.any():
                 note_hosts(hosts.filter(pa.array(unmatched)), tally)
-        choice = None
-        if m.rules and not _reads_rewritten(m):
-            # Matched now, the rows a rule drops leave with those the filters dropped (one filter
-            # of the batch's columns instead of two)
-            rows = np.flatnonzero(keep)
-            matched = match_rules(m.rules, batch, self._path_verdicts, rows)[rows]
-            by_rule = count_rules(m, matched, tally)
-            keep[rows] = by_rule
-            choice = matched[by_rule]
         kept = batch.kept(keep)
         values = event_base(m, kept.values, kept.n, self.domain, self._visitors)
         # the path is never rewritten: its encoding comes along (templates may rewrite the others)
         columns = Columns(values, kept.n, {"path": kept.distinct("path")})
-        events = build_events(m, columns, self._path_verdicts, tally, choice)
+        events = build_events(m, columns, tally)
         with self._notes_lock:
             self.truncated.update(tally.truncated)
             self.unmatched_hosts.update(tally.unmatched_hosts)
@@ -111,9 +97,3 @@ class Mapper:
             out.append(f"{labels.get(what, what)}: {count:,}")
         return out
 
-
-def _reads_rewritten(m: Mapping) -> bool:
-    """Does a rule's condition read a column that building the events rewrites (the referrer
-    template, synthetic visitors)? Then rules are matched on the rewritten columns."""
-    rewritten = ({"referrer"} if m.referrer is not None else set()) | ({"ip", "user_agent"} if m.visitor else set())
-    return any(c.column in rewritten for r in m.rules for c in r.columns)

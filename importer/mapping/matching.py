@@ -1,8 +1,8 @@
 """Which rule each kept row matches: the first whose conditions all hold (-1: none, the default).
 
-Path conditions are evaluated once per distinct path of the run (see :mod:`.paths`), column
-conditions once per distinct value of their column in the batch (see :mod:`.batch`); a rule's conditions beyond the path are
-only looked at for the rows no earlier rule took.
+Path conditions are evaluated once per distinct path of the batch, column conditions once per
+distinct value of their column among a rule's candidate rows (see :mod:`.batch`); a rule's
+conditions beyond the path are only looked at for the rows no earlier rule took.
 """
 
 from __future__ import annotations
@@ -13,23 +13,21 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .arrow import as_string
+from .arrow import any_regex, as_string, np_bool, positions
 from .batch import Columns, Tally
 from .model import ColumnCondition, Mapping, Rule
-from .paths import PathVerdicts
 
 
-def match_rules(rules: tuple[Rule, ...], columns: Columns, path_verdicts: PathVerdicts,
-                rows: np.ndarray | None = None) -> np.ndarray:
-    """Per row (of ``rows``, default all), the index of the first rule it matches; -1 for none."""
+def match_rules(rules: tuple[Rule, ...], columns: Columns) -> np.ndarray:
+    """Per row, the index of the first rule it matches; -1 for none."""
     choice = np.full(columns.n, -1, np.intp)
-    open_rows = np.arange(columns.n) if rows is None else rows  # the rows no rule took yet
+    open_rows = np.arange(columns.n)  # the rows no rule took yet
     paths, path_at = columns.distinct("path")
-    verdicts = path_verdicts.of(paths) if any(r.has_path_condition for r in rules) else None
-    open_paths = path_at[open_rows]  # (kept in step with open_rows)
+    verdicts = path_verdicts(rules, paths)
+    open_paths = path_at  # (kept in step with open_rows)
     for j, rule in enumerate(rules):
         rows = open_rows
-        if verdicts is not None and rule.has_path_condition:
+        if rule.has_path_condition:
             rows = rows[verdicts[:, j][open_paths]]
         if not len(rows):
             continue
@@ -39,6 +37,28 @@ def match_rules(rules: tuple[Rule, ...], columns: Columns, path_verdicts: PathVe
             still_open = choice[open_rows] < 0
             open_rows, open_paths = open_rows[still_open], open_paths[still_open]
     return choice
+
+
+def path_verdicts(rules: tuple[Rule, ...], paths: pa.Array) -> np.ndarray:
+    """A row per (distinct) path, a column per rule: a listed path or glob matches, and the
+    path_regex (rules without path conditions hold everywhere)."""
+    out = np.ones((len(paths), len(rules)), bool)
+    ids = {literal: i for i, literal in enumerate(sorted({p for r in rules for p in r.path_literals}))}
+    literal_at = (positions(pc.fill_null(pc.index_in(paths, value_set=pa.array(list(ids), pa.string())), -1))
+                  if ids else np.full(len(paths), -1))  # which rule literal each path is: one lookup for all
+    for j, rule in enumerate(rules):
+        if not rule.has_path_condition:
+            continue
+        hit = np.zeros(len(paths), bool)
+        if rule.path_literals:
+            hit |= np.isin(literal_at, [ids[p] for p in rule.path_literals])
+        if rule.path_regexes:
+            hit |= np_bool(any_regex(paths, rule.path_regexes))
+        if rule.path_regex is not None:
+            regex_hit = np_bool(any_regex(paths, (rule.path_regex,)))
+            hit = hit & regex_hit if rule.path_literals or rule.path_regexes else regex_hit
+        out[:, j] = hit
+    return out
 
 
 def count_rules(mapping: Mapping, choice: np.ndarray, tally: Tally) -> np.ndarray:
