@@ -227,9 +227,6 @@ def test_a_cut_compressed_csv_reads_its_prefix_and_says_so(tmp_path, ext):
     assert any("compress" in r["reason"] for r in rejects)
 
 
-@pytest.mark.xfail(strict=True, raises=KeyError,
-                   reason="mapping.py's path facts raise KeyError('bad') for this request; found by the long fuzz run, "
-                          "outside the readers (the line parses)")
 def test_a_request_with_a_backslash_before_the_protocol_does_not_abort_the_run(tmp_path):
     log = tmp_path / "k.log"
     log.write_text('198.51.100.7 - - [14/Mar/2024:09:26:54 +0100] "GET /pricing \\HTTP/1.1" 200 8312 "-" "'
