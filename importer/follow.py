@@ -31,7 +31,7 @@ class TailFile:
         self.path = path
         self.stop = stop
         self.poll_s = poll_s
-        self._file = open(path, "rb")
+        self._file = open(path, "rb")  # noqa: SIM115 -- the tail reads it until close()
         st = os.fstat(self._file.fileno())
         self._identity = (st.st_dev, st.st_ino)
         self.rotated = False
@@ -89,9 +89,12 @@ class LiveSource(Source):
         return TailFile(self.path, self.stop, self.poll_s)
 
 
-def follow_sources(sources: list[Source], stop: threading.Event,
-                   plan: Callable[[list[Source]], list[Source]] | None = None,
-                   poll_s: float = POLL_S) -> Iterator[Source]:
+def follow_sources(
+    sources: list[Source],
+    stop: threading.Event,
+    plan: Callable[[list[Source]], list[Source]] | None = None,
+    poll_s: float = POLL_S,
+) -> Iterator[Source]:
     """The sources to read with ``--follow``: all but the last as given, then the last one
     followed, and after each rotation the file that replaced it, until ``stop`` is set.
 
@@ -123,4 +126,3 @@ def follow_sources(sources: list[Source], stop: threading.Event,
         live = LiveSource(name=last.name, path=path, stop=stop, poll_s=poll_s)
         first = False
         yield live
-
