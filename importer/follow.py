@@ -84,7 +84,8 @@ class LiveSource(Source):
     poll_s: float = POLL_S
     live = True
 
-    def open_raw(self):  # type: ignore[override]
+    # Not a full BinaryIO, only the read() that open_source uses: Source.open_raw should promise a protocol.
+    def open_raw(self) -> TailFile:  # type: ignore[override]
         assert self.path is not None
         return TailFile(self.path, self.stop, self.poll_s)
 

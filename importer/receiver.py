@@ -334,7 +334,7 @@ class Receiver:
         else:
             payload = {}
         event, errors = validate_event(payload)
-        if errors:
+        if errors or event is None:
             with self._lock:
                 self.stats.rejected += 1
             return 400, json.dumps({"errors": errors}).encode(), "application/json", {}

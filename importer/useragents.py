@@ -109,7 +109,7 @@ class Classifier:
         distinct = encoded.dictionary.to_pylist()
         self._learn(distinct)
         cache = self._cache
-        at = {reason: i for i, reason in enumerate(REASONS)}
+        at: dict[str | None, int] = {reason: i for i, reason in enumerate(REASONS)}  # a browser (None) is absent
         codes = [at.get(cache[ua], -1) for ua in distinct]
         codes.append(at.get(if_null, -1))  # null rows: dictionary_encode leaves their index null
         indices = encoded.indices

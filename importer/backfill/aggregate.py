@@ -189,6 +189,7 @@ class DayAggregator:
         if len(closed):
             rows = self._session_rows(events, sessions, closed, urls)
             for d, part in rows.groupby("day", sort=True):
+                assert isinstance(d, int | np.integer)  # the "day" column holds day numbers
                 self.pending.setdefault(int(d), []).append(part)
 
     def _pages(self, day: int, mask: np.ndarray, events: Events, sessions: Sessions, urls: Urls) -> None:

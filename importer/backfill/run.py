@@ -89,7 +89,7 @@ class BackfillReport:
 
     @property
     def days(self) -> int:
-        return 0 if self.start is None else (self.end - self.start).days + 1
+        return 0 if self.start is None or self.end is None else (self.end - self.start).days + 1
 
     @property
     def ok(self) -> bool:
