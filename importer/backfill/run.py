@@ -197,31 +197,17 @@ def backfill(
     stderr = stderr or sys.stderr
     started = time.monotonic()
     domain = normalise_domain(domain)
-    try:
-        ZoneInfo(timezone)  # validates the name; the writer takes the name itself
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ConfigError(
-            f"--timezone {timezone!r}: give the site's time zone as an IANA name, "
-            "e.g. Europe/Berlin or UTC (Site settings > General in Plausible)"
-        ) from None
+    site_zone = _site_zone(timezone)  # validates the name; the writer takes the name itself
     check_log_options(log_format, custom_format, log_timezone)
-    window = event_window(since, until, ZoneInfo(timezone))
+    window = event_window(since, until, site_zone)
     loaded = mapping if isinstance(mapping, Mapping) else mapping_mod.load(mapping)
     sources = expand_inputs(inputs)
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"--out {out}: not a directory")
+    out = _out_dir(out_dir)
 
     report = BackfillReport(out_dir=str(out))
     rejects = RejectsFile(Path(rejects_path) if rejects_path else None)
     total_bytes = sum(s.size or 0 for s in sources) or None
     bar = Progress(progress, total_bytes, events_label="events", stream=stderr)
-
-    def counted(batches: Iterable[pa.Table]) -> Iterator[pa.Table]:
-        for batch in batches:
-            bar.settled(batch.num_rows)
-            yield batch
-
     try:
         events = read_events(
             sources,
@@ -234,7 +220,7 @@ def backfill(
             timezone=log_timezone,
         )
         write_files(
-            counted(events),
+            _counted(events, bar),
             timezone=timezone,
             out_dir=out,
             report=report,
@@ -252,6 +238,30 @@ def backfill(
         if report_path:
             report.write_json(Path(report_path))
     return report
+
+
+def _site_zone(timezone: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(
+            f"--timezone {timezone!r}: give the site's time zone as an IANA name, "
+            "e.g. Europe/Berlin or UTC (Site settings > General in Plausible)"
+        ) from None
+
+
+def _out_dir(out_dir: str | Path) -> Path:
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out}: not a directory")
+    return out
+
+
+def _counted(batches: Iterable[pa.Table], bar: Progress) -> Iterator[pa.Table]:
+    """The batches, each counted on the progress bar as it goes by."""
+    for batch in batches:
+        bar.settled(batch.num_rows)
+        yield batch
 
 
 def write_files(

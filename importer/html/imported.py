@@ -199,6 +199,38 @@ def _share_breakdown(
 
 def breakdowns(frames: Mapping[str, pd.DataFrame], top: int = TOP_ROWS) -> list[Breakdown]:
     """The dashboard's top lists, each with the figures Plausible shows in its details view."""
+    return [
+        _session_breakdown("Top sources", "Source", frames.get("imported_sources"), "source", "Direct / None", top),
+        _session_breakdown(
+            "UTM campaigns",
+            "Campaign",
+            frames.get("imported_sources"),
+            "utm_campaign",
+            None,
+            top,
+            note="Visits without a campaign are not listed, as on the dashboard.",
+        ),
+        *_page_breakdowns(frames, top),
+        _share_breakdown(
+            "Countries",
+            "Country",
+            frames.get("imported_locations"),
+            "country",
+            top,
+            None,
+            note="Visits whose country is unknown are not listed; % is of all visitors in the locations file.",
+        ),
+        _share_breakdown("Devices", "Screen size", frames.get("imported_devices"), "device", top),
+        _share_breakdown("Browsers", "Browser", frames.get("imported_browsers"), "browser", top),
+        _share_breakdown(
+            "Operating systems", "Operating system", frames.get("imported_operating_systems"), "operating_system", top
+        ),
+        _goals(frames, top),
+    ]
+
+
+def _page_breakdowns(frames: Mapping[str, pd.DataFrame], top: int) -> list[Breakdown]:
+    """Top pages, entry pages and exit pages."""
     pages_rows, pages_more = _top(
         frames.get("imported_pages"), "page", {"visitors": "visitors", "pageviews": "pageviews"}, "(not set)", top
     )
@@ -212,20 +244,7 @@ def breakdowns(frames: Mapping[str, pd.DataFrame], top: int = TOP_ROWS) -> list[
     exit_rows, exit_more = _top(
         frames.get("imported_exit_pages"), "exit_page", {"visitors": "visitors", "exits": "exits"}, "(not set)", top
     )
-    events_rows, events_more = _top(
-        frames.get("imported_custom_events"), "name", {"visitors": "visitors", "events": "events"}, "(not set)", top
-    )
     return [
-        _session_breakdown("Top sources", "Source", frames.get("imported_sources"), "source", "Direct / None", top),
-        _session_breakdown(
-            "UTM campaigns",
-            "Campaign",
-            frames.get("imported_sources"),
-            "utm_campaign",
-            None,
-            top,
-            note="Visits without a campaign are not listed, as on the dashboard.",
-        ),
         Breakdown(
             "Top pages",
             "Page",
@@ -263,26 +282,18 @@ def breakdowns(frames: Mapping[str, pd.DataFrame], top: int = TOP_ROWS) -> list[
             tuple((v, (m["visitors"], m["exits"])) for v, m in exit_rows),
             exit_more,
         ),
-        _share_breakdown(
-            "Countries",
-            "Country",
-            frames.get("imported_locations"),
-            "country",
-            top,
-            None,
-            note="Visits whose country is unknown are not listed; % is of all visitors in the locations file.",
-        ),
-        _share_breakdown("Devices", "Screen size", frames.get("imported_devices"), "device", top),
-        _share_breakdown("Browsers", "Browser", frames.get("imported_browsers"), "browser", top),
-        _share_breakdown(
-            "Operating systems", "Operating system", frames.get("imported_operating_systems"), "operating_system", top
-        ),
-        Breakdown(
-            "Goals (custom events)",
-            "Goal",
-            (("Uniques", "number"), ("Total", "number")),
-            tuple((v, (m["visitors"], m["events"])) for v, m in events_rows),
-            events_more,
-            note="Shown on the dashboard once a goal of that name is set up in Plausible.",
-        ),
     ]
+
+
+def _goals(frames: Mapping[str, pd.DataFrame], top: int) -> Breakdown:
+    events_rows, events_more = _top(
+        frames.get("imported_custom_events"), "name", {"visitors": "visitors", "events": "events"}, "(not set)", top
+    )
+    return Breakdown(
+        "Goals (custom events)",
+        "Goal",
+        (("Uniques", "number"), ("Total", "number")),
+        tuple((v, (m["visitors"], m["events"])) for v, m in events_rows),
+        events_more,
+        note="Shown on the dashboard once a goal of that name is set up in Plausible.",
+    )
