@@ -507,7 +507,7 @@ def test_sample_data_matches_send_dry_run(tmp_path, tz):
 
 
 def test_spilling_to_disk_and_unordered_inputs_give_the_same_files(tmp_path, handmade):
-    _report, frames, _, _ = handmade
+    _, frames, _, _ = handmade
     lines = handmade_lines()
     # Newest lines first in one file, the rest in another: days are complete only at the end.
     first = write_log(tmp_path / "b.log", list(reversed(lines[10:])))
