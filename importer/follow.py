@@ -31,7 +31,7 @@ class TailFile:
         self.path = path
         self.stop = stop
         self.poll_s = poll_s
-        self._file = open(path, "rb")
+        self._file = open(path, "rb")  # noqa: SIM115 -- the tail reads it until close()
         st = os.fstat(self._file.fileno())
         self._identity = (st.st_dev, st.st_ino)
         self.rotated = False
@@ -84,14 +84,18 @@ class LiveSource(Source):
     poll_s: float = POLL_S
     live = True
 
-    def open_raw(self):  # type: ignore[override]
+    # Not a full BinaryIO, only the read() that open_source uses: Source.open_raw should promise a protocol.
+    def open_raw(self) -> TailFile:  # type: ignore[override]
         assert self.path is not None
         return TailFile(self.path, self.stop, self.poll_s)
 
 
-def follow_sources(sources: list[Source], stop: threading.Event,
-                   plan: Callable[[list[Source]], list[Source]] | None = None,
-                   poll_s: float = POLL_S) -> Iterator[Source]:
+def follow_sources(
+    sources: list[Source],
+    stop: threading.Event,
+    plan: Callable[[list[Source]], list[Source]] | None = None,
+    poll_s: float = POLL_S,
+) -> Iterator[Source]:
     """The sources to read with ``--follow``: all but the last as given, then the last one
     followed, and after each rotation the file that replaced it, until ``stop`` is set.
 
@@ -123,4 +127,3 @@ def follow_sources(sources: list[Source], stop: threading.Event,
         live = LiveSource(name=last.name, path=path, stop=stop, poll_s=poll_s)
         first = False
         yield live
-

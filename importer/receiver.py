@@ -17,6 +17,7 @@ serves https.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import json
 import random
@@ -27,11 +28,18 @@ from pathlib import Path
 from typing import IO, Any
 from urllib.parse import urlsplit
 
+from .plausible import (
+    MAX_NAME_CHARS,
+    MAX_PROP_KEY_BYTES,
+    MAX_PROP_VALUE_BYTES,
+    MAX_PROPS,
+    MAX_REFERRER_CHARS,
+    MAX_URL_BYTES,
+    PROPS_TOO_LONG,
+)
 from .report import open_private
 from .useragents import classify
 
-from .plausible import (MAX_NAME_CHARS, MAX_PROP_KEY_BYTES, MAX_PROP_VALUE_BYTES, MAX_PROPS, MAX_REFERRER_CHARS,
-                        MAX_URL_BYTES, PROPS_TOO_LONG)
 PLAUSIBLE_DROPS = ("bot", "headless_browser", "monitoring")
 
 
@@ -154,8 +162,15 @@ def validate_event(body: Any) -> tuple[dict | None, dict]:
 class Receiver:
     """The server. Use :meth:`running` in tests: ``with Receiver().running() as r: r.endpoint``."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, record: Path | None = None,
-                 faults: Faults | None = None, keep_events: bool = True, tls: ssl.SSLContext | None = None):
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        record: Path | None = None,
+        faults: Faults | None = None,
+        keep_events: bool = True,
+        tls: ssl.SSLContext | None = None,
+    ):
         self.host = host
         self.port = port
         self.record_path = record
@@ -201,7 +216,7 @@ class Receiver:
             self._record_file.close()
             self._record_file = None
 
-    def running(self) -> "_Running":
+    def running(self) -> _Running:
         return _Running(self)
 
     def start_in_thread(self) -> None:
@@ -213,7 +228,7 @@ class Receiver:
             self._loop = loop
             try:
                 loop.run_until_complete(self.start())
-            except BaseException as exc:  # noqa: BLE001 - reported to the starting thread
+            except BaseException as exc:
                 failure.append(exc)
                 ready.set()
                 return
@@ -268,10 +283,8 @@ class Receiver:
         except (ConnectionError, asyncio.IncompleteReadError):
             return
         finally:
-            try:
+            with contextlib.suppress(Exception):
                 writer.close()
-            except Exception:  # noqa: BLE001 - the peer may already be gone
-                pass
 
     async def _dispatch(self, writer, method: str, path: str, headers: dict, body: bytes, close: bool) -> bool:
         if path == "/api/health" and method == "GET":
@@ -321,7 +334,7 @@ class Receiver:
         else:
             payload = {}
         event, errors = validate_event(payload)
-        if errors:
+        if errors or event is None:
             with self._lock:
                 self.stats.rejected += 1
             return 400, json.dumps({"errors": errors}).encode(), "application/json", {}
@@ -331,7 +344,7 @@ class Receiver:
                 self.stats.dropped += 1
             return 202, b"ok", "text/plain", {"x-plausible-dropped": "1"}
         record = {
-            "received_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds"),
+            "received_at": dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"),
             **event,
             "user_agent": user_agent,
             "x_forwarded_for": headers.get("x-forwarded-for"),
@@ -345,13 +358,30 @@ class Receiver:
                 self._record_file.flush()
         return 202, b"ok", "text/plain", {}
 
-    async def _respond(self, writer, status: int, body: bytes, close: bool, content_type: str = "text/plain",
-                       extra: dict[str, str] | None = None) -> bool:
-        reason = {200: "OK", 202: "Accepted", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
-                  429: "Too Many Requests", 503: "Service Unavailable"}.get(status, "Status")
+    async def _respond(
+        self,
+        writer,
+        status: int,
+        body: bytes,
+        close: bool,
+        content_type: str = "text/plain",
+        extra: dict[str, str] | None = None,
+    ) -> bool:
+        reason = {
+            200: "OK",
+            202: "Accepted",
+            400: "Bad Request",
+            404: "Not Found",
+            405: "Method Not Allowed",
+            429: "Too Many Requests",
+            503: "Service Unavailable",
+        }.get(status, "Status")
         padding = max(0, self.faults.body_bytes - len(body))
-        lines = [f"HTTP/1.1 {status} {reason}", f"content-type: {content_type}",
-                 f"content-length: {len(body) + padding}"]
+        lines = [
+            f"HTTP/1.1 {status} {reason}",
+            f"content-type: {content_type}",
+            f"content-length: {len(body) + padding}",
+        ]
         for key, value in (extra or {}).items():
             lines.append(f"{key}: {value}")
         if close:
@@ -390,4 +420,3 @@ class _Running:
 
     def __exit__(self, *exc_info) -> None:
         self.receiver.stop_thread()
-

@@ -198,9 +198,10 @@ class SummaryTable:
 # Candidates are found loosely (an address glued to letters or underscores, ``x_203.0.113.10``,
 # still counts) and kept only when they parse; a digit, dot or colon next to them would make
 # them another token.
+# ASCII digits only: a Unicode digit next to an address must not make it look like a longer number.
 _IP_CANDIDATE = re.compile(
-    r"(?<![0-9A-Fa-f:])[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?:\.\d{1,3}){0,3}(?:%[\w.-]+)?(?![0-9A-Fa-f:])"
-    r"|(?<!\d)(?<!\d\.)\d{1,3}(?:\.\d{1,3}){3}(?!\d)(?!\.\d)"
+    r"(?<![0-9A-Fa-f:])[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?:\.[0-9]{1,3}){0,3}(?:%[\w.-]+)?(?![0-9A-Fa-f:])"
+    r"|(?<![0-9])(?<![0-9]\.)[0-9]{1,3}(?:\.[0-9]{1,3}){3}(?![0-9])(?!\.[0-9])"
 )
 _URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s?#]*@")
 _RUN_KEY = secrets.token_bytes(16)

@@ -109,7 +109,7 @@ class Classifier:
         distinct = encoded.dictionary.to_pylist()
         self._learn(distinct)
         cache = self._cache
-        at = {reason: i for i, reason in enumerate(REASONS)}
+        at: dict[str | None, int] = {reason: i for i, reason in enumerate(REASONS)}  # a browser (None) is absent
         codes = [at.get(cache[ua], -1) for ua in distinct]
         codes.append(at.get(if_null, -1))  # null rows: dictionary_encode leaves their index null
         indices = encoded.indices
@@ -132,7 +132,7 @@ class Classifier:
         if not new:
             return
         candidates = _candidates(new)
-        for ua, candidate in zip(new, candidates):
+        for ua, candidate in zip(new, candidates, strict=True):
             cache[ua] = classify(ua) if candidate else None
 
     @property
@@ -238,28 +238,80 @@ def synthetic_ip(visitor_id: str) -> str:
 
 
 _BROWSER_ALIASES = {
-    "chrome": "chrome", "ch": "chrome", "chrome mobile": "chrome", "chrome mobile ios": "chrome",
-    "chromium": "chrome", "google chrome": "chrome", "crios": "chrome",
-    "firefox": "firefox", "ff": "firefox", "firefox mobile": "firefox", "mozilla firefox": "firefox",
-    "safari": "safari", "sf": "safari", "mobile safari": "safari", "safari (in-app)": "safari",
-    "edge": "edge", "microsoft edge": "edge", "ps": "edge", "edg": "edge",
-    "opera": "opera", "op": "opera", "samsung internet": "samsung", "samsung browser": "samsung",
-    "samsungbrowser": "samsung", "sb": "samsung", "samsung": "samsung", "edge-chromium": "edge",
-    "ios": "safari", "ios-webview": "safari", "fxios": "firefox", "chromium-webview": "chrome",
+    "chrome": "chrome",
+    "ch": "chrome",
+    "chrome mobile": "chrome",
+    "chrome mobile ios": "chrome",
+    "chromium": "chrome",
+    "google chrome": "chrome",
+    "crios": "chrome",
+    "firefox": "firefox",
+    "ff": "firefox",
+    "firefox mobile": "firefox",
+    "mozilla firefox": "firefox",
+    "safari": "safari",
+    "sf": "safari",
+    "mobile safari": "safari",
+    "safari (in-app)": "safari",
+    "edge": "edge",
+    "microsoft edge": "edge",
+    "ps": "edge",
+    "edg": "edge",
+    "opera": "opera",
+    "op": "opera",
+    "samsung internet": "samsung",
+    "samsung browser": "samsung",
+    "samsungbrowser": "samsung",
+    "sb": "samsung",
+    "samsung": "samsung",
+    "edge-chromium": "edge",
+    "ios": "safari",
+    "ios-webview": "safari",
+    "fxios": "firefox",
+    "chromium-webview": "chrome",
 }
 _OS_ALIASES = {
-    "windows": "windows", "win": "windows", "win32": "windows", "windows 10": "windows", "windows 11": "windows",
-    "macintosh": "macos", "mac": "macos", "macos": "macos", "mac os x": "macos", "mac os": "macos", "os x": "macos",
-    "linux": "linux", "lin": "linux", "ubuntu": "linux", "chrome os": "chromeos", "chromeos": "chromeos",
-    "cros": "chromeos", "android": "android", "and": "android", "ios": "ios", "iphone os": "ios",
+    "windows": "windows",
+    "win": "windows",
+    "win32": "windows",
+    "windows 10": "windows",
+    "windows 11": "windows",
+    "macintosh": "macos",
+    "mac": "macos",
+    "macos": "macos",
+    "mac os x": "macos",
+    "mac os": "macos",
+    "os x": "macos",
+    "linux": "linux",
+    "lin": "linux",
+    "ubuntu": "linux",
+    "chrome os": "chromeos",
+    "chromeos": "chromeos",
+    "cros": "chromeos",
+    "android": "android",
+    "and": "android",
+    "ios": "ios",
+    "iphone os": "ios",
     "ipados": "ipados",
 }
 _DEVICE_ALIASES = {
-    "desktop": "desktop", "laptop": "desktop", "computer": "desktop", "pc": "desktop",
-    "mobile": "mobile", "smartphone": "mobile", "phone": "mobile", "tablet": "tablet",
+    "desktop": "desktop",
+    "laptop": "desktop",
+    "computer": "desktop",
+    "pc": "desktop",
+    "mobile": "mobile",
+    "smartphone": "mobile",
+    "phone": "mobile",
+    "tablet": "tablet",
 }
-_DEFAULT_VERSIONS = {"chrome": "120.0.0.0", "edge": "120.0.0.0", "opera": "106.0.0.0", "firefox": "121.0",
-                     "safari": "17.0", "samsung": "23.0"}
+_DEFAULT_VERSIONS = {
+    "chrome": "120.0.0.0",
+    "edge": "120.0.0.0",
+    "opera": "106.0.0.0",
+    "firefox": "121.0",
+    "safari": "17.0",
+    "samsung": "23.0",
+}
 _VERSION = re.compile(r"^\d+(\.\d+){0,3}$")
 
 
@@ -276,16 +328,22 @@ def _norm(value: str | None, table: dict[str, str]) -> str | None:
     return None
 
 
-def synthetic_user_agent(device: str | None = None, browser: str | None = None, browser_version: str | None = None,
-                         os: str | None = None, os_version: str | None = None) -> str:
+def synthetic_user_agent(
+    device: str | None = None,
+    browser: str | None = None,
+    browser_version: str | None = None,
+    os: str | None = None,
+    os_version: str | None = None,
+) -> str:
     """A browser User-Agent that device detection reads back as the given device, browser and OS.
 
     Unknown or missing parts fall back to the most common choice (desktop, Chrome, Windows),
     mobile devices to Android and tablets to iPadOS when the OS is unknown.
     """
     kind = _norm(device, _DEVICE_ALIASES)
-    brand = _norm(browser, _BROWSER_ALIASES) or ("safari" if _norm(os, _OS_ALIASES) in ("ios", "ipados", "macos")
-                                                    and browser is None else "chrome")
+    brand = _norm(browser, _BROWSER_ALIASES) or (
+        "safari" if _norm(os, _OS_ALIASES) in ("ios", "ipados", "macos") and browser is None else "chrome"
+    )
     system = _norm(os, _OS_ALIASES)
     if system is None:
         system = {"mobile": "android", "tablet": "ipados"}.get(kind or "", "windows")
@@ -301,23 +359,35 @@ def synthetic_user_agent(device: str | None = None, browser: str | None = None, 
     mobile = kind == "mobile"
     if system in ("ios", "ipados"):
         ios = (osv or "17.0").replace(".", "_")
-        platform = f"iPhone; CPU iPhone OS {ios} like Mac OS X" if system == "ios" else f"iPad; CPU OS {ios} like Mac OS X"
+        platform = (
+            f"iPhone; CPU iPhone OS {ios} like Mac OS X" if system == "ios" else f"iPad; CPU OS {ios} like Mac OS X"
+        )
         if brand == "chrome":
-            return (f"Mozilla/5.0 ({platform}) AppleWebKit/605.1.15 (KHTML, like Gecko) CriOS/{version} "
-                    "Mobile/15E148 Safari/604.1")
+            return (
+                f"Mozilla/5.0 ({platform}) AppleWebKit/605.1.15 (KHTML, like Gecko) CriOS/{version} "
+                "Mobile/15E148 Safari/604.1"
+            )
         if brand == "firefox":
-            return (f"Mozilla/5.0 ({platform}) AppleWebKit/605.1.15 (KHTML, like Gecko) FxiOS/{version} "
-                    "Mobile/15E148 Safari/605.1.15")
+            return (
+                f"Mozilla/5.0 ({platform}) AppleWebKit/605.1.15 (KHTML, like Gecko) FxiOS/{version} "
+                "Mobile/15E148 Safari/605.1.15"
+            )
         safari = version if brand == "safari" else "17.0"
-        return (f"Mozilla/5.0 ({platform}) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/{safari} "
-                "Mobile/15E148 Safari/604.1")
+        return (
+            f"Mozilla/5.0 ({platform}) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/{safari} "
+            "Mobile/15E148 Safari/604.1"
+        )
     if system == "android":
         platform = f"Linux; Android {osv or '14'}" + ("; K" if mobile else "")
         if brand == "firefox":
-            return f"Mozilla/5.0 (Android {osv or '14'}; {'Mobile' if mobile else 'Tablet'}; rv:{version}) Gecko/{version} Firefox/{version}"
+            form = "Mobile" if mobile else "Tablet"
+            return f"Mozilla/5.0 (Android {osv or '14'}; {form}; rv:{version}) Gecko/{version} Firefox/{version}"
         tail = "Mobile Safari/537.36" if mobile else "Safari/537.36"
         if brand == "samsung":
-            return f"Mozilla/5.0 ({platform}) AppleWebKit/537.36 (KHTML, like Gecko) SamsungBrowser/{version} Chrome/120.0.0.0 {tail}"
+            return (
+                f"Mozilla/5.0 ({platform}) AppleWebKit/537.36 (KHTML, like Gecko) "
+                f"SamsungBrowser/{version} Chrome/120.0.0.0 {tail}"
+            )
         return f"Mozilla/5.0 ({platform}) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/{version} {tail}"
     platform = {
         "windows": "Windows NT 10.0; Win64; x64",

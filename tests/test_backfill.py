@@ -43,10 +43,13 @@ from importer.backfill import TABLES, backfill
 from importer.backfill.writer import columns, read_table
 from importer.cli import app
 
-IPAD = ("Mozilla/5.0 (iPad; CPU OS 17_3 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
-        "Version/17.3 Mobile/15E148 Safari/604.1")
-WINDOWS = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
-           "Chrome/122.0.0.0 Safari/537.36")
+IPAD = (
+    "Mozilla/5.0 (iPad; CPU OS 17_3 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+    "Version/17.3 Mobile/15E148 Safari/604.1"
+)
+WINDOWS = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/122.0.0.0 Safari/537.36"
+)
 GOOGLEBOT = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
 PLUS1 = dt.timezone(dt.timedelta(hours=1))
 TZ = "Europe/Berlin"
@@ -64,8 +67,7 @@ def handmade_lines() -> list[str]:
     return [
         combined_line(**B, when=at(14, 9, 0), target="/blog/post-1", referrer="https://www.google.com/"),
         combined_line(**B, when=at(14, 9, 0, 1), target="/assets/app.css"),  # static asset
-        combined_line(**B, when=at(14, 9, 0, 30), target="/blog/post-2",
-                      referrer="https://example.com/blog/post-1"),
+        combined_line(**B, when=at(14, 9, 0, 30), target="/blog/post-2", referrer="https://example.com/blog/post-1"),
         combined_line(ip="66.249.66.1", user_agent=GOOGLEBOT, when=at(14, 9, 30), target="/"),  # bot
         combined_line(**A, when=at(14, 10, 0), target="/?utm_source=newsletter&utm_medium=email&utm_campaign=spring"),
         combined_line(**A, when=at(14, 10, 10), target="/pricing", referrer="https://www.example.com/"),
@@ -87,8 +89,15 @@ def handmade(tmp_path_factory):
     base = tmp_path_factory.mktemp("backfill")
     log = write_log(base / "access.log", handmade_lines())
     out = base / "out"
-    report = backfill([log], domain="example.com", timezone=TZ, out_dir=out, ua_cache=None,
-                      rejects_path=base / "rejects.jsonl", today=dt.date(2026, 11, 30))
+    report = backfill(
+        [log],
+        domain="example.com",
+        timezone=TZ,
+        out_dir=out,
+        ua_cache=None,
+        rejects_path=base / "rejects.jsonl",
+        today=dt.date(2026, 11, 30),
+    )
     frames = {table: read_table(Path(path), table) for table, path in report.files.items()}
     return report, frames, log, base
 
@@ -144,107 +153,282 @@ def test_pages_by_the_day_of_each_view(handmade):
     _, frames, _, _ = handmade
     p = frames["imported_pages"]
     host = "example.com"
-    same(p, "2024-03-14", [
-        dict(hostname=host, page="/", visits=2, visitors=2, pageviews=2),           # A1, C1
-        dict(hostname=host, page="/pricing", visits=2, visitors=1, pageviews=2),    # A1, A2
-        dict(hostname=host, page="/docs/", visits=1, visitors=1, pageviews=1),
-        dict(hostname=host, page="/blog/post-1", visits=1, visitors=1, pageviews=1),
-        dict(hostname=host, page="/blog/post-2", visits=1, visitors=1, pageviews=1),
-    ])
-    same(p, "2024-03-15", [
-        dict(hostname=host, page="/about", visits=1, visitors=1, pageviews=1),      # C1 after midnight
-        dict(hostname=host, page="/docs/", visits=1, visitors=1, pageviews=1),
-        dict(hostname=host, page="/docs/install", visits=1, visitors=1, pageviews=1),
-    ])
+    same(
+        p,
+        "2024-03-14",
+        [
+            dict(hostname=host, page="/", visits=2, visitors=2, pageviews=2),  # A1, C1
+            dict(hostname=host, page="/pricing", visits=2, visitors=1, pageviews=2),  # A1, A2
+            dict(hostname=host, page="/docs/", visits=1, visitors=1, pageviews=1),
+            dict(hostname=host, page="/blog/post-1", visits=1, visitors=1, pageviews=1),
+            dict(hostname=host, page="/blog/post-2", visits=1, visitors=1, pageviews=1),
+        ],
+    )
+    same(
+        p,
+        "2024-03-15",
+        [
+            dict(hostname=host, page="/about", visits=1, visitors=1, pageviews=1),  # C1 after midnight
+            dict(hostname=host, page="/docs/", visits=1, visitors=1, pageviews=1),
+            dict(hostname=host, page="/docs/install", visits=1, visitors=1, pageviews=1),
+        ],
+    )
     # The pathname is percent-decoded; the query never is part of it.
     same(p, "2024-03-16", [dict(hostname=host, page="/été", visits=1, visitors=1, pageviews=1)])
 
 
 def test_entry_and_exit_pages(handmade):
     _, frames, _, _ = handmade
-    same(frames["imported_entry_pages"], "2024-03-14", [
-        dict(entry_page="/", visitors=1, entrances=1, visit_duration=2400, bounces=0, pageviews=3),  # A1
-        dict(entry_page="/pricing", visitors=1, entrances=1, visit_duration=0, bounces=1, pageviews=1),  # A2
-        dict(entry_page="/blog/post-1", visitors=1, entrances=1, visit_duration=30, bounces=0, pageviews=2),
-    ])
-    same(frames["imported_exit_pages"], "2024-03-14", [
-        dict(exit_page="/docs/", visitors=1, visit_duration=2400, exits=1, bounces=0, pageviews=3),
-        dict(exit_page="/pricing", visitors=1, visit_duration=0, exits=1, bounces=1, pageviews=1),
-        dict(exit_page="/blog/post-2", visitors=1, visit_duration=30, exits=1, bounces=0, pageviews=2),
-    ])
-    same(frames["imported_entry_pages"], "2024-03-15", [
-        dict(entry_page="/", visitors=1, entrances=1, visit_duration=1200, bounces=0, pageviews=2),  # C1
-        dict(entry_page="/docs/", visitors=1, entrances=1, visit_duration=300, bounces=0, pageviews=2)])
-    same(frames["imported_exit_pages"], "2024-03-15", [
-        dict(exit_page="/about", visitors=1, visit_duration=1200, exits=1, bounces=0, pageviews=2),  # C1
-        dict(exit_page="/docs/install", visitors=1, visit_duration=300, exits=1, bounces=0, pageviews=2)])
+    same(
+        frames["imported_entry_pages"],
+        "2024-03-14",
+        [
+            dict(entry_page="/", visitors=1, entrances=1, visit_duration=2400, bounces=0, pageviews=3),  # A1
+            dict(entry_page="/pricing", visitors=1, entrances=1, visit_duration=0, bounces=1, pageviews=1),  # A2
+            dict(entry_page="/blog/post-1", visitors=1, entrances=1, visit_duration=30, bounces=0, pageviews=2),
+        ],
+    )
+    same(
+        frames["imported_exit_pages"],
+        "2024-03-14",
+        [
+            dict(exit_page="/docs/", visitors=1, visit_duration=2400, exits=1, bounces=0, pageviews=3),
+            dict(exit_page="/pricing", visitors=1, visit_duration=0, exits=1, bounces=1, pageviews=1),
+            dict(exit_page="/blog/post-2", visitors=1, visit_duration=30, exits=1, bounces=0, pageviews=2),
+        ],
+    )
+    same(
+        frames["imported_entry_pages"],
+        "2024-03-15",
+        [
+            dict(entry_page="/", visitors=1, entrances=1, visit_duration=1200, bounces=0, pageviews=2),  # C1
+            dict(entry_page="/docs/", visitors=1, entrances=1, visit_duration=300, bounces=0, pageviews=2),
+        ],
+    )
+    same(
+        frames["imported_exit_pages"],
+        "2024-03-15",
+        [
+            dict(exit_page="/about", visitors=1, visit_duration=1200, exits=1, bounces=0, pageviews=2),  # C1
+            dict(exit_page="/docs/install", visitors=1, visit_duration=300, exits=1, bounces=0, pageviews=2),
+        ],
+    )
 
 
 def test_sources_with_utm_and_referrers(handmade):
     _, frames, _, _ = handmade
     s = frames["imported_sources"]
     blank = dict(utm_source="", utm_medium="", utm_campaign="", utm_content="", utm_term="")
-    same(s, "2024-03-14", [
-        dict(source="newsletter", referrer="", utm_source="newsletter", utm_medium="email", utm_campaign="spring",
-             utm_content="", utm_term="", pageviews=3, visitors=1, visits=1, visit_duration=2400, bounces=0),
-        dict(source="", referrer="", **blank, pageviews=1, visitors=1, visits=1, visit_duration=0, bounces=1),
-        dict(source="Google", referrer="google.com", **blank, pageviews=2, visitors=1, visits=1,
-             visit_duration=30, bounces=0),
-    ])
-    same(s, "2024-03-15", [
-        dict(source="Hacker News", referrer="news.ycombinator.com/item", **blank, pageviews=2, visitors=1,
-             visits=1, visit_duration=1200, bounces=0),
-        dict(source="DuckDuckGo", referrer="duckduckgo.com", **blank, pageviews=2, visitors=1,
-             visits=1, visit_duration=300, bounces=0)])
-    same(s, "2024-03-16", [dict(source="Twitter", referrer="t.co/abc", **blank, pageviews=1, visitors=1,
-                                visits=1, visit_duration=0, bounces=1)])
+    same(
+        s,
+        "2024-03-14",
+        [
+            dict(
+                source="newsletter",
+                referrer="",
+                utm_source="newsletter",
+                utm_medium="email",
+                utm_campaign="spring",
+                utm_content="",
+                utm_term="",
+                pageviews=3,
+                visitors=1,
+                visits=1,
+                visit_duration=2400,
+                bounces=0,
+            ),
+            dict(source="", referrer="", **blank, pageviews=1, visitors=1, visits=1, visit_duration=0, bounces=1),
+            dict(
+                source="Google",
+                referrer="google.com",
+                **blank,
+                pageviews=2,
+                visitors=1,
+                visits=1,
+                visit_duration=30,
+                bounces=0,
+            ),
+        ],
+    )
+    same(
+        s,
+        "2024-03-15",
+        [
+            dict(
+                source="Hacker News",
+                referrer="news.ycombinator.com/item",
+                **blank,
+                pageviews=2,
+                visitors=1,
+                visits=1,
+                visit_duration=1200,
+                bounces=0,
+            ),
+            dict(
+                source="DuckDuckGo",
+                referrer="duckduckgo.com",
+                **blank,
+                pageviews=2,
+                visitors=1,
+                visits=1,
+                visit_duration=300,
+                bounces=0,
+            ),
+        ],
+    )
+    same(
+        s,
+        "2024-03-16",
+        [
+            dict(
+                source="Twitter",
+                referrer="t.co/abc",
+                **blank,
+                pageviews=1,
+                visitors=1,
+                visits=1,
+                visit_duration=0,
+                bounces=1,
+            )
+        ],
+    )
 
 
 def test_devices_browsers_operating_systems(handmade):
     _, frames, _, _ = handmade
-    same(frames["imported_devices"], "2024-03-14", [
-        dict(device="Desktop", visitors=1, visits=2, visit_duration=2400, bounces=1, pageviews=4),  # A1, A2
-        dict(device="Mobile", visitors=1, visits=1, visit_duration=30, bounces=0, pageviews=2),     # B1
-    ])
-    same(frames["imported_devices"], "2024-03-15", [
-        dict(device="Tablet", visitors=1, visits=1, visit_duration=1200, bounces=0, pageviews=2),   # C1
-        dict(device="Desktop", visitors=1, visits=1, visit_duration=300, bounces=0, pageviews=2),   # D1
-    ])
+    same(
+        frames["imported_devices"],
+        "2024-03-14",
+        [
+            dict(device="Desktop", visitors=1, visits=2, visit_duration=2400, bounces=1, pageviews=4),  # A1, A2
+            dict(device="Mobile", visitors=1, visits=1, visit_duration=30, bounces=0, pageviews=2),  # B1
+        ],
+    )
+    same(
+        frames["imported_devices"],
+        "2024-03-15",
+        [
+            dict(device="Tablet", visitors=1, visits=1, visit_duration=1200, bounces=0, pageviews=2),  # C1
+            dict(device="Desktop", visitors=1, visits=1, visit_duration=300, bounces=0, pageviews=2),  # D1
+        ],
+    )
     # Mobile Safari on iPhone and iPad is stored as Safari; versions are major.minor.
-    same(frames["imported_browsers"], "2024-03-14", [
-        dict(browser="Firefox", browser_version="123.0", visitors=1, visits=2, visit_duration=2400, bounces=1,
-             pageviews=4),
-        dict(browser="Safari", browser_version="17.3", visitors=1, visits=1, visit_duration=30, bounces=0,
-             pageviews=2),
-    ])
-    same(frames["imported_operating_systems"], "2024-03-14", [
-        dict(operating_system="GNU/Linux", operating_system_version="", visitors=1, visits=2, visit_duration=2400,
-             bounces=1, pageviews=4),
-        dict(operating_system="iOS", operating_system_version="17.3", visitors=1, visits=1, visit_duration=30,
-             bounces=0, pageviews=2),
-    ])
-    same(frames["imported_browsers"], "2024-03-15", [
-        dict(browser="Safari", browser_version="17.3", visitors=1, visits=1, visit_duration=1200, bounces=0,
-             pageviews=2),
-        dict(browser="Chrome", browser_version="122.0", visitors=1, visits=1, visit_duration=300, bounces=0,
-             pageviews=2)])
-    same(frames["imported_operating_systems"], "2024-03-15", [
-        dict(operating_system="iPadOS", operating_system_version="17.3", visitors=1, visits=1,
-             visit_duration=1200, bounces=0, pageviews=2),
-        dict(operating_system="Windows", operating_system_version="10", visitors=1, visits=1, visit_duration=300,
-             bounces=0, pageviews=2)])
+    same(
+        frames["imported_browsers"],
+        "2024-03-14",
+        [
+            dict(
+                browser="Firefox",
+                browser_version="123.0",
+                visitors=1,
+                visits=2,
+                visit_duration=2400,
+                bounces=1,
+                pageviews=4,
+            ),
+            dict(
+                browser="Safari",
+                browser_version="17.3",
+                visitors=1,
+                visits=1,
+                visit_duration=30,
+                bounces=0,
+                pageviews=2,
+            ),
+        ],
+    )
+    same(
+        frames["imported_operating_systems"],
+        "2024-03-14",
+        [
+            dict(
+                operating_system="GNU/Linux",
+                operating_system_version="",
+                visitors=1,
+                visits=2,
+                visit_duration=2400,
+                bounces=1,
+                pageviews=4,
+            ),
+            dict(
+                operating_system="iOS",
+                operating_system_version="17.3",
+                visitors=1,
+                visits=1,
+                visit_duration=30,
+                bounces=0,
+                pageviews=2,
+            ),
+        ],
+    )
+    same(
+        frames["imported_browsers"],
+        "2024-03-15",
+        [
+            dict(
+                browser="Safari",
+                browser_version="17.3",
+                visitors=1,
+                visits=1,
+                visit_duration=1200,
+                bounces=0,
+                pageviews=2,
+            ),
+            dict(
+                browser="Chrome",
+                browser_version="122.0",
+                visitors=1,
+                visits=1,
+                visit_duration=300,
+                bounces=0,
+                pageviews=2,
+            ),
+        ],
+    )
+    same(
+        frames["imported_operating_systems"],
+        "2024-03-15",
+        [
+            dict(
+                operating_system="iPadOS",
+                operating_system_version="17.3",
+                visitors=1,
+                visits=1,
+                visit_duration=1200,
+                bounces=0,
+                pageviews=2,
+            ),
+            dict(
+                operating_system="Windows",
+                operating_system_version="10",
+                visitors=1,
+                visits=1,
+                visit_duration=300,
+                bounces=0,
+                pageviews=2,
+            ),
+        ],
+    )
 
 
 def test_locations_leave_out_unknown_countries(handmade):
     _, frames, _, _ = handmade
     # 8.8.8.8 is in the US; 203.0.113.0/24 is a documentation range: unknown, so not written.
-    same(frames["imported_locations"], "2024-03-14", [
-        dict(country="US", region="", city=0, visitors=1, visits=2, visit_duration=2400, bounces=1, pageviews=4),
-    ])
+    same(
+        frames["imported_locations"],
+        "2024-03-14",
+        [
+            dict(country="US", region="", city=0, visitors=1, visits=2, visit_duration=2400, bounces=1, pageviews=4),
+        ],
+    )
     same(frames["imported_locations"], "2024-03-15", [])
-    same(frames["imported_locations"], "2024-03-16", [
-        dict(country="US", region="", city=0, visitors=1, visits=1, visit_duration=0, bounces=1, pageviews=1),
-    ])
+    same(
+        frames["imported_locations"],
+        "2024-03-16",
+        [
+            dict(country="US", region="", city=0, visitors=1, visits=1, visit_duration=0, bounces=1, pageviews=1),
+        ],
+    )
 
 
 def test_no_custom_events_from_the_web_mapping(handmade):
@@ -295,8 +479,9 @@ def test_pageviews_per_day_equal_send_dry_run(handmade, tmp_path):
 @pytest.mark.parametrize("tz", ["UTC", "America/New_York"])
 def test_sample_data_matches_send_dry_run(tmp_path, tz):
     sample = Path(__file__).resolve().parent.parent / "sample_data" / "access.log"
-    report = backfill([sample], domain="example.com", timezone=tz, out_dir=tmp_path / "out", ua_cache=None,
-                      rejects_path=None)
+    report = backfill(
+        [sample], domain="example.com", timezone=tz, out_dir=tmp_path / "out", ua_cache=None, rejects_path=None
+    )
     assert report.ok, report.problems
     assert len(report.files) == 10
     expected = dry_run_pageviews_by_day(sample, tmp_path, tz)
@@ -304,22 +489,38 @@ def test_sample_data_matches_send_dry_run(tmp_path, tz):
     assert report.pageviews == report.read.events_by_name["pageview"] == sum(expected.values())
     # Read back: the session tables agree with each other.
     counts = {"imported_entry_pages": "entrances", "imported_exit_pages": "exits"}
-    visits = {t: int(read_table(Path(report.files[t]), t)[counts.get(t, "visits")].sum())
-              for t in ("imported_visitors", "imported_sources", "imported_devices", "imported_browsers",
-                        "imported_operating_systems", "imported_entry_pages", "imported_exit_pages")}
+    visits = {
+        t: int(read_table(Path(report.files[t]), t)[counts.get(t, "visits")].sum())
+        for t in (
+            "imported_visitors",
+            "imported_sources",
+            "imported_devices",
+            "imported_browsers",
+            "imported_operating_systems",
+            "imported_entry_pages",
+            "imported_exit_pages",
+        )
+    }
     assert len(set(visits.values())) == 1 and report.sessions == visits["imported_visitors"]
     if tz == "America/New_York":  # 2024-03-14 +0100 is 03-13 19:00 .. 03-14 18:59 in New York
         assert (report.start, report.end) == (dt.date(2024, 3, 13), dt.date(2024, 3, 14))
 
 
 def test_spilling_to_disk_and_unordered_inputs_give_the_same_files(tmp_path, handmade):
-    report, frames, _, _ = handmade
+    _, frames, _, _ = handmade
     lines = handmade_lines()
     # Newest lines first in one file, the rest in another: days are complete only at the end.
     first = write_log(tmp_path / "b.log", list(reversed(lines[10:])))
     second = write_log(tmp_path / "a.log", lines[:10])
-    again = backfill([first, second], domain="example.com", timezone=TZ, out_dir=tmp_path / "out",
-                     ua_cache=None, rejects_path=None, memory_limit=1)
+    again = backfill(
+        [first, second],
+        domain="example.com",
+        timezone=TZ,
+        out_dir=tmp_path / "out",
+        ua_cache=None,
+        rejects_path=None,
+        memory_limit=1,
+    )
     assert again.spills >= 2
     for table in TABLES:
         other = read_table(Path(again.files[table]), table)
@@ -329,14 +530,16 @@ def test_spilling_to_disk_and_unordered_inputs_give_the_same_files(tmp_path, han
 
 def test_short_range_warns(tmp_path):
     log = write_log(tmp_path / "one.log", [combined_line(when=at(14, 12, 0))])
-    report = backfill([log], domain="example.com", timezone=TZ, out_dir=tmp_path / "out", ua_cache=None,
-                      rejects_path=None)
+    report = backfill(
+        [log], domain="example.com", timezone=TZ, out_dir=tmp_path / "out", ua_cache=None, rejects_path=None
+    )
     assert report.ok and report.days == 1
     assert any("shorter than 3 days" in w for w in report.warnings)
     # A second run into the same directory over other dates: the old files are pointed out.
     log2 = write_log(tmp_path / "two.log", [combined_line(when=at(20, 12, 0))])
-    again = backfill([log2], domain="example.com", timezone=TZ, out_dir=tmp_path / "out", ua_cache=None,
-                     rejects_path=None)
+    again = backfill(
+        [log2], domain="example.com", timezone=TZ, out_dir=tmp_path / "out", ua_cache=None, rejects_path=None
+    )
     assert any("10 other imported_*.csv" in w and "_20240320_20240320.csv" in w for w in again.warnings)
 
 
@@ -347,16 +550,32 @@ def test_cli_backfill(tmp_path, monkeypatch):
 
     log = write_log(tmp_path / "access.log", handmade_lines())
     out = tmp_path / "csv"
-    result = CliRunner().invoke(app, ["backfill", str(log), "--domain", "example.com", "--timezone", TZ,
-                                      "--out", str(out), "--report", str(tmp_path / "r.json"), "--no-progress",
-                                      "--rejects", str(tmp_path / "rej.jsonl")])
+    result = CliRunner().invoke(
+        app,
+        [
+            "backfill",
+            str(log),
+            "--domain",
+            "example.com",
+            "--timezone",
+            TZ,
+            "--out",
+            str(out),
+            "--report",
+            str(tmp_path / "r.json"),
+            "--no-progress",
+            "--rejects",
+            str(tmp_path / "rej.jsonl"),
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert len(list(out.glob("imported_*_20240314_20240316.csv"))) == 10
     data = json.loads((tmp_path / "r.json").read_text())
     assert data["events"] == 11 and data["rows_invalid"] == 1
     assert len(json.loads((tmp_path / "ua.json").read_text())["agents"]) == 4  # the four browsers
-    bad = CliRunner().invoke(app, ["backfill", str(log), "--domain", "example.com", "--timezone", "Nowhere/Land",
-                                   "--out", str(out)])
+    bad = CliRunner().invoke(
+        app, ["backfill", str(log), "--domain", "example.com", "--timezone", "Nowhere/Land", "--out", str(out)]
+    )
     assert bad.exit_code == 2
 
 
@@ -392,7 +611,7 @@ def naive_sessions(events_jsonl: Path, tz: str) -> dict:
             day = s[-1][1].astimezone(zone).date().isoformat()  # sessions: by their last event's day
             pages = [unquote(urlsplit(e["url"]).path) or "/" for _, _, e in s if e["name"] == "pageview"]
             row = visitors.setdefault(day, dict(empty, visitors=set()))
-            row["visitors"].add((key, s[-1][1].astimezone(dt.timezone.utc).date()))  # the salt of that UTC day
+            row["visitors"].add((key, s[-1][1].astimezone(dt.UTC).date()))  # the salt of that UTC day
             row["visits"] += 1
             row["bounces"] += len(pages) <= 1
             row["visit_duration"] += s[-1][0] - s[0][0]
@@ -409,13 +628,16 @@ def test_sample_data_agrees_with_a_naive_reading_of_the_rules(tmp_path, tz):
     events = tmp_path / "events.jsonl"
     send([sample], domain="example.com", dry_run=True, output=events, rejects_path=None)
     expected = naive_sessions(events, tz)
-    report = backfill([sample], domain="example.com", timezone=tz, out_dir=tmp_path / "out", ua_cache=None,
-                      rejects_path=None)
+    report = backfill(
+        [sample], domain="example.com", timezone=tz, out_dir=tmp_path / "out", ua_cache=None, rejects_path=None
+    )
     assert report.ok, report.problems
     v = read_table(Path(report.files["imported_visitors"]), "imported_visitors")
     got = {r.pop("date"): r for r in v.to_dict("records")}
     assert got == expected["visitors"]
     entry = read_table(Path(report.files["imported_entry_pages"]), "imported_entry_pages")
-    assert Counter({(r["date"], r["entry_page"]): r["entrances"] for r in entry.to_dict("records")}) == expected["entry"]
+    assert (
+        Counter({(r["date"], r["entry_page"]): r["entrances"] for r in entry.to_dict("records")}) == expected["entry"]
+    )
     exit_ = read_table(Path(report.files["imported_exit_pages"]), "imported_exit_pages")
     assert Counter({(r["date"], r["exit_page"]): r["exits"] for r in exit_.to_dict("records")}) == expected["exit"]

@@ -41,35 +41,36 @@ SAMPLE = Path(__file__).resolve().parent.parent / "sample_data" / "access.log"
 # input_structures of Plausible's CSV importer
 STRUCTURES = {
     "imported_visitors": "date Date, visitors UInt64, pageviews UInt64, bounces UInt64, visits UInt64, "
-                         "visit_duration UInt64",
+    "visit_duration UInt64",
     "imported_sources": "date Date, source String, referrer String, utm_source String, utm_medium String, "
-                        "utm_campaign String, utm_content String, utm_term String, pageviews UInt64, "
-                        "visitors UInt64, visits UInt64, visit_duration UInt64, bounces UInt32",
+    "utm_campaign String, utm_content String, utm_term String, pageviews UInt64, "
+    "visitors UInt64, visits UInt64, visit_duration UInt64, bounces UInt32",
     "imported_pages": "date Date, hostname String, page String, visits UInt64, visitors UInt64, pageviews UInt64, "
-                      "total_scroll_depth UInt64, total_scroll_depth_visits UInt64, total_time_on_page UInt64, "
-                      "total_time_on_page_visits UInt64",
+    "total_scroll_depth UInt64, total_scroll_depth_visits UInt64, total_time_on_page UInt64, "
+    "total_time_on_page_visits UInt64",
     "imported_entry_pages": "date Date, entry_page String, visitors UInt64, entrances UInt64, "
-                            "visit_duration UInt64, bounces UInt32, pageviews UInt64",
+    "visit_duration UInt64, bounces UInt32, pageviews UInt64",
     "imported_exit_pages": "date Date, exit_page String, visitors UInt64, visit_duration UInt64, exits UInt64, "
-                           "bounces UInt32, pageviews UInt64",
-    "imported_custom_events": "date Date, name String, link_url String, path String, visitors UInt64, "
-                              "events UInt64",
+    "bounces UInt32, pageviews UInt64",
+    "imported_custom_events": "date Date, name String, link_url String, path String, visitors UInt64, events UInt64",
     "imported_locations": "date Date, country String, region String, city UInt64, visitors UInt64, "
-                          "visits UInt64, visit_duration UInt64, bounces UInt32, pageviews UInt64",
+    "visits UInt64, visit_duration UInt64, bounces UInt32, pageviews UInt64",
     "imported_devices": "date Date, device String, visitors UInt64, visits UInt64, visit_duration UInt64, "
-                        "bounces UInt32, pageviews UInt64",
+    "bounces UInt32, pageviews UInt64",
     "imported_browsers": "date Date, browser String, browser_version String, visitors UInt64, visits UInt64, "
-                         "visit_duration UInt64, bounces UInt32, pageviews UInt64",
+    "visit_duration UInt64, bounces UInt32, pageviews UInt64",
     "imported_operating_systems": "date Date, operating_system String, operating_system_version String, "
-                                  "visitors UInt64, visits UInt64, visit_duration UInt64, bounces UInt32, "
-                                  "pageviews UInt64",
+    "visitors UInt64, visits UInt64, visit_duration UInt64, bounces UInt32, "
+    "pageviews UInt64",
 }
 
-PREPARED = ("rn UInt64, name String, url String, ts String, ip String, user_agent String, "
-            "interactive UInt8, bot UInt8, device String, browser String, browser_version String, os String, "
-            "os_version String, country String, source String, referrer String, utm_source String, "
-            "utm_medium String, utm_campaign String, utm_content String, utm_term String, link_url String, "
-            "path String")
+PREPARED = (
+    "rn UInt64, name String, url String, ts String, ip String, user_agent String, "
+    "interactive UInt8, bot UInt8, device String, browser String, browser_version String, os String, "
+    "os_version String, country String, source String, referrer String, utm_source String, "
+    "utm_medium String, utm_campaign String, utm_content String, utm_term String, link_url String, "
+    "path String"
+)
 
 BUILD_EVENTS = """
 CREATE TABLE events_v2 ENGINE = Memory AS
@@ -122,13 +123,17 @@ GROUP BY session_id
 SETTINGS prefer_column_name_to_alias = 1
 """
 
-SESSION_METRICS = ("uniq(user_id) AS visitors, count() AS visits, sum(duration) AS visit_duration, "
-                   "sum(is_bounce) AS bounces, sum(pageviews) AS pageviews")
+SESSION_METRICS = (
+    "uniq(user_id) AS visitors, count() AS visits, sum(duration) AS visit_duration, "
+    "sum(is_bounce) AS bounces, sum(pageviews) AS pageviews"
+)
 
 
 def _by_session(dims: str, where: str = "") -> str:
-    return (f"SELECT toDate(timestamp, {{tz}}) AS date, {dims}, {SESSION_METRICS} FROM sessions_v2 {where} "
-            f"GROUP BY date, {dims}")
+    return (
+        f"SELECT toDate(timestamp, {{tz}}) AS date, {dims}, {SESSION_METRICS} FROM sessions_v2 {where} "
+        f"GROUP BY date, {dims}"
+    )
 
 
 # The exporter's queries, one per file, with its column names.
@@ -166,9 +171,10 @@ EXPORT_QUERIES = {
                if(name IN {tuple(sorted(PATH_EVENTS))}, path, '') AS path_,
                uniq(user_id) AS visitors, count() AS events
         FROM events_v2 WHERE name NOT IN ('pageview', 'engagement') GROUP BY date, name, link_url_, path_""",
-    "imported_locations": _by_session("country_code AS country, subdivision1_code AS region, "
-                                      "city_geoname_id AS city",
-                                      "WHERE country_code != '\\0\\0' AND country_code != 'ZZ'"),
+    "imported_locations": _by_session(
+        "country_code AS country, subdivision1_code AS region, city_geoname_id AS city",
+        "WHERE country_code != '\\0\\0' AND country_code != 'ZZ'",
+    ),
     "imported_devices": _by_session("screen_size AS device"),
     "imported_browsers": _by_session("browser, browser_version"),
     "imported_operating_systems": _by_session("operating_system, operating_system_version"),
@@ -187,16 +193,43 @@ def prepare(dry_run: Path, out: Path) -> None:
         query = url.split("?", 1)[1] if "?" in url else ""
         source = resolve(query, e["referrer"], url_host(url))
         props = e["props"] or {}
-        lines.append(json.dumps({
-            "rn": rn, "name": e["name"], "url": url, "ts": e["timestamp"], "ip": e["ip"] or "",
-            "user_agent": e["user_agent"] or "", "interactive": e.get("interactive", True),
-            "bot": drops_as_bot(info), "device": info.device, "browser": browser,
-            "browser_version": browser_version, "os": info.os, "os_version": info.os_version,
-            "country": geo.country(e["ip"]), **dict(zip(("source", "referrer", "utm_source", "utm_medium",
-                                                          "utm_campaign", "utm_content", "utm_term"),
-                                                         source.as_tuple())),
-            "link_url": str(props.get("url", "")), "path": str(props.get("path", "")),
-        }))
+        lines.append(
+            json.dumps(
+                {
+                    "rn": rn,
+                    "name": e["name"],
+                    "url": url,
+                    "ts": e["timestamp"],
+                    "ip": e["ip"] or "",
+                    "user_agent": e["user_agent"] or "",
+                    "interactive": e.get("interactive", True),
+                    "bot": drops_as_bot(info),
+                    "device": info.device,
+                    "browser": browser,
+                    "browser_version": browser_version,
+                    "os": info.os,
+                    "os_version": info.os_version,
+                    "country": geo.country(e["ip"]),
+                    **dict(
+                        zip(
+                            (
+                                "source",
+                                "referrer",
+                                "utm_source",
+                                "utm_medium",
+                                "utm_campaign",
+                                "utm_content",
+                                "utm_term",
+                            ),
+                            source.as_tuple(),
+                            strict=True,
+                        )
+                    ),
+                    "link_url": str(props.get("url", "")),
+                    "path": str(props.get("path", "")),
+                }
+            )
+        )
     out.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
@@ -206,19 +239,28 @@ def rows(session, sql: str) -> list[str]:
 
 def midnight_lines() -> list[str]:
     """Traffic around midnight UTC and midnight in the zones tested, and a 30:30 gap."""
-    plus0 = dt.timezone.utc
+    plus0 = dt.UTC
     people = [("198.51.100.20", BROWSER), ("198.51.100.21", IPHONE), ("8.8.4.4", IPAD), ("1.1.1.1", WINDOWS)]
     lines = []
     for i, (ip, agent) in enumerate(people):
         start = dt.datetime(2024, 3, 20 + i, 23, 45, tzinfo=plus0)
         for minutes in (0, 10, 20, 50.5, 60, 70, 100.5):  # gaps of 30:30 after 20 and 60 minutes
             when = start + dt.timedelta(minutes=minutes)
-            lines.append(combined_line(ip=ip, user_agent=agent, when=when, target=f"/m{int(minutes)}",
-                                       referrer="https://duckduckgo.com/" if minutes == 0 else "-"))
+            lines.append(
+                combined_line(
+                    ip=ip,
+                    user_agent=agent,
+                    when=when,
+                    target=f"/m{int(minutes)}",
+                    referrer="https://duckduckgo.com/" if minutes == 0 else "-",
+                )
+            )
         for hour in (3, 4, 5, 16, 17, 18, 22):  # the zones' midnights (UTC-5/-4, +1, +5:30)
             when = dt.datetime(2024, 3, 20 + i, hour, 15 + 4 * i, tzinfo=plus0)
-            lines += [combined_line(ip=ip, user_agent=agent, when=when, target="/late"),
-                      combined_line(ip=ip, user_agent=agent, when=when + dt.timedelta(minutes=25), target="/next")]
+            lines += [
+                combined_line(ip=ip, user_agent=agent, when=when, target="/late"),
+                combined_line(ip=ip, user_agent=agent, when=when + dt.timedelta(minutes=25), target="/next"),
+            ]
     return lines
 
 
@@ -226,19 +268,26 @@ def midnight_lines() -> list[str]:
 def prepared(tmp_path_factory):
     """The inputs, and their dry-run events prepared for ClickHouse (the same for every zone)."""
     base = tmp_path_factory.mktemp("exporter")
-    downloads = [combined_line(ip="8.8.8.8", user_agent=BROWSER, target="/files/report.pdf",
-                               when=dt.datetime(2024, 3, 20, 23, 50 + i, tzinfo=dt.timezone.utc)) for i in (0, 5)]
+    downloads = [
+        combined_line(
+            ip="8.8.8.8",
+            user_agent=BROWSER,
+            target="/files/report.pdf",
+            when=dt.datetime(2024, 3, 20, 23, 50 + i, tzinfo=dt.UTC),
+        )
+        for i in (0, 5)
+    ]
     inputs = [write_log(base / "handmade.log", handmade_lines() + midnight_lines() + downloads), SAMPLE]
-    send(inputs, domain="example.com", dry_run=True, output=base / "events.jsonl", rejects_path=None,
-         mapping=MAPPING)
+    send(inputs, domain="example.com", dry_run=True, output=base / "events.jsonl", rejects_path=None, mapping=MAPPING)
     prepare(base / "events.jsonl", base / "prepared.jsonl")
     return base, inputs
 
 
 def exporter_session(prepared_jsonl: Path):
     session = chdb_session.Session()
-    session.query(f"CREATE TABLE prepared ENGINE = Memory AS SELECT * FROM "
-                  f"file('{prepared_jsonl}', 'JSONEachRow', '{PREPARED}')")
+    session.query(
+        f"CREATE TABLE prepared ENGINE = Memory AS SELECT * FROM file('{prepared_jsonl}', 'JSONEachRow', '{PREPARED}')"
+    )
     session.query(BUILD_EVENTS)
     session.query(BUILD_SESSIONS)
     return session
@@ -246,16 +295,27 @@ def exporter_session(prepared_jsonl: Path):
 
 def read_written(session, path: str, table: str) -> list[str]:
     """A written file as Plausible's importer reads it (pages: its six documented columns)."""
-    optional = " EXCEPT (total_scroll_depth, total_scroll_depth_visits, total_time_on_page, " \
-               "total_time_on_page_visits)" if table == "imported_pages" else ""
+    optional = (
+        " EXCEPT (total_scroll_depth, total_scroll_depth_visits, total_time_on_page, total_time_on_page_visits)"
+        if table == "imported_pages"
+        else ""
+    )
     return rows(session, f"SELECT *{optional} FROM file('{path}', 'CSVWithNames', '{STRUCTURES[table]}')")
 
 
 @pytest.mark.parametrize("tz", ["UTC", "Europe/Berlin", "America/New_York", "Asia/Kolkata"])
 def test_files_equal_the_exporters_output(prepared, tz, tmp_path):
     base, inputs = prepared
-    report = backfill(inputs, domain="example.com", timezone=tz, out_dir=tmp_path / "out", mapping=MAPPING,
-                      ua_cache=base / "ua.json", rejects_path=None, today=dt.date(2026, 1, 1))
+    report = backfill(
+        inputs,
+        domain="example.com",
+        timezone=tz,
+        out_dir=tmp_path / "out",
+        mapping=MAPPING,
+        ua_cache=base / "ua.json",
+        rejects_path=None,
+        today=dt.date(2026, 1, 1),
+    )
     assert report.ok, report.problems
     session = exporter_session(base / "prepared.jsonl")
     assert rows(session, "SELECT count() FROM sessions_v2") == [str(report.sessions)]

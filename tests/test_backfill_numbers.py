@@ -17,11 +17,13 @@ from importer.backfill.locations import city_id, country_code, region_code
 from importer.backfill.writer import read_table
 from importer.cli import app
 
-UTC = dt.timezone.utc
-HEADLESS = ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/120.0.0.0 "
-            "Safari/537.36")
-OPERA_MINI = ("Opera/9.80 (J2ME/MIDP; Opera Mini/9.80 (S60; SymbOS; Opera Mobi/23.348; U; en) Presto/2.5.25 "
-              "Version/10.54")
+UTC = dt.UTC
+HEADLESS = (
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/120.0.0.0 Safari/537.36"
+)
+OPERA_MINI = (
+    "Opera/9.80 (J2ME/MIDP; Opera Mini/9.80 (S60; SymbOS; Opera Mobi/23.348; U; en) Presto/2.5.25 Version/10.54"
+)
 SAMPLES = Path(__file__).resolve().parent.parent / "sample_data"
 
 
@@ -33,42 +35,63 @@ def table_rows(report, table: str) -> list[dict]:
 
 def one_person_across_utc_midnight() -> list[dict]:
     # 2024-05-01 in New York is UTC-4: 19:50 and 20:10 there are 23:50 UTC and 00:10 UTC on 05-02.
-    return [dict(url="https://example.com/", timestamp=dt.datetime(2024, 5, 1, 14, 0, tzinfo=UTC)),
-            dict(url="https://example.com/", timestamp=dt.datetime(2024, 5, 1, 23, 50, tzinfo=UTC)),
-            dict(url="https://example.com/", timestamp=dt.datetime(2024, 5, 2, 0, 10, tzinfo=UTC))]
+    return [
+        dict(url="https://example.com/", timestamp=dt.datetime(2024, 5, 1, 14, 0, tzinfo=UTC)),
+        dict(url="https://example.com/", timestamp=dt.datetime(2024, 5, 1, 23, 50, tzinfo=UTC)),
+        dict(url="https://example.com/", timestamp=dt.datetime(2024, 5, 2, 0, 10, tzinfo=UTC)),
+    ]
 
 
 def test_the_utc_salt_makes_two_visitors_of_one_person_on_a_new_york_day(tmp_path):
-    report = write_files([frame(one_person_across_utc_midnight())], timezone="America/New_York",
-                         out_dir=tmp_path, ua_cache=None, today=dt.date(2026, 1, 1))
+    report = write_files(
+        [frame(one_person_across_utc_midnight())],
+        timezone="America/New_York",
+        out_dir=tmp_path,
+        ua_cache=None,
+        today=dt.date(2026, 1, 1),
+    )
     # Sessions: S1 = 10:00 (bounce), S2 = 19:50..20:10 (1,200 s), both on 05-01 New York. S1's
     # user_id has the salt of 05-01 UTC, S2's that of its last event, 05-02 UTC: two visitors.
     assert table_rows(report, "imported_visitors") == [
-        dict(date="2024-05-01", visitors=2, pageviews=3, bounces=1, visits=2, visit_duration=1200)]
+        dict(date="2024-05-01", visitors=2, pageviews=3, bounces=1, visits=2, visit_duration=1200)
+    ]
     # The page: three views in two sessions by two user_ids (14:00 and 23:50 UTC share one).
     assert table_rows(report, "imported_pages") == [
-        dict(date="2024-05-01", hostname="example.com", page="/", visits=2, visitors=2, pageviews=3)]
+        dict(date="2024-05-01", hostname="example.com", page="/", visits=2, visitors=2, pageviews=3)
+    ]
 
 
 def test_the_same_person_on_a_utc_site_is_one_visitor_a_day(tmp_path):
-    report = write_files([frame(one_person_across_utc_midnight())], timezone="UTC", out_dir=tmp_path,
-                         ua_cache=None, today=dt.date(2026, 1, 1))
+    report = write_files(
+        [frame(one_person_across_utc_midnight())],
+        timezone="UTC",
+        out_dir=tmp_path,
+        ua_cache=None,
+        today=dt.date(2026, 1, 1),
+    )
     # S2 goes on across midnight (Plausible also looks under the previous salt) and ends on 05-02.
     assert table_rows(report, "imported_visitors") == [
         dict(date="2024-05-01", visitors=1, pageviews=2, bounces=1, visits=1, visit_duration=0),
-        dict(date="2024-05-02", visitors=1, pageviews=1, bounces=0, visits=1, visit_duration=1200)]
+        dict(date="2024-05-02", visitors=1, pageviews=1, bounces=0, visits=1, visit_duration=1200),
+    ]
     assert table_rows(report, "imported_pages") == [
         dict(date="2024-05-01", hostname="example.com", page="/", visits=2, visitors=1, pageviews=2),
-        dict(date="2024-05-02", hostname="example.com", page="/", visits=1, visitors=1, pageviews=1)]
+        dict(date="2024-05-02", hostname="example.com", page="/", visits=1, visitors=1, pageviews=1),
+    ]
     assert report.sessions_past_midnight == 1
 
 
-@pytest.mark.parametrize(("gap_s", "visits", "duration", "bounces"), [(1800, 1, 1800, 0), (1801, 2, 0, 2),
-                                                                    (1830, 2, 0, 2)])
+@pytest.mark.parametrize(
+    ("gap_s", "visits", "duration", "bounces"), [(1800, 1, 1800, 0), (1801, 2, 0, 2), (1830, 2, 0, 2)]
+)
 def test_a_gap_of_more_than_30_minutes_starts_a_new_session(tmp_path, gap_s, visits, duration, bounces):
     start = dt.datetime(2024, 5, 1, 9, 0, tzinfo=UTC)
-    events = frame([dict(url="https://example.com/a", timestamp=start),
-                    dict(url="https://example.com/b", timestamp=start + dt.timedelta(seconds=gap_s, microseconds=900))])
+    events = frame(
+        [
+            dict(url="https://example.com/a", timestamp=start),
+            dict(url="https://example.com/b", timestamp=start + dt.timedelta(seconds=gap_s, microseconds=900)),
+        ]
+    )
     report = write_files([events], timezone="UTC", out_dir=tmp_path, ua_cache=None, today=dt.date(2026, 1, 1))
     (row,) = table_rows(report, "imported_visitors")
     # timestamps are cut to whole seconds: 1800.9 s is 1800 s
@@ -76,54 +99,85 @@ def test_a_gap_of_more_than_30_minutes_starts_a_new_session(tmp_path, gap_s, vis
 
 
 def test_bots_are_dropped_before_sessions_and_counted(tmp_path):
-    events = frame([
-        dict(url="https://example.com/", timestamp=dt.datetime(2024, 5, 1, 9, 0, tzinfo=UTC)),
-        dict(url="https://example.com/", timestamp=dt.datetime(2024, 5, 1, 9, 1, tzinfo=UTC), user_agent=HEADLESS),
-        dict(url="https://example.com/x", timestamp=dt.datetime(2024, 5, 1, 9, 2, tzinfo=UTC),
-             user_agent="generic crawler"),
-        # the bot's view between two of the person's does not join them: same IP, other agent
-        dict(url="https://example.com/y", timestamp=dt.datetime(2024, 5, 1, 9, 3, tzinfo=UTC)),
-    ])
+    events = frame(
+        [
+            dict(url="https://example.com/", timestamp=dt.datetime(2024, 5, 1, 9, 0, tzinfo=UTC)),
+            dict(url="https://example.com/", timestamp=dt.datetime(2024, 5, 1, 9, 1, tzinfo=UTC), user_agent=HEADLESS),
+            dict(
+                url="https://example.com/x",
+                timestamp=dt.datetime(2024, 5, 1, 9, 2, tzinfo=UTC),
+                user_agent="generic crawler",
+            ),
+            # the bot's view between two of the person's does not join them: same IP, other agent
+            dict(url="https://example.com/y", timestamp=dt.datetime(2024, 5, 1, 9, 3, tzinfo=UTC)),
+        ]
+    )
     report = write_files([events], timezone="UTC", out_dir=tmp_path, ua_cache=None, today=dt.date(2026, 1, 1))
     assert report.bot_events == 2 and report.as_dict()["bot_events_dropped"] == 2
     assert "bot events dropped" in report.summary()
     assert table_rows(report, "imported_visitors") == [
-        dict(date="2024-05-01", visitors=1, pageviews=2, bounces=0, visits=1, visit_duration=180)]
+        dict(date="2024-05-01", visitors=1, pageviews=2, bounces=0, visits=1, visit_duration=180)
+    ]
     assert [r["page"] for r in table_rows(report, "imported_pages")] == ["/", "/y"]
     assert [r["browser"] for r in table_rows(report, "imported_browsers")] == ["Firefox"]
 
 
 def test_opera_mini_is_stored_as_opera(tmp_path):
-    events = frame([dict(url="https://example.com/", timestamp=dt.datetime(2024, 5, 1, 9, 0, tzinfo=UTC),
-                         user_agent=OPERA_MINI)])
+    events = frame(
+        [dict(url="https://example.com/", timestamp=dt.datetime(2024, 5, 1, 9, 0, tzinfo=UTC), user_agent=OPERA_MINI)]
+    )
     report = write_files([events], timezone="UTC", out_dir=tmp_path, ua_cache=None, today=dt.date(2026, 1, 1))
-    assert [(r["browser"], r["browser_version"]) for r in table_rows(report, "imported_browsers")] == \
-        [("Opera", "9.80")]
+    assert [(r["browser"], r["browser_version"]) for r in table_rows(report, "imported_browsers")] == [
+        ("Opera", "9.80")
+    ]
 
 
 def test_clients_behind_a_proxy_are_told_apart_by_the_forwarded_address(tmp_path):
     # nginx "main": the first X-Forwarded-For address is the client, as Plausible takes it.
     when = "[01/May/2024:09:00:00 +0000]"
-    lines = [f'10.0.0.1 - - {when} "GET / HTTP/1.1" 200 512 "-" "{BROWSER}" "{client}, 10.0.0.1"'
-             for client in ("8.8.8.8", "203.0.113.50")]
+    lines = [
+        f'10.0.0.1 - - {when} "GET / HTTP/1.1" 200 512 "-" "{BROWSER}" "{client}, 10.0.0.1"'
+        for client in ("8.8.8.8", "203.0.113.50")
+    ]
     log = write_log(tmp_path / "proxy.log", lines)
-    report = backfill([log], domain="example.com", timezone="UTC", out_dir=tmp_path / "out", ua_cache=None,
-                      rejects_path=None)
+    report = backfill(
+        [log], domain="example.com", timezone="UTC", out_dir=tmp_path / "out", ua_cache=None, rejects_path=None
+    )
     assert table_rows(report, "imported_visitors") == [
-        dict(date="2024-05-01", visitors=2, pageviews=2, bounces=2, visits=2, visit_duration=0)]
+        dict(date="2024-05-01", visitors=2, pageviews=2, bounces=2, visits=2, visit_duration=0)
+    ]
     # 8.8.8.8 is in the US; 203.0.113.50 (a documentation address) has no country: left out.
     assert table_rows(report, "imported_locations") == [
-        dict(date="2024-05-01", country="US", region="", city=0, visitors=1, visits=1, visit_duration=0, bounces=1,
-             pageviews=1)]
+        dict(
+            date="2024-05-01",
+            country="US",
+            region="",
+            city=0,
+            visitors=1,
+            visits=1,
+            visit_duration=0,
+            bounces=1,
+            pageviews=1,
+        )
+    ]
 
 
 def test_since_and_until_take_dates_in_the_site_zone(tmp_path):
     log = write_log(tmp_path / "access.log", handmade_lines())
-    report = backfill([log], domain="example.com", timezone=TZ, out_dir=tmp_path / "out", ua_cache=None,
-                      rejects_path=None, since="2024-03-15", until="2024-03-15")
+    report = backfill(
+        [log],
+        domain="example.com",
+        timezone=TZ,
+        out_dir=tmp_path / "out",
+        ua_cache=None,
+        rejects_path=None,
+        since="2024-03-15",
+        until="2024-03-15",
+    )
     # Only 03-15 in Berlin: C's 00:10 view (C's 23:50 view is left out, so a bounce) and D's two.
     assert table_rows(report, "imported_visitors") == [
-        dict(date="2024-03-15", visitors=2, pageviews=3, bounces=1, visits=2, visit_duration=300)]
+        dict(date="2024-03-15", visitors=2, pageviews=3, bounces=1, visits=2, visit_duration=300)
+    ]
     assert report.read.rows_filtered["date_window"] == 12  # every line of 03-14 and 03-16 but the broken one
 
 
@@ -132,29 +186,80 @@ def test_cli_since_until(tmp_path):
 
     log = write_log(tmp_path / "access.log", handmade_lines())
     out = tmp_path / "out"
-    result = CliRunner().invoke(app, ["backfill", str(log), "--domain", "example.com", "--timezone", TZ, "--out",
-                                      str(out), "--no-progress", "--rejects", str(tmp_path / "r.jsonl"),
-                                      "--since", "2024-03-16T00:00:00+01:00", "--until", "2024-03-17"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "backfill",
+            str(log),
+            "--domain",
+            "example.com",
+            "--timezone",
+            TZ,
+            "--out",
+            str(out),
+            "--no-progress",
+            "--rejects",
+            str(tmp_path / "r.jsonl"),
+            "--since",
+            "2024-03-16T00:00:00+01:00",
+            "--until",
+            "2024-03-17",
+        ],
+    )
     assert result.exit_code == 0, result.output
     (visitors,) = out.glob("imported_visitors_20240316_20240316.csv")
     assert visitors.read_text().splitlines()[1] == '"2024-03-16",1,1,1,1,0'
-    bad = CliRunner().invoke(app, ["backfill", str(log), "--domain", "example.com", "--timezone", TZ, "--out",
-                                   str(out), "--since", "2024-03-17", "--until", "2024-03-16"])
+    bad = CliRunner().invoke(
+        app,
+        [
+            "backfill",
+            str(log),
+            "--domain",
+            "example.com",
+            "--timezone",
+            TZ,
+            "--out",
+            str(out),
+            "--since",
+            "2024-03-17",
+            "--until",
+            "2024-03-16",
+        ],
+    )
     assert bad.exit_code == 2 and "--since must be before --until" in bad.output
 
 
 def test_country_region_and_city_values_of_exports():
-    assert [country_code(v) for v in ("DE", "de", "Germany", "United States", "Russia", "(not set)", "Atlantis")] \
-        == ["DE", "DE", "DE", "US", "RU", "", ""]
-    assert [region_code("DE", v) for v in ("DE-BY", "Bayern", "FR-PAC", "Bavaria", "")] == ["DE-BY", "DE-BY", "", "",
-                                                                                              ""]
+    assert [country_code(v) for v in ("DE", "de", "Germany", "United States", "Russia", "(not set)", "Atlantis")] == [
+        "DE",
+        "DE",
+        "DE",
+        "US",
+        "RU",
+        "",
+        "",
+    ]
+    assert [region_code("DE", v) for v in ("DE-BY", "Bayern", "FR-PAC", "Bavaria", "")] == [
+        "DE-BY",
+        "DE-BY",
+        "",
+        "",
+        "",
+    ]
     assert (city_id("2867714"), city_id("Munich"), city_id("")) == (2867714, 0, 0)
 
 
 @pytest.mark.parametrize(("mapping", "sample"), [("umami", "umami-events.csv"), ("ga4-bigquery", "ga4-events.jsonl")])
 def test_exports_keep_their_countries(tmp_path, mapping, sample):
-    report = backfill([SAMPLES / sample], domain="example.com", timezone="UTC", out_dir=tmp_path / "out",
-                      mapping=mapping, ua_cache=None, rejects_path=None)
+    report = backfill(
+        [SAMPLES / sample],
+        domain="example.com",
+        timezone="UTC",
+        out_dir=tmp_path / "out",
+        mapping=mapping,
+        ua_cache=None,
+        rejects_path=None,
+    )
     assert report.ok, report.problems
     locations = table_rows(report, "imported_locations")
     # Every visitor in both samples is in Germany ("DE" in Umami, "Germany" in GA4): all sessions.
@@ -165,11 +270,13 @@ def test_exports_keep_their_countries(tmp_path, mapping, sample):
 def test_a_day_of_bots_only_gets_no_row_of_its_own(tmp_path):
     # A session open at midnight is carried into 05-02, whose only event is a bot's: 05-02 has no
     # event Plausible would keep and no session ends on it, so the exporter writes no row for it.
-    events = frame([
-        dict(url="https://example.com/", timestamp=dt.datetime(2024, 5, 1, 23, 50, tzinfo=UTC)),
-        dict(url="https://example.com/", timestamp=dt.datetime(2024, 5, 2, 9, 0, tzinfo=UTC), user_agent=HEADLESS),
-        dict(url="https://example.com/", timestamp=dt.datetime(2024, 5, 3, 9, 0, tzinfo=UTC)),
-    ])
+    events = frame(
+        [
+            dict(url="https://example.com/", timestamp=dt.datetime(2024, 5, 1, 23, 50, tzinfo=UTC)),
+            dict(url="https://example.com/", timestamp=dt.datetime(2024, 5, 2, 9, 0, tzinfo=UTC), user_agent=HEADLESS),
+            dict(url="https://example.com/", timestamp=dt.datetime(2024, 5, 3, 9, 0, tzinfo=UTC)),
+        ]
+    )
     report = write_files([events], timezone="UTC", out_dir=tmp_path, ua_cache=None, today=dt.date(2026, 1, 1))
     assert [r["date"] for r in table_rows(report, "imported_visitors")] == ["2024-05-01", "2024-05-03"]
     assert report.bot_events == 1 and report.ok
@@ -179,10 +286,12 @@ def test_a_mapping_location_must_name_a_column(tmp_path):
     from importer import mapping
 
     good = tmp_path / "good.toml"
-    good.write_text('extends = "umami"\nname = "umami-geo"\n[input.extra]\nregion = "subdivision1"\n'
-                    '[visitor]\nregion = "region"\n', encoding="utf-8")
+    good.write_text(
+        'extends = "umami"\nname = "umami-geo"\n[input.extra]\nregion = "subdivision1"\n[visitor]\nregion = "region"\n',
+        encoding="utf-8",
+    )
     assert mapping.load(str(good)).visitor["region"] == "region"
     bad = tmp_path / "bad.toml"
     bad.write_text('extends = "umami"\nname = "umami-bad"\n[visitor]\ncity = "nowhere"\n', encoding="utf-8")
-    with pytest.raises(mapping.MappingError, match="visitor.city"):
+    with pytest.raises(mapping.MappingError, match=r"visitor\.city"):
         mapping.load(str(bad))

@@ -27,9 +27,28 @@ def run_cli(tmp_path: Path, *inputs: Path, extra: tuple[str, ...] = ()) -> tuple
     """The real command line in a subprocess; returns (exit code, JSON report, rejects)."""
     report, rejects = tmp_path / "report.json", tmp_path / "rejects.jsonl"
     proc = subprocess.run(
-        [sys.executable, "-m", "importer", "send", *map(str, inputs), "-d", "example.com", "--dry-run",
-         "--output", str(tmp_path / "events.jsonl"), "--report", str(report), "--rejects", str(rejects), *extra],
-        capture_output=True, text=True, timeout=120, check=False)
+        [
+            sys.executable,
+            "-m",
+            "importer",
+            "send",
+            *map(str, inputs),
+            "-d",
+            "example.com",
+            "--dry-run",
+            "--output",
+            str(tmp_path / "events.jsonl"),
+            "--report",
+            str(report),
+            "--rejects",
+            str(rejects),
+            *extra,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert proc.returncode in (0, 1), proc.stderr
     return proc.returncode, json.loads(report.read_text()), rejects_of(rejects)
 
@@ -50,8 +69,14 @@ def test_swallowing_lines_in_a_big_log_keep_every_good_line(tmp_path):
         lines[i] = SWALLOWER
     log = tmp_path / "big.log"
     log.write_text("\n".join(lines) + "\n")
-    report = send([log], domain="example.com", dry_run=True, output=tmp_path / "e.jsonl",
-                  rejects_path=tmp_path / "r.jsonl", state=tmp_path / "state.db")
+    report = send(
+        [log],
+        domain="example.com",
+        dry_run=True,
+        output=tmp_path / "e.jsonl",
+        rejects_path=tmp_path / "r.jsonl",
+        state=tmp_path / "state.db",
+    )
     bad = {r["line"] for r in rejects_of(tmp_path / "r.jsonl")}
     assert bad == {i + 1 for i in range(7, 5000, 997)}
     assert report.events == 5000 - len(bad)
@@ -71,8 +96,15 @@ user_agent = "ua"
 
 
 def tabular_rows(n: int) -> list[dict]:
-    return [{"time": f"2024-03-14T10:{i // 60 % 60:02d}:{i % 60:02d}Z", "url": f"https://example.com/p{i}",
-             "ip": "203.0.113.7", "ua": BROWSER} for i in range(n)]
+    return [
+        {
+            "time": f"2024-03-14T10:{i // 60 % 60:02d}:{i % 60:02d}Z",
+            "url": f"https://example.com/p{i}",
+            "ip": "203.0.113.7",
+            "ua": BROWSER,
+        }
+        for i in range(n)
+    ]
 
 
 def csv_bytes(rows: list[dict]) -> bytes:
@@ -123,8 +155,13 @@ def test_broken_parquet_files_are_skipped_and_the_run_goes_on(tmp_path):
     good = write_parquet(tmp_path / "good.parquet", tabular_rows(3000))
     (tmp_path / "a-empty.parquet").write_bytes(b"")
     (tmp_path / "b-cut.parquet").write_bytes(good[: len(good) // 2])
-    code, report, rejects = run_cli(tmp_path, tmp_path / "a-empty.parquet", tmp_path / "b-cut.parquet",
-                                    tmp_path / "good.parquet", extra=("-m", str(mapping_file(tmp_path))))
+    code, report, rejects = run_cli(
+        tmp_path,
+        tmp_path / "a-empty.parquet",
+        tmp_path / "b-cut.parquet",
+        tmp_path / "good.parquet",
+        extra=("-m", str(mapping_file(tmp_path))),
+    )
     assert (code, report["rows_read"], report["events"]) == (1, 3000, 3000)
     assert [r["file"].rsplit("/", 1)[1] for r in rejects] == ["a-empty.parquet", "b-cut.parquet"]
     assert all("not readable as Parquet" in r["reason"] for r in rejects)
@@ -133,7 +170,7 @@ def test_broken_parquet_files_are_skipped_and_the_run_goes_on(tmp_path):
 def test_a_corrupt_parquet_row_group_loses_its_rows_only(tmp_path):
     good = write_parquet(tmp_path / "x.parquet", tabular_rows(3000))
     middle = len(good) // 3
-    (tmp_path / "x.parquet").write_bytes(good[:middle] + bytes(200) + good[middle + 200:])
+    (tmp_path / "x.parquet").write_bytes(good[:middle] + bytes(200) + good[middle + 200 :])
     code, report, rejects = run_cli(tmp_path, tmp_path / "x.parquet", extra=("-m", str(mapping_file(tmp_path))))
     assert code == 1 and report["inputs_damaged"] == 1
     assert report["events"] == report["rows_read"] == 2500  # one row group of 500 lost, the five others read
@@ -171,8 +208,12 @@ def compressors():
 
     import pyarrow as pa
 
-    return {"gz": gzip.compress, "bz2": bz2.compress, "xz": lzma.compress,
-            "zst": lambda d: pa.Codec("zstd").compress(d, asbytes=True)}
+    return {
+        "gz": gzip.compress,
+        "bz2": bz2.compress,
+        "xz": lzma.compress,
+        "zst": lambda d: pa.Codec("zstd").compress(d, asbytes=True),
+    }
 
 
 def log_bytes(n: int) -> bytes:
@@ -229,8 +270,18 @@ def test_a_cut_compressed_csv_reads_its_prefix_and_says_so(tmp_path, ext):
 
 def test_a_request_with_a_backslash_before_the_protocol_does_not_abort_the_run(tmp_path):
     log = tmp_path / "k.log"
-    log.write_text('198.51.100.7 - - [14/Mar/2024:09:26:54 +0100] "GET /pricing \\HTTP/1.1" 200 8312 "-" "'
-                   + BROWSER + '" "203.0.113.99, 198.51.100.7"\n')
-    report = send([log], domain="example.com", dry_run=True, output=tmp_path / "e.jsonl", log_format="main",
-                  rejects_path=tmp_path / "r.jsonl", state=tmp_path / "state.db")
+    log.write_text(
+        '198.51.100.7 - - [14/Mar/2024:09:26:54 +0100] "GET /pricing \\HTTP/1.1" 200 8312 "-" "'
+        + BROWSER
+        + '" "203.0.113.99, 198.51.100.7"\n'
+    )
+    report = send(
+        [log],
+        domain="example.com",
+        dry_run=True,
+        output=tmp_path / "e.jsonl",
+        log_format="main",
+        rejects_path=tmp_path / "r.jsonl",
+        state=tmp_path / "state.db",
+    )
     assert_accounting(report)

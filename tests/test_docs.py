@@ -39,6 +39,7 @@ COMMAND_PAGES = {
 
 # --- options ---------------------------------------------------------------------------------
 
+
 def _commands() -> dict[str, object]:
     """Command name -> its Click command, the top-level group under ""."""
     group = typer.main.get_command(importer.cli.app)
@@ -117,8 +118,8 @@ def known_mapping_keys(toml_text: str, tmp_path: Path) -> list[str]:
 def section(text: str, heading: str) -> str:
     """A page's text from a heading to the next heading of any level."""
     start = text.index(heading + "\n")
-    following = re.search(r"^#{1,6} ", text[start + len(heading):], re.MULTILINE)
-    return text[start:start + len(heading) + following.start()] if following else text[start:]
+    following = re.search(r"^#{1,6} ", text[start + len(heading) :], re.MULTILINE)
+    return text[start : start + len(heading) + following.start()] if following else text[start:]
 
 
 def documented_spellings(section_text: str) -> str:
@@ -133,8 +134,11 @@ def documented_spellings(section_text: str) -> str:
 def test_every_mapping_key_is_documented(table, tmp_path):
     toml_text, heading, spelling = MAPPING_TABLES[table]
     documented = documented_spellings(section((DOCS / "mappings.md").read_text(encoding="utf-8"), heading))
-    missing = [key for key in known_mapping_keys(toml_text, tmp_path)
-               if not re.search(rf"(?<![\w-]){re.escape(spelling.format(key))}(?![\w-])", documented)]
+    missing = [
+        key
+        for key in known_mapping_keys(toml_text, tmp_path)
+        if not re.search(rf"(?<![\w-]){re.escape(spelling.format(key))}(?![\w-])", documented)
+    ]
     assert not missing, f"keys of {table} not documented under {heading!r} in docs/mappings.md: {missing}"
 
 
@@ -254,8 +258,11 @@ _REPO_NAMES = {p.name for p in ROOT.rglob("*") if ".git" not in p.parts}
 
 def _comments_and_docstrings(path: Path) -> list[tuple[int, str]]:
     source = path.read_text(encoding="utf-8")
-    texts = [(tok.start[0], tok.string) for tok in tokenize.generate_tokens(io.StringIO(source).readline)
-             if tok.type == tokenize.COMMENT]
+    texts = [
+        (tok.start[0], tok.string)
+        for tok in tokenize.generate_tokens(io.StringIO(source).readline)
+        if tok.type == tokenize.COMMENT
+    ]
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             docstring = ast.get_docstring(node, clean=False)
@@ -268,9 +275,11 @@ def foreign_citations(texts: list[tuple[int, str]], file_pattern: re.Pattern = _
     """Places that cite a file the repository does not have, or a numbered section of one."""
     found = []
     for line, text in texts:
-        for name in file_pattern.findall(text):
-            if not (ROOT / name).exists() and Path(name).name not in _REPO_NAMES:
-                found.append(f"line {line}: {name}")
+        found += [
+            f"line {line}: {name}"
+            for name in file_pattern.findall(text)
+            if not (ROOT / name).exists() and Path(name).name not in _REPO_NAMES
+        ]
         found += [f"line {line}: {m.group(0)}" for m in _SECTION.finditer(text)]
     return found
 
@@ -279,8 +288,11 @@ def _code_files() -> list[Path]:
     return [p for folder in ("importer", "bench", "tests") for p in sorted((ROOT / folder).rglob("*.py"))]
 
 
-@pytest.mark.xfail(strict=False, reason="importer/ and tests/ still cite the reference notes (plausible-api.md, "
-                                        "'reference §N'); the code's owners replace them with the facts")
+@pytest.mark.xfail(
+    strict=False,
+    reason="importer/ and tests/ still cite the reference notes (plausible-api.md, "
+    "'reference §N'); the code's owners replace them with the facts",
+)
 def test_code_cites_no_file_outside_the_repository():
     problems = []
     for path in _code_files():
@@ -301,6 +313,7 @@ def test_docs_cite_no_file_outside_the_repository(path):
 
 def test_the_citation_check_finds_a_reference_note(tmp_path):
     module = tmp_path / "m.py"
-    module.write_text('"""Answers like Plausible (plausible-api.md §3)."""\n# see importer/state.py\nx = 1\n',
-                      encoding="utf-8")
+    module.write_text(
+        '"""Answers like Plausible (plausible-api.md §3)."""\n# see importer/state.py\nx = 1\n', encoding="utf-8"
+    )
     assert foreign_citations(_comments_and_docstrings(module)) == ["line 1: plausible-api.md", "line 1: §3"]

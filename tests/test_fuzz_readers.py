@@ -29,17 +29,41 @@ LONG = os.environ.get("PLAUSIBLE_IMPORT_FUZZ") == "long"
 
 
 def fuzz_settings(examples: int):
-    return settings(max_examples=examples * 40 if LONG else examples, derandomize=True, deadline=None,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                                           HealthCheck.function_scoped_fixture])
+    return settings(
+        max_examples=examples * 40 if LONG else examples,
+        derandomize=True,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture],
+    )
 
 
 # Bytes that upset parsers: quotes, escapes, separators, invalid UTF-8, NUL, CR (never a line end,
 # which would shift the numbering the properties check).
-NASTY = [b'"', b"\\", b"\\\"", b"'", b" ", b"\t", b",", b"[", b"]", b"{", b"}", b":", b"\xff", b"\xc3", b"\xe2\x82",
-         b"\x00", b"\r", b"-", b"%", b"\xef\xbb\xbf"]
-PIECE = st.one_of(st.sampled_from(NASTY), st.binary(min_size=1, max_size=8),
-                  st.integers(1, 3000).map(lambda n: b"a" * n))
+NASTY = [
+    b'"',
+    b"\\",
+    b'\\"',
+    b"'",
+    b" ",
+    b"\t",
+    b",",
+    b"[",
+    b"]",
+    b"{",
+    b"}",
+    b":",
+    b"\xff",
+    b"\xc3",
+    b"\xe2\x82",
+    b"\x00",
+    b"\r",
+    b"-",
+    b"%",
+    b"\xef\xbb\xbf",
+]
+PIECE = st.one_of(
+    st.sampled_from(NASTY), st.binary(min_size=1, max_size=8), st.integers(1, 3000).map(lambda n: b"a" * n)
+)
 
 
 @st.composite
@@ -52,9 +76,9 @@ def mutated(draw, line: bytes) -> bytes:
         if kind == "insert":
             out[at:at] = draw(PIECE)
         elif kind == "delete":
-            del out[at:at + draw(st.integers(1, 20))]
+            del out[at : at + draw(st.integers(1, 20))]
         elif kind == "replace":
-            out[at:at + 1] = draw(PIECE)
+            out[at : at + 1] = draw(PIECE)
         else:
             del out[at:]
     return bytes(out).replace(b"\n", b" ")
@@ -137,8 +161,12 @@ def ndjson_mapping(tmp_path_factory):
 
 
 def record(i: int) -> dict:
-    return {"time": f"2024-03-14T10:00:{i % 60:02d}Z", "url": f"https://example.com/p{i}", "ip": "203.0.113.7",
-            "ua": BROWSER}
+    return {
+        "time": f"2024-03-14T10:00:{i % 60:02d}Z",
+        "url": f"https://example.com/p{i}",
+        "ip": "203.0.113.7",
+        "ua": BROWSER,
+    }
 
 
 @fuzz_settings(40)
@@ -192,7 +220,7 @@ def test_damaged_parquet_never_stops_a_run(tmp_path, tabular_mapping, data):
         elif kind == "flip":
             blob[at] ^= 1 << data.draw(st.integers(0, 7))
         else:
-            blob[at:at + 64] = bytes(len(blob[at:at + 64]))
+            blob[at : at + 64] = bytes(len(blob[at : at + 64]))
     (tmp_path / "fuzz.parquet").write_bytes(bytes(blob))
     parquet_file(tmp_path / "z-after.parquet", 1)
     report = run([tmp_path / "fuzz.parquet", tmp_path / "z-after.parquet"], tabular_mapping)
@@ -209,8 +237,12 @@ def _compressors():
     import gzip
     import lzma
 
-    return {"gz": gzip.compress, "bz2": bz2.compress, "xz": lzma.compress,
-            "zst": lambda d: pa.Codec("zstd").compress(d, asbytes=True)}
+    return {
+        "gz": gzip.compress,
+        "bz2": bz2.compress,
+        "xz": lzma.compress,
+        "zst": lambda d: pa.Codec("zstd").compress(d, asbytes=True),
+    }
 
 
 COMPRESSED = {ext: compress(LOG) for ext, compress in _compressors().items()}
@@ -223,7 +255,7 @@ def test_damaged_compressed_logs_read_what_can_be_read_and_say_so(tmp_path, ext,
     blob = bytearray(COMPRESSED[ext])
     kind = data.draw(st.sampled_from(["truncate", "flip", "junk"]))
     if kind == "truncate":
-        del blob[data.draw(st.integers(6, len(blob) - 1)):]  # (shorter, the format's magic number is gone too)
+        del blob[data.draw(st.integers(6, len(blob) - 1)) :]  # (shorter, the format's magic number is gone too)
     elif kind == "flip":
         blob[data.draw(st.integers(0, len(blob) - 1))] ^= 1 << data.draw(st.integers(0, 7))
     else:

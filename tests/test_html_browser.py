@@ -27,20 +27,32 @@ from importer.html.fmt import short_number
 from importer.report import Report
 
 CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--no-first-run"]
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
 REPO = Path(__file__).resolve().parents[1]
 PWNED = "window.__pwned=1"
-HOSTILE = [f"<script>{PWNED}</script>", f'"><img src=x onerror="{PWNED}">', f"javascript:{PWNED}",
-           f"'><svg onload={PWNED}>", f"</title></style><script>{PWNED}</script>"]
+HOSTILE = [
+    f"<script>{PWNED}</script>",
+    f'"><img src=x onerror="{PWNED}">',
+    f"javascript:{PWNED}",
+    f"'><svg onload={PWNED}>",
+    f"</title></style><script>{PWNED}</script>",
+]
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator:
     if not CHROMIUM.exists():
         pytest.skip("Debian's Chromium is not installed (apt-get install -y chromium)")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright for Python is not installed "
-                                                                 "(pip install playwright)")
+    sync_api = pytest.importorskip(
+        "playwright.sync_api", reason="Playwright for Python is not installed (pip install playwright)"
+    )
     with sync_api.sync_playwright() as playwright:
         launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
         yield launched
@@ -56,13 +68,14 @@ class Opened:
 
 
 def open_report(browser, path: Path, width: int = 1280, dark: bool = False) -> Opened:
-    context = browser.new_context(viewport={"width": width, "height": 900},
-                                  color_scheme="dark" if dark else "light")
+    context = browser.new_context(viewport={"width": width, "height": 900}, color_scheme="dark" if dark else "light")
     page = context.new_page()
     url = path.resolve().as_uri()
     opened = Opened(page)
-    page.on("console", lambda m: opened.problems.append(f"console {m.type}: {m.text}")
-            if m.type in ("error", "warning") else None)
+    page.on(
+        "console",
+        lambda m: opened.problems.append(f"console {m.type}: {m.text}") if m.type in ("error", "warning") else None,
+    )
     page.on("pageerror", lambda exc: opened.problems.append(f"page error: {exc}"))
     page.on("dialog", lambda d: (opened.problems.append(f"dialog: {d.message}"), d.dismiss()))
     page.on("request", lambda r: opened.requests.append(r.url) if r.url != url else None)
@@ -100,8 +113,9 @@ def screenshots(browser, path: Path, name: str, tmp_path: Path) -> list[Path]:
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.run([sys.executable, "-m", "importer", *args], capture_output=True, text=True, env=env, check=False,
-                          timeout=240)
+    return subprocess.run(
+        [sys.executable, "-m", "importer", *args], capture_output=True, text=True, env=env, check=False, timeout=240
+    )
 
 
 def hostile_log(path: Path, days: int, start: dt.date = dt.date(2024, 5, 1)) -> Path:
@@ -109,15 +123,30 @@ def hostile_log(path: Path, days: int, start: dt.date = dt.date(2024, 5, 1)) -> 
     lines = []
     for day in range(days):
         when = dt.datetime.combine(start + dt.timedelta(days=day), dt.time(10), dt.UTC)
-        lines.append(combined_line(ip=f"81.2.69.{day % 200 + 1}", when=when, target=f"/<script>{PWNED}</script>"
-                                   "?utm_campaign=%3Cscript%3Ewindow.__pwned%3D1%3C%2Fscript%3E"
-                                   "&utm_source=%22%3E%3Cimg%20src%3Dx%20onerror%3Dwindow.__pwned%3D1%3E",
-                                   referrer=f"javascript:{PWNED}"))
-        lines.append(combined_line(ip=f"81.2.70.{day % 200 + 1}", when=when + dt.timedelta(minutes=3),
-                                   target=f"/a'><svg/onload={PWNED}>", user_agent=IPHONE,
-                                   referrer=f"https://evil.example/<script>{PWNED}</script>"))
-        lines.append(combined_line(ip=f"81.2.70.{day % 200 + 1}", when=when + dt.timedelta(minutes=5),
-                                   target="/pricing", user_agent=IPHONE))
+        lines.append(
+            combined_line(
+                ip=f"81.2.69.{day % 200 + 1}",
+                when=when,
+                target=f"/<script>{PWNED}</script>"
+                "?utm_campaign=%3Cscript%3Ewindow.__pwned%3D1%3C%2Fscript%3E"
+                "&utm_source=%22%3E%3Cimg%20src%3Dx%20onerror%3Dwindow.__pwned%3D1%3E",
+                referrer=f"javascript:{PWNED}",
+            )
+        )
+        lines.append(
+            combined_line(
+                ip=f"81.2.70.{day % 200 + 1}",
+                when=when + dt.timedelta(minutes=3),
+                target=f"/a'><svg/onload={PWNED}>",
+                user_agent=IPHONE,
+                referrer=f"https://evil.example/<script>{PWNED}</script>",
+            )
+        )
+        lines.append(
+            combined_line(
+                ip=f"81.2.70.{day % 200 + 1}", when=when + dt.timedelta(minutes=5), target="/pricing", user_agent=IPHONE
+            )
+        )
     lines.append(f'"><img src=x onerror={PWNED}> not a log line <script>{PWNED}</script>')
     return write_log(path, lines)
 
@@ -144,8 +173,21 @@ def test_backfill_report_in_the_browser(browser, tmp_path):
     log = hostile_log(tmp_path / "access.log", days=10)
     out = tmp_path / "import"
     native_start = dt.date(2024, 5, 8)
-    done = run_cli("backfill", str(log), "-d", "example.com", "--tz", "UTC", "-o", str(out), "--no-progress",
-                   "--rejects", str(tmp_path / "rejects.jsonl"), "--native-start", str(native_start))
+    done = run_cli(
+        "backfill",
+        str(log),
+        "-d",
+        "example.com",
+        "--tz",
+        "UTC",
+        "-o",
+        str(out),
+        "--no-progress",
+        "--rejects",
+        str(tmp_path / "rejects.jsonl"),
+        "--native-start",
+        str(native_start),
+    )
     assert done.returncode in (0, 1), done.stderr
     report = out / "report.html"
     assert f"report: {report}" in done.stderr
@@ -158,17 +200,25 @@ def test_backfill_report_in_the_browser(browser, tmp_path):
     assert page.locator("table.daily tbody tr").count() == 10
     totals = sums_from_files(out, native_start)
     visits = totals["visits"]
-    expected = {"Unique visitors": totals["visitors"], "Total visits": visits, "Total pageviews": totals["pageviews"],
-                "Views per visit": round(totals["pageviews"] / visits, 2),
-                "Bounce rate": round(100 * totals["bounces"] / visits),
-                "Visit duration": round(totals["visit_duration"] / visits)}
+    expected = {
+        "Unique visitors": totals["visitors"],
+        "Total visits": visits,
+        "Total pageviews": totals["pageviews"],
+        "Views per visit": round(totals["pageviews"] / visits, 2),
+        "Bounce rate": round(100 * totals["bounces"] / visits),
+        "Visit duration": round(totals["visit_duration"] / visits),
+    }
     assert visits == 16  # 2 visits a day, 8 days kept of 10
     for title, value in expected.items():
         assert figure(opened, title)[0] == str(value), title
     assert figure(opened, "Total pageviews")[1] == short_number(expected["Total pageviews"])
     text = page.inner_text("body")
-    for value in (f"/<script>{PWNED}</script>", f"/a'><svg/onload={PWNED}>", f"<script>{PWNED}</script>",
-                  f'"><img src=x onerror={PWNED}> not a log line'):
+    for value in (
+        f"/<script>{PWNED}</script>",
+        f"/a'><svg/onload={PWNED}>",
+        f"<script>{PWNED}</script>",
+        f'"><img src=x onerror={PWNED}> not a log line',
+    ):
         assert value in text  # shown as text, not run
     screenshots(browser, report, "backfill-10-days", tmp_path)
 
@@ -199,15 +249,35 @@ def test_hostile_values_in_every_field(browser, tmp_path):
     text = opened.page.inner_text("body")
     for bad in HOSTILE:
         assert bad in text
-    for title in ("Top sources", "UTM campaigns", "Top pages", "Entry pages", "Exit pages", "Countries", "Devices",
-                  "Browsers", "Operating systems", "Goals (custom events)"):
+    for title in (
+        "Top sources",
+        "UTM campaigns",
+        "Top pages",
+        "Entry pages",
+        "Exit pages",
+        "Countries",
+        "Devices",
+        "Browsers",
+        "Operating systems",
+        "Goals (custom events)",
+    ):
         assert opened.page.locator(f'table[data-breakdown="{title}"] tbody tr').count() == len(HOSTILE), title
 
 
 def test_send_reports_dry_and_real(browser, tmp_path, receiver):
     log = hostile_log(tmp_path / "access.log", days=4, start=dt.date(2023, 1, 1))
-    dry = run_cli("send", str(log), "-d", "example.com", "--dry-run", "--no-progress", "--html",
-                  str(tmp_path / "dry.html"), "--rejects", str(tmp_path / "r1.jsonl"))
+    dry = run_cli(
+        "send",
+        str(log),
+        "-d",
+        "example.com",
+        "--dry-run",
+        "--no-progress",
+        "--html",
+        str(tmp_path / "dry.html"),
+        "--rejects",
+        str(tmp_path / "r1.jsonl"),
+    )
     assert dry.returncode == 0, dry.stderr
     opened = open_report(browser, tmp_path / "dry.html")
     assert_clean(opened)
@@ -217,9 +287,24 @@ def test_send_reports_dry_and_real(browser, tmp_path, receiver):
     assert points.count() == 4
     assert [points.nth(i).get_attribute("data-events") for i in range(4)] == ["3", "3", "3", "3"]
     assert "Plausible will date every event at the moment it arrives" in page.inner_text("body")
-    real = run_cli("send", str(log), "-d", "example.com", "--endpoint", receiver.endpoint, "--no-progress",
-                   "--no-state", "--rate", "0", "--html", str(tmp_path / "sent.html"),
-                   "--rejects", str(tmp_path / "r2.jsonl"), "--failed", str(tmp_path / "f.jsonl"))
+    real = run_cli(
+        "send",
+        str(log),
+        "-d",
+        "example.com",
+        "--endpoint",
+        receiver.endpoint,
+        "--no-progress",
+        "--no-state",
+        "--rate",
+        "0",
+        "--html",
+        str(tmp_path / "sent.html"),
+        "--rejects",
+        str(tmp_path / "r2.jsonl"),
+        "--failed",
+        str(tmp_path / "f.jsonl"),
+    )
     assert real.returncode == 0, real.stderr
     opened = open_report(browser, tmp_path / "sent.html")
     assert_clean(opened)
@@ -262,8 +347,9 @@ def long_range_files(out: Path, start: dt.date, days: int) -> BackfillReport:
         rows.setdefault("imported_visitors", []).append([day, 2, 3, 1, 2, 60])
         for page in ("/", f"/blog/post-{i % 40}"):
             rows.setdefault("imported_pages", []).append([day, "example.com", page, 1, 1, 1])
-        rows.setdefault("imported_sources", []).append([day, "Google", "google.com", "", "", "", "", "", 3, 2, 2,
-                                                        60, 1])
+        rows.setdefault("imported_sources", []).append(
+            [day, "Google", "google.com", "", "", "", "", "", 3, 2, 2, 60, 1]
+        )
     files = write_tables(out, rows, start, end)
     return BackfillReport(out_dir=str(out), start=start, end=end, files=files)
 
@@ -302,13 +388,18 @@ def test_the_content_security_policy_stops_markup_that_escaping_missed(browser, 
     """The second line: raw markup put into the page on purpose still neither runs nor loads."""
     from importer.html.page import page
 
-    raw = (f"<script>{PWNED}</script><img src=x onerror=\"{PWNED}\"><svg onload=\"{PWNED}\"></svg>"
-           "<img src=\"https://example.com/beacon.png\"><p style=\"display:none\">styled</p>")
+    raw = (
+        f'<script>{PWNED}</script><img src=x onerror="{PWNED}"><svg onload="{PWNED}"></svg>'
+        '<img src="https://example.com/beacon.png"><p style="display:none">styled</p>'
+    )
     path = write_page(tmp_path / "raw.html", page("raw", [raw]))
     opened = open_report(browser, path)
     assert opened.page.evaluate("window.__pwned") is None
-    assert sorted(opened.requests) == sorted(opened.stopped_by_csp) == sorted([
-        "https://example.com/beacon.png", (tmp_path / "x").as_uri()])  # refused by the CSP: nothing left
+    assert (
+        sorted(opened.requests)
+        == sorted(opened.stopped_by_csp)
+        == sorted(["https://example.com/beacon.png", (tmp_path / "x").as_uri()])
+    )  # refused by the CSP: nothing left
     assert any("Content Security Policy" in problem for problem in opened.problems)
     assert opened.page.locator("p").first.is_visible()  # the inline style attribute was refused too
     assert opened.page.locator("h1, .figure").count() == 0 and opened.page.locator("footer").is_visible()

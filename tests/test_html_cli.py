@@ -15,25 +15,50 @@ REPO = Path(__file__).resolve().parents[1]
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.run([sys.executable, "-m", "importer", *args], capture_output=True, text=True, env=env,
-                          timeout=240, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "importer", *args], capture_output=True, text=True, env=env, timeout=240, check=False
+    )
 
 
 def three_days(path: Path) -> Path:
     start = dt.datetime(2024, 5, 1, 9, tzinfo=dt.UTC)
-    return write_log(path, [combined_line(ip=f"81.2.69.{i + 1}", when=start + dt.timedelta(days=i), target="/x")
-                            for i in range(3)])
+    return write_log(
+        path, [combined_line(ip=f"81.2.69.{i + 1}", when=start + dt.timedelta(days=i), target="/x") for i in range(3)]
+    )
 
 
 def test_backfill_html_elsewhere_and_bad_native_start(tmp_path):
     log = three_days(tmp_path / "access.log")
-    bad = run_cli("backfill", str(log), "-d", "example.com", "--tz", "UTC", "-o", str(tmp_path / "out"),
-                  "--native-start", "May 2nd")
+    bad = run_cli(
+        "backfill",
+        str(log),
+        "-d",
+        "example.com",
+        "--tz",
+        "UTC",
+        "-o",
+        str(tmp_path / "out"),
+        "--native-start",
+        "May 2nd",
+    )
     assert bad.returncode == 2
     assert "--native-start 'May 2nd': give a date as YYYY-MM-DD" in bad.stderr
     assert not (tmp_path / "out").exists()
-    done = run_cli("backfill", str(log), "-d", "example.com", "--tz", "UTC", "-o", str(tmp_path / "out"),
-                   "--no-progress", "--html", str(tmp_path / "pages" / "import.html"), "--native-start", "2024-05-02")
+    done = run_cli(
+        "backfill",
+        str(log),
+        "-d",
+        "example.com",
+        "--tz",
+        "UTC",
+        "-o",
+        str(tmp_path / "out"),
+        "--no-progress",
+        "--html",
+        str(tmp_path / "pages" / "import.html"),
+        "--native-start",
+        "2024-05-02",
+    )
     assert done.returncode == 0, done.stderr
     page = (tmp_path / "pages" / "import.html").read_text(encoding="utf-8")
     assert not (tmp_path / "out" / "report.html").exists()
@@ -44,8 +69,18 @@ def test_backfill_html_elsewhere_and_bad_native_start(tmp_path):
 
 def test_send_dry_run_html_counts_per_day_and_name(tmp_path):
     log = three_days(tmp_path / "access.log")
-    done = run_cli("send", str(log), "-d", "example.com", "--dry-run", "--no-progress", "--html",
-                   str(tmp_path / "dry.html"), "--rejects", str(tmp_path / "rejects.jsonl"))
+    done = run_cli(
+        "send",
+        str(log),
+        "-d",
+        "example.com",
+        "--dry-run",
+        "--no-progress",
+        "--html",
+        str(tmp_path / "dry.html"),
+        "--rejects",
+        str(tmp_path / "rejects.jsonl"),
+    )
     assert done.returncode == 0, done.stderr
     page = (tmp_path / "dry.html").read_text(encoding="utf-8")
     for day in ("2024-05-01", "2024-05-02", "2024-05-03"):

@@ -15,19 +15,57 @@ from importer.html.imported import breakdowns, clip, daily, figures, load
 
 HEADERS = {
     "imported_visitors": ["date", "visitors", "pageviews", "bounces", "visits", "visit_duration"],
-    "imported_sources": ["date", "source", "referrer", "utm_source", "utm_medium", "utm_campaign", "utm_content",
-                         "utm_term", "pageviews", "visitors", "visits", "visit_duration", "bounces"],
+    "imported_sources": [
+        "date",
+        "source",
+        "referrer",
+        "utm_source",
+        "utm_medium",
+        "utm_campaign",
+        "utm_content",
+        "utm_term",
+        "pageviews",
+        "visitors",
+        "visits",
+        "visit_duration",
+        "bounces",
+    ],
     "imported_pages": ["date", "hostname", "page", "visits", "visitors", "pageviews"],
     "imported_entry_pages": ["date", "entry_page", "visitors", "entrances", "visit_duration", "bounces", "pageviews"],
     "imported_exit_pages": ["date", "exit_page", "visitors", "visit_duration", "exits", "bounces", "pageviews"],
     "imported_custom_events": ["date", "name", "link_url", "path", "visitors", "events"],
-    "imported_locations": ["date", "country", "region", "city", "visitors", "visits", "visit_duration", "bounces",
-                           "pageviews"],
+    "imported_locations": [
+        "date",
+        "country",
+        "region",
+        "city",
+        "visitors",
+        "visits",
+        "visit_duration",
+        "bounces",
+        "pageviews",
+    ],
     "imported_devices": ["date", "device", "visitors", "visits", "visit_duration", "bounces", "pageviews"],
-    "imported_browsers": ["date", "browser", "browser_version", "visitors", "visits", "visit_duration", "bounces",
-                          "pageviews"],
-    "imported_operating_systems": ["date", "operating_system", "operating_system_version", "visitors", "visits",
-                                   "visit_duration", "bounces", "pageviews"],
+    "imported_browsers": [
+        "date",
+        "browser",
+        "browser_version",
+        "visitors",
+        "visits",
+        "visit_duration",
+        "bounces",
+        "pageviews",
+    ],
+    "imported_operating_systems": [
+        "date",
+        "operating_system",
+        "operating_system_version",
+        "visitors",
+        "visits",
+        "visit_duration",
+        "bounces",
+        "pageviews",
+    ],
 }
 START, END = dt.date(2024, 5, 1), dt.date(2024, 5, 3)
 
@@ -48,16 +86,22 @@ def write_tables(out: Path, rows: dict[str, list[list]], start: dt.date = START,
 
 HAND = {
     # date, visitors, pageviews, bounces, visits, visit_duration
-    "imported_visitors": [["2024-05-01", 10, 30, 4, 12, 600], ["2024-05-02", 5, 9, 3, 6, 300],
-                          ["2024-05-03", 1, 1, 1, 1, 0]],
+    "imported_visitors": [
+        ["2024-05-01", 10, 30, 4, 12, 600],
+        ["2024-05-02", 5, 9, 3, 6, 300],
+        ["2024-05-03", 1, 1, 1, 1, 0],
+    ],
     "imported_sources": [
         ["2024-05-01", "", "", "", "", "", "", "", 10, 4, 5, 100, 3],
         ["2024-05-01", "Google", "google.com", "", "", "spring", "", "", 20, 6, 7, 500, 1],
         ["2024-05-02", "Google", "google.com", "", "", "", "", "", 9, 5, 6, 300, 3],
     ],
     "imported_entry_pages": [["2024-05-01", "/", 8, 10, 500, 4, 25], ["2024-05-02", "/", 2, 3, 100, 0, 6]],
-    "imported_devices": [["2024-05-01", "Desktop", 6, 7, 0, 0, 0], ["2024-05-01", "Mobile", 2, 2, 0, 0, 0],
-                         ["2024-05-02", "", 2, 2, 0, 0, 0]],
+    "imported_devices": [
+        ["2024-05-01", "Desktop", 6, 7, 0, 0, 0],
+        ["2024-05-01", "Mobile", 2, 2, 0, 0, 0],
+        ["2024-05-02", "", 2, 2, 0, 0, 0],
+    ],
 }
 
 
@@ -97,13 +141,21 @@ def test_breakdowns_worked_by_hand(tmp_path):
 
 def test_daily_series_fills_missing_days(tmp_path):
     frames = load(write_tables(tmp_path, {"imported_visitors": [["2024-05-03", 2, 5, 0, 2, 10]]}))
-    assert daily(frames["imported_visitors"], START, END) == [
-        (START, 0, 0), (dt.date(2024, 5, 2), 0, 0), (END, 2, 5)]
+    assert daily(frames["imported_visitors"], START, END) == [(START, 0, 0), (dt.date(2024, 5, 2), 0, 0), (END, 2, 5)]
 
 
 def test_people_numbers():
     assert [short_number(n) for n in (0, 999, 1000, 1234, 9_960, 12_345, 999_999, 1_250_000, 2.5)] == [
-        "0", "999", "1k", "1.2k", "10k", "12k", "1M", "1.2M", "2.50"]
+        "0",
+        "999",
+        "1k",
+        "1.2k",
+        "10k",
+        "12k",
+        "1M",
+        "1.2M",
+        "2.50",
+    ]
     assert [duration(s) for s in (0, 45, 200, 3725)] == ["0s", "45s", "3m 20s", "1h 2m"]
 
 
@@ -122,9 +174,11 @@ def test_roll_up_by_week_and_month():
 
 def test_every_value_is_escaped(tmp_path):
     hostile = '<script>alert(1)</script>"><img src=x onerror=alert(1)>'
-    rows = {"imported_visitors": [["2024-05-01", 1, 1, 0, 1, 5]],
-            "imported_sources": [["2024-05-01", hostile, hostile, hostile, hostile, hostile, "", "", 1, 1, 1, 5, 0]],
-            "imported_pages": [["2024-05-01", "example.com", hostile, 1, 1, 1]]}
+    rows = {
+        "imported_visitors": [["2024-05-01", 1, 1, 0, 1, 5]],
+        "imported_sources": [["2024-05-01", hostile, hostile, hostile, hostile, hostile, "", "", 1, 1, 1, 5, 0]],
+        "imported_pages": [["2024-05-01", "example.com", hostile, 1, 1, 1]],
+    }
     report = BackfillReport(out_dir=hostile, start=START, end=END, files=write_tables(tmp_path, rows))
     report.warnings.append(hostile)
     report.read.sources.append((hostile, hostile))
@@ -137,11 +191,12 @@ def test_cut_periods_say_how_many_days_they_hold():
     from importer.html.chart import Period, period_label
 
     assert period_label(Period(dt.date(2024, 1, 1), dt.date(2024, 1, 7)), "week") == "week 2024-01-01 .. 2024-01-07"
-    assert period_label(Period(dt.date(2024, 1, 1), dt.date(2024, 1, 1)), "week") == \
-        "week 2024-01-01 .. 2024-01-01 (1 day)"
+    assert (
+        period_label(Period(dt.date(2024, 1, 1), dt.date(2024, 1, 1)), "week")
+        == "week 2024-01-01 .. 2024-01-01 (1 day)"
+    )
     assert period_label(Period(dt.date(2024, 2, 1), dt.date(2024, 2, 29)), "month") == "February 2024"
-    assert period_label(Period(dt.date(2024, 2, 10), dt.date(2024, 2, 29)), "month") == \
-        "February 2024 (20 days of it)"
+    assert period_label(Period(dt.date(2024, 2, 10), dt.date(2024, 2, 29)), "month") == "February 2024 (20 days of it)"
 
 
 def test_a_backfill_without_events_still_gets_a_page():

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from conftest import combined_line, write_log
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -25,15 +26,38 @@ def mode(path: Path) -> int:
 
 
 def cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "importer", *args], capture_output=True, text=True, check=False,
-                          cwd=tmp_path, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "importer", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=tmp_path,
+        timeout=120,
+    )
 
 
 def send(tmp_path: Path, log: Path, endpoint: str, tag: str, *extra: str) -> subprocess.CompletedProcess:
-    return cli(tmp_path, "send", str(log), "--domain", "example.com", "--endpoint", endpoint, "--rate", "0",
-               "--state", str(tmp_path / "state.sqlite"), "--no-progress", "--backoff", "0.01",
-               "--failed", str(tmp_path / f"failed-{tag}.jsonl"), "--rejects", str(tmp_path / f"rejects-{tag}.jsonl"),
-               *extra)
+    return cli(
+        tmp_path,
+        "send",
+        str(log),
+        "--domain",
+        "example.com",
+        "--endpoint",
+        endpoint,
+        "--rate",
+        "0",
+        "--state",
+        str(tmp_path / "state.sqlite"),
+        "--no-progress",
+        "--backoff",
+        "0.01",
+        "--failed",
+        str(tmp_path / f"failed-{tag}.jsonl"),
+        "--rejects",
+        str(tmp_path / f"rejects-{tag}.jsonl"),
+        *extra,
+    )
 
 
 def with_password(endpoint: str, path: str = "/api/event") -> str:
@@ -109,8 +133,16 @@ def test_files_created_by_an_older_version_are_tightened_to_0600(tmp_path, recei
 
 # -- visitors' addresses -----------------------------------------------------------------------
 
-GLUED = ["x_203.0.113.10", "ip203.0.113.13", "011.022.033.044", "client=2001:db8::7", "ipfe80::1%eth0",
-         "[2001:DB8:0:0:0:0:0:9]:443", "::ffff:198.51.100.3", "at 192.0.2.1."]
+GLUED = [
+    "x_203.0.113.10",
+    "ip203.0.113.13",
+    "011.022.033.044",
+    "client=2001:db8::7",
+    "ipfe80::1%eth0",
+    "[2001:DB8:0:0:0:0:0:9]:443",
+    "::ffff:198.51.100.3",
+    "at 192.0.2.1.",
+]
 
 
 def test_addresses_glued_to_letters_zero_padded_or_in_ipv6_forms_are_redacted():
@@ -146,6 +178,10 @@ def test_no_address_survives_redaction_whatever_the_text_around_it(data, address
         assert shown not in redacted, (text, redacted)
 
 
+def test_an_address_followed_by_a_non_ascii_digit_is_redacted():
+    assert "000.000.000.000" not in redact_ips("000.000.000.000\u1810 and again")
+
+
 def test_rejects_file_and_preview_show_no_address_from_rejected_lines(tmp_path, receiver):
     log = tmp_path / "access.log"
     good = combined_line(ip="198.51.100.1", target="/ok")
@@ -157,6 +193,14 @@ def test_rejects_file_and_preview_show_no_address_from_rejected_lines(tmp_path, 
     preview = cli(tmp_path, "preview", str(log), "--format", "combined")
     assert preview.returncode == 0 and "rejected lines" in preview.stdout, preview.stderr
     for output in (rejects.read_text(), result.stderr, preview.stdout):
-        for address in ("203.0.113.10", "203.0.113.13", "011.022.033.044", "2001:db8::7", "fe80::1",
-                        "2001:DB8:0:0:0:0:0:9", "198.51.100.3", "192.0.2.1"):
+        for address in (
+            "203.0.113.10",
+            "203.0.113.13",
+            "011.022.033.044",
+            "2001:db8::7",
+            "fe80::1",
+            "2001:DB8:0:0:0:0:0:9",
+            "198.51.100.3",
+            "192.0.2.1",
+        ):
             assert address not in output, (address, output)

@@ -12,23 +12,42 @@ import time
 from collections import Counter
 
 from conftest import combined_line
-
 from test_resume_kill import wait_for
 from test_sender_faults import START, pages_of
 
 
 def lines(first: int, n: int) -> str:
-    return "".join(combined_line(ip=f"192.0.2.{i % 9}", target=f"/p{i}", when=START + dt.timedelta(seconds=i)) + "\n"
-                   for i in range(first, first + n))
+    return "".join(
+        combined_line(ip=f"192.0.2.{i % 9}", target=f"/p{i}", when=START + dt.timedelta(seconds=i)) + "\n"
+        for i in range(first, first + n)
+    )
 
 
 def test_follow_forwards_new_lines_across_rotation_and_resumes_exactly(tmp_path, receiver):
     log = tmp_path / "access.log"
     log.write_text(lines(0, 5))
     state = tmp_path / "state.sqlite"
-    command = [sys.executable, "-m", "importer", "send", str(log), "--domain", "example.com",
-               "--endpoint", receiver.endpoint, "--rate", "0", "--state", str(state), "--no-progress", "--follow",
-               "--failed", str(tmp_path / "failed.jsonl"), "--rejects", str(tmp_path / "rejects.jsonl")]
+    command = [
+        sys.executable,
+        "-m",
+        "importer",
+        "send",
+        str(log),
+        "--domain",
+        "example.com",
+        "--endpoint",
+        receiver.endpoint,
+        "--rate",
+        "0",
+        "--state",
+        str(state),
+        "--no-progress",
+        "--follow",
+        "--failed",
+        str(tmp_path / "failed.jsonl"),
+        "--rejects",
+        str(tmp_path / "rejects.jsonl"),
+    ]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
     try:
         wait_for(lambda: receiver.stats.accepted >= 5)
@@ -59,11 +78,17 @@ def test_follow_forwards_new_lines_across_rotation_and_resumes_exactly(tmp_path,
     with open(log, "a") as out:
         out.write(lines(15, 1)[60:])
     # The nightly run over the rotated set sends only that line: both files are known by content.
-    again = subprocess.run([*command[:4], str(tmp_path / "access.log.1"), *command[5:-5]],
-                           capture_output=True, text=True, cwd=tmp_path, timeout=60)
+    again = subprocess.run(
+        [*command[:4], str(tmp_path / "access.log.1"), *command[5:-5]],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=60,
+    )
     assert again.returncode == 0, again.stderr
-    again = subprocess.run([*command[:4], str(log), *command[5:-5]],
-                           capture_output=True, text=True, cwd=tmp_path, timeout=60)
+    again = subprocess.run(
+        [*command[:4], str(log), *command[5:-5]], capture_output=True, text=True, cwd=tmp_path, timeout=60
+    )
     assert again.returncode == 0, again.stderr
     time.sleep(0.1)
     assert pages_of(receiver) == expected + Counter(["/p15"])

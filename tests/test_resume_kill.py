@@ -19,10 +19,9 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from test_sender_faults import make_log, pages_of
 
 from importer.receiver import Faults
-
-from test_sender_faults import make_log, pages_of
 
 CONCURRENCY = 4
 QUEUE = 32  # SendOptions.queue_per_worker
@@ -30,11 +29,34 @@ WINDOW = CONCURRENCY * (QUEUE + 1)
 
 
 def start(tmp_path: Path, log: Path, endpoint: str, tag: str, rate: str = "0") -> subprocess.Popen:
-    command = [sys.executable, "-m", "importer", "send", str(log), "--domain", "example.com",
-               "--endpoint", endpoint, "--rate", rate, "--concurrency", str(CONCURRENCY),
-               "--state", str(tmp_path / "state.sqlite"), "--no-progress",
-               "--report", str(tmp_path / f"report-{tag}.json"), "--failed", str(tmp_path / f"failed-{tag}.jsonl"),
-               "--rejects", str(tmp_path / f"rejects-{tag}.jsonl"), "--drain-timeout", "5", "--backoff", "0.01"]
+    command = [
+        sys.executable,
+        "-m",
+        "importer",
+        "send",
+        str(log),
+        "--domain",
+        "example.com",
+        "--endpoint",
+        endpoint,
+        "--rate",
+        rate,
+        "--concurrency",
+        str(CONCURRENCY),
+        "--state",
+        str(tmp_path / "state.sqlite"),
+        "--no-progress",
+        "--report",
+        str(tmp_path / f"report-{tag}.json"),
+        "--failed",
+        str(tmp_path / f"failed-{tag}.jsonl"),
+        "--rejects",
+        str(tmp_path / f"rejects-{tag}.jsonl"),
+        "--drain-timeout",
+        "5",
+        "--backoff",
+        "0.01",
+    ]
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
 
 
@@ -66,7 +88,7 @@ def test_kill_9_twice_then_resume_loses_nothing_and_resends_at_most_the_window(t
 
     for tag, kill_at in (("a", 500), ("b", 1500)):
         process = start(tmp_path, log, receiver.endpoint, tag, rate="3000")
-        wait_for(lambda: received() >= kill_at or process.poll() is not None)
+        wait_for(lambda kill_at=kill_at, process=process: received() >= kill_at or process.poll() is not None)
         assert process.poll() is None, "the run ended before it could be killed"
         process.kill()  # SIGKILL: no cleanup at all
         process.wait(10)
@@ -96,9 +118,8 @@ def test_kill_9_twice_then_resume_loses_nothing_and_resends_at_most_the_window(t
     assert pages_of(receiver) == got
 
 
-@pytest.mark.parametrize("signum, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
-def test_sigterm_and_sigint_drain_save_and_exit_then_resume_sends_the_rest_once(tmp_path, make_receiver, signum,
-                                                                               code):
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_sigterm_and_sigint_drain_save_and_exit_then_resume_sends_the_rest_once(tmp_path, make_receiver, signum, code):
     log = tmp_path / "access.log"
     pages = make_log(log, 800)
     receiver = make_receiver(Faults(delay_s=0.01))

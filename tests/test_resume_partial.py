@@ -9,10 +9,10 @@ import time
 from collections import Counter
 
 from conftest import combined_line
+from test_sender_faults import START, invariant, pages_of
 
 from importer.pipeline import send
 from importer.sources import Source
-from test_sender_faults import START, invariant, pages_of
 
 
 def line(i: int) -> str:
@@ -20,8 +20,15 @@ def line(i: int) -> str:
 
 
 def run(log, state, receiver, tmp_path):
-    return send([log], domain="example.com", endpoint=receiver.endpoint, rate=0, state=state,
-                rejects_path=tmp_path / "rejects.jsonl", failed_path=None)
+    return send(
+        [log],
+        domain="example.com",
+        endpoint=receiver.endpoint,
+        rate=0,
+        state=state,
+        rejects_path=tmp_path / "rejects.jsonl",
+        failed_path=None,
+    )
 
 
 def test_a_line_being_written_waits_for_the_next_run(tmp_path, receiver):
@@ -59,6 +66,7 @@ def test_complete_lines_only_holds_back_a_fresh_unfinished_plain_file(tmp_path):
     done.write_bytes(b"one\ntwo\n")
     assert Source("b.log", done).complete_lines().limit is None
     import gzip
+
     packed = tmp_path / "c.log.gz"
     packed.write_bytes(gzip.compress(b"one\ntwo\nthr"))
     assert Source("c.log.gz", packed).complete_lines().limit is None  # a compressed file is finished

@@ -8,6 +8,7 @@ page arrived.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 import sqlite3
 import time
@@ -16,18 +17,17 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
+from conftest import BROWSER, IPHONE, combined_line, write_log
 
 from importer import send
-from importer.pipeline import ConfigError
 from importer.events import EVENT_SCHEMA
+from importer.pipeline import ConfigError
 from importer.receiver import Faults
 from importer.report import RejectsFile, Report
 from importer.sinks.http import HttpSender, SendOptions
 from importer.state import Ledger, StateStore
 
-from conftest import BROWSER, IPHONE, combined_line, write_log
-
-START = dt.datetime(2024, 3, 14, 9, 0, 0, tzinfo=dt.timezone.utc)
+START = dt.datetime(2024, 3, 14, 9, 0, 0, tzinfo=dt.UTC)
 
 
 def make_log(path: Path, n: int, first: int = 0, visitors: int = 40, gap_s: float = 1.0) -> list[str]:
@@ -36,8 +36,14 @@ def make_log(path: Path, n: int, first: int = 0, visitors: int = 40, gap_s: floa
     for i in range(first, first + n):
         page = f"/p{i}"
         ua = BROWSER if i % 3 else IPHONE
-        lines.append(combined_line(ip=f"198.51.100.{i % visitors}", target=page, user_agent=ua,
-                                   when=START + dt.timedelta(seconds=i * gap_s)))
+        lines.append(
+            combined_line(
+                ip=f"198.51.100.{i % visitors}",
+                target=page,
+                user_agent=ua,
+                when=START + dt.timedelta(seconds=i * gap_s),
+            )
+        )
         pages.append(page)
     write_log(path, lines)
     return pages
@@ -53,9 +59,17 @@ def invariant(report: Report) -> None:
 
 
 def run(path, receiver, tmp_path, **kw) -> Report:
-    options = dict(domain="example.com", endpoint=receiver.endpoint, rate=0, concurrency=8,
-                   state=tmp_path / "state.sqlite", rejects_path=tmp_path / "rejects.jsonl",
-                   failed_path=tmp_path / "failed.jsonl", backoff_s=0.01, max_attempts=8)
+    options = dict(
+        domain="example.com",
+        endpoint=receiver.endpoint,
+        rate=0,
+        concurrency=8,
+        state=tmp_path / "state.sqlite",
+        rejects_path=tmp_path / "rejects.jsonl",
+        failed_path=tmp_path / "failed.jsonl",
+        backoff_s=0.01,
+        max_attempts=8,
+    )
     options.update(kw)
     report = send([path], **options)
     invariant(report)
@@ -166,18 +180,33 @@ def test_a_second_nightly_run_sends_nothing_and_rotation_is_recognised(tmp_path,
 
     # logrotate: access.log -> access.log.1 -> compressed access.log.2.gz, and a new access.log.
     import gzip
+
     (tmp_path / "access.log.2.gz").write_bytes(gzip.compress(log.read_bytes()))
     log.unlink()
     new_pages = make_log(log, 30, first=1000)
-    rotated = send([tmp_path / "access.log.2.gz", log], domain="example.com", endpoint=receiver.endpoint, rate=0,
-                   state=tmp_path / "state.sqlite", rejects_path=None, failed_path=None)
+    rotated = send(
+        [tmp_path / "access.log.2.gz", log],
+        domain="example.com",
+        endpoint=receiver.endpoint,
+        rate=0,
+        state=tmp_path / "state.sqlite",
+        rejects_path=None,
+        failed_path=None,
+    )
     invariant(rotated)
     assert rotated.accepted == 30 and rotated.rows_skipped == 250
     expected = Counter(first_pages + [f"/p{i}" for i in range(200, 250)] + new_pages)
     assert pages_of(receiver) == expected  # every page exactly once over four runs
     # Another endpoint (or domain) is another job: the same file is sent there in full.
-    other = send([log], domain="example.org", endpoint=receiver.endpoint, rate=0,
-                 state=tmp_path / "state.sqlite", rejects_path=None, failed_path=None)
+    other = send(
+        [log],
+        domain="example.org",
+        endpoint=receiver.endpoint,
+        rate=0,
+        state=tmp_path / "state.sqlite",
+        rejects_path=None,
+        failed_path=None,
+    )
     assert other.accepted == 30
 
 
@@ -203,14 +232,26 @@ def test_pace_keeps_the_original_gaps_scaled(tmp_path, receiver):
     elapsed = time.monotonic() - started
     assert report.accepted == 6 and 1.0 <= elapsed < 3.0
     received = sorted(dt.datetime.fromisoformat(e["received_at"]) for e in receiver.events)
-    gaps = [(b - a).total_seconds() for a, b in zip(received, received[1:])]
+    gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(received)]
     assert all(0.12 <= g <= 0.4 for g in gaps), gaps
 
 
 def _events(n: int) -> pa.Table:
-    rows = [{"name": "pageview", "url": f"https://example.com/p{i}", "domain": "example.com", "referrer": None,
-             "props": None, "user_agent": BROWSER, "ip": f"203.0.113.{i % 50}", "timestamp": START,
-             "source_file": "t.log", "source_line": i + 1} for i in range(n)]
+    rows = [
+        {
+            "name": "pageview",
+            "url": f"https://example.com/p{i}",
+            "domain": "example.com",
+            "referrer": None,
+            "props": None,
+            "user_agent": BROWSER,
+            "ip": f"203.0.113.{i % 50}",
+            "timestamp": START,
+            "source_file": "t.log",
+            "source_line": i + 1,
+        }
+        for i in range(n)
+    ]
     return pa.Table.from_pylist(rows, schema=EVENT_SCHEMA)
 
 
@@ -230,7 +271,6 @@ def test_undecided_events_never_exceed_the_window(tmp_path, make_receiver):
     HttpSender(options, report, RejectsFile(None), ledger=ledger).run(iter([_events(400)]))
     assert report.accepted == 400
     assert max(seen) < options.window == 15
-
 
 
 def test_429_from_a_proxy_is_retried_like_a_503(tmp_path, make_receiver):
@@ -267,9 +307,15 @@ def test_a_second_run_on_the_same_state_file_is_refused_while_the_first_runs(tmp
 def test_a_copy_of_a_file_in_the_same_run_is_not_sent_twice(tmp_path, receiver):
     pages = make_log(tmp_path / "access.log", 40)
     (tmp_path / "access.log.bak").write_bytes((tmp_path / "access.log").read_bytes())
-    report = send([tmp_path / "access.log", tmp_path / "access.log.bak"], domain="example.com",
-                  endpoint=receiver.endpoint, rate=0, state=tmp_path / "state.sqlite", rejects_path=None,
-                  failed_path=None)
+    report = send(
+        [tmp_path / "access.log", tmp_path / "access.log.bak"],
+        domain="example.com",
+        endpoint=receiver.endpoint,
+        rate=0,
+        state=tmp_path / "state.sqlite",
+        rejects_path=None,
+        failed_path=None,
+    )
     invariant(report)
     assert report.accepted == 40
     assert report.files_skipped == [f"{tmp_path / 'access.log.bak'} (same content as {tmp_path / 'access.log'})"]

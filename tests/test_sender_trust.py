@@ -34,9 +34,22 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _table(n: int, **overrides) -> pa.Table:
-    rows = [{"name": "pageview", "url": f"https://example.com/p{i}", "domain": "example.com", "referrer": None,
-             "props": None, "user_agent": BROWSER, "ip": f"203.0.113.{i % 50}", "timestamp": START,
-             "source_file": "t.log", "source_line": i + 1, **overrides} for i in range(n)]
+    rows = [
+        {
+            "name": "pageview",
+            "url": f"https://example.com/p{i}",
+            "domain": "example.com",
+            "referrer": None,
+            "props": None,
+            "user_agent": BROWSER,
+            "ip": f"203.0.113.{i % 50}",
+            "timestamp": START,
+            "source_file": "t.log",
+            "source_line": i + 1,
+            **overrides,
+        }
+        for i in range(n)
+    ]
     return pa.Table.from_pylist(rows, schema=EVENT_SCHEMA)
 
 
@@ -51,13 +64,21 @@ def _send_table(endpoint: str, table: pa.Table, tmp_path: Path, **options) -> tu
 
 
 def _cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "importer", *args], check=False, capture_output=True, text=True,
-                          timeout=120, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})})
+    return subprocess.run(
+        [sys.executable, "-m", "importer", *args],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
+    )
 
 
 # -- item 4: only 202 is delivered; another 2xx or a 3xx stops the run -------------------------------
 
-@pytest.mark.parametrize("status,body", [(200, b"<html><body>Sign in</body></html>"), (201, b""), (204, b"")])
+
+@pytest.mark.parametrize(("status", "body"), [(200, b"<html><body>Sign in</body></html>"), (201, b""), (204, b"")])
 def test_a_2xx_other_than_202_is_not_delivered_and_stops_the_run(tmp_path, make_receiver, status, body):
     pages = make_log(tmp_path / "access.log", 120)
     wrong = make_receiver(Faults(answer_status=status, answer_body=body))
@@ -90,15 +111,30 @@ def test_the_cli_exits_1_on_a_login_redirect_and_says_where_it_pointed(tmp_path,
     make_log(tmp_path / "access.log", 113)
     login = make_receiver(Faults(answer_status=200, answer_body=b"<html>login</html>"))
     redirector = make_receiver(Faults(answer_status=302, location=login.endpoint.replace("/api/event", "/login")))
-    done = _cli("send", str(tmp_path / "access.log"), "-d", "example.com", "--endpoint", redirector.endpoint,
-                "--no-progress", "--rate", "0", "--state", str(tmp_path / "s.sqlite"),
-                "--failed", str(tmp_path / "failed.jsonl"), "--rejects", str(tmp_path / "rejects.jsonl"))
+    done = _cli(
+        "send",
+        str(tmp_path / "access.log"),
+        "-d",
+        "example.com",
+        "--endpoint",
+        redirector.endpoint,
+        "--no-progress",
+        "--rate",
+        "0",
+        "--state",
+        str(tmp_path / "s.sqlite"),
+        "--failed",
+        str(tmp_path / "failed.jsonl"),
+        "--rejects",
+        str(tmp_path / "rejects.jsonl"),
+    )
     assert done.returncode == 1, done.stderr
     assert "HTTP 302" in done.stderr and "/login" in done.stderr
     assert login.stats.requests == login.stats.other_requests == 0
 
 
 # -- item 6: a 400 for everything, and TLS certificate failures, stop the run --------------------------
+
 
 def test_a_proxys_400_for_everything_stops_the_run_and_rejects_nothing_for_good(tmp_path, make_receiver):
     proxy = make_receiver(Faults(answer_status=400, answer_body=b"<html><h1>400 Bad Request</h1>nginx</html>"))
@@ -133,19 +169,25 @@ def test_a_400_now_and_then_is_still_a_rejection_of_that_event(tmp_path, receive
 def _self_signed(tmp_path: Path) -> tuple[Path, Path]:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "importer test CA")])
-    now = dt.datetime.now(dt.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                           critical=False)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-            .sign(key, hashes.SHA256()))
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .sign(key, hashes.SHA256())
+    )
     cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
     return cert_path, key_path
 
 
@@ -159,8 +201,7 @@ def https_receiver(tmp_path):
         yield receiver, cert
 
 
-def test_an_untrusted_certificate_stops_the_run_at_once_and_ca_bundle_delivers(tmp_path, https_receiver,
-                                                                               monkeypatch):
+def test_an_untrusted_certificate_stops_the_run_at_once_and_ca_bundle_delivers(tmp_path, https_receiver, monkeypatch):
     monkeypatch.delenv("SSL_CERT_FILE", raising=False)
     receiver, cert = https_receiver
     pages = make_log(tmp_path / "access.log", 200)
@@ -178,9 +219,22 @@ def test_an_untrusted_certificate_stops_the_run_at_once_and_ca_bundle_delivers(t
 def test_the_cli_takes_ca_bundle_and_refuses_a_file_that_is_not_one(tmp_path, https_receiver):
     receiver, cert = https_receiver
     make_log(tmp_path / "access.log", 20)
-    common = ["send", str(tmp_path / "access.log"), "-d", "example.com", "--endpoint", receiver.endpoint,
-              "--no-progress", "--rate", "0", "--no-state", "--failed", str(tmp_path / "f.jsonl"),
-              "--rejects", str(tmp_path / "r.jsonl")]
+    common = [
+        "send",
+        str(tmp_path / "access.log"),
+        "-d",
+        "example.com",
+        "--endpoint",
+        receiver.endpoint,
+        "--no-progress",
+        "--rate",
+        "0",
+        "--no-state",
+        "--failed",
+        str(tmp_path / "f.jsonl"),
+        "--rejects",
+        str(tmp_path / "r.jsonl"),
+    ]
     env = {"SSL_CERT_FILE": ""}
     untrusted = _cli(*common, env=env)
     assert untrusted.returncode == 1 and "certificate" in untrusted.stderr and receiver.stats.accepted == 0
@@ -196,6 +250,7 @@ def test_the_cli_takes_ca_bundle_and_refuses_a_file_that_is_not_one(tmp_path, ht
 
 
 # -- item 7: a timeout is an unknown outcome ----------------------------------------------------------
+
 
 def test_a_late_answer_is_retried_in_order_and_counted_as_a_possible_duplicate(tmp_path, make_receiver):
     pages = make_log(tmp_path / "access.log", 60, visitors=6)
@@ -230,8 +285,14 @@ print(before, after, report.accepted)
 
 
 def _peak_rss_growth_kib(log: Path, endpoint: str) -> int:
-    done = subprocess.run([sys.executable, "-c", MEASURE, str(log), endpoint], check=False, capture_output=True,
-                          text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    done = subprocess.run(
+        [sys.executable, "-c", MEASURE, str(log), endpoint],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     assert done.returncode == 0, done.stderr
     before_kib, after_kib, accepted = map(int, done.stdout.split())
     assert accepted == 8
@@ -251,13 +312,42 @@ def test_a_huge_answer_body_is_not_read_whole(tmp_path, make_receiver):
 def test_the_receiver_command_serves_https_and_plays_a_redirect(tmp_path):
     cert, key = _self_signed(tmp_path)
     make_log(tmp_path / "access.log", 5)
-    common = ["send", str(tmp_path / "access.log"), "-d", "example.com", "--no-progress", "--rate", "0",
-              "--no-state", "--failed", str(tmp_path / "f.jsonl"), "--rejects", str(tmp_path / "r.jsonl"),
-              "--ca-bundle", str(cert)]
+    common = [
+        "send",
+        str(tmp_path / "access.log"),
+        "-d",
+        "example.com",
+        "--no-progress",
+        "--rate",
+        "0",
+        "--no-state",
+        "--failed",
+        str(tmp_path / "f.jsonl"),
+        "--rejects",
+        str(tmp_path / "r.jsonl"),
+        "--ca-bundle",
+        str(cert),
+    ]
     for extra, expected in (([], 0), (["--answer-status", "302", "--location", "http://127.0.0.1:9/x"], 1)):
-        server = subprocess.Popen([sys.executable, "-m", "importer", "receiver", "--port", "0", "--tls-cert",
-                                   str(cert), "--tls-key", str(key), *extra], cwd=ROOT, stderr=subprocess.PIPE,
-                                  text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+        server = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "importer",
+                "receiver",
+                "--port",
+                "0",
+                "--tls-cert",
+                str(cert),
+                "--tls-key",
+                str(key),
+                *extra,
+            ],
+            cwd=ROOT,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
         try:
             assert server.stderr is not None
             endpoint = server.stderr.readline().split("receiving on ", 1)[1].split(",")[0].strip()
@@ -286,8 +376,9 @@ def test_a_connection_that_cannot_be_made_is_not_a_possible_duplicate(tmp_path):
             filler.connect_ex(("127.0.0.1", port))
             fillers.append(filler)
         try:
-            report, _, out = _send_table(f"http://127.0.0.1:{port}/api/event", _table(2), tmp_path,
-                                         timeout_s=0.3, max_attempts=2, concurrency=1)
+            report, _, out = _send_table(
+                f"http://127.0.0.1:{port}/api/event", _table(2), tmp_path, timeout_s=0.3, max_attempts=2, concurrency=1
+            )
         finally:
             for filler in fillers:
                 filler.close()

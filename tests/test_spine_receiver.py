@@ -7,7 +7,6 @@ import json
 
 import httpx
 import pytest
-
 from conftest import BROWSER
 
 GOOD = {"name": "pageview", "url": "https://example.com/a", "domain": "example.com"}
@@ -15,9 +14,11 @@ GOOD = {"name": "pageview", "url": "https://example.com/a", "domain": "example.c
 
 def post(receiver, body, content_type="application/json", user_agent=BROWSER, raw: bytes | None = None):
     data = raw if raw is not None else json.dumps(body).encode()
-    return httpx.post(receiver.endpoint, content=data,
-                      headers={"Content-Type": content_type, "User-Agent": user_agent,
-                               "X-Forwarded-For": "203.0.113.5"})
+    return httpx.post(
+        receiver.endpoint,
+        content=data,
+        headers={"Content-Type": content_type, "User-Agent": user_agent, "X-Forwarded-For": "203.0.113.5"},
+    )
 
 
 def test_an_accepted_event_is_202_ok_and_recorded_with_its_headers(receiver):
@@ -31,14 +32,15 @@ def test_an_accepted_event_is_202_ok_and_recorded_with_its_headers(receiver):
 
 
 def test_aliases_and_text_plain_bodies_are_read_as_the_tracker_sends_them(receiver):
-    response = post(receiver, {"n": "pageview", "u": "https://example.com/b", "d": "example.com"},
-                    content_type="text/plain")
+    response = post(
+        receiver, {"n": "pageview", "u": "https://example.com/b", "d": "example.com"}, content_type="text/plain"
+    )
     assert response.status_code == 202
     assert receiver.events[0]["url"] == "https://example.com/b"
 
 
 @pytest.mark.parametrize(
-    "body, errors",
+    ("body", "errors"),
     [
         ({"url": "https://example.com/", "domain": "example.com"}, {"event_name": ["can't be blank"]}),
         ({"name": " ", "url": "https://example.com/", "domain": "example.com"}, {"event_name": ["can't be blank"]}),
@@ -71,10 +73,13 @@ def test_bodies_that_are_not_json_objects(receiver):
     assert not_object.json() == {"errors": {"request": ["Unable to parse request body as json"]}}
 
 
-@pytest.mark.parametrize("user_agent", [
-    "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
-    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/122.0.0.0 Safari/537.36",
-])
+@pytest.mark.parametrize(
+    "user_agent",
+    [
+        "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
+        "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/122.0.0.0 Safari/537.36",
+    ],
+)
 def test_bots_are_answered_202_with_x_plausible_dropped(receiver, user_agent):
     response = post(receiver, GOOD, user_agent=user_agent)
     assert (response.status_code, response.text, response.headers["x-plausible-dropped"]) == (202, "ok", "1")

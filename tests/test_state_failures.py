@@ -22,11 +22,34 @@ WINDOW = CONCURRENCY * 33  # SendOptions.window: concurrency x (queue per worker
 
 
 def start(tmp_path: Path, log: Path, endpoint: str, tag: str, state: Path, rate: str = "0") -> subprocess.Popen:
-    command = [sys.executable, "-m", "importer", "send", str(log), "--domain", "example.com",
-               "--endpoint", endpoint, "--rate", rate, "--concurrency", str(CONCURRENCY),
-               "--state", str(state), "--no-progress", "--backoff", "0.01", "--drain-timeout", "5",
-               "--report", str(tmp_path / f"report-{tag}.json"), "--failed", str(tmp_path / f"failed-{tag}.jsonl"),
-               "--rejects", str(tmp_path / f"rejects-{tag}.jsonl")]
+    command = [
+        sys.executable,
+        "-m",
+        "importer",
+        "send",
+        str(log),
+        "--domain",
+        "example.com",
+        "--endpoint",
+        endpoint,
+        "--rate",
+        rate,
+        "--concurrency",
+        str(CONCURRENCY),
+        "--state",
+        str(state),
+        "--no-progress",
+        "--backoff",
+        "0.01",
+        "--drain-timeout",
+        "5",
+        "--report",
+        str(tmp_path / f"report-{tag}.json"),
+        "--failed",
+        str(tmp_path / f"failed-{tag}.jsonl"),
+        "--rejects",
+        str(tmp_path / f"rejects-{tag}.jsonl"),
+    ]
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
 
 
@@ -67,8 +90,12 @@ def tmpfs(tmp_path):
     """A small filesystem of our own, to fill up or make read-only."""
     mount = tmp_path / "fs"
     mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", f"importer-{uuid.uuid4().hex[:8]}", str(mount)], check=False,
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=16m", f"importer-{uuid.uuid4().hex[:8]}", str(mount)],
+        check=False,
+        capture_output=True,
+        text=True,
+    )
     if done.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here (needs root): {done.stderr.strip()}")
     yield mount
@@ -92,7 +119,7 @@ def test_corrupt_state_file_is_one_line_and_exit_2(tmp_path, receiver):
     assert run(tmp_path, log, receiver.endpoint, "a", state)[0] == 0
     data = bytearray(state.read_bytes())
     assert len(data) >= 3 * 4096
-    data[4096 + 100:2 * 4096] = os.urandom(4096 - 100)  # a damaged page, the header intact
+    data[4096 + 100 : 2 * 4096] = os.urandom(4096 - 100)  # a damaged page, the header intact
     state.write_bytes(bytes(data))
     log.write_text(log.read_text() + log.read_text().replace("/p", "/q"))
     code, err = run(tmp_path, log, receiver.endpoint, "b", state)
@@ -106,8 +133,7 @@ def read_only(tmp_path):
     mounted: list[Path] = []
 
     def make(path: Path) -> None:
-        done = subprocess.run(["mount", "--bind", str(path), str(path)], capture_output=True, text=True,
-                              check=False)
+        done = subprocess.run(["mount", "--bind", str(path), str(path)], capture_output=True, text=True, check=False)
         if done.returncode != 0:
             pytest.skip(f"cannot bind-mount here (needs root): {done.stderr.strip()}")
         mounted.append(path)
@@ -184,7 +210,8 @@ def fill(directory: Path) -> None:
         while True:
             os.write(fd, bytes(65536))
     except OSError as exc:
-        assert exc.errno == errno.ENOSPC, exc
+        if exc.errno != errno.ENOSPC:
+            raise
     finally:
         os.close(fd)
 

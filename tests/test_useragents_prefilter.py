@@ -30,20 +30,30 @@ def corpus(step: int) -> list[str]:
 
 
 def test_prefiltered_classification_equals_python_classification():
-    agents = corpus(step=8) + [
+    agents = [
+        *corpus(step=8),
         " Java/1.8",  # CrawlerDetect anchors ^Java/ after trimming
         "Mozilla/5.0 Java/1.8",  # ... and after stripping browser tokens
-        "YandexSearch/1.0", "YandexBot/3.0", "Mozilla/5.0 (Linux; Android 10; CUBOT X30) Chrome/120",
-        "-", "", "   ", "curl/8.5.0", "HeadlessChrome/122", "kube-probe/1.29",
+        "YandexSearch/1.0",
+        "YandexBot/3.0",
+        "Mozilla/5.0 (Linux; Android 10; CUBOT X30) Chrome/120",
+        "-",
+        "",
+        "   ",
+        "curl/8.5.0",
+        "HeadlessChrome/122",
+        "kube-probe/1.29",
     ]
     assert len(agents) > 4000
     expected = [useragents.classify(ua) for ua in agents]
     got = useragents.Classifier().classify_column(pa.array(agents)).to_pylist()
-    mismatches = [(ua, e, g) for ua, e, g in zip(agents, expected, got) if e != g]
+    mismatches = [(ua, e, g) for ua, e, g in zip(agents, expected, got, strict=True) if e != g]
     assert mismatches == []
     assert {"bot", "http_client", "empty_user_agent", None} <= set(expected)
 
 
 def test_lookarounds_are_removed_for_the_superset_pattern():
-    assert useragents._without_lookarounds(r"(?<!cu)bot\b|yandex(?!search|browser)|a\(b|x(?=(y))z") == \
-        r"bot\b|yandex|a\(b|xz"
+    assert (
+        useragents._without_lookarounds(r"(?<!cu)bot\b|yandex(?!search|browser)|a\(b|x(?=(y))z")
+        == r"bot\b|yandex|a\(b|xz"
+    )

@@ -137,8 +137,7 @@ def _urls(table: pa.Table) -> Urls:
 class DayAggregator:
     """Feed it days in ascending order with :meth:`add_day`; call :meth:`finish` at the end."""
 
-    def __init__(self, timezone: ZoneInfo, writer: CsvWriter, devices: DeviceParser, geo: GeoLookup,
-                 agents: list[str]):
+    def __init__(self, timezone: ZoneInfo, writer: CsvWriter, devices: DeviceParser, geo: GeoLookup, agents: list[str]):
         self.tz = timezone
         self.agents = agents  # ua_id -> user agent
         self.writer = writer
@@ -190,6 +189,7 @@ class DayAggregator:
         if len(closed):
             rows = self._session_rows(events, sessions, closed, urls)
             for d, part in rows.groupby("day", sort=True):
+                assert isinstance(d, int | np.integer)  # the "day" column holds day numbers
                 self.pending.setdefault(int(d), []).append(part)
 
     def _pages(self, day: int, mask: np.ndarray, events: Events, sessions: Sessions, urls: Urls) -> None:
@@ -203,14 +203,30 @@ class DayAggregator:
             return
         hosts = np.array([h for h, _ in urls.pages], dtype=object)[urls.page_of_event[rows]]
         paths = np.array([p for _, p in urls.pages], dtype=object)[urls.page_of_event[rows]]
-        df = pd.DataFrame({"page": paths, "hostname": hosts, "seconds": events.seconds[rows],
-                           "session": sessions.of_event[rows], "user": events.user_id[rows]})
-        agg = df.sort_values("seconds", kind="stable").groupby("page", sort=True).agg(
-            hostname=("hostname", "first"), visits=("session", "nunique"), visitors=("user", "nunique"),
-            pageviews=("session", "size")).reset_index()
+        df = pd.DataFrame(
+            {
+                "page": paths,
+                "hostname": hosts,
+                "seconds": events.seconds[rows],
+                "session": sessions.of_event[rows],
+                "user": events.user_id[rows],
+            }
+        )
+        agg = (
+            df.sort_values("seconds", kind="stable")
+            .groupby("page", sort=True)
+            .agg(
+                hostname=("hostname", "first"),
+                visits=("session", "nunique"),
+                visitors=("user", "nunique"),
+                pageviews=("session", "size"),
+            )
+            .reset_index()
+        )
         agg.insert(0, "date", date.isoformat())
-        self.writer.write("imported_pages", agg.sort_values(["pageviews", "page"], ascending=[False, True],
-                                                            kind="stable"))
+        self.writer.write(
+            "imported_pages", agg.sort_values(["pageviews", "page"], ascending=[False, True], kind="stable")
+        )
         self.totals.pageviews += len(rows)
 
     def _custom_events(self, day: int, mask: np.ndarray, events: Events) -> None:
@@ -224,12 +240,19 @@ class DayAggregator:
         props_idx = pc.fill_null(props.indices, -1).to_numpy(zero_copy_only=False)
         link = np.array([props_value(p, "url") for p in props_dict] + [""], dtype=object)
         path = np.array([props_value(p, "path") for p in props_dict] + [""], dtype=object)
-        df = pd.DataFrame({"name": names,
-                           "link_url": np.where(np.isin(names, list(LINK_URL_EVENTS)), link[props_idx], ""),
-                           "path": np.where(np.isin(names, list(PATH_EVENTS)), path[props_idx], ""),
-                           "user": events.user_id[rows]})
-        agg = df.groupby(["name", "link_url", "path"], sort=True).agg(
-            visitors=("user", "nunique"), events=("user", "size")).reset_index()
+        df = pd.DataFrame(
+            {
+                "name": names,
+                "link_url": np.where(np.isin(names, list(LINK_URL_EVENTS)), link[props_idx], ""),
+                "path": np.where(np.isin(names, list(PATH_EVENTS)), path[props_idx], ""),
+                "user": events.user_id[rows],
+            }
+        )
+        agg = (
+            df.groupby(["name", "link_url", "path"], sort=True)
+            .agg(visitors=("user", "nunique"), events=("user", "size"))
+            .reset_index()
+        )
         agg.insert(0, "date", day_to_date(day).isoformat())
         self.writer.write("imported_custom_events", agg)
         self.totals.custom_events += len(rows)
@@ -240,35 +263,42 @@ class DayAggregator:
         self.totals.carried_sessions += int(np.count_nonzero(events.day[first] != events.day[last]))
         page_names = np.array([p for _, p in urls.pages] + [""], dtype=object)
         entry, exit_ = sessions.entry_row[closed], sessions.exit_row[closed]
-        frame = pd.DataFrame({
-            "day": events.day[last],
-            "user": events.user_id[last],
-            "visit_duration": sessions.duration[closed],
-            "pageviews": sessions.pageviews[closed],
-            "bounces": sessions.bounce[closed].astype(np.int64),
-            "entry_page": page_names[np.where(entry >= 0, urls.page_of_event[entry], -1)],
-            "exit_page": page_names[np.where(exit_ >= 0, urls.page_of_event[exit_], -1)],
-        })
+        frame = pd.DataFrame(
+            {
+                "day": events.day[last],
+                "user": events.user_id[last],
+                "visit_duration": sessions.duration[closed],
+                "pageviews": sessions.pageviews[closed],
+                "bounces": sessions.bounce[closed].astype(np.int64),
+                "entry_page": page_names[np.where(entry >= 0, urls.page_of_event[entry], -1)],
+                "exit_page": page_names[np.where(exit_ >= 0, urls.page_of_event[exit_], -1)],
+            }
+        )
         firsts = events.table.take(pa.array(first))
-        dimensions = [self._devices(firsts), self.locations.of_events(firsts),
-                      self._sources(firsts, urls.url_of_event[first], urls)]
-        return pd.concat([frame] + dimensions, axis=1)
+        dimensions = [
+            self._devices(firsts),
+            self.locations.of_events(firsts),
+            self._sources(firsts, urls.url_of_event[first], urls),
+        ]
+        return pd.concat([frame, *dimensions], axis=1)
 
     def _devices(self, firsts: pa.Table) -> pd.DataFrame:
         infos = [self.devices.parse(self.agents[i]) if i >= 0 else None for i in firsts.column("ua_id").to_pylist()]
         browsers = [plausible_browser(i.browser, i.browser_version) if i else ("", "") for i in infos]
-        return pd.DataFrame({
-            "device": [i.device if i else "" for i in infos],
-            "browser": [b for b, _ in browsers],
-            "browser_version": [v for _, v in browsers],
-            "operating_system": [i.os if i else "" for i in infos],
-            "operating_system_version": [i.os_version if i else "" for i in infos],
-        })
+        return pd.DataFrame(
+            {
+                "device": [i.device if i else "" for i in infos],
+                "browser": [b for b, _ in browsers],
+                "browser_version": [v for _, v in browsers],
+                "operating_system": [i.os if i else "" for i in infos],
+                "operating_system_version": [i.os_version if i else "" for i in infos],
+            }
+        )
 
     def _sources(self, firsts: pa.Table, url_index: np.ndarray, urls: Urls) -> pd.DataFrame:
         cache: dict[tuple, tuple[str, ...]] = {}
         out = []
-        for u, ref in zip(url_index.tolist(), firsts.column("referrer").to_pylist()):
+        for u, ref in zip(url_index.tolist(), firsts.column("referrer").to_pylist(), strict=True):
             key = (u, ref)
             value = cache.get(key)
             if value is None:
@@ -285,35 +315,50 @@ class DayAggregator:
             if limit is not None and d >= limit:
                 break
             parts = self.pending.pop(d, [])
-            self._write_sessions(d, pd.concat(parts, ignore_index=True) if parts else None,
-                                 self.event_days.pop(d, 0))
+            self._write_sessions(d, pd.concat(parts, ignore_index=True) if parts else None, self.event_days.pop(d, 0))
 
     def _write_sessions(self, day: int, s: pd.DataFrame | None, pageviews: int) -> None:
         date = day_to_date(day).isoformat()
         visitors = int(s["user"].nunique()) if s is not None else 0
-        self.writer.write("imported_visitors", pd.DataFrame([{
-            "date": date, "visitors": visitors, "pageviews": pageviews,
-            "bounces": int(s["bounces"].sum()) if s is not None else 0, "visits": len(s) if s is not None else 0,
-            "visit_duration": int(s["visit_duration"].sum()) if s is not None else 0,
-        }]))
+        self.writer.write(
+            "imported_visitors",
+            pd.DataFrame(
+                [
+                    {
+                        "date": date,
+                        "visitors": visitors,
+                        "pageviews": pageviews,
+                        "bounces": int(s["bounces"].sum()) if s is not None else 0,
+                        "visits": len(s) if s is not None else 0,
+                        "visit_duration": int(s["visit_duration"].sum()) if s is not None else 0,
+                    }
+                ]
+            ),
+        )
         if s is None:
             return
         self.totals.sessions += len(s)
         self.totals.visitors += visitors
         self.totals.bounces += int(s["bounces"].sum())
-        metrics = dict(visitors=("user", "nunique"), visit_duration=("visit_duration", "sum"),
-                       bounces=("bounces", "sum"), pageviews=("pageviews", "sum"))
+        metrics = dict(
+            visitors=("user", "nunique"),
+            visit_duration=("visit_duration", "sum"),
+            bounces=("bounces", "sum"),
+            pageviews=("pageviews", "sum"),
+        )
         sessions = ("user", "size")
         known = s[~s["country"].isin(list(UNKNOWN_COUNTRIES))]
         for table, dims in SESSION_DIMENSIONS.items():
             rows = known if table == "imported_locations" else s
             self._write_grouped(table, date, rows, dims, dict(metrics, visits=sessions), "visits")
-        self._write_grouped("imported_entry_pages", date, s, ["entry_page"], dict(metrics, entrances=sessions),
-                            "entrances")
+        self._write_grouped(
+            "imported_entry_pages", date, s, ["entry_page"], dict(metrics, entrances=sessions), "entrances"
+        )
         self._write_grouped("imported_exit_pages", date, s, ["exit_page"], dict(metrics, exits=sessions), "exits")
 
-    def _write_grouped(self, table: str, date: str, rows: pd.DataFrame, dims: list[str], metrics: dict,
-                       order_by: str) -> None:
+    def _write_grouped(
+        self, table: str, date: str, rows: pd.DataFrame, dims: list[str], metrics: dict, order_by: str
+    ) -> None:
         if rows.empty:
             return
         agg = rows.groupby(dims, sort=True).agg(**metrics).reset_index()

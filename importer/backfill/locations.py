@@ -22,12 +22,34 @@ from .geo import GeoLookup
 
 # English names analytics tools write that ISO 3166 spells otherwise.
 COUNTRY_ALIASES = {
-    "russia": "RU", "turkey": "TR", "syria": "SY", "bolivia": "BO", "venezuela": "VE", "tanzania": "TZ",
-    "moldova": "MD", "laos": "LA", "brunei": "BN", "iran": "IR", "north korea": "KP", "south korea": "KR",
-    "vietnam": "VN", "czech republic": "CZ", "macedonia": "MK", "ivory coast": "CI", "côte d’ivoire": "CI",
-    "cape verde": "CV", "palestine": "PS", "micronesia": "FM", "kosovo": "XK", "swaziland": "SZ",
-    "myanmar (burma)": "MM", "congo - kinshasa": "CD", "congo - brazzaville": "CG", "hong kong": "HK",
-    "macao": "MO", "macau": "MO",
+    "russia": "RU",
+    "turkey": "TR",
+    "syria": "SY",
+    "bolivia": "BO",
+    "venezuela": "VE",
+    "tanzania": "TZ",
+    "moldova": "MD",
+    "laos": "LA",
+    "brunei": "BN",
+    "iran": "IR",
+    "north korea": "KP",
+    "south korea": "KR",
+    "vietnam": "VN",
+    "czech republic": "CZ",
+    "macedonia": "MK",
+    "ivory coast": "CI",
+    "côte d’ivoire": "CI",  # noqa: RUF001 -- the typographic apostrophe exports write
+    "cape verde": "CV",
+    "palestine": "PS",
+    "micronesia": "FM",
+    "kosovo": "XK",
+    "swaziland": "SZ",
+    "myanmar (burma)": "MM",
+    "congo - kinshasa": "CD",
+    "congo - brazzaville": "CG",
+    "hong kong": "HK",
+    "macao": "MO",
+    "macau": "MO",
 }
 _REGION_CODE = re.compile(r"^[A-Za-z]{2}-[A-Za-z0-9]{1,3}$")
 
@@ -81,10 +103,11 @@ class Locations:
 
     def of_events(self, firsts: pa.Table) -> pd.DataFrame:
         ips = firsts.column("ip").to_pylist()
-        given = {f: firsts.column(f).to_pylist() if f in firsts.column_names else [None] * len(ips)
-                 for f in LOCATION_FIELDS}
+        given = {
+            f: firsts.column(f).to_pylist() if f in firsts.column_names else [None] * len(ips) for f in LOCATION_FIELDS
+        }
         rows = []
-        for ip, country, region, city in zip(ips, given["country"], given["region"], given["city"]):
+        for ip, country, region, city in zip(ips, given["country"], given["region"], given["city"], strict=True):
             if country:
                 code = country_code(str(country))
                 rows.append((code, region_code(code, str(region or "")), city_id(str(city or ""))))

@@ -57,8 +57,15 @@ class SessionSource:
     utm_term: str = ""
 
     def as_tuple(self) -> tuple[str, ...]:
-        return (self.source, self.referrer, self.utm_source, self.utm_medium, self.utm_campaign,
-                self.utm_content, self.utm_term)
+        return (
+            self.source,
+            self.referrer,
+            self.utm_source,
+            self.utm_medium,
+            self.utm_campaign,
+            self.utm_content,
+            self.utm_term,
+        )
 
 
 @dataclass(frozen=True)
@@ -84,7 +91,7 @@ def database() -> Database:
     buckets: dict[str, list[tuple[str, str, str]]] = {}
     for section in SECTIONS:
         entries = list(referers.get(section, {}).items())
-        for name, entry in entries:
+        for name, _ in entries:
             names.setdefault(name.lower(), name)
         for name, entry in reversed(entries):
             for item in entry.get("domains", []):
@@ -106,7 +113,7 @@ def _raw_host(netloc: str) -> str:
     """The host of a URL's authority as written (case kept): no user info, port or brackets."""
     host = netloc.rpartition("@")[2]
     if host.startswith("["):
-        return host[1:host.find("]")] if "]" in host else host[1:]
+        return host[1 : host.find("]")] if "]" in host else host[1:]
     return host.partition(":")[0]
 
 
@@ -128,7 +135,8 @@ def _database_name(host: str, path: str) -> str | None:
     """ref_inspector 2.0.0: the first entry whose host and path cover the referrer's."""
     for item_host, item_path, name in database().buckets.get(host.rsplit(".", 1)[-1], ()):
         if (host == item_host or host.endswith("." + item_host)) and (
-                item_path == "/" or path == item_path or path.startswith(item_path + "/")):
+            item_path == "/" or path == item_path or path.startswith(item_path + "/")
+        ):
             return name
     return None
 
@@ -173,14 +181,22 @@ def resolve(query: str, referrer: str | None, page_host: str) -> SessionSource:
     valid = referral(referrer, page_host) if referrer else None
     if tag_key is not None:
         source = canonical(params[tag_key])
+    elif valid:
+        source = valid[0]
     else:
-        source = valid[0] if valid else ""
+        source = ""
     medium = params.get("utm_medium", "")
     if not medium:
         if source == "Google" and "gclid" in params:
             medium = "(gclid)"
         elif source == "Bing" and "msclkid" in params:
             medium = "(msclkid)"
-    return SessionSource(source, valid[1] if valid else "", params.get(tag_key, "") if tag_key else "",
-                         medium, params.get("utm_campaign", ""), params.get("utm_content", ""),
-                         params.get("utm_term", ""))
+    return SessionSource(
+        source,
+        valid[1] if valid else "",
+        params.get(tag_key, "") if tag_key else "",
+        medium,
+        params.get("utm_campaign", ""),
+        params.get("utm_content", ""),
+        params.get("utm_term", ""),
+    )

@@ -46,11 +46,15 @@ from .writer import TABLES, CsvWriter, validate
 
 MIN_DAYS = 3
 
-UPLOAD_HINT = ("upload: in Plausible open Site settings > Imports & Exports > Import data > CSV and "
-               "select all ten files of {out} at once")
-CLAMP_NOTE = ("Plausible keeps imported days only up to the first day of the site's own (native) data "
-              "and skips days an earlier import covers; rows after that day are dropped silently, so "
-              "import history from before you started Plausible")
+UPLOAD_HINT = (
+    "upload: in Plausible open Site settings > Imports & Exports > Import data > CSV and "
+    "select all ten files of {out} at once"
+)
+CLAMP_NOTE = (
+    "Plausible keeps imported days only up to the first day of the site's own (native) data "
+    "and skips days an earlier import covers; rows after that day are dropped silently, so "
+    "import history from before you started Plausible"
+)
 
 
 @dataclass
@@ -85,7 +89,7 @@ class BackfillReport:
 
     @property
     def days(self) -> int:
-        return 0 if self.start is None else (self.end - self.start).days + 1
+        return 0 if self.start is None or self.end is None else (self.end - self.start).days + 1
 
     @property
     def ok(self) -> bool:
@@ -99,8 +103,11 @@ class BackfillReport:
             "rows_filtered": read["rows_filtered"],
             "events": read["events"],
             "events_by_name": read["events_by_name"],
-            "date_range": {"start": self.start.isoformat() if self.start else None,
-                           "end": self.end.isoformat() if self.end else None, "days": self.days},
+            "date_range": {
+                "start": self.start.isoformat() if self.start else None,
+                "end": self.end.isoformat() if self.end else None,
+                "days": self.days,
+            },
             "out_dir": self.out_dir,
             "files": dict(self.rows_by_file),
             "sessions": self.sessions,
@@ -139,8 +146,11 @@ class BackfillReport:
             add("sessions past midnight", self.sessions_past_midnight)
         if self.bot_events:
             add("bot events dropped", self.bot_events)
-        add("user agents parsed", f"{self.user_agents_parsed:,} in {self.user_agent_seconds:.1f} s"
-            + (f" (+{self.user_agents_from_cache:,} from cache)" if self.user_agents_from_cache else ""))
+        add(
+            "user agents parsed",
+            f"{self.user_agents_parsed:,} in {self.user_agent_seconds:.1f} s"
+            + (f" (+{self.user_agents_from_cache:,} from cache)" if self.user_agents_from_cache else ""),
+        )
         for name in TABLES:
             path = self.files.get(name)
             if path:
@@ -148,8 +158,9 @@ class BackfillReport:
         add("duration", f"{self.duration_s:.1f} s")
         if r.rejects_path:
             add("rejects file", r.rejects_path)
-        trailer = (r.reading_trailer() + [f"warning: {w}" for w in self.warnings]
-                   + [f"error: {p}" for p in self.problems])
+        trailer = (
+            r.reading_trailer() + [f"warning: {w}" for w in self.warnings] + [f"error: {p}" for p in self.problems]
+        )
         return table.render(trailer)
 
 
@@ -186,34 +197,38 @@ def backfill(
     stderr = stderr or sys.stderr
     started = time.monotonic()
     domain = normalise_domain(domain)
-    try:
-        ZoneInfo(timezone)  # validates the name; the writer takes the name itself
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ConfigError(f"--timezone {timezone!r}: give the site's time zone as an IANA name, "
-                          "e.g. Europe/Berlin or UTC (Site settings > General in Plausible)") from None
+    site_zone = _site_zone(timezone)  # validates the name; the writer takes the name itself
     check_log_options(log_format, custom_format, log_timezone)
-    window = event_window(since, until, ZoneInfo(timezone))
+    window = event_window(since, until, site_zone)
     loaded = mapping if isinstance(mapping, Mapping) else mapping_mod.load(mapping)
     sources = expand_inputs(inputs)
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"--out {out}: not a directory")
+    out = _out_dir(out_dir)
 
     report = BackfillReport(out_dir=str(out))
     rejects = RejectsFile(Path(rejects_path) if rejects_path else None)
     total_bytes = sum(s.size or 0 for s in sources) or None
     bar = Progress(progress, total_bytes, events_label="events", stream=stderr)
-
-    def counted(batches: Iterable[pa.Table]) -> Iterator[pa.Table]:
-        for batch in batches:
-            bar.settled(batch.num_rows)
-            yield batch
-
     try:
-        events = read_events(sources, Mapper(loaded, domain, since=window[0], until=window[1]), report.read, rejects, log_format=log_format,
-                             progress=bar, custom_format=custom_format, timezone=log_timezone)
-        write_files(counted(events), timezone=timezone, out_dir=out, report=report, memory_limit=memory_limit,
-                    ua_cache=ua_cache, today=today, notify=bar.write if progress else None)
+        events = read_events(
+            sources,
+            Mapper(loaded, domain, since=window[0], until=window[1]),
+            report.read,
+            rejects,
+            log_format=log_format,
+            progress=bar,
+            custom_format=custom_format,
+            timezone=log_timezone,
+        )
+        write_files(
+            _counted(events, bar),
+            timezone=timezone,
+            out_dir=out,
+            report=report,
+            memory_limit=memory_limit,
+            ua_cache=ua_cache,
+            today=today,
+            notify=bar.write if progress else None,
+        )
     finally:
         bar.close()
         rejects.close()
@@ -223,6 +238,30 @@ def backfill(
         if report_path:
             report.write_json(Path(report_path))
     return report
+
+
+def _site_zone(timezone: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(
+            f"--timezone {timezone!r}: give the site's time zone as an IANA name, "
+            "e.g. Europe/Berlin or UTC (Site settings > General in Plausible)"
+        ) from None
+
+
+def _out_dir(out_dir: str | Path) -> Path:
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out}: not a directory")
+    return out
+
+
+def _counted(batches: Iterable[pa.Table], bar: Progress) -> Iterator[pa.Table]:
+    """The batches, each counted on the progress bar as it goes by."""
+    for batch in batches:
+        bar.settled(batch.num_rows)
+        yield batch
 
 
 def write_files(
@@ -258,8 +297,10 @@ def write_files(
         devices = DeviceParser(ua_cache)
         new_agents = devices.unknown(spill.agents)
         if notify is not None and new_agents >= 200:
-            notify(f"reading {new_agents:,} new user agents with device-detector (about {new_agents * 0.015 + 3:.0f} s; "
-                   "cached for later runs)")
+            notify(
+                f"reading {new_agents:,} new user agents with device-detector (about {new_agents * 0.015 + 3:.0f} s; "
+                "cached for later runs)"
+            )
         devices.parse_many(spill.agents)  # every distinct agent once
         geo = GeoLookup()
         report.geo_database = geo.source_info
@@ -278,9 +319,11 @@ def write_files(
         ours = {path.name for path in paths.values()}
         stale = sorted(p.name for p in out.glob("imported_*.csv") if p.name not in ours)
         if stale:
-            report.warnings.append(f"{out} also holds {len(stale)} other imported_*.csv file(s) from an earlier run "
-                                   f"({stale[0]}...): upload only the ten named *_{report.start:%Y%m%d}_"
-                                   f"{report.end:%Y%m%d}.csv")
+            report.warnings.append(
+                f"{out} also holds {len(stale)} other imported_*.csv file(s) from an earlier run "
+                f"({stale[0]}...): upload only the ten named *_{report.start:%Y%m%d}_"
+                f"{report.end:%Y%m%d}.csv"
+            )
         totals = aggregator.totals
         report.sessions, report.visitors, report.pageviews = totals.sessions, totals.visitors, totals.pageviews
         report.custom_events, report.bounces = totals.custom_events, totals.bounces
@@ -303,8 +346,9 @@ def write_files(
     return report
 
 
-def event_window(since: str | dt.date | dt.datetime | None, until: str | dt.date | dt.datetime | None,
-                 zone: ZoneInfo) -> tuple[dt.datetime | None, dt.datetime | None]:
+def event_window(
+    since: str | dt.date | dt.datetime | None, until: str | dt.date | dt.datetime | None, zone: ZoneInfo
+) -> tuple[dt.datetime | None, dt.datetime | None]:
     """``--since`` / ``--until`` as UTC times; a date is that day's midnight in the site's zone."""
     bounds = []
     for value, end in ((since, False), (until, True)):
@@ -325,9 +369,12 @@ def _guard_rails(report: BackfillReport, today: dt.date) -> None:
     if report.days < MIN_DAYS:
         report.warnings.append(
             f"the files cover {report.days} day(s) ({report.start} .. {report.end}); Plausible refuses an "
-            f"import shorter than {MIN_DAYS} days: add older or newer logs")
+            f"import shorter than {MIN_DAYS} days: add older or newer logs"
+        )
     if report.end is not None and report.end >= today:
-        report.warnings.append(f"the data reaches {report.end}, today in the site's time zone: that day is "
-                               "incomplete, and Plausible clamps the import at the first day of native data")
+        report.warnings.append(
+            f"the data reaches {report.end}, today in the site's time zone: that day is "
+            "incomplete, and Plausible clamps the import at the first day of native data"
+        )
     report.warnings.append(CLAMP_NOTE)
     report.warnings.append(UPLOAD_HINT.format(out=report.out_dir))

@@ -95,7 +95,8 @@ def build_sessions(events: Events) -> Sessions:
     pageviews = np.add.reduceat(events.is_pageview.astype(np.int64), first)
     if "interactive" in events.table.column_names:
         interactive = pc.fill_null(events.table.column("interactive").cast(pa.bool_()), True).to_numpy(
-            zero_copy_only=False)
+            zero_copy_only=False
+        )
     else:
         interactive = np.ones(n, dtype=bool)
     engages = events.is_custom & interactive
@@ -112,5 +113,13 @@ def build_sessions(events: Events) -> Sessions:
         ends[:-1] = pv_session[:-1] != pv_session[1:]
         entry_row[pv_session[starts]] = pv_rows[starts]
         exit_row[pv_session[ends]] = pv_rows[ends]
-    return Sessions(of_event, first, last, pageviews, (pageviews < 2) & ~engaged,
-                    events.seconds[last] - events.seconds[first], entry_row, exit_row)
+    return Sessions(
+        of_event,
+        first,
+        last,
+        pageviews,
+        (pageviews < 2) & ~engaged,
+        events.seconds[last] - events.seconds[first],
+        entry_row,
+        exit_row,
+    )

@@ -87,10 +87,11 @@ class DaySpill:
         for day, tables in self.buffers.items():
             table = pa.concat_tables(tables, promote_options="permissive")
             path = self._dir / f"{day}-{len(self.parts.get(day, []))}.arrow"
-            with pa.OSFile(str(path), "wb") as sink:
-                with pa.ipc.new_file(sink, table.schema,
-                                     options=pa.ipc.IpcWriteOptions(compression="lz4")) as writer:
-                    writer.write_table(table)
+            with (
+                pa.OSFile(str(path), "wb") as sink,
+                pa.ipc.new_file(sink, table.schema, options=pa.ipc.IpcWriteOptions(compression="lz4")) as writer,
+            ):
+                writer.write_table(table)
             self.parts.setdefault(day, []).append(path)
             self.spilled_bytes += path.stat().st_size
         self.spills += 1

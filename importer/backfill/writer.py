@@ -20,35 +20,103 @@ import pandas as pd
 # and time-on-page columns need engagement events that logs do not have (missing numeric
 # columns are read as 0).
 TABLES: dict[str, list[tuple[str, str]]] = {
-    "imported_visitors": [("date", "Date"), ("visitors", "UInt64"), ("pageviews", "UInt64"),
-                          ("bounces", "UInt64"), ("visits", "UInt64"), ("visit_duration", "UInt64")],
-    "imported_sources": [("date", "Date"), ("source", "String"), ("referrer", "String"),
-                         ("utm_source", "String"), ("utm_medium", "String"), ("utm_campaign", "String"),
-                         ("utm_content", "String"), ("utm_term", "String"), ("pageviews", "UInt64"),
-                         ("visitors", "UInt64"), ("visits", "UInt64"), ("visit_duration", "UInt64"),
-                         ("bounces", "UInt32")],
-    "imported_pages": [("date", "Date"), ("hostname", "String"), ("page", "String"), ("visits", "UInt64"),
-                       ("visitors", "UInt64"), ("pageviews", "UInt64")],
-    "imported_entry_pages": [("date", "Date"), ("entry_page", "String"), ("visitors", "UInt64"),
-                             ("entrances", "UInt64"), ("visit_duration", "UInt64"), ("bounces", "UInt32"),
-                             ("pageviews", "UInt64")],
-    "imported_exit_pages": [("date", "Date"), ("exit_page", "String"), ("visitors", "UInt64"),
-                            ("visit_duration", "UInt64"), ("exits", "UInt64"), ("bounces", "UInt32"),
-                            ("pageviews", "UInt64")],
-    "imported_custom_events": [("date", "Date"), ("name", "String"), ("link_url", "String"), ("path", "String"),
-                               ("visitors", "UInt64"), ("events", "UInt64")],
-    "imported_locations": [("date", "Date"), ("country", "String"), ("region", "String"), ("city", "UInt64"),
-                           ("visitors", "UInt64"), ("visits", "UInt64"), ("visit_duration", "UInt64"),
-                           ("bounces", "UInt32"), ("pageviews", "UInt64")],
-    "imported_devices": [("date", "Date"), ("device", "String"), ("visitors", "UInt64"), ("visits", "UInt64"),
-                         ("visit_duration", "UInt64"), ("bounces", "UInt32"), ("pageviews", "UInt64")],
-    "imported_browsers": [("date", "Date"), ("browser", "String"), ("browser_version", "String"),
-                          ("visitors", "UInt64"), ("visits", "UInt64"), ("visit_duration", "UInt64"),
-                          ("bounces", "UInt32"), ("pageviews", "UInt64")],
-    "imported_operating_systems": [("date", "Date"), ("operating_system", "String"),
-                                   ("operating_system_version", "String"), ("visitors", "UInt64"),
-                                   ("visits", "UInt64"), ("visit_duration", "UInt64"), ("bounces", "UInt32"),
-                                   ("pageviews", "UInt64")],
+    "imported_visitors": [
+        ("date", "Date"),
+        ("visitors", "UInt64"),
+        ("pageviews", "UInt64"),
+        ("bounces", "UInt64"),
+        ("visits", "UInt64"),
+        ("visit_duration", "UInt64"),
+    ],
+    "imported_sources": [
+        ("date", "Date"),
+        ("source", "String"),
+        ("referrer", "String"),
+        ("utm_source", "String"),
+        ("utm_medium", "String"),
+        ("utm_campaign", "String"),
+        ("utm_content", "String"),
+        ("utm_term", "String"),
+        ("pageviews", "UInt64"),
+        ("visitors", "UInt64"),
+        ("visits", "UInt64"),
+        ("visit_duration", "UInt64"),
+        ("bounces", "UInt32"),
+    ],
+    "imported_pages": [
+        ("date", "Date"),
+        ("hostname", "String"),
+        ("page", "String"),
+        ("visits", "UInt64"),
+        ("visitors", "UInt64"),
+        ("pageviews", "UInt64"),
+    ],
+    "imported_entry_pages": [
+        ("date", "Date"),
+        ("entry_page", "String"),
+        ("visitors", "UInt64"),
+        ("entrances", "UInt64"),
+        ("visit_duration", "UInt64"),
+        ("bounces", "UInt32"),
+        ("pageviews", "UInt64"),
+    ],
+    "imported_exit_pages": [
+        ("date", "Date"),
+        ("exit_page", "String"),
+        ("visitors", "UInt64"),
+        ("visit_duration", "UInt64"),
+        ("exits", "UInt64"),
+        ("bounces", "UInt32"),
+        ("pageviews", "UInt64"),
+    ],
+    "imported_custom_events": [
+        ("date", "Date"),
+        ("name", "String"),
+        ("link_url", "String"),
+        ("path", "String"),
+        ("visitors", "UInt64"),
+        ("events", "UInt64"),
+    ],
+    "imported_locations": [
+        ("date", "Date"),
+        ("country", "String"),
+        ("region", "String"),
+        ("city", "UInt64"),
+        ("visitors", "UInt64"),
+        ("visits", "UInt64"),
+        ("visit_duration", "UInt64"),
+        ("bounces", "UInt32"),
+        ("pageviews", "UInt64"),
+    ],
+    "imported_devices": [
+        ("date", "Date"),
+        ("device", "String"),
+        ("visitors", "UInt64"),
+        ("visits", "UInt64"),
+        ("visit_duration", "UInt64"),
+        ("bounces", "UInt32"),
+        ("pageviews", "UInt64"),
+    ],
+    "imported_browsers": [
+        ("date", "Date"),
+        ("browser", "String"),
+        ("browser_version", "String"),
+        ("visitors", "UInt64"),
+        ("visits", "UInt64"),
+        ("visit_duration", "UInt64"),
+        ("bounces", "UInt32"),
+        ("pageviews", "UInt64"),
+    ],
+    "imported_operating_systems": [
+        ("date", "Date"),
+        ("operating_system", "String"),
+        ("operating_system_version", "String"),
+        ("visitors", "UInt64"),
+        ("visits", "UInt64"),
+        ("visit_duration", "UInt64"),
+        ("bounces", "UInt32"),
+        ("pageviews", "UInt64"),
+    ],
 }
 
 MAX_FILE_BYTES = 1_000_000_000  # Plausible refuses larger uploads
@@ -69,11 +137,11 @@ class CsvWriter:
     def __init__(self, out_dir: Path):
         self.out_dir = out_dir
         out_dir.mkdir(parents=True, exist_ok=True)
-        self.rows = {table: 0 for table in TABLES}
+        self.rows = dict.fromkeys(TABLES, 0)
         self._tmp = {table: out_dir / f".{table}.partial.csv" for table in TABLES}
         self._files = {}
         for table, path in self._tmp.items():
-            handle = open(path, "w", encoding="utf-8", newline="")
+            handle = open(path, "w", encoding="utf-8", newline="")  # noqa: SIM115 -- open until finish()/abort()
             csv.writer(handle, quoting=csv.QUOTE_ALL, lineterminator="\n").writerow(columns(table))
             self._files[table] = handle
         self.paths: dict[str, Path] = {}
@@ -85,8 +153,7 @@ class CsvWriter:
         frame = frame[columns(table)]
         # Strings quoted, numbers bare: ClickHouse's CSVWithNames reads both, and quoting keeps
         # spaces, commas and a literal \N in paths intact.
-        frame.to_csv(self._files[table], header=False, index=False, quoting=csv.QUOTE_NONNUMERIC,
-                     lineterminator="\n")
+        frame.to_csv(self._files[table], header=False, index=False, quoting=csv.QUOTE_NONNUMERIC, lineterminator="\n")
         self.rows[table] += len(frame)
 
     def finish(self, start: dt.date, end: dt.date) -> dict[str, Path]:
@@ -110,8 +177,7 @@ def read_table(path: Path, table: str) -> pd.DataFrame:
     dtypes = {}
     for name, kind in TABLES[table]:
         dtypes[name] = "string" if kind in ("String", "Date") else "int64"
-    frame = pd.read_csv(path, dtype=dtypes, keep_default_na=False, na_values=[])
-    return frame
+    return pd.read_csv(path, dtype=dtypes, keep_default_na=False, na_values=[])
 
 
 def validate(paths: dict[str, Path], start: dt.date, end: dt.date, expected_rows: dict[str, int]) -> list[str]:
@@ -149,8 +215,12 @@ def validate(paths: dict[str, Path], start: dt.date, end: dt.date, expected_rows
 
 
 SESSION_TABLES = {  # table -> its column counting sessions
-    "imported_sources": "visits", "imported_devices": "visits", "imported_browsers": "visits",
-    "imported_operating_systems": "visits", "imported_entry_pages": "entrances", "imported_exit_pages": "exits",
+    "imported_sources": "visits",
+    "imported_devices": "visits",
+    "imported_browsers": "visits",
+    "imported_operating_systems": "visits",
+    "imported_entry_pages": "entrances",
+    "imported_exit_pages": "exits",
 }
 
 
@@ -164,8 +234,10 @@ def _cross_checks(frames: dict[str, pd.DataFrame], paths: dict[str, Path]) -> li
     pages = usable.get("imported_pages")
     # imported_visitors.pageviews counts pageview events by their own day, as imported_pages does
     if pages is not None and int(pages["pageviews"].sum()) != int(visitors["pageviews"].sum()):
-        problems.append(f"{paths['imported_visitors'].name}: total pageviews {int(visitors['pageviews'].sum())} != "
-                        f"{int(pages['pageviews'].sum())} in imported_pages")
+        problems.append(
+            f"{paths['imported_visitors'].name}: total pageviews {int(visitors['pageviews'].sum())} != "
+            f"{int(pages['pageviews'].sum())} in imported_pages"
+        )
     # the session tables split the same sessions by different dimensions: their totals agree
     # (locations leaves out sessions of unknown country, so it may hold fewer)
     total = {k: int(visitors[k].sum()) for k in ("visits", "visit_duration", "bounces")}
@@ -174,15 +246,19 @@ def _cross_checks(frames: dict[str, pd.DataFrame], paths: dict[str, Path]) -> li
         frame = usable.get(table)
         if frame is None:
             continue
-        got = {"visits": int(frame[count].sum()), "visit_duration": int(frame["visit_duration"].sum()),
-               "bounces": int(frame["bounces"].sum())}
+        got = {
+            "visits": int(frame[count].sum()),
+            "visit_duration": int(frame["visit_duration"].sum()),
+            "bounces": int(frame["bounces"].sum()),
+        }
         for key, value in total.items():
             if got[key] != value:
                 problems.append(f"{paths[table].name}: total {key} {got[key]} != {value} in imported_visitors")
         pageviews = int(frame["pageviews"].sum())
         if session_pageviews is not None and pageviews != session_pageviews[1]:
-            problems.append(f"{paths[table].name}: total pageviews {pageviews} != {session_pageviews[1]} in "
-                            f"{session_pageviews[0]}")
+            problems.append(
+                f"{paths[table].name}: total pageviews {pageviews} != {session_pageviews[1]} in {session_pageviews[0]}"
+            )
         session_pageviews = session_pageviews or (table, pageviews)
     locations = usable.get("imported_locations")
     if locations is not None and int(locations["visits"].sum()) > total["visits"]:

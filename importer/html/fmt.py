@@ -65,4 +65,4 @@ def text_html(value: object) -> str:
     text = str(value)
     if len(text) <= LONG_TEXT:
         return esc(text)
-    return f'<span title="{esc(text)}">{esc(text[:LONG_TEXT - 1])}…</span>'
+    return f'<span title="{esc(text)}">{esc(text[: LONG_TEXT - 1])}…</span>'

@@ -89,8 +89,9 @@ def load(files: Mapping[str, str | Path]) -> dict[str, pd.DataFrame]:
             if column not in frame:
                 frame[column] = ""
         for column in NUMBER_COLUMNS:
-            frame[column] = pd.to_numeric(frame[column], errors="coerce").fillna(0).astype("int64") \
-                if column in frame else 0
+            frame[column] = (
+                pd.to_numeric(frame[column], errors="coerce").fillna(0).astype("int64") if column in frame else 0
+            )
         frames[table] = frame
     return frames
 
@@ -105,8 +106,9 @@ def figures(frame: pd.DataFrame | None) -> Figures:
     """Top figures from ``imported_visitors`` rows."""
     if frame is None or frame.empty:
         return Figures()
-    return Figures(**{key: int(frame[key].sum()) for key in ("visitors", "visits", "pageviews", "bounces",
-                                                              "visit_duration")})
+    return Figures(
+        **{key: int(frame[key].sum()) for key in ("visitors", "visits", "pageviews", "bounces", "visit_duration")}
+    )
 
 
 def daily(frame: pd.DataFrame | None, start: dt.date, end: dt.date) -> list[tuple[dt.date, int, int]]:
@@ -124,8 +126,9 @@ def daily(frame: pd.DataFrame | None, start: dt.date, end: dt.date) -> list[tupl
     return out
 
 
-def _top(frame: pd.DataFrame | None, key: str, metrics: dict[str, str], empty_label: str | None,
-         top: int) -> tuple[list[tuple[str, dict[str, int]]], int]:
+def _top(
+    frame: pd.DataFrame | None, key: str, metrics: dict[str, str], empty_label: str | None, top: int
+) -> tuple[list[tuple[str, dict[str, int]]], int]:
     """Group ``frame`` by ``key`` and sum ``metrics``; rows by visitors, then value. Empty values get
     ``empty_label`` (None: left out, as the dashboard leaves out unset UTM values)."""
     if frame is None or frame.empty:
@@ -137,8 +140,10 @@ def _top(frame: pd.DataFrame | None, key: str, metrics: dict[str, str], empty_la
         values = values.where(values != "", empty_label)
     sums = frame.assign(_value=values).groupby("_value")[list(set(metrics.values()))].sum()
     sums = sums.reset_index().sort_values(["visitors", "_value"], ascending=[False, True])
-    rows = [(str(row["_value"]), {name: int(row[column]) for name, column in metrics.items()})
-            for _, row in sums.head(top).iterrows()]
+    rows = [
+        (str(row["_value"]), {name: int(row[column]) for name, column in metrics.items()})
+        for _, row in sums.head(top).iterrows()
+    ]
     return rows, max(len(sums) - top, 0)
 
 
@@ -153,54 +158,142 @@ def _average(total: int, count: int) -> int:
 SESSION_COLUMNS = (("Visitors", "number"), ("Bounce rate", "percent"), ("Visit duration", "duration"))
 
 
-def _session_breakdown(title: str, label: str, frame: pd.DataFrame | None, key: str, empty_label: str | None,
-                       top: int, note: str = "") -> Breakdown:
+def _session_breakdown(
+    title: str, label: str, frame: pd.DataFrame | None, key: str, empty_label: str | None, top: int, note: str = ""
+) -> Breakdown:
     metrics = {"visitors": "visitors", "visits": "visits", "bounces": "bounces", "duration": "visit_duration"}
     rows, more = _top(frame, key, metrics, empty_label, top)
-    return Breakdown(title, label, SESSION_COLUMNS, tuple(
-        (value, (m["visitors"], _rate(m["bounces"], m["visits"]), _average(m["duration"], m["visits"])))
-        for value, m in rows), more, note)
+    return Breakdown(
+        title,
+        label,
+        SESSION_COLUMNS,
+        tuple(
+            (value, (m["visitors"], _rate(m["bounces"], m["visits"]), _average(m["duration"], m["visits"])))
+            for value, m in rows
+        ),
+        more,
+        note,
+    )
 
 
-def _share_breakdown(title: str, label: str, frame: pd.DataFrame | None, key: str, top: int,
-                     empty_label: str | None = "(not set)", note: str = "") -> Breakdown:
+def _share_breakdown(
+    title: str,
+    label: str,
+    frame: pd.DataFrame | None,
+    key: str,
+    top: int,
+    empty_label: str | None = "(not set)",
+    note: str = "",
+) -> Breakdown:
     rows, more = _top(frame, key, {"visitors": "visitors"}, empty_label, top)
     total = int(frame["visitors"].sum()) if frame is not None and not frame.empty else 0
-    return Breakdown(title, label, (("Visitors", "number"), ("%", "percent")), tuple(
-        (value, (m["visitors"], 100 * m["visitors"] / total if total else 0.0)) for value, m in rows), more, note)
+    return Breakdown(
+        title,
+        label,
+        (("Visitors", "number"), ("%", "percent")),
+        tuple((value, (m["visitors"], 100 * m["visitors"] / total if total else 0.0)) for value, m in rows),
+        more,
+        note,
+    )
 
 
 def breakdowns(frames: Mapping[str, pd.DataFrame], top: int = TOP_ROWS) -> list[Breakdown]:
     """The dashboard's top lists, each with the figures Plausible shows in its details view."""
-    pages_rows, pages_more = _top(frames.get("imported_pages"), "page",
-                                  {"visitors": "visitors", "pageviews": "pageviews"}, "(not set)", top)
-    entry_rows, entry_more = _top(frames.get("imported_entry_pages"), "entry_page",
-                                  {"visitors": "visitors", "entrances": "entrances", "bounces": "bounces",
-                                   "duration": "visit_duration"}, "(not set)", top)
-    exit_rows, exit_more = _top(frames.get("imported_exit_pages"), "exit_page",
-                                {"visitors": "visitors", "exits": "exits"}, "(not set)", top)
-    events_rows, events_more = _top(frames.get("imported_custom_events"), "name",
-                                    {"visitors": "visitors", "events": "events"}, "(not set)", top)
     return [
         _session_breakdown("Top sources", "Source", frames.get("imported_sources"), "source", "Direct / None", top),
-        _session_breakdown("UTM campaigns", "Campaign", frames.get("imported_sources"), "utm_campaign", None, top,
-                           note="Visits without a campaign are not listed, as on the dashboard."),
-        Breakdown("Top pages", "Page", (("Visitors", "number"), ("Pageviews", "number")),
-                  tuple((v, (m["visitors"], m["pageviews"])) for v, m in pages_rows), pages_more),
-        Breakdown("Entry pages", "Entry page", (("Visitors", "number"), ("Unique entrances", "number"),
-                                                ("Bounce rate", "percent"), ("Visit duration", "duration")),
-                  tuple((v, (m["visitors"], m["entrances"], _rate(m["bounces"], m["entrances"]),
-                             _average(m["duration"], m["entrances"]))) for v, m in entry_rows), entry_more),
-        Breakdown("Exit pages", "Exit page", (("Visitors", "number"), ("Unique exits", "number")),
-                  tuple((v, (m["visitors"], m["exits"])) for v, m in exit_rows), exit_more),
-        _share_breakdown("Countries", "Country", frames.get("imported_locations"), "country", top, None,
-                         note="Visits whose country is unknown are not listed; % is of all visitors in the "
-                              "locations file."),
+        _session_breakdown(
+            "UTM campaigns",
+            "Campaign",
+            frames.get("imported_sources"),
+            "utm_campaign",
+            None,
+            top,
+            note="Visits without a campaign are not listed, as on the dashboard.",
+        ),
+        *_page_breakdowns(frames, top),
+        _share_breakdown(
+            "Countries",
+            "Country",
+            frames.get("imported_locations"),
+            "country",
+            top,
+            None,
+            note="Visits whose country is unknown are not listed; % is of all visitors in the locations file.",
+        ),
         _share_breakdown("Devices", "Screen size", frames.get("imported_devices"), "device", top),
         _share_breakdown("Browsers", "Browser", frames.get("imported_browsers"), "browser", top),
-        _share_breakdown("Operating systems", "Operating system", frames.get("imported_operating_systems"),
-                         "operating_system", top),
-        Breakdown("Goals (custom events)", "Goal", (("Uniques", "number"), ("Total", "number")),
-                  tuple((v, (m["visitors"], m["events"])) for v, m in events_rows), events_more,
-                  note="Shown on the dashboard once a goal of that name is set up in Plausible."),
+        _share_breakdown(
+            "Operating systems", "Operating system", frames.get("imported_operating_systems"), "operating_system", top
+        ),
+        _goals(frames, top),
     ]
+
+
+def _page_breakdowns(frames: Mapping[str, pd.DataFrame], top: int) -> list[Breakdown]:
+    """Top pages, entry pages and exit pages."""
+    pages_rows, pages_more = _top(
+        frames.get("imported_pages"), "page", {"visitors": "visitors", "pageviews": "pageviews"}, "(not set)", top
+    )
+    entry_rows, entry_more = _top(
+        frames.get("imported_entry_pages"),
+        "entry_page",
+        {"visitors": "visitors", "entrances": "entrances", "bounces": "bounces", "duration": "visit_duration"},
+        "(not set)",
+        top,
+    )
+    exit_rows, exit_more = _top(
+        frames.get("imported_exit_pages"), "exit_page", {"visitors": "visitors", "exits": "exits"}, "(not set)", top
+    )
+    return [
+        Breakdown(
+            "Top pages",
+            "Page",
+            (("Visitors", "number"), ("Pageviews", "number")),
+            tuple((v, (m["visitors"], m["pageviews"])) for v, m in pages_rows),
+            pages_more,
+        ),
+        Breakdown(
+            "Entry pages",
+            "Entry page",
+            (
+                ("Visitors", "number"),
+                ("Unique entrances", "number"),
+                ("Bounce rate", "percent"),
+                ("Visit duration", "duration"),
+            ),
+            tuple(
+                (
+                    v,
+                    (
+                        m["visitors"],
+                        m["entrances"],
+                        _rate(m["bounces"], m["entrances"]),
+                        _average(m["duration"], m["entrances"]),
+                    ),
+                )
+                for v, m in entry_rows
+            ),
+            entry_more,
+        ),
+        Breakdown(
+            "Exit pages",
+            "Exit page",
+            (("Visitors", "number"), ("Unique exits", "number")),
+            tuple((v, (m["visitors"], m["exits"])) for v, m in exit_rows),
+            exit_more,
+        ),
+    ]
+
+
+def _goals(frames: Mapping[str, pd.DataFrame], top: int) -> Breakdown:
+    events_rows, events_more = _top(
+        frames.get("imported_custom_events"), "name", {"visitors": "visitors", "events": "events"}, "(not set)", top
+    )
+    return Breakdown(
+        "Goals (custom events)",
+        "Goal",
+        (("Uniques", "number"), ("Total", "number")),
+        tuple((v, (m["visitors"], m["events"])) for v, m in events_rows),
+        events_more,
+        note="Shown on the dashboard once a goal of that name is set up in Plausible.",
+    )

@@ -16,16 +16,19 @@ MAX_NAME_COLUMNS = 6  # event names with their own column in the per-day table; 
 
 def reading_html(report: Report) -> str:
     """Inputs with their formats, rows read, invalid and filtered by reason, events by name."""
-    inputs = table_html([("Input", False), ("Format detected", False)],
-                        [[text_html(name), text_html(fmt)] for name, fmt in report.sources])
+    inputs = table_html(
+        [("Input", False), ("Format detected", False)],
+        [[text_html(name), text_html(fmt)] for name, fmt in report.sources],
+    )
     rows = {"rows read": report.rows_read, "rows invalid": report.rows_invalid}
     rows.update({f"filtered: {reason}": count for reason, count in report.rows_filtered.items()})
     rows["events"] = report.events
-    return (f'<h2>The run</h2><div class="grid-2"><section class="card"><h3>Inputs</h3>{inputs}</section>'
-            + f'<section class="card"><h3>Rows</h3>'
-              f'{table_html([("", False), ("Count", True)], [[esc(k), number_html(v)] for k, v in rows.items()])}'
-              f'</section>'
-            + counts_html("Events by name", dict(report.events_by_name), "Event name") + "</div>")
+    return (
+        f'<h2>The run</h2><div class="grid-2"><section class="card"><h3>Inputs</h3>{inputs}</section>'
+        f'<section class="card"><h3>Rows</h3>'
+        f"{table_html([('', False), ('Count', True)], [[esc(k), number_html(v)] for k, v in rows.items()])}"
+        f"</section>" + counts_html("Events by name", dict(report.events_by_name), "Event name") + "</div>"
+    )
 
 
 def _day_range(counts: Counter) -> list[dt.date]:
@@ -54,40 +57,60 @@ def per_day_html(counts: Counter, title: str) -> str:
     other = len(totals) > len(names)
     headers = [("Day (UTC)", False)] + [(name, True) for name in names] + ([("other", True)] if other else [])
     rows = []
-    for day, total in zip(days, daily.values):
+    for day, total in zip(days, daily.values, strict=True):
         cells = [esc(day.isoformat())] + [number_html(counts.get((day, name), 0)) for name in names]
         if other:
             cells.append(number_html(total - sum(counts.get((day, name), 0) for name in names)))
         rows.append(cells)
     table = table_html(headers, rows, caption="Events per day and event name", attrs=' class="daily"')
-    return (f"<h2>{esc(title)}</h2>{legend_html(rolled)}{chart}"
-            f"<details><summary>The figures per day ({len(days):,} days)</summary>{table}</details>")
+    return (
+        f"<h2>{esc(title)}</h2>{legend_html(rolled)}{chart}"
+        f"<details><summary>The figures per day ({len(days):,} days)</summary>{table}</details>"
+    )
 
 
 def _outcome(report: Report) -> list[tuple[str, float, str]]:
     if report.dry_run:
         return [("Events", report.events, "number"), ("Sent", 0, "number")]
-    return [("Events", report.events, "number"), ("Accepted", report.accepted, "number"),
-            ("Dropped", report.dropped, "number"), ("Rejected", report.rejected, "number"),
-            ("Failed", report.failed, "number")]
+    return [
+        ("Events", report.events, "number"),
+        ("Accepted", report.accepted, "number"),
+        ("Dropped", report.dropped, "number"),
+        ("Rejected", report.rejected, "number"),
+        ("Failed", report.failed, "number"),
+    ]
 
 
-def run_page(report: Report, title: str, date_note: str | None = None, extra_notices: Sequence[str] = (),
-             generated: dt.datetime | None = None) -> str:
+def run_page(
+    report: Report,
+    title: str,
+    date_note: str | None = None,
+    extra_notices: Sequence[str] = (),
+    generated: dt.datetime | None = None,
+) -> str:
     """The page for ``send`` (dry or real) and ``preview``.
 
     Plausible's ``/api/event`` dates every event when it arrives, so the days shown are the
     days the rows happened (UTC), not the days Plausible will file them under.
     """
-    span = (f"{report.oldest:%Y-%m-%d %H:%M} .. {report.newest:%Y-%m-%d %H:%M} UTC"
-            if report.oldest is not None else "no events")
+    span = (
+        f"{report.oldest:%Y-%m-%d %H:%M} .. {report.newest:%Y-%m-%d %H:%M} UTC"
+        if report.oldest is not None
+        else "no events"
+    )
     what = "What would be sent" if report.dry_run else "What was sent"
     outcome = figures_html(_outcome(report), "Outcome")
     if not report.dry_run:
-        outcome += ('<p class="muted">Outcomes are counted for the whole run; the chart shows the events read '
-                    "per day.</p>")
+        outcome += (
+            '<p class="muted">Outcomes are counted for the whole run; the chart shows the events read per day.</p>'
+        )
     notices = [*([date_note] if date_note else []), *extra_notices, *report.reading_trailer()]
-    body = [f"<h1>{esc(title)}</h1><p class=\"muted\">Events from {esc(span)}.</p>",
-            notices_html(notices, "Notes and warnings"), f"<h2>{esc(what)}</h2>", outcome,
-            per_day_html(report.events_by_day, "Events per day (UTC)"), reading_html(report)]
+    body = [
+        f'<h1>{esc(title)}</h1><p class="muted">Events from {esc(span)}.</p>',
+        notices_html(notices, "Notes and warnings"),
+        f"<h2>{esc(what)}</h2>",
+        outcome,
+        per_day_html(report.events_by_day, "Events per day (UTC)"),
+        reading_html(report),
+    ]
     return page(title, body, generated)

@@ -1,0 +1,118 @@
+"""Pieces small enough to read in one sitting: no function or method in ``importer/`` over
+80 lines, no module over 600.
+
+Lines are counted as a reader sees them: a function runs from its ``def`` line to the last
+line of its body (docstring, comments and blank lines inside included; decorators not), a
+module is all of its physical lines. Code that exceeded a limit when the rule came in is
+listed in KNOWN_LONG_FUNCTIONS and KNOWN_LONG_MODULES; the test fails when an entry no
+longer exceeds (or no longer exists), so the lists only shrink: split the code, then delete
+its entry.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parent.parent / "importer"
+MAX_FUNCTION_LINES = 80
+MAX_MODULE_LINES = 600
+
+# path (relative to importer/):qualified name -> its length in lines when it was listed.
+# The lengths are a record for whoever splits them; only "still over the limit" is checked.
+KNOWN_LONG_FUNCTIONS = {
+    "cli.py:send_command": 93,
+    "cli_formats.py:preview_command": 89,
+    "pipeline.py:send": 141,
+    "readers/normalise.py:to_canonical": 113,
+    "readers/tabular.py:TabularReader._convert": 81,
+}
+KNOWN_LONG_MODULES = {
+    "readers/tabular.py": 776,
+    "sinks/http.py": 636,
+}
+
+
+def function_lengths(source: str) -> Iterator[tuple[str, int]]:
+    """(qualified name, lines from ``def`` to the end of the body) of every function in ``source``,
+    methods and nested functions included (``Class.method``, ``outer.inner``)."""
+
+    def walk(node: ast.AST, prefix: str) -> Iterator[tuple[str, int]]:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef):
+                name = prefix + child.name
+                yield name, (child.end_lineno or child.lineno) - child.lineno + 1
+                yield from walk(child, name + ".")
+            elif isinstance(child, ast.ClassDef):
+                yield from walk(child, prefix + child.name + ".")
+            else:
+                yield from walk(child, prefix)
+
+    yield from walk(ast.parse(source), "")
+
+
+def measure(package: Path) -> tuple[dict[str, int], dict[str, int]]:
+    """(functions over the limit, modules over the limit) of ``package``, keyed as in the known lists."""
+    functions: dict[str, int] = {}
+    modules: dict[str, int] = {}
+    for path in sorted(package.rglob("*.py")):
+        relative = path.relative_to(package).as_posix()
+        source = path.read_text(encoding="utf-8")
+        lines = len(source.splitlines())
+        if lines > MAX_MODULE_LINES:
+            modules[relative] = lines
+        for name, length in function_lengths(source):
+            if length > MAX_FUNCTION_LINES:
+                functions[f"{relative}:{name}"] = length
+    return functions, modules
+
+
+def test_no_new_function_is_over_80_lines_and_no_new_module_over_600():
+    functions, modules = measure(PACKAGE)
+    new_functions = {key: n for key, n in functions.items() if key not in KNOWN_LONG_FUNCTIONS}
+    new_modules = {key: n for key, n in modules.items() if key not in KNOWN_LONG_MODULES}
+    assert new_functions == {}, f"functions over {MAX_FUNCTION_LINES} lines (split them): {new_functions}"
+    assert new_modules == {}, f"modules over {MAX_MODULE_LINES} lines (split them): {new_modules}"
+
+
+def test_known_offenders_still_exist_and_still_exceed_so_the_lists_only_shrink():
+    functions, modules = measure(PACKAGE)
+    fixed_functions = sorted(set(KNOWN_LONG_FUNCTIONS) - set(functions))
+    fixed_modules = sorted(set(KNOWN_LONG_MODULES) - set(modules))
+    assert fixed_functions == [], (
+        f"no longer over {MAX_FUNCTION_LINES} lines (or gone), delete from the list: {fixed_functions}"
+    )
+    assert fixed_modules == [], (
+        f"no longer over {MAX_MODULE_LINES} lines (or gone), delete from the list: {fixed_modules}"
+    )
+
+
+def test_a_function_counts_from_def_to_its_last_line_with_docstring_and_nested_names():
+    body = "\n".join(f"    x{i} = {i}" for i in range(77))
+    source = (
+        "import functools\n"
+        "\n"
+        "@functools.cache\n"  # decorators are not counted
+        "def long():\n"
+        '    """A docstring counts."""\n'
+        "\n"  # a blank line inside the body counts
+        f"{body}\n"
+        "\n"
+        "class Box:\n"
+        "    async def method(self):\n"
+        "        def inner():\n"
+        "            return 1\n"
+        "        return inner()\n"
+    )
+    assert dict(function_lengths(source)) == {"long": 80, "Box.method": 4, "Box.method.inner": 2}
+
+
+def test_measure_reports_a_function_of_81_lines_and_a_module_of_601(tmp_path):
+    long_body = "\n".join(f"    x{i} = {i}" for i in range(80))
+    (tmp_path / "long.py").write_text(f"def f():\n{long_body}\n", encoding="utf-8")
+    short_body = "\n".join(f"    x{i} = {i}" for i in range(79))
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "fits.py").write_text(f"def g():\n{short_body}\n" + "\n" * 520, encoding="utf-8")
+    (tmp_path / "sub" / "big.py").write_text("x = 1\n" * 601, encoding="utf-8")
+    assert measure(tmp_path) == ({"long.py:f": 81}, {"sub/big.py": 601})
