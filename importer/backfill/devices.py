@@ -1,7 +1,7 @@
 """Device, browser and operating system from the user agent, the way Plausible stores them.
 
 Plausible parses user agents with UAInspector, an Elixir port of Matomo's device-detector,
-and keeps three things (reference §10):
+and keeps three things:
 
 * ``screen_size`` (the ``device`` column of the import): ``Mobile``, ``Tablet`` or ``Desktop``
   from device-detector's device type;
@@ -11,11 +11,11 @@ and keeps three things (reference §10):
 * the operating system name and its ``major.minor`` version.
 
 We use the ``device-detector`` package: a Python port that ships Matomo's own regex database,
-so names and versions match what Plausible would have stored. It is slow (tens of
-milliseconds per user agent, more for the first agents of a run while its regexes compile),
-so every distinct agent is parsed once and the answer is kept in memory for the run and, when
-a cache file is given, on disk for the next run. Rows get their answers by dictionary lookup,
-never by parsing.
+so names and versions match what Plausible would have stored. One agent at a time it is slow
+(10-60 ms each, mostly compiling and trying regexes that do not match), so the distinct agents
+of a run are resolved together (:mod:`.uadb`: each regex evaluated once over all of them) and
+the answers are kept in memory for the run and, when a cache file is given, on disk for the
+next run. Rows get their answers by dictionary lookup, never by parsing.
 """
 
 from __future__ import annotations
@@ -26,7 +26,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-# device-detector's device types -> Plausible's screen sizes (reference §10).
+from . import uadb
+
+# device-detector's device types -> the screen sizes Plausible stores for them.
 SCREEN_SIZES = {
     "smartphone": "Mobile",
     "feature phone": "Mobile",
@@ -148,10 +150,18 @@ class DeviceParser:
         return sum(1 for ua in set(user_agents) if ua and ua not in self._cache)
 
     def parse_many(self, user_agents: list[str]) -> None:
-        """Parse every agent not known yet (in this process: worker processes were measured
-        and did not pay for their start-up and regex warm-up on this 2-core machine)."""
-        for ua in dict.fromkeys(user_agents):
-            self.parse(ua)
+        """Parse every agent not known yet, all at once: device-detector's regexes are each
+        evaluated once over all of them (:mod:`.uadb`), on every core."""
+        new = [ua for ua in dict.fromkeys(user_agents) if ua and ua not in self._cache]
+        if not new:
+            return
+        started = time.perf_counter()
+        answers = uadb.resolve(new, self._convert)
+        self.parse_seconds += time.perf_counter() - started
+        self.parsed += len(new)
+        for ua, info in zip(new, answers):
+            self._cache[ua] = info or UNKNOWN
+        self._dirty = True
 
     def parse(self, user_agent: str | None) -> DeviceInfo:
         if not user_agent:
