@@ -63,6 +63,7 @@ class Group:
 
     members: tuple[object, ...]
     scope: object | None = None
+    entries: list[dict] | None = None  # a whole YAML list (the library's object): its entries
 
 
 Entry = tuple[frozenset[int] | None, frozenset[int] | None]  # (positions judged or None: all, hits or EVERY)
@@ -81,22 +82,26 @@ class MatchTable:
         self.judged = [ua for ua in dict.fromkeys(agents) if _PRINTABLE_ASCII.fullmatch(ua)]
         self.position = {ua: i for i, ua in enumerate(self.judged)}
         self.group_of = {id(lazy): group for group in groups for lazy in group.members}
+        self.listed = {id(group.entries): group for group in groups if group.entries is not None}
+        self.candidates: dict[int, list[tuple[int, ...]]] = {}  # id(list group) -> per position
         self.by_id: dict[int, Entry] = {}  # grouped regexes (alive as long as their group)
         self.by_pattern: dict[tuple[str, int], Entry] = {}  # the others
         self.evaluated = 0  # regexes evaluated over agents
         self.skipped = 0  # searches answered "no match" without running
 
-    def may_match(self, lazy: object, text: str) -> bool:
+    def narrowed(self, entries: object, text: str) -> list[dict] | None:
+        """The entries of a YAML list whose regex may match ``text``, in order (None: all)."""
+        group = self.listed.get(id(entries))
         position = self.position.get(text)
-        if position is None:
-            return True
-        judged, hits = self._entry(lazy)
-        if hits is EVERY or position in hits or (judged is not None and position not in judged):
-            return True
-        self.skipped += 1
-        return False
+        if group is None or position is None:
+            return None
+        rows = self.candidates.get(id(group))
+        if rows is None:
+            self._evaluate_group(group)
+            rows = self.candidates[id(group)]
+        return [group.entries[i] for i in rows[position]]
 
-    def _entry(self, lazy: object) -> Entry:
+    def entry(self, lazy: object) -> Entry:
         known = self.by_id.get(id(lazy))
         if known is not None:
             return known
@@ -111,19 +116,25 @@ class MatchTable:
         return entry
 
     def _evaluate_group(self, group: Group) -> None:
-        judged = None if group.scope is None else self._entry(group.scope)[1]
-        every = {i for i, lazy in enumerate(group.members) if _translate(lazy) is None}
+        judged = None if group.scope is None else self.entry(group.scope)[1]
+        patterns = [_translate(lazy) for lazy in group.members]
+        matcher, candidates = _filter(patterns)
+        every = [i for i, pattern in enumerate(patterns) if pattern is None]
         hits: list[set[int]] = [set() for _ in group.members]
-        candidates = [i for i in range(len(group.members)) if i not in every]
-        if candidates:
-            matcher = _filter([_translate(group.members[i]) for i in candidates])
-            positions = range(len(self.judged)) if judged is None else judged
-            for position in positions:
-                for found in matcher.Match(self.judged[position]) or ():
-                    hits[candidates[found]].add(position)
-            self.evaluated += len(candidates)
+        rows: list[tuple[int, ...]] = []
+        positions = range(len(self.judged)) if judged is None else sorted(judged)
+        for position in positions:
+            found = [candidates[i] for i in matcher.Match(self.judged[position]) or ()] if candidates else []
+            for i in found:
+                hits[i].add(position)
+            if judged is None:
+                rows.append(tuple(sorted([*found, *every])))
+        self.evaluated += len(candidates)
+        every_set = set(every)
         for i, lazy in enumerate(group.members):
-            self.by_id[id(lazy)] = (judged, EVERY if i in every else frozenset(hits[i]))
+            self.by_id[id(lazy)] = (judged, EVERY if i in every_set else frozenset(hits[i]))
+        if group.entries is not None and judged is None:
+            self.candidates[id(group)] = rows
 
     def _evaluate_alone(self, pattern: str, flags: int) -> frozenset[int] | None:
         translated = _translate_pattern(pattern, flags)
@@ -148,27 +159,31 @@ def _translate(lazy: object) -> str | None:
 @functools.lru_cache(maxsize=None)
 def _translate_pattern(pattern: str, flags: int) -> str | None:
     """The pattern for RE2 (matching a superset on printable ASCII), or None if there is none."""
-    import re2
     import regex
 
     if _OPEN_LOWER_BOUND.search(pattern) or flags & ~(regex.IGNORECASE | regex.VERSION0):
         return None
-    translated = ("(?i)" if flags & regex.IGNORECASE else "") + _without_lookarounds(pattern)
-    try:
-        re2.compile(translated)
-    except re2.error:
-        return None
-    return translated
+    return ("(?i)" if flags & regex.IGNORECASE else "") + _without_lookarounds(pattern)
 
 
-def _filter(patterns: list[str]):
+def _filter(patterns: list[str | None]) -> tuple[object, list[int]]:
+    """A FilteredRE2 of the patterns RE2 accepts, and the index in ``patterns`` of each; the
+    ones it rejects are set to None in ``patterns`` (every agent may match them)."""
     import re2
 
-    matcher = re2.Filter()
-    for pattern in patterns:
-        matcher.Add(pattern)
-    matcher.Compile()
-    return matcher
+    matcher, candidates = re2.Filter(), []
+    for i, pattern in enumerate(patterns):
+        if pattern is None:
+            continue
+        try:
+            matcher.Add(pattern)
+        except re2.error:
+            patterns[i] = None
+            continue
+        candidates.append(i)
+    if candidates:
+        matcher.Compile()
+    return matcher, candidates
 
 
 def groups() -> list[Group]:
@@ -185,8 +200,10 @@ def groups() -> list[Group]:
         if not files or tuple(files) in seen:
             continue
         seen.add(tuple(files))
-        entries = [entry for entry in regex_list(tuple(files)) if "regex" in entry]
-        out.append(Group(tuple(entry["regex"] for entry in entries)))
+        listed = regex_list(tuple(files))
+        entries = [entry for entry in listed if "regex" in entry]
+        whole = listed if len(entries) == len(listed) else None
+        out.append(Group(tuple(entry["regex"] for entry in entries), entries=whole))
         for entry in entries:
             for nested in ("models", "versions"):
                 if entry.get(nested):
@@ -196,27 +213,44 @@ def groups() -> list[Group]:
 
 @contextmanager
 def _searches_through(table: MatchTable) -> Iterator[None]:
-    """Route device-detector's ``regex.search(text)`` calls through ``table`` meanwhile."""
+    """Meanwhile, device-detector's parsers walk only the entries of a YAML list whose regex
+    may match their agent, and its other ``regex.search(text)`` calls consult ``table``."""
     from device_detector.lazy_regex import RegexLazy
+    from device_detector.yaml_loader import RegexLoader
 
     original: Callable = RegexLazy.__getattribute__
-    may_match = table.may_match
+    whole_list = RegexLoader.__dict__["regex_list"]
+    position_of, known = table.position.get, table.by_id.get
 
     def search(lazy: RegexLazy, text: str, *args, **kwargs):
-        if args or kwargs or may_match(lazy, text):
-            return original(lazy, "search")(text, *args, **kwargs)
-        return None
+        if not args and not kwargs:
+            position = position_of(text)
+            if position is not None:
+                judged, hits = known(id(lazy)) or table.entry(lazy)
+                if hits is not EVERY and position not in hits and (judged is None or position in judged):
+                    table.skipped += 1
+                    return None
+        return original(lazy, "search")(text, *args, **kwargs)
 
     def attribute(lazy: RegexLazy, name: str):
         if name == "search":
             return functools.partial(search, lazy)
         return original(lazy, name)
 
+    def narrowed_list(parser: RegexLoader) -> list[dict]:
+        entries = whole_list.fget(parser)
+        if getattr(parser, "client_hints", None):  # hints are matched against every entry
+            return entries
+        narrowed = table.narrowed(entries, getattr(parser, "user_agent", None))
+        return entries if narrowed is None else narrowed
+
     RegexLazy.__getattribute__ = attribute
+    RegexLoader.regex_list = property(narrowed_list)
     try:
         yield
     finally:
         RegexLazy.__getattribute__ = original
+        RegexLoader.regex_list = whole_list
 
 
 def _resolve_here(agents: Sequence[str], convert: Callable[[object], T]) -> list[T | None]:
