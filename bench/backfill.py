@@ -70,7 +70,8 @@ def fixture_agents(n: int, rng: np.random.Generator) -> list[str]:
             continue
         for entry in yaml_rs.loads(Path(name).read_text(encoding="utf-8")) or []:
             ua = entry.get("user_agent") if isinstance(entry, dict) else None
-            if isinstance(ua, str) and ua.isprintable() and '"' not in ua and "\\" not in ua and not entry.get("headers"):
+            fits_a_log_line = isinstance(ua, str) and ua.isprintable() and '"' not in ua and "\\" not in ua
+            if fits_a_log_line and not entry.get("headers"):
                 agents.add(ua)
     pool = sorted(agents)
     return [pool[i] for i in rng.permutation(len(pool))[:n]]

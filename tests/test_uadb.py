@@ -105,10 +105,10 @@ def test_table_skips_regexes_and_is_removed_afterwards():
     from device_detector.lazy_regex import RegexLazy
 
     before = RegexLazy.__getattribute__
-    agents = ["Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
-              "Chrome/120.0.0.0 Safari/537.36",
-              "Mozilla/5.0 (Linux; Android 14; SM-S911B) AppleWebKit/537.36 (KHTML, like Gecko) "
-              "Chrome/121.0.6167.101 Mobile Safari/537.36"]
+    agents = [("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+               "Chrome/120.0.0.0 Safari/537.36"),
+              ("Mozilla/5.0 (Linux; Android 14; SM-S911B) AppleWebKit/537.36 (KHTML, like Gecko) "
+               "Chrome/121.0.6167.101 Mobile Safari/537.36")]
     table = uadb.MatchTable(agents, uadb.groups())
     with uadb._searches_through(table):
         from device_detector import DeviceDetector
@@ -122,8 +122,8 @@ def test_table_skips_regexes_and_is_removed_afterwards():
 
 def test_device_parser_parse_many_uses_the_batch(tmp_path):
     parser = DeviceParser(tmp_path / "ua.json")
-    agents = ["Mozilla/5.0 (iPhone; CPU iPhone OS 17_2 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
-              "Version/17.2 Mobile/15E148 Safari/604.1", "Googlebot/2.1 (+http://www.google.com/bot.html)", ""]
+    agents = [("Mozilla/5.0 (iPhone; CPU iPhone OS 17_2 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+               "Version/17.2 Mobile/15E148 Safari/604.1"), "Googlebot/2.1 (+http://www.google.com/bot.html)", ""]
     parser.parse_many(agents * 2)
     assert parser.parsed == 2
     assert parser.parse(agents[0]) == DeviceInfo("Mobile", "Safari", "17.2", "iOS", "17.2")

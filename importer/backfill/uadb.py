@@ -32,10 +32,10 @@ import functools
 import multiprocessing
 import os
 import re
-from dataclasses import dataclass
-from typing import TypeVar
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -156,7 +156,7 @@ def _translate(lazy: object) -> str | None:
     return _translate_pattern(_read(lazy, "pattern"), _read(lazy, "flags"))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _translate_pattern(pattern: str, flags: int) -> str | None:
     """The pattern for RE2 (matching a superset on printable ASCII), or None if there is none."""
     import regex
@@ -262,7 +262,7 @@ def _resolve_here(agents: Sequence[str], convert: Callable[[object], T]) -> list
         for ua in agents:
             try:
                 out.append(convert(DeviceDetector(ua).parse()))
-            except Exception:  # a user agent the library chokes on is just unknown
+            except Exception:  # noqa: BLE001 - a user agent the library chokes on is just unknown
                 out.append(None)
     return out
 
