@@ -163,8 +163,9 @@ import numpy as np
 from importer.backfill.geo import GeoLookup
 geo = GeoLookup(cache_limit={limit})
 rng = np.random.default_rng(1)
-for a, b, c, d in rng.integers(1, 223, size=({count}, 4)).tolist():
-    geo.country(f"{{a}}.{{b}}.{{c}}.{{d}}")
+for start in range(0, {count}, 10_000):  # addresses made in chunks: only the cache may grow
+    for a, b, c, d in rng.integers(1, 223, size=(min(10_000, {count} - start), 4)).tolist():
+        geo.country(f"{{a}}.{{b}}.{{c}}.{{d}}")
 print(geo.cached)
 """
 

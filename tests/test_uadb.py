@@ -136,6 +136,7 @@ def test_device_parser_parse_many_uses_the_batch(tmp_path):
 
 
 @pytest.mark.skipif(not SLOW, reason="set PLAUSIBLE_IMPORT_SLOW_TESTS=1: every fixture agent (tens of minutes)")
+@pytest.mark.timeout(3 * 3600)
 def test_every_fixture_agent():
     entries = {entry["user_agent"]: entry for entry in fixture_entries()}
     agents = sorted(entries)
