@@ -35,7 +35,7 @@ import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -89,11 +89,11 @@ class MatchTable:
         self.evaluated = 0  # regexes evaluated over agents
         self.skipped = 0  # searches answered "no match" without running
 
-    def narrowed(self, entries: object, text: str) -> list[dict] | None:
+    def narrowed(self, entries: object, text: str | None) -> list[dict] | None:
         """The entries of a YAML list whose regex may match ``text``, in order (None: all)."""
         group = self.listed.get(id(entries))
-        position = self.position.get(text)
-        if group is None or position is None:
+        position = None if text is None else self.position.get(text)
+        if group is None or group.entries is None or position is None:
             return None
         rows = self.candidates.get(id(group))
         if rows is None:
@@ -166,7 +166,7 @@ def _translate_pattern(pattern: str, flags: int) -> str | None:
     return ("(?i)" if flags & regex.IGNORECASE else "") + _without_lookarounds(pattern)
 
 
-def _filter(patterns: list[str | None]) -> tuple[object, list[int]]:
+def _filter(patterns: list[str | None]) -> tuple[Any, list[int]]:
     """A FilteredRE2 of the patterns RE2 accepts, and the index in ``patterns`` of each; the
     ones it rejects are set to None in ``patterns`` (every agent may match them)."""
     import re2
