@@ -46,6 +46,7 @@ BROWSER_NAMES = {
     "Chrome Mobile iOS": "Chrome",
     "Firefox Mobile": "Firefox",
     "Firefox Mobile iOS": "Firefox",
+    "Firefox iOS": "Firefox",
     "Opera Mobile": "Opera",
     "Opera Mini": "Opera",
     "Opera Mini iOS": "Opera",

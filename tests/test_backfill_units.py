@@ -13,8 +13,9 @@ from conftest import combined_line, write_log
 from importer import events as ev
 from importer.backfill import backfill, write_files
 from importer.backfill.aggregate import parse_url
-from importer.backfill.devices import DeviceParser, major_minor
+from importer.backfill.devices import DeviceParser
 from importer.backfill.writer import read_table
+from importer.plausible import browser_from_client, major_minor
 
 UTC = dt.UTC
 
@@ -328,3 +329,12 @@ def test_read_back_checks_visitors_pageviews_against_pages(tmp_path):
     rows = {table: len(read_table(path, table)) for table, path in paths.items()}
     problems = validate(paths, report.start, report.end, rows)
     assert problems == [f"{visitors.name}: total pageviews 3 != 2 in imported_pages"]
+
+
+def test_browsers_as_plausible_stores_them():
+    # a webview keeps its major.minor version; any mobile app has none; Opera Mini folds into Opera
+    assert browser_from_client("Chrome Webview", "browser", "120.0.6099.230") == ("Mobile App", "120.0")
+    assert browser_from_client("Facebook", "mobile app", "442.0.0.34") == ("Mobile App", "")
+    assert browser_from_client("Opera Mini iOS", "browser", "16.0.14") == ("Opera", "16.0")
+    assert browser_from_client("Firefox iOS", "browser", "121.1") == ("Firefox", "121.1")
+    assert browser_from_client("", "", None) == ("", "")

@@ -288,11 +288,6 @@ def _code_files() -> list[Path]:
     return [p for folder in ("importer", "bench", "tests") for p in sorted((ROOT / folder).rglob("*.py"))]
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="importer/ and tests/ still cite the reference notes (plausible-api.md, "
-    "'reference §N'); the code's owners replace them with the facts",
-)
 def test_code_cites_no_file_outside_the_repository():
     problems = []
     for path in _code_files():

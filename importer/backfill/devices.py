@@ -1,7 +1,7 @@
 """Device, browser and operating system from the user agent, the way Plausible stores them.
 
 Plausible parses user agents with UAInspector, an Elixir port of Matomo's device-detector,
-and keeps three things (reference §10):
+and keeps three things:
 
 * ``screen_size`` (the ``device`` column of the import): ``Mobile``, ``Tablet`` or ``Desktop``
   from device-detector's device type;
@@ -11,11 +11,11 @@ and keeps three things (reference §10):
 * the operating system name and its ``major.minor`` version.
 
 We use the ``device-detector`` package: a Python port that ships Matomo's own regex database,
-so names and versions match what Plausible would have stored. It is slow (tens of
-milliseconds per user agent, more for the first agents of a run while its regexes compile),
-so every distinct agent is parsed once and the answer is kept in memory for the run and, when
-a cache file is given, on disk for the next run. Rows get their answers by dictionary lookup,
-never by parsing.
+so names and versions match what Plausible would have stored. One agent at a time it is slow
+(10-60 ms each, mostly compiling and trying regexes that do not match), so the distinct agents
+of a run are resolved together (:mod:`.uadb`: each regex evaluated once over all of them) and
+the answers are kept in memory for the run and, when a cache file is given, on disk for the
+next run. Rows get their answers by dictionary lookup, never by parsing.
 """
 
 from __future__ import annotations
@@ -26,7 +26,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-# device-detector's device types -> Plausible's screen sizes (reference §10).
+from ..plausible import browser_from_client, major_minor
+from . import uadb
+
+# device-detector's device types -> the screen sizes Plausible stores for them.
 SCREEN_SIZES = {
     "smartphone": "Mobile",
     "feature phone": "Mobile",
@@ -41,21 +44,7 @@ SCREEN_SIZES = {
     "console": "Desktop",
 }
 
-# Browser names Plausible folds into one (mobile and desktop variants of the same browser).
-BROWSER_NAMES = {
-    "Mobile Safari": "Safari",
-    "Chrome Mobile": "Chrome",
-    "Chrome Mobile iOS": "Chrome",
-    "Firefox Mobile": "Firefox",
-    "Firefox Mobile iOS": "Firefox",
-    "Firefox iOS": "Firefox",
-    "Opera Mobile": "Opera",
-    "Opera Mini iOS": "Opera Mini",
-    "Yandex Browser Lite": "Yandex Browser",
-    "Chrome Webview": "Mobile App",
-}
-
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: webviews keep their version (plausible.browser_from_client)
 
 
 @dataclass(frozen=True)
@@ -74,13 +63,6 @@ class DeviceInfo:
 UNKNOWN = DeviceInfo()
 
 
-def major_minor(version: str | None) -> str:
-    """``122.0.6261.94`` -> ``122.0``; ``10`` -> ``10``; nothing -> ``""``."""
-    if not version:
-        return ""
-    return ".".join(str(version).split(".")[:2])
-
-
 def _default_cache_path() -> Path | None:
     value = os.environ.get("PLAUSIBLE_IMPORT_UA_CACHE")
     if value is not None:
@@ -93,7 +75,7 @@ class DeviceParser:
     """Parses each distinct user agent once with device-detector; keeps answers in memory and,
     optionally, in a JSON cache file keyed by the device-detector version."""
 
-    def __init__(self, cache_path: Path | None | str = "default"):
+    def __init__(self, cache_path: Path | str | None = "default"):
         from device_detector import DeviceDetector  # imported lazily: it loads slowly
 
         try:
@@ -104,7 +86,9 @@ class DeviceParser:
             self.library_version = "unknown"
         self._detector = DeviceDetector
         self._cache: dict[str, DeviceInfo] = {}
-        self.cache_path = _default_cache_path() if cache_path == "default" else (Path(cache_path) if cache_path else None)
+        self.cache_path = (
+            _default_cache_path() if cache_path == "default" else (Path(cache_path) if cache_path else None)
+        )
         self.parsed = 0  # agents parsed by device-detector in this run
         self.from_cache = 0  # agents answered by the cache file
         self.parse_seconds = 0.0
@@ -148,10 +132,18 @@ class DeviceParser:
         return sum(1 for ua in set(user_agents) if ua and ua not in self._cache)
 
     def parse_many(self, user_agents: list[str]) -> None:
-        """Parse every agent not known yet (in this process: worker processes were measured
-        and did not pay for their start-up and regex warm-up on this 2-core machine)."""
-        for ua in dict.fromkeys(user_agents):
-            self.parse(ua)
+        """Parse every agent not known yet, all at once: device-detector's regexes are each
+        evaluated once over all of them (:mod:`.uadb`), on every core."""
+        new = [ua for ua in dict.fromkeys(user_agents) if ua and ua not in self._cache]
+        if not new:
+            return
+        started = time.perf_counter()
+        answers = uadb.resolve(new, self._convert)
+        self.parse_seconds += time.perf_counter() - started
+        self.parsed += len(new)
+        for ua, info in zip(new, answers, strict=True):
+            self._cache[ua] = info or UNKNOWN
+        self._dirty = True
 
     def parse(self, user_agent: str | None) -> DeviceInfo:
         if not user_agent:
@@ -178,13 +170,9 @@ class DeviceParser:
     def _convert(result) -> DeviceInfo:
         if result.is_bot():
             return DeviceInfo(bot=True)
-        client = result.client_name() or ""
-        client_type = result.client_type() or ""
-        if client_type == "mobile app":
-            browser, browser_version = "Mobile App", ""
-        else:
-            browser = BROWSER_NAMES.get(client, client)
-            browser_version = "" if browser == "Mobile App" or not browser else major_minor(result.client_version())
+        browser, browser_version = browser_from_client(
+            result.client_name() or "", result.client_type() or "", result.client_version()
+        )
         os_name = result.os_name() or ""
         return DeviceInfo(
             device=SCREEN_SIZES.get(result.device_type() or "", ""),
@@ -193,4 +181,3 @@ class DeviceParser:
             os=os_name,
             os_version=major_minor(result.os_version()) if os_name else "",
         )
-

@@ -17,11 +17,16 @@ from __future__ import annotations
 
 import time
 
+# Answers kept at most (about 10 MB). Sessions of one visitor come close together in time, so
+# a cache that starts afresh when full keeps nearly all its hits, and memory stays flat however
+# many distinct addresses a log has (a cache of every address grew with the log).
+CACHE_LIMIT = 65_536
+
 
 class GeoLookup:
-    """Country code per distinct IP address, cached for the run."""
+    """Country code per IP address, the most recent answers cached (at most ``cache_limit``)."""
 
-    def __init__(self) -> None:
+    def __init__(self, cache_limit: int = CACHE_LIMIT) -> None:
         from geoip2fast import GeoIP2Fast
 
         try:
@@ -33,6 +38,7 @@ class GeoLookup:
         except Exception:  # pragma: no cover - informational only
             self.source_info = ""
         self._cache: dict[str, str] = {}
+        self.cache_limit = cache_limit
         self.lookups = 0
         self.seconds = 0.0
 
@@ -51,8 +57,15 @@ class GeoLookup:
             code = ""  # "--" for private/reserved/not found
         self.seconds += time.perf_counter() - started
         self.lookups += 1
+        if len(self._cache) >= self.cache_limit:
+            self._cache.clear()
         self._cache[ip] = code
         return code
+
+    @property
+    def cached(self) -> int:
+        """Answers held in memory now (never more than ``cache_limit``)."""
+        return len(self._cache)
 
     def location(self, ip: str | None) -> tuple[str, str, int]:
         """(country, region, city) for the import's locations file."""
