@@ -14,28 +14,12 @@ import json
 import os
 import re
 import secrets
+import sys
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
-
-REPORT_KEYS = (
-    "rows_read",
-    "rows_invalid",
-    "rows_filtered",
-    "events",
-    "events_by_name",
-    "sent",
-    "accepted",
-    "dropped",
-    "rejected",
-    "failed",
-    "retries",
-    "timeouts",
-    "maybe_duplicated",
-    "duration_s",
-)
 
 INVALID_SAMPLES = 5
 
@@ -91,9 +75,6 @@ class Report:
             "maybe_duplicated": self.maybe_duplicated,
             "duration_s": round(self.duration_s, 3),
         }
-
-    def write_json(self, path: Path) -> None:
-        path.write_text(json.dumps(self.as_dict(), indent=2) + "\n", encoding="utf-8")
 
     @property
     def settled(self) -> int:
@@ -232,6 +213,16 @@ def open_private(path: Path, mode: str = "a") -> IO[str]:
     fd = os.open(path, flags, 0o600)
     os.fchmod(fd, 0o600)  # a file an older version created 0644
     return os.fdopen(fd, mode, encoding="utf-8")
+
+
+def write_json_report(data: dict, path: str | Path) -> None:
+    """A run's report as JSON in ``path``; ``-`` is standard output."""
+    text = json.dumps(data, indent=2) + "\n"
+    if str(path) == "-":
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    else:
+        Path(path).write_text(text, encoding="utf-8")
 
 
 class RejectsFile:

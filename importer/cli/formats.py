@@ -5,11 +5,11 @@ Neither command touches the network. ``preview`` reads only the first rows of ea
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
-from .cli import _fail, app
+from .common import CustomFormat, FormatName, LogTimezone, OldTimezoneForLogs, fail, read_options
 
 PREVIEW_COLUMNS = ("source_line", "timestamp", "ip", "method", "host", "path", "query", "status", "bytes",
                    "referrer", "user_agent")
@@ -58,15 +58,14 @@ def _first_rows(batches, wanted: int):
         return None
     import pyarrow as pa
 
-    from .readers import Batch
+    from ..readers import Batch
 
     return Batch(table=pa.concat_tables(tables), rows_read=rows_read, rejected=rejected, notices=notices)
 
 
-@app.command("formats")
 def formats_command() -> None:
     """List every log format the importer reads, with an example line."""
-    from .readers.detect import FORMATS
+    from ..readers.detect import FORMATS
 
     for fmt in FORMATS:
         typer.echo(f"{fmt.name}  ({fmt.family})")
@@ -82,46 +81,46 @@ def formats_command() -> None:
     typer.echo("CSV and Parquet exports are read through a mapping with an [input] table (see the README).")
 
 
-@app.command("preview")
 def preview_command(
     files: list[str] = typer.Argument(..., help="Log files (or directories, globs, - for stdin)."),
     mapping: Optional[str] = typer.Option(None, "--mapping", "-m", help="Also show the events rows become."),
     domain: str = typer.Option("example.com", "--domain", "-d", help="Domain for URLs of rows without a host."),
-    log_format: Optional[str] = typer.Option(None, "--format", help="A format name instead of detection."),
-    custom_format: Optional[str] = typer.Option(None, "--log-format", help="Your server's log_format / LogFormat."),
-    timezone: str = typer.Option("UTC", "--timezone", help="IANA zone for times written without one."),
+    log_format: FormatName = None,
+    custom_format: CustomFormat = None,
+    log_timezone: LogTimezone = "UTC",
     rows: int = typer.Option(10, "--rows", "-n", help="How many parsed rows to show per file."),
+    timezone: OldTimezoneForLogs = None,
 ) -> None:
     """Show the detected format, the first parsed rows, and why rejected lines failed (no network)."""
-    from .mapping import Mapper, MappingError
-    from .mapping import load as load_mapping
-    from .pipeline import ConfigError, check_log_options
-    from .readers import FormatError, reader_for
-    from .report import redact_ips
-    from .sources import SourceError, expand
+    from ..mapping import Mapper, MappingError
+    from ..mapping import load as load_mapping
+    from ..options import ConfigError
+    from ..pipeline import export_columns
+    from ..readers import FormatError, reader_for
+    from ..report import redact_ips
+    from ..sources import SourceError, expand
 
+    read = read_options(mapping or "web", log_format, custom_format, log_timezone, None, None)
     try:
-        check_log_options(log_format, custom_format, timezone)
+        read.check_formats()
         sources = expand(files)
     except (ConfigError, SourceError) as exc:
-        _fail(str(exc))
-        return
-    mapper = None
-    loaded = None
+        fail(str(exc))
+    mapper: Any = None
+    loaded: Any = None
     if mapping is not None:
         try:
             loaded = load_mapping(mapping)
         except MappingError as exc:
-            _fail(str(exc))
-            return
+            fail(str(exc))
         mapper = Mapper(loaded, domain)
-    column_map = loaded.column_map if loaded is not None else None
+    column_map = export_columns(loaded, read.log_timezone) if loaded is not None else None
     failed = False
     for source in sources:
         typer.echo(f"== {source.name}")
         try:
-            reader = reader_for(source, log_format=log_format, column_map=column_map,
-                                custom_format=custom_format, timezone=timezone)
+            reader = reader_for(source, log_format=read.log_format, column_map=column_map,
+                                custom_format=read.custom_format, timezone=read.log_timezone)
             batch = _first_rows(reader.read(source), PREVIEW_ROWS)
         except (FormatError, OSError) as exc:
             typer.echo(f"   cannot read: {exc}")

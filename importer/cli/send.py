@@ -1,0 +1,123 @@
+"""``plausible-import send``: read logs or exports, map rows to events, replay them to /api/event."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from ..options import DEFAULT_ENDPOINT, DEFAULT_FAILED, DEFAULT_REJECTS, ConfigError
+from .common import (ConfigOption, CustomFormat, Domain, FormatName, LogTimezone, MappingName, NoProgress,
+                     OldTimezoneForLogs, ProfileOption, RejectsPath, ReportPath, Since, Sources, Until, exit_code,
+                     fail, read_options)
+
+STATE_HELP = ("Checkpoint file (SQLite) for resume. Default: $PLAUSIBLE_IMPORT_STATE, else "
+              "$XDG_STATE_HOME/plausible-import/state.sqlite (~/.local/state/plausible-import/state.sqlite).")
+TIMEOUT_HELP = ("Seconds to wait to connect, then for each answer (no answer in time is retried and counted as a "
+                "possible duplicate).")
+
+
+def send_command(
+    sources: Sources,
+    domain: Domain,
+    endpoint: Annotated[str, typer.Option(help="Plausible's event endpoint.")] = DEFAULT_ENDPOINT,
+    mapping: MappingName = "web",
+    rate: Annotated[float, typer.Option(help="Events per second at most (0: unlimited).")] = 50.0,
+    concurrency: Annotated[int, typer.Option(help="Requests in flight at once.")] = 8,
+    report: ReportPath = None,
+    rejects: RejectsPath = DEFAULT_REJECTS,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Send nothing.")] = False,
+    output: Annotated[Optional[Path], typer.Option(
+        "--output", "-o", help="With --dry-run: write events as JSON lines (-: standard output).")] = None,
+    no_progress: NoProgress = False,
+    log_format: FormatName = None,
+    custom_format: CustomFormat = None,
+    log_timezone: LogTimezone = "UTC",
+    timeout: Annotated[float, typer.Option(help=TIMEOUT_HELP)] = 10.0,
+    max_attempts: Annotated[int, typer.Option(help="Tries per event on errors worth retrying.")] = 5,
+    state: Annotated[Optional[Path], typer.Option("--state", help=STATE_HELP)] = None,
+    no_state: Annotated[bool, typer.Option("--no-state", help="Keep no checkpoint: send everything given.")] = False,
+    failed: Annotated[Path, typer.Option(
+        "--failed", help="JSON lines of events that failed, with the last error.")] = DEFAULT_FAILED,
+    retry_dropped: Annotated[int, typer.Option(
+        "--retry-dropped", help="Send an event answered as dropped up to N more times.")] = 0,
+    max_retry_time: Annotated[float, typer.Option(
+        "--max-retry-time", help="Seconds to keep retrying one event.")] = 300.0,
+    pace: Annotated[str, typer.Option(
+        "--pace", help="asap, realtime (original gaps), or a speed-up factor such as 10.")] = "asap",
+    drain_timeout: Annotated[float, typer.Option(
+        "--drain-timeout", help="On Ctrl-C/SIGTERM, seconds to let in-flight requests finish.")] = 10.0,
+    backoff: Annotated[float, typer.Option("--backoff", help="Base of the exponential retry backoff, in seconds.")] = 0.5,
+    follow: Annotated[bool, typer.Option(
+        "--follow", "-f", help="Keep reading the last input as it grows, across rotations.")] = False,
+    since: Since = None,
+    until: Until = None,
+    ca_bundle: Annotated[Optional[Path], typer.Option(
+        "--ca-bundle", help="PEM file of the CA(s) to trust for an https endpoint instead of the system's "
+        "(for a private CA; SSL_CERT_FILE also works).")] = None,
+    header: Annotated[Optional[list[str]], typer.Option(
+        "--header", help="'Name: value' sent with every request (repeatable), e.g. for an authenticating "
+        "proxy; values never appear in output.")] = None,
+    replay_history: Annotated[bool, typer.Option(
+        "--replay-history", help="Send data older than a day as today's traffic (for history with its real "
+        "dates, use backfill).")] = False,
+    config: ConfigOption = None,
+    profile: ProfileOption = None,
+    timezone: OldTimezoneForLogs = None,
+) -> None:
+    """Read logs or exports, map rows to events, and replay them to /api/event."""
+    from ..mapping import MappingError
+    from ..options import DeliveryOptions, OutputOptions
+    from ..pipeline import HistoryRefused, send
+
+    read = read_options(mapping, log_format, custom_format, log_timezone, since, until)
+    try:
+        delivery = DeliveryOptions(
+            endpoint=endpoint, rate=rate, concurrency=concurrency, timeout_s=timeout, max_attempts=max_attempts,
+            retry_dropped=retry_dropped, max_retry_s=max_retry_time, pace=pace, drain_s=drain_timeout,
+            backoff_s=backoff, ca_bundle=ca_bundle, headers=tuple(header or ()), follow=follow,
+            state=_state_path(state, no_state or dry_run), replay_history=replay_history)
+        outputs = OutputOptions(report=report, rejects=rejects, failed=failed, events=output,
+                                progress=not no_progress)
+        asked: list[bool] = []
+        result = send(sources, domain, read=read, delivery=delivery, outputs=outputs, dry_run=dry_run,
+                      confirm_history=_ask_on_terminal(sources, asked))
+    except HistoryRefused as exc:
+        fail("nothing sent: you answered no (--replay-history sends it anyway; backfill keeps the real dates)"
+             if asked else str(exc))
+    except (ConfigError, MappingError) as exc:
+        fail(str(exc))
+    except KeyboardInterrupt:
+        # Ctrl-C before sending began (while sending, the sender drains, saves and exits 130 itself)
+        typer.echo("plausible-import: interrupted", err=True)
+        raise typer.Exit(130) from None
+    typer.echo(result.summary(), err=True)
+    if result.state_error:
+        typer.echo(f"error: {result.state_error}", err=True)
+    raise typer.Exit(exit_code(result))
+
+
+def _state_path(state: Optional[Path], none: bool) -> Optional[Path]:
+    if none:
+        return None
+    from ..state import default_state_path
+
+    return state or default_state_path()
+
+
+def _ask_on_terminal(sources: list[str], asked: list[bool]) -> Optional[Callable[[str], bool]]:
+    """On a terminal (and not reading standard input), ask before replaying history onto today;
+    without one (a cron job) there is no one to ask: the run is refused."""
+    if "-" in sources or not sys.stdin.isatty():
+        return None
+
+    def confirm(message: str) -> bool:
+        asked.append(True)
+        typer.echo(f"warning: {message}", err=True)
+        answer: Any = typer.confirm("Send it as today's traffic anyway?", default=False, err=True)
+        return bool(answer)
+
+    return confirm
