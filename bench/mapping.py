@@ -196,9 +196,11 @@ def write_log(batches: list[pa.Table], path: Path) -> None:
 
 
 def time_run(m: mapping.Mapping, log: Path) -> tuple[float, int]:
+    from importer.options import OutputOptions, ReadOptions
     from importer.pipeline import send
     started = time.perf_counter()
-    report = send([log], domain="example.com", mapping=m, dry_run=True, rejects_path=None, failed_path=None)
+    report = send([log], domain="example.com", dry_run=True, read=ReadOptions(mapping=m),
+                  outputs=OutputOptions(rejects=None, failed=None))
     return time.perf_counter() - started, report.events
 
 

@@ -16,6 +16,7 @@ import datetime as dt
 import math
 import os
 import re
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -212,33 +213,30 @@ class OutputOptions:
 
 
 def check_writable_file(path: Path, option: str) -> None:
-    """Create ``path`` (and its folders) if need be, without changing a file that exists; a file
-    made only to try is removed again."""
+    """``path`` can be written: a file that exists is opened for appending (and left as it is),
+    else a file is made and removed again beside it (its folders are made if need be)."""
     if path.is_dir():
         raise ConfigError(f"{option} {path}: is a directory; give a file name")
-    existed = path.exists()
+    if not path.exists():
+        check_writable_dir(path.parent, option, shown=path)
+        return
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        os.close(fd)
-        if not existed:
-            path.unlink()
+        os.close(os.open(path, os.O_WRONLY | os.O_APPEND))
     except OSError as exc:
         raise ConfigError(f"{option} {path}: cannot be written ({exc.strerror or exc})") from None
 
 
-def check_writable_dir(path: Path, option: str) -> None:
+def check_writable_dir(path: Path, option: str, shown: Path | None = None) -> None:
     """A folder that exists or can be made, and where a file can be written."""
     if path.exists() and not path.is_dir():
-        raise ConfigError(f"{option} {path}: not a directory")
+        raise ConfigError(f"{option} {shown or path}: {path} is not a directory")
     try:
         path.mkdir(parents=True, exist_ok=True)
-        probe = path / f".plausible-import-probe-{os.getpid()}"
-        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        fd, probe = tempfile.mkstemp(dir=path, prefix=".plausible-import-probe-")
         os.close(fd)
-        probe.unlink()
+        os.unlink(probe)
     except OSError as exc:
-        raise ConfigError(f"{option} {path}: nothing can be written there ({exc.strerror or exc})") from None
+        raise ConfigError(f"{option} {shown or path}: nothing can be written there ({exc.strerror or exc})") from None
 
 
 def check_send(dry_run: bool, delivery: DeliveryOptions, outputs: OutputOptions) -> None:

@@ -91,6 +91,7 @@ def test_the_cli_exits_1_on_a_login_redirect_and_says_where_it_pointed(tmp_path,
     login = make_receiver(Faults(answer_status=200, answer_body=b"<html>login</html>"))
     redirector = make_receiver(Faults(answer_status=302, location=login.endpoint.replace("/api/event", "/login")))
     done = _cli("send", str(tmp_path / "access.log"), "-d", "example.com", "--endpoint", redirector.endpoint,
+                "--replay-history",
                 "--no-progress", "--rate", "0", "--state", str(tmp_path / "s.sqlite"),
                 "--failed", str(tmp_path / "failed.jsonl"), "--rejects", str(tmp_path / "rejects.jsonl"))
     assert done.returncode == 1, done.stderr
@@ -179,6 +180,7 @@ def test_the_cli_takes_ca_bundle_and_refuses_a_file_that_is_not_one(tmp_path, ht
     receiver, cert = https_receiver
     make_log(tmp_path / "access.log", 20)
     common = ["send", str(tmp_path / "access.log"), "-d", "example.com", "--endpoint", receiver.endpoint,
+              "--replay-history",
               "--no-progress", "--rate", "0", "--no-state", "--failed", str(tmp_path / "f.jsonl"),
               "--rejects", str(tmp_path / "r.jsonl")]
     env = {"SSL_CERT_FILE": ""}
@@ -220,10 +222,11 @@ MEASURE = """
 import resource, sys
 from pathlib import Path
 import aiohttp, importer.pipeline
-from importer import send
+from importer import DeliveryOptions, OutputOptions, send
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-report = send([sys.argv[1]], domain="example.com", endpoint=sys.argv[2], rate=0, concurrency=4, state=None,
-              rejects_path=None, failed_path=None)
+report = send([sys.argv[1]], "example.com",
+              delivery=DeliveryOptions(endpoint=sys.argv[2], rate=0, concurrency=4, replay_history=True),
+              outputs=OutputOptions(rejects=None, failed=None))
 after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 print(before, after, report.accepted)
 """
@@ -252,6 +255,7 @@ def test_the_receiver_command_serves_https_and_plays_a_redirect(tmp_path):
     cert, key = _self_signed(tmp_path)
     make_log(tmp_path / "access.log", 5)
     common = ["send", str(tmp_path / "access.log"), "-d", "example.com", "--no-progress", "--rate", "0",
+              "--replay-history",
               "--no-state", "--failed", str(tmp_path / "f.jsonl"), "--rejects", str(tmp_path / "r.jsonl"),
               "--ca-bundle", str(cert)]
     for extra, expected in (([], 0), (["--answer-status", "302", "--location", "http://127.0.0.1:9/x"], 1)):
