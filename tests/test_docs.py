@@ -34,6 +34,7 @@ COMMAND_PAGES = {
     "mappings": "mappings.md",
     "receiver": "receiver.md",
     "demo": "receiver.md",
+    "config": "configuration.md",
 }
 
 
