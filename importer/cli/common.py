@@ -10,7 +10,6 @@ import os
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, Optional
 
-import click
 import typer
 
 from ..options import ConfigError
@@ -38,11 +37,14 @@ def exit_code(report: Any) -> int:
 
 # --- settings from a config file and the environment -------------------------------------
 
-def setting_keys(command: click.Command) -> dict[str, str]:
+# (typer carries its own copy of Click, so parameters and commands are told apart by what they
+# have, not by Click's classes.)
+
+def setting_keys(command: Any) -> dict[str, str]:
     """Config key (long option without dashes) -> parameter name, for one command."""
     keys = {}
     for param in command.params:
-        if isinstance(param, click.Option):
+        if param.param_type_name == "option":
             for opt in param.opts:
                 key = opt.lstrip("-")
                 if opt.startswith("--") and key not in NOT_SETTINGS and param.name:
@@ -50,13 +52,17 @@ def setting_keys(command: click.Command) -> dict[str, str]:
     return keys
 
 
-def all_setting_keys(ctx: click.Context) -> set[str]:
-    root = ctx.find_root().command
-    commands = root.commands.values() if isinstance(root, click.Group) else [ctx.command]
-    return {key for command in commands for key in setting_keys(command)}
+def commands(ctx: typer.Context) -> dict[str, Any]:
+    """The command line's commands by name."""
+    found: dict[str, Any] = getattr(ctx.find_root().command, "commands", {})
+    return found
 
 
-def _apply_settings(ctx: click.Context, param: click.Parameter, value: Optional[str]) -> Optional[str]:
+def all_setting_keys(ctx: typer.Context) -> set[str]:
+    return {key for command in commands(ctx).values() for key in setting_keys(command)}
+
+
+def _apply_settings(ctx: typer.Context, param: Any, value: Optional[str]) -> Optional[str]:
     """Eager callback of --config and --profile: once both are known, the file, the profile and
     the environment become the command's defaults (the command line still wins)."""
     from .settings import SettingsError, resolve
@@ -92,7 +98,7 @@ ProfileOption = Annotated[Optional[str], typer.Option(
 # --- options that two or more commands share -------------------------------------------
 
 def _renamed(new: str, meaning: str) -> Any:
-    def callback(ctx: click.Context, param: click.Parameter, value: Optional[str]) -> None:
+    def callback(ctx: typer.Context, param: Any, value: Optional[str]) -> None:
         if value is not None:
             fail(f"--timezone was renamed: use {new} ({meaning})")
     return callback

@@ -6,10 +6,9 @@ import os
 from pathlib import Path
 from typing import Annotated, Optional
 
-import click
 import typer
 
-from .common import fail, setting_keys
+from .common import commands, fail, setting_keys
 
 
 def config_command(
@@ -24,18 +23,17 @@ def config_command(
     """Print the settings send (or backfill) takes from the config file, a profile and the environment, and where each comes from."""
     from .settings import SettingsError, read_config, resolve, shown
 
-    group = ctx.find_root().command
-    commands = group.commands if isinstance(group, click.Group) else {}
-    if command not in ("send", "backfill") or command not in commands:
+    by_name = commands(ctx)
+    if command not in ("send", "backfill"):
         fail(f"--command {command!r}: give send or backfill")
-    keys = setting_keys(commands[command])
-    known = {key for name in ("send", "backfill") for key in setting_keys(commands[name])}
+    keys = setting_keys(by_name[command])
+    known = {key for name in ("send", "backfill") for key in setting_keys(by_name[name])}
     try:
         path, _ = read_config(str(config) if config else None, os.environ)
         found = resolve(keys, known, str(config) if config else None, profile, os.environ)
     except SettingsError as exc:
         fail(str(exc))
-    params = {p.name: p for p in commands[command].params}
+    params = {p.name: p for p in by_name[command].params}
     typer.echo(f"# plausible-import {command}: config file {path or 'none'}, profile "
                f"{profile or os.environ.get('PLAUSIBLE_IMPORT_PROFILE') or 'none'}")
     for key in sorted(keys):
