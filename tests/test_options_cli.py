@@ -1,6 +1,7 @@
-"""The options on the command line, as a user runs it (subprocesses, the real receiver): config
-file, profiles and environment; secret headers; the renamed time-zone options; history refused
-before anything is sent, with and without a terminal; unwritable outputs."""
+"""The options on the command line: config file, profiles and environment; secret headers; the
+renamed time-zone options; history refused before anything is sent, with and without a
+terminal; unwritable outputs. What needs a process of its own (a terminal, the receiver) runs
+as a user runs it, in a subprocess; the rest goes through the command line in this process."""
 
 from __future__ import annotations
 
@@ -15,6 +16,9 @@ import time
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
+
+from importer.cli import app
 
 from conftest import combined_line, write_log
 
@@ -42,6 +46,18 @@ def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = No
                           env={**os.environ, **(env or {})}, cwd=cwd)
 
 
+def invoke(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """The command line in this process (the current directory is the test's own: see ``here``)."""
+    result = CliRunner().invoke(app, list(args), env=env)
+    return subprocess.CompletedProcess(args, result.exit_code, result.stdout, result.stderr)
+
+
+@pytest.fixture
+def here(tmp_path, monkeypatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
 def settings(output: str) -> dict[str, tuple[str, str]]:
     """`config`'s lines as key -> (value, origin)."""
     found = {}
@@ -53,10 +69,10 @@ def settings(output: str) -> dict[str, tuple[str, str]]:
     return found
 
 
-def test_config_shows_each_value_and_where_it_came_from(tmp_path):
-    config = tmp_path / "config.toml"
+def test_config_shows_each_value_and_where_it_came_from(here):
+    config = here / "config.toml"
     config.write_text(CONFIG, encoding="utf-8")
-    blog = run_cli("config", "--config", str(config), "--profile", "blog", env={"PLAUSIBLE_IMPORT_RATE": "7"})
+    blog = invoke("config", "--config", str(config), "--profile", "blog", env={"PLAUSIBLE_IMPORT_RATE": "7"})
     assert blog.returncode == 0, blog.stderr
     found = settings(blog.stdout)
     assert found["domain"] == ("blog.example.org", f"profile blog in {config}")
@@ -66,7 +82,7 @@ def test_config_shows_each_value_and_where_it_came_from(tmp_path):
     assert found["header"] == ("X-Proxy-Token: ***", str(config))
     assert found["concurrency"] == ("8", "default")
     assert SECRET not in blog.stdout + blog.stderr and "pw-in-url" not in blog.stdout
-    shop = run_cli("config", "--config", str(config), "--profile", "shop", "--command", "backfill")
+    shop = invoke("config", "--config", str(config), "--profile", "shop", "--command", "backfill")
     found = settings(shop.stdout)
     assert found["domain"] == ("shop.example.org", f"profile shop in {config}")
     assert found["site-timezone"] == ("Europe/Paris", f"profile shop in {config}")
@@ -74,17 +90,16 @@ def test_config_shows_each_value_and_where_it_came_from(tmp_path):
     assert "rate" not in found  # not a backfill option
 
 
-def test_the_default_config_file_and_the_environment_reach_a_run(tmp_path):
-    config_dir = tmp_path / "xdg" / "plausible-import"
+def test_the_default_config_file_and_the_environment_reach_a_run(here):
+    config_dir = here / "xdg" / "plausible-import"
     config_dir.mkdir(parents=True)
     (config_dir / "config.toml").write_text(CONFIG, encoding="utf-8")
-    log = write_log(tmp_path / "access.log", [combined_line(target="/a")])
-    out = tmp_path / "events.jsonl"
-    env = {"XDG_CONFIG_HOME": str(tmp_path / "xdg"), "PLAUSIBLE_IMPORT_PROFILE": "blog"}
+    log = write_log(here / "access.log", [combined_line(target="/a")])
+    out = here / "events.jsonl"
+    env = {"XDG_CONFIG_HOME": str(here / "xdg"), "PLAUSIBLE_IMPORT_PROFILE": "blog"}
 
     def domain_sent(*extra: str, **more_env: str) -> str:
-        done = run_cli("send", str(log), "--dry-run", "--output", str(out), *extra, env={**env, **more_env},
-                       cwd=tmp_path)
+        done = invoke("send", str(log), "--dry-run", "--output", str(out), *extra, env={**env, **more_env})
         assert done.returncode == 0, done.stderr
         return json.loads(out.read_text())["domain"]
 
@@ -99,22 +114,22 @@ def test_the_default_config_file_and_the_environment_reach_a_run(tmp_path):
     ('[profiles.blog]\ndomain = "x.org"\nrat = 5\n', "[profiles.blog]"),
     ("endpoint = \n", "not valid TOML"),
 ])
-def test_a_bad_config_file_is_one_line_naming_the_file_and_key(tmp_path, text, named):
-    config = tmp_path / "config.toml"
+def test_a_bad_config_file_is_one_line_naming_the_file_and_key(here, text, named):
+    config = here / "config.toml"
     config.write_text(text, encoding="utf-8")
-    log = write_log(tmp_path / "access.log", [combined_line()])
-    done = run_cli("send", str(log), "--config", str(config), "--profile", "blog", "--dry-run")
+    log = write_log(here / "access.log", [combined_line()])
+    done = invoke("send", str(log), "--config", str(config), "--profile", "blog", "--dry-run")
     assert done.returncode == 2 and str(config) in done.stderr and named in done.stderr
     assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
 
 
-def test_an_unknown_profile_or_a_missing_named_file_is_an_error(tmp_path):
-    config = tmp_path / "config.toml"
+def test_an_unknown_profile_or_a_missing_named_file_is_an_error(here):
+    config = here / "config.toml"
     config.write_text(CONFIG, encoding="utf-8")
-    log = write_log(tmp_path / "access.log", [combined_line()])
-    done = run_cli("send", str(log), "--config", str(config), "--profile", "nope", "--dry-run")
+    log = write_log(here / "access.log", [combined_line()])
+    done = invoke("send", str(log), "--config", str(config), "--profile", "nope", "--dry-run")
     assert done.returncode == 2 and "'nope'" in done.stderr and "blog, shop" in done.stderr
-    done = run_cli("send", str(log), "-d", "example.com", "--config", str(tmp_path / "missing.toml"), "--dry-run")
+    done = invoke("send", str(log), "-d", "example.com", "--config", str(here / "missing.toml"), "--dry-run")
     assert done.returncode == 2 and "missing.toml" in done.stderr
 
 
@@ -131,12 +146,12 @@ def test_a_secret_header_appears_in_no_output_file_or_stream(tmp_path, receiver)
         assert SECRET not in text and "pw-in-url" not in text
 
 
-def test_the_old_timezone_names_say_what_they_became(tmp_path):
-    log = write_log(tmp_path / "access.log", [combined_line()])
+def test_the_old_timezone_names_say_what_they_became(here):
+    log = write_log(here / "access.log", [combined_line()])
     for command, old, new in [("send", "--timezone", "--log-timezone"), ("preview", "--timezone", "--log-timezone"),
                               ("backfill", "--timezone", "--site-timezone"), ("backfill", "--tz", "--site-timezone")]:
         extra = ["-d", "example.com"] if command != "preview" else []
-        done = run_cli(command, str(log), *extra, old, "Europe/Berlin", cwd=tmp_path)
+        done = invoke(command, str(log), *extra, old, "Europe/Berlin")
         assert done.returncode == 2 and f"use {new}" in done.stderr, (command, old, done.stderr)
 
 
@@ -200,33 +215,31 @@ def test_on_a_terminal_history_is_sent_only_when_the_user_says_yes(tmp_path, rec
     assert status == 0 and receiver.stats.accepted == 1, screen
 
 
-def test_unwritable_outputs_stop_the_run_before_anything_is_sent(tmp_path, receiver):
-    log = write_log(tmp_path / "access.log", [combined_line()])
+def test_unwritable_outputs_stop_the_run_before_anything_is_sent(here, receiver):
+    log = write_log(here / "access.log", [combined_line()])
     send = ["send", str(log), "-d", "example.com", "--endpoint", receiver.endpoint, "--replay-history", "--no-state"]
     backfill = ["backfill", str(log), "-d", "example.com", "--site-timezone", "UTC"]
     cases = [
         (send + ["--rejects", "/proc/x"], "--rejects /proc/x"),
         (send + ["--failed", "/proc/x/failed.jsonl"], "--failed"),
-        (send + ["--report", str(tmp_path)], "is a directory"),
-        (send + ["--dry-run", "--output", str(tmp_path)], "--output"),
+        (send + ["--report", str(here)], "is a directory"),
+        (send + ["--dry-run", "--output", str(here)], "--output"),
         (backfill + ["--out", "/proc/x"], "--out /proc/x"),
         (backfill + ["--out", str(log)], "not a directory"),
     ]
     for args, expected in cases:
-        done = run_cli(*args, "--no-progress", cwd=tmp_path)
+        done = invoke(*args, "--no-progress")
         assert done.returncode == 2 and expected in done.stderr, (args, done.stderr)
         assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert receiver.stats.accepted == 0 and receiver.stats.requests == 0
 
 
-def test_a_dash_writes_events_and_the_report_to_standard_output(tmp_path):
-    log = write_log(tmp_path / "access.log", [combined_line(target="/a"), combined_line(target="/b")])
-    events = run_cli("send", str(log), "-d", "example.com", "--dry-run", "--output", "-", "--no-progress",
-                     cwd=tmp_path)
+def test_a_dash_writes_events_and_the_report_to_standard_output(here):
+    log = write_log(here / "access.log", [combined_line(target="/a"), combined_line(target="/b")])
+    events = invoke("send", str(log), "-d", "example.com", "--dry-run", "--output", "-", "--no-progress")
     assert events.returncode == 0, events.stderr
     assert [json.loads(line)["url"] for line in events.stdout.splitlines()] == ["https://example.com/a",
                                                                              "https://example.com/b"]
-    report = run_cli("send", str(log), "-d", "example.com", "--dry-run", "--report", "-", "--no-progress",
-                     cwd=tmp_path)
+    report = invoke("send", str(log), "-d", "example.com", "--dry-run", "--report", "-", "--no-progress")
     assert report.returncode == 0 and json.loads(report.stdout)["events"] == 2
-    assert not (tmp_path / "-").exists()
+    assert not (here / "-").exists()
