@@ -21,6 +21,9 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Plain help: rich's panels would import rich and markdown-it, three times the start-up of
+    # everything else that `--help` needs.
+    rich_markup_mode=None,
 )
 
 

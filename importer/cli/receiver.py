@@ -3,7 +3,6 @@ replay of the bundled sample log to it."""
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Optional
 
@@ -35,6 +34,7 @@ def receiver_command(
     seed: Optional[int] = typer.Option(None, help="Seed for the fault shares, for repeatable runs."),
 ) -> None:
     """Run a local Plausible-compatible /api/event that validates and records events."""
+    import asyncio
     import ssl
 
     from ..receiver import Faults, Receiver
