@@ -18,7 +18,7 @@ import os
 import re
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Union
 
@@ -147,7 +147,7 @@ class DeliveryOptions:
     ``/api/event`` dates every event at its arrival (``backfill`` keeps real dates).
     """
 
-    endpoint: str = DEFAULT_ENDPOINT
+    endpoint: str = field(default=DEFAULT_ENDPOINT, repr=False)  # (its password stays out of reprs)
     rate: float = 50.0  # events per second at most; 0: unlimited
     concurrency: int = 8
     timeout_s: float = 10.0
@@ -158,7 +158,7 @@ class DeliveryOptions:
     drain_s: float = 10.0
     backoff_s: float = 0.5
     ca_bundle: PathLike | None = None
-    headers: tuple[str | tuple[str, str], ...] = ()
+    headers: tuple[str | tuple[str, str], ...] = field(default=(), repr=False)
     state: PathLike | None = None
     follow: bool = False
     replay_history: bool = False

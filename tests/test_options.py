@@ -46,6 +46,11 @@ def test_a_header_error_does_not_quote_the_value():
     assert "secret" not in str(error.value)
 
 
+def test_secrets_stay_out_of_the_options_repr():
+    delivery = DeliveryOptions(endpoint="https://user:pw-in-url@example.org/api/event", headers=("X-Token: abc123",))
+    assert "pw-in-url" not in repr(delivery) and "abc123" not in repr(delivery)
+
+
 def test_options_are_frozen_and_normalised():
     read = ReadOptions(log_timezone="utc")
     assert read.log_timezone == "UTC"
