@@ -167,7 +167,8 @@ class DeliveryOptions:
         for name, value, least in (("--rate", self.rate, 0), ("--timeout", self.timeout_s, 0),
                                    ("--max-retry-time", self.max_retry_s, 0), ("--drain-timeout", self.drain_s, 0),
                                    ("--backoff", self.backoff_s, 0), ("--concurrency", self.concurrency, 1),
-                                   ("--max-attempts", self.max_attempts, 1), ("--retry-dropped", self.retry_dropped, 0)):
+                                   ("--max-attempts", self.max_attempts, 1),
+                                   ("--retry-dropped", self.retry_dropped, 0)):
             if math.isnan(value) or value < least:
                 raise ConfigError(f"{name} must be {least} or more, not {value}")
         parse_pace(self.pace)

@@ -94,7 +94,8 @@ def test_the_log_timezone_reads_export_times_without_an_offset(tmp_path):
 
 def test_importing_the_package_and_the_command_line_loads_nothing_heavy():
     code = ("import sys, importer, importer.cli; "
-            "print(sorted(m for m in ('pyarrow', 'pandas', 'numpy', 'aiohttp', 'importer.mapping') if m in sys.modules))")
+            "print(sorted(m for m in ('pyarrow', 'pandas', 'numpy', 'aiohttp', 'rich', 'importer.mapping') "
+            "if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
     assert done.stdout.strip() == "[]"
 

@@ -141,7 +141,8 @@ def test_a_secret_header_appears_in_no_output_file_or_stream(tmp_path, receiver)
                    "--max-attempts", "1", "--report", "report.json", "--state", "state.sqlite", cwd=tmp_path)
     assert done.returncode == 1, done.stderr  # the 404 makes the event fail: its error is written
     written = [p for p in tmp_path.rglob("*") if p.is_file()]
-    assert {"report.json", "plausible-import.failed.jsonl", "plausible-import.rejects.jsonl"} <= {p.name for p in written}
+    names = {p.name for p in written}
+    assert {"report.json", "plausible-import.failed.jsonl", "plausible-import.rejects.jsonl"} <= names
     for text in [done.stdout, done.stderr] + [p.read_bytes().decode("utf-8", "replace") for p in written]:
         assert SECRET not in text and "pw-in-url" not in text
 

@@ -12,7 +12,7 @@ from typing import Annotated, Any, NoReturn, Optional
 
 import typer
 
-from ..options import ConfigError
+from ..options import ConfigError, ReadOptions
 
 # Options that take no value from a config file or the environment.
 NOT_SETTINGS = {"config", "profile", "help", "version", "timezone", "tz"}
@@ -134,10 +134,8 @@ OldTimezoneForSite = Annotated[Optional[str], typer.Option(
 
 
 def read_options(mapping: str, log_format: Optional[str], custom_format: Optional[str], log_timezone: str,
-                 since: Optional[str], until: Optional[str]) -> Any:
+                 since: Optional[str], until: Optional[str]) -> ReadOptions:
     """The shared reading options as a ReadOptions, or the one-line error."""
-    from ..options import ReadOptions
-
     try:
         return ReadOptions(mapping=mapping, log_format=log_format, custom_format=custom_format,
                            log_timezone=log_timezone, since=since, until=until)

@@ -20,7 +20,8 @@ def config_command(
         "--profile", help="The [profiles.NAME] to apply; default: $PLAUSIBLE_IMPORT_PROFILE.")] = None,
     command: Annotated[str, typer.Option("--command", help="Whose options to show: send or backfill.")] = "send",
 ) -> None:
-    """Print the settings send (or backfill) takes from the config file, a profile and the environment, and where each comes from."""
+    """Print the settings send (or backfill) takes from the config file, a profile and the
+    environment, and where each comes from."""
     from .settings import SettingsError, read_config, resolve, shown
 
     by_name = commands(ctx)

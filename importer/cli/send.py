@@ -50,7 +50,8 @@ def send_command(
         "--pace", help="asap, realtime (original gaps), or a speed-up factor such as 10.")] = "asap",
     drain_timeout: Annotated[float, typer.Option(
         "--drain-timeout", help="On Ctrl-C/SIGTERM, seconds to let in-flight requests finish.")] = 10.0,
-    backoff: Annotated[float, typer.Option("--backoff", help="Base of the exponential retry backoff, in seconds.")] = 0.5,
+    backoff: Annotated[float, typer.Option(
+        "--backoff", help="Base of the exponential retry backoff, in seconds.")] = 0.5,
     follow: Annotated[bool, typer.Option(
         "--follow", "-f", help="Keep reading the last input as it grows, across rotations.")] = False,
     since: Since = None,
