@@ -20,51 +20,69 @@ TIMEOUT_HELP = ("Seconds to wait to connect, then for each answer (no answer in 
                 "possible duplicate).")
 
 
+# The options only send has (those it shares with other commands are in .common).
+Endpoint = Annotated[str, typer.Option("--endpoint", help="Plausible's event endpoint.")]
+Rate = Annotated[float, typer.Option("--rate", help="Events per second at most (0: unlimited).")]
+Concurrency = Annotated[int, typer.Option("--concurrency", help="Requests in flight at once.")]
+DryRun = Annotated[bool, typer.Option("--dry-run", help="Send nothing.")]
+Output = Annotated[Optional[Path], typer.Option(
+    "--output", "-o", help="With --dry-run: write events as JSON lines (-: standard output).")]
+Timeout = Annotated[float, typer.Option("--timeout", help=TIMEOUT_HELP)]
+MaxAttempts = Annotated[int, typer.Option("--max-attempts", help="Tries per event on errors worth retrying.")]
+State = Annotated[Optional[Path], typer.Option("--state", help=STATE_HELP)]
+NoState = Annotated[bool, typer.Option("--no-state", help="Keep no checkpoint: send everything given.")]
+Failed = Annotated[Path, typer.Option("--failed", help="JSON lines of events that failed, with the last error.")]
+RetryDropped = Annotated[int, typer.Option(
+    "--retry-dropped", help="Send an event answered as dropped up to N more times.")]
+MaxRetryTime = Annotated[float, typer.Option("--max-retry-time", help="Seconds to keep retrying one event.")]
+Pace = Annotated[str, typer.Option("--pace", help="asap, realtime (original gaps), or a speed-up factor such as 10.")]
+DrainTimeout = Annotated[float, typer.Option(
+    "--drain-timeout", help="On Ctrl-C/SIGTERM, seconds to let in-flight requests finish.")]
+Backoff = Annotated[float, typer.Option("--backoff", help="Base of the exponential retry backoff, in seconds.")]
+Follow = Annotated[bool, typer.Option(
+    "--follow", "-f", help="Keep reading the last input as it grows, across rotations.")]
+CaBundle = Annotated[Optional[Path], typer.Option(
+    "--ca-bundle", help="PEM file of the CA(s) to trust for an https endpoint instead of the system's "
+    "(for a private CA; SSL_CERT_FILE also works).")]
+Header = Annotated[Optional[list[str]], typer.Option(
+    "--header", help="'Name: value' sent with every request (repeatable), e.g. for an authenticating proxy; "
+    "values never appear in output.")]
+ReplayHistory = Annotated[bool, typer.Option(
+    "--replay-history", help="Send data older than a day as today's traffic (for history with its real dates, "
+    "use backfill).")]
+
+
 def send_command(
     sources: Sources,
     domain: Domain,
-    endpoint: Annotated[str, typer.Option(help="Plausible's event endpoint.")] = DEFAULT_ENDPOINT,
+    endpoint: Endpoint = DEFAULT_ENDPOINT,
     mapping: MappingName = "web",
-    rate: Annotated[float, typer.Option(help="Events per second at most (0: unlimited).")] = 50.0,
-    concurrency: Annotated[int, typer.Option(help="Requests in flight at once.")] = 8,
+    rate: Rate = 50.0,
+    concurrency: Concurrency = 8,
     report: ReportPath = None,
     rejects: RejectsPath = DEFAULT_REJECTS,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Send nothing.")] = False,
-    output: Annotated[Optional[Path], typer.Option(
-        "--output", "-o", help="With --dry-run: write events as JSON lines (-: standard output).")] = None,
+    dry_run: DryRun = False,
+    output: Output = None,
     no_progress: NoProgress = False,
     log_format: FormatName = None,
     custom_format: CustomFormat = None,
     log_timezone: LogTimezone = "UTC",
-    timeout: Annotated[float, typer.Option(help=TIMEOUT_HELP)] = 10.0,
-    max_attempts: Annotated[int, typer.Option(help="Tries per event on errors worth retrying.")] = 5,
-    state: Annotated[Optional[Path], typer.Option("--state", help=STATE_HELP)] = None,
-    no_state: Annotated[bool, typer.Option("--no-state", help="Keep no checkpoint: send everything given.")] = False,
-    failed: Annotated[Path, typer.Option(
-        "--failed", help="JSON lines of events that failed, with the last error.")] = DEFAULT_FAILED,
-    retry_dropped: Annotated[int, typer.Option(
-        "--retry-dropped", help="Send an event answered as dropped up to N more times.")] = 0,
-    max_retry_time: Annotated[float, typer.Option(
-        "--max-retry-time", help="Seconds to keep retrying one event.")] = 300.0,
-    pace: Annotated[str, typer.Option(
-        "--pace", help="asap, realtime (original gaps), or a speed-up factor such as 10.")] = "asap",
-    drain_timeout: Annotated[float, typer.Option(
-        "--drain-timeout", help="On Ctrl-C/SIGTERM, seconds to let in-flight requests finish.")] = 10.0,
-    backoff: Annotated[float, typer.Option(
-        "--backoff", help="Base of the exponential retry backoff, in seconds.")] = 0.5,
-    follow: Annotated[bool, typer.Option(
-        "--follow", "-f", help="Keep reading the last input as it grows, across rotations.")] = False,
+    timeout: Timeout = 10.0,
+    max_attempts: MaxAttempts = 5,
+    state: State = None,
+    no_state: NoState = False,
+    failed: Failed = DEFAULT_FAILED,
+    retry_dropped: RetryDropped = 0,
+    max_retry_time: MaxRetryTime = 300.0,
+    pace: Pace = "asap",
+    drain_timeout: DrainTimeout = 10.0,
+    backoff: Backoff = 0.5,
+    follow: Follow = False,
     since: Since = None,
     until: Until = None,
-    ca_bundle: Annotated[Optional[Path], typer.Option(
-        "--ca-bundle", help="PEM file of the CA(s) to trust for an https endpoint instead of the system's "
-        "(for a private CA; SSL_CERT_FILE also works).")] = None,
-    header: Annotated[Optional[list[str]], typer.Option(
-        "--header", help="'Name: value' sent with every request (repeatable), e.g. for an authenticating "
-        "proxy; values never appear in output.")] = None,
-    replay_history: Annotated[bool, typer.Option(
-        "--replay-history", help="Send data older than a day as today's traffic (for history with its real "
-        "dates, use backfill).")] = False,
+    ca_bundle: CaBundle = None,
+    header: Header = None,
+    replay_history: ReplayHistory = False,
     config: ConfigOption = None,
     profile: ProfileOption = None,
     timezone: OldTimezoneForLogs = None,
