@@ -143,10 +143,10 @@ def time_warning(events: pa.Table, now: dt.datetime | None = None) -> str | None
     if oldest is None or oldest > now - HISTORY_AGE:
         return None
     return (
-        f"note: these events happened as early as {oldest:%Y-%m-%d %H:%M} UTC, but Plausible's "
-        "/api/event has no timestamp field: Plausible will date every event at the moment it "
-        "arrives, not when it happened. Replay is right for live and nightly forwarding; to load "
-        "history with its real dates use Plausible's CSV import (see the README)."
+        f"note: replaying history: these events happened as early as {oldest:%Y-%m-%d %H:%M} UTC, but "
+        "Plausible's /api/event has no timestamp field: Plausible will date every event at the moment it "
+        "arrives, not when it happened. To load history with its real dates, use 'plausible-import backfill' "
+        "and Plausible's CSV import."
     )
 
 
