@@ -17,8 +17,8 @@ import sys
 import time
 from pathlib import Path
 
-import os as _os
-ROOT = Path(_os.environ.get("STARTUP_ROOT") or Path(__file__).resolve().parent.parent)
+# STARTUP_ROOT=DIR times another checkout instead (e.g. the code before a change, for a same-run ratio).
+ROOT = Path(os.environ.get("STARTUP_ROOT") or Path(__file__).resolve().parent.parent)
 TARGET_S = 0.5
 HEAVY = ("pyarrow", "pandas", "numpy", "aiohttp", "rich", "importer.mapping", "importer.readers")
 
