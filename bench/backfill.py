@@ -144,9 +144,10 @@ CHILD = """
 import json, sys, time
 sys.path.insert(0, {root!r})
 t0 = time.monotonic()
+from importer import BackfillOptions, OutputOptions
 from importer.backfill import backfill
-r = backfill([{log!r}], domain="example.com", timezone="Europe/Berlin", out_dir={out!r}, rejects_path=None,
-             ua_cache={cache!r})
+r = backfill([{log!r}], "example.com", BackfillOptions(site_timezone="Europe/Berlin", out_dir={out!r}),
+             outputs=OutputOptions(rejects=None, failed=None), ua_cache={cache!r})
 d = r.as_dict()
 d["wall_s"] = time.monotonic() - t0
 d["spills"] = r.spills

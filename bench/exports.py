@@ -43,11 +43,12 @@ def write_export(path: Path, events: int) -> int:
 def measure(path: str) -> dict:
     """In a child process: one dry run with the GA4 preset, its time and this process's peak RSS."""
     import importer.mapping  # noqa: F401  (imports outside the clock)
+    from importer.options import OutputOptions, ReadOptions
     from importer.pipeline import send
 
     started = time.perf_counter()
-    report = send([path], domain="example.com", mapping="ga4-bigquery", dry_run=True, output=None,
-                  rejects_path=None, progress=False)
+    report = send([path], domain="example.com", dry_run=True, read=ReadOptions(mapping="ga4-bigquery"),
+                  outputs=OutputOptions(events=None, rejects=None, progress=False))
     return {"seconds": time.perf_counter() - started, "rows": report.rows_read, "events": report.events,
             "invalid": report.rows_invalid, "rss_mb": peak_rss_mb()}
 

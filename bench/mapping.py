@@ -130,10 +130,13 @@ def write_log(batches: list[pa.Table], path: Path) -> None:
 
 def time_run(m: mapping.Mapping, log: Path) -> tuple[float, float, int]:
     """Wall seconds, CPU seconds of this process (all its threads) and events of a dry run."""
+    from importer.options import OutputOptions, ReadOptions
     from importer.pipeline import send
+
     cpu = time.process_time()
     started = time.perf_counter()
-    report = send([log], domain="example.com", mapping=m, dry_run=True, rejects_path=None, failed_path=None)
+    report = send([log], "example.com", dry_run=True, read=ReadOptions(mapping=m),
+                  outputs=OutputOptions(rejects=None, failed=None))
     return time.perf_counter() - started, time.process_time() - cpu, report.events
 
 

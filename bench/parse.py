@@ -347,13 +347,14 @@ def measure(path: str, log_format: str | None) -> dict:
 
     import importer.mapping  # noqa: F401  (send imports these when it runs: here, outside the clock,
     import importer.readers.detect  # noqa: F401  so that this figure is the run alone, without start-up)
+    from importer.options import OutputOptions, ReadOptions
     from importer.pipeline import send
 
     pa.array([0])  # pyarrow imports pandas on its first conversion
     before = resource.getrusage(resource.RUSAGE_SELF)
     started = time.perf_counter()
-    report = send([path], domain="example.com", dry_run=True, output=None, rejects_path=None,
-                  progress=False, log_format=log_format)
+    report = send([path], domain="example.com", dry_run=True, read=ReadOptions(log_format=log_format),
+                  outputs=OutputOptions(events=None, rejects=None, progress=False))
     seconds = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_SELF)
     cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime

@@ -34,7 +34,7 @@ import pyarrow as pa
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from importer import send  # noqa: E402
+from importer import DeliveryOptions, OutputOptions, send  # noqa: E402
 from importer.events import EVENT_SCHEMA  # noqa: E402
 from importer.report import RejectsFile, Report  # noqa: E402
 from importer.sinks.http import HttpSender, SendOptions  # noqa: E402
@@ -192,8 +192,10 @@ def main() -> None:
         log = root / "access.log"
         write_log(log, args.events)
         started = time.perf_counter()
-        result = send([log], domain="example.com", endpoint=sink.url(), rate=0, concurrency=args.concurrency,
-                      rejects_path=None, failed_path=None, stderr=io.StringIO())
+        result = send([log], domain="example.com", stderr=io.StringIO(),
+                      delivery=DeliveryOptions(endpoint=sink.url(), rate=0, concurrency=args.concurrency,
+                                               replay_history=True),
+                      outputs=OutputOptions(rejects=None, failed=None))
         seconds = time.perf_counter() - started
         assert result.accepted == result.events == args.events, result.as_dict()
         print(f"end to end (read+map+send) c={args.concurrency} {args.events / seconds:>10,.0f} events/s")

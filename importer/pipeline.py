@@ -2,51 +2,45 @@
 
 The command line is a thin shell over :func:`send`; Python users call it directly::
 
-    from importer import send
-    report = send(["access.log.gz"], domain="example.com", dry_run=True, output="events.jsonl")
+    from importer import DeliveryOptions, OutputOptions, ReadOptions, send
+    report = send(["access.log.gz"], "example.com", dry_run=True, outputs=OutputOptions(events="events.jsonl"))
+
+Only light modules are imported here; pyarrow, the readers, the mapping engine and the sender
+are imported by the functions that use them, so that ``import importer`` and the command
+line's ``--help`` stay quick.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import itertools
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-import pyarrow as pa
-import pyarrow.compute as pc
-
-from .readers import Batch, FormatError, reader_for
-from .report import INVALID_SAMPLES, RejectsFile, Report, redact_ips, without_userinfo
-from .sinks.answers import tls_context
-from .sinks.dryrun import DryRunWriter
-from .sinks.http import DEFAULT_ENDPOINT, HttpSender, SendOptions, parse_pace
-from .sources import Source, SourceError, expand
-from .state import Resume, StateError, StateStore
+from .options import (ConfigError, DeliveryOptions, OutputOptions, ReadOptions, check_send, normalise_domain)
+from .report import INVALID_SAMPLES, RejectsFile, Report, redact_ips, write_json_report
 
 if TYPE_CHECKING:  # pragma: no cover
+    import pyarrow as pa
+
     from .mapping import Mapper, Mapping
     from .progress import Progress
+    from .readers import Batch
+    from .sources import Source
+    from .state import Resume
 
-# The mapping engine, progress bars (tqdm) and the follower are imported by send() when it
-# runs, so that the command line's help and other commands do not pay for them.
+__all__ = ["send", "read_events", "expand_inputs", "ConfigError", "HistoryRefused"]
 
-DEFAULT_REJECTS = Path("plausible-import.rejects.jsonl")
-DEFAULT_FAILED = Path("plausible-import.failed.jsonl")
-
-
-class ConfigError(Exception):
-    """A problem with what the user asked for (domain, mapping, inputs); exit code 2."""
+HISTORY_AGE = dt.timedelta(days=1)
 
 
-def normalise_domain(domain: str) -> str:
-    value = domain.strip().lower()
-    if not value or "/" in value or " " in value:
-        raise ConfigError(f"--domain {domain!r}: give the site's domain as it is set in Plausible, e.g. example.com")
-    return value
+class HistoryRefused(ConfigError):
+    """The input holds data older than a day and the user did not ask to replay it onto today."""
 
 
 def read_events(
@@ -55,24 +49,24 @@ def read_events(
     report: Report,
     rejects: RejectsFile,
     *,
-    log_format: str | None = None,
+    read: ReadOptions,
     progress: Progress | None = None,
     resume: Resume | None = None,
-    custom_format: str | None = None,
-    timezone: str = "UTC",
 ) -> Iterator[pa.Table]:
     """Read every source and yield event batches, keeping the report's row accounting.
 
     With ``resume`` (a state file), rows already settled by an earlier run are left out.
     """
-    column_map = mapper.mapping.column_map
+    from .readers import FormatError, reader_for
+
+    column_map = export_columns(mapper.mapping, read.log_timezone)
     for source in sources:
         file_rows = 0
         try:
             file_invalid = 0
             damaged = False
-            reader = reader_for(source, log_format=log_format, column_map=column_map,
-                                custom_format=custom_format, timezone=timezone)
+            reader = reader_for(source, log_format=read.log_format, column_map=column_map,
+                                custom_format=read.custom_format, timezone=read.log_timezone)
             batches = _unless_unreadable(reader.read(source), source)
             if resume is not None:
                 batches = resume.batches(source, batches)
@@ -113,30 +107,29 @@ def read_events(
 def _unless_unreadable(batches: Iterator[Batch], source: Source) -> Iterator[Batch]:
     """A reader's batches; an input that stops being readable part way (an I/O error, bytes no
     reader can make sense of) becomes a FormatError naming it, so the run goes on with the next."""
+    import pyarrow as pa
+
+    from .readers import FormatError
+
     try:
         yield from batches
     except (OSError, pa.ArrowException, UnicodeError) as exc:
         raise FormatError(f"{source.name}: cannot be read any further: {type(exc).__name__}: {exc}") from exc
 
 
-def check_log_options(log_format: str | None, custom_format: str | None, timezone: str) -> None:
-    """Fail early (ConfigError) on a bad --format, --log-format or --timezone."""
-    from .readers import check_timezone, compile_format, format_named
-
-    try:
-        check_timezone(timezone)
-        if log_format is not None and custom_format is not None:
-            raise ConfigError("give either --format (a name) or --log-format (your server's format string), not both")
-        if log_format is not None:
-            format_named(log_format)
-        if custom_format is not None:
-            compile_format(custom_format)
-    except (ValueError, FormatError) as exc:
-        raise ConfigError(str(exc)) from None
+def export_columns(mapping: Mapping, log_timezone: str) -> Any:
+    """The mapping's column map for exports, reading times without an offset in ``log_timezone``
+    unless the mapping's ``input.timezone`` names another zone than UTC (which then wins)."""
+    column_map = mapping.column_map
+    if column_map is None or column_map.timezone != "UTC" or log_timezone == "UTC":
+        return column_map
+    return dataclasses.replace(column_map, timezone=log_timezone)
 
 
 def expand_inputs(inputs: Sequence[str | Path]) -> list[Source]:
     """What the user named (files, directories, globs, ``-``) as sources, or a ConfigError."""
+    from .sources import SourceError, expand
+
     try:
         sources = expand([str(i) for i in inputs])
     except SourceError as exc:
@@ -146,27 +139,37 @@ def expand_inputs(inputs: Sequence[str | Path]) -> list[Source]:
     return sources
 
 
+def oldest_time(events: pa.Table) -> dt.datetime | None:
+    import pyarrow.compute as pc
+
+    oldest: dt.datetime | None = pc.min(events.column("timestamp")).as_py()
+    return oldest
+
+
 def time_warning(events: pa.Table, now: dt.datetime | None = None) -> str | None:
     """The one-time note that Plausible dates replayed events at arrival, when data is old."""
-    return time_note(pc.min(events.column("timestamp")).as_py(), now)
+    return time_note(oldest_time(events), now)
 
 
 def time_note(oldest: dt.datetime | None, now: dt.datetime | None = None) -> str | None:
     """The note on dates for events as old as ``oldest`` (None: no note needed)."""
     now = now or dt.datetime.now(dt.timezone.utc)
-    if oldest is None or oldest > now - dt.timedelta(days=1):
+    if oldest is None or oldest > now - HISTORY_AGE:
         return None
     return (
-        f"note: these events happened as early as {oldest:%Y-%m-%d %H:%M} UTC, but Plausible's "
-        "/api/event has no timestamp field: Plausible will date every event at the moment it "
-        "arrives, not when it happened. Replay is right for live and nightly forwarding; to load "
-        "history with its real dates use Plausible's CSV import (see the README)."
+        f"note: replaying history: these events happened as early as {oldest:%Y-%m-%d %H:%M} UTC, but "
+        "Plausible's /api/event has no timestamp field: Plausible will date every event at the moment it "
+        "arrives, not when it happened. To load history with its real dates, use 'plausible-import backfill' "
+        "and Plausible's CSV import."
     )
 
 
 def open_resume(path: Path, endpoint: str, domain: str) -> Resume:
     """The state file for this endpoint and domain (another site is another job), keyed without
     the endpoint's password; a state keyed with it by an older version is re-keyed."""
+    from .report import without_userinfo
+    from .state import Resume, StateError, StateStore
+
     try:
         return Resume(StateStore(path, scope=f"{without_userinfo(endpoint)} {domain}",
                                  old_scope=f"{endpoint} {domain}"))
@@ -174,144 +177,179 @@ def open_resume(path: Path, endpoint: str, domain: str) -> Resume:
         raise ConfigError(str(exc)) from None
 
 
+def history_message(oldest: dt.datetime) -> str:
+    return (f"these events happened as early as {oldest:%Y-%m-%d %H:%M} UTC, more than a day ago, and Plausible's "
+            "/api/event dates every event at the moment it arrives: sending them would put that history onto today. "
+            "Load history with its real dates with 'plausible-import backfill' (Plausible's CSV import); to send it "
+            "as today's traffic anyway, add --replay-history")
+
+
+def refuse_history(events: Iterator[pa.Table], confirm: Callable[[str], bool] | None,
+                   now: dt.datetime | None = None) -> Iterator[pa.Table]:
+    """``events`` again, once its first batch showed no data older than a day, or the user
+    (``confirm``, asked with the reason) agreed to replay it; else HistoryRefused, before
+    anything is sent."""
+    head = []
+    for batch in events:
+        head.append(batch)
+        if batch.num_rows:
+            break
+    oldest = oldest_time(head[-1]) if head and head[-1].num_rows else None
+    if oldest is not None and oldest < (now or dt.datetime.now(dt.timezone.utc)) - HISTORY_AGE:
+        message = history_message(oldest)
+        if confirm is None or not confirm(message):
+            raise HistoryRefused(message)
+    return itertools.chain(head, events)
+
+
+class StdoutEvents:
+    """A dry run's events as JSON lines on standard output (``--output -``)."""
+
+    def __init__(self, on_settled: Callable[[int], None]):
+        self.on_settled = on_settled
+
+    def run(self, batches: Iterator[pa.Table]) -> None:
+        import json
+
+        from .events import dry_run_record
+
+        for table in batches:
+            for event in table.to_pylist():
+                sys.stdout.write(json.dumps(dry_run_record(event), ensure_ascii=False, separators=(",", ":")) + "\n")
+            self.on_settled(table.num_rows)
+        sys.stdout.flush()
+
+
+def make_sink(dry_run: bool, delivery: DeliveryOptions, outputs: OutputOptions, report: Report, rejects: RejectsFile,
+              failed: RejectsFile, bar: Progress, resume: Resume | None, stop_reading: Callable[[], None]) -> Any:
+    """Where the events go: the one place that chooses the sink (a dry run's writer or the sender)."""
+    if dry_run:
+        from .sinks.dryrun import DryRunWriter
+
+        if outputs.events is not None and str(outputs.events) == "-":
+            return StdoutEvents(on_settled=bar.settled)
+        return DryRunWriter(Path(outputs.events) if outputs.events else None, on_settled=bar.settled)
+    from .sinks.http import HttpSender, SendOptions
+
+    def warn_once(first: pa.Table) -> None:
+        message = time_warning(first)
+        if message:
+            bar.write(message)
+
+    # The sender's own options take the headers once it has the field (see DeliveryOptions.headers).
+    headers = {"headers": tuple(delivery.header_pairs)} if "headers" in SendOptions.__dataclass_fields__ else {}
+    options = SendOptions(endpoint=delivery.endpoint, rate=delivery.rate, concurrency=delivery.concurrency,
+                          timeout_s=delivery.timeout_s, max_attempts=delivery.max_attempts,
+                          max_retry_s=delivery.max_retry_s, retry_dropped=delivery.retry_dropped,
+                          pace=delivery.pace_factor, drain_s=delivery.drain_s, backoff_base_s=delivery.backoff_s,
+                          **headers)
+    report.window = options.window
+    return HttpSender(options, report, rejects, on_settled=bar.settled, on_first_batch=warn_once, failed=failed,
+                      ledger=resume.ledger if resume else None, stop_reading=stop_reading, tls=delivery.tls())
+
+
+def plan_resume(sources: list[Source], delivery: DeliveryOptions, domain: str,
+                report: Report) -> tuple[list[Source], Resume]:
+    """Leave out what an earlier run settled (the state file), and lines still being written."""
+    from .state import StateError
+
+    if not delivery.follow:  # (--follow waits for a line's end itself)
+        # A line the server is writing right now is left to the next run rather than
+        # rejected as a fragment and recorded as done.
+        sources = [source.complete_lines() for source in sources]
+        report.notices.extend(
+            f"{s.name}: its last line has no newline yet and the file changed seconds ago (being "
+            f"written?): those {s.held_back:,} bytes are left for the next run" for s in sources if s.held_back)
+    assert delivery.state is not None
+    resume = open_resume(Path(delivery.state), delivery.endpoint, domain)
+    try:
+        sources = resume.plan(sources, follow=delivery.follow)
+    except StateError as exc:
+        resume.store.close()
+        raise ConfigError(str(exc)) from None
+    report.state_path = str(delivery.state)
+    return sources, resume
+
+
 def send(
     inputs: Sequence[str | Path],
-    *,
     domain: str,
-    mapping: str | Mapping = "web",
-    endpoint: str = DEFAULT_ENDPOINT,
-    rate: float = 50.0,
-    concurrency: int = 8,
+    *,
+    read: ReadOptions | None = None,
+    delivery: DeliveryOptions | None = None,
+    outputs: OutputOptions | None = None,
     dry_run: bool = False,
-    output: str | Path | None = None,
-    report_path: str | Path | None = None,
-    rejects_path: str | Path | None = DEFAULT_REJECTS,
-    progress: bool = False,
-    log_format: str | None = None,
-    timeout_s: float = 10.0,
-    max_attempts: int = 5,
     stderr: TextIO | None = None,
-    failed_path: str | Path | None = DEFAULT_FAILED,
-    state: str | Path | None = None,
-    retry_dropped: int = 0,
-    max_retry_s: float = 300.0,
-    pace: str | float = "asap",
-    drain_s: float = 10.0,
-    backoff_s: float = 0.5,
-    follow: bool = False,
-    timezone: str = "UTC",
-    custom_format: str | None = None,
-    since=None,
-    until=None,
-    ca_bundle: str | Path | None = None,
+    confirm_history: Callable[[str], bool] | None = None,
 ) -> Report:
     """Read ``inputs``, map rows to events and send them (or, with ``dry_run``, write them).
 
-    Raises :class:`ConfigError` (or :class:`importer.mapping.MappingError`) for a problem
-    with the arguments; bad input lines never raise, they are counted and written to the
-    rejects file.
+    Raises :class:`ConfigError` (or :class:`importer.mapping.MappingError`) for a problem with
+    the arguments, before anything is sent; bad input lines never raise, they are counted and
+    written to the rejects file. Data older than a day is sent only with
+    ``DeliveryOptions(replay_history=True)`` or when ``confirm_history(reason)`` says yes;
+    otherwise :class:`HistoryRefused` (a ConfigError) is raised before the first event goes out.
     """
-    from . import mapping as mapping_mod
-    from .mapping import Mapper, Mapping
+    from .mapping import Mapper, Mapping, load
     from .progress import Progress
 
-    stderr = stderr or sys.stderr
+    read, delivery, outputs = read or ReadOptions(), delivery or DeliveryOptions(), outputs or OutputOptions()
     started = time.monotonic()
     domain = normalise_domain(domain)
-    loaded = mapping if isinstance(mapping, Mapping) else mapping_mod.load(mapping)
-    if rate < 0:
-        raise ConfigError("--rate must be 0 (unlimited) or more")
-    if concurrency < 1:
-        raise ConfigError("--concurrency must be at least 1")
-    if output is not None and not dry_run:
-        raise ConfigError("--output writes the events of a dry run; add --dry-run")
-    check_log_options(log_format, custom_format, timezone)
-    try:  # --since/--until: the date window (mapping.date_bound)
-        window = mapping_mod.date_bound(since), mapping_mod.date_bound(until, end=True)
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
-    if window[0] and window[1] and window[0] >= window[1]:
-        raise ConfigError("--since must be before --until")
+    loaded = read.mapping if isinstance(read.mapping, Mapping) else load(str(read.mapping))
+    read.check_formats()
+    check_send(dry_run, delivery, outputs)
     sources = expand_inputs(inputs)
-    try:
-        pace_factor = parse_pace(pace)
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
-    if retry_dropped < 0 or max_attempts < 1:
-        raise ConfigError("--max-attempts must be at least 1 and --retry-dropped at least 0")
-    if follow and dry_run:
-        raise ConfigError("--follow forwards lines as they are written; it cannot be a dry run")
-    try:
-        tls = tls_context(ca_bundle)
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
+    delivery.tls()
     report = Report(dry_run=dry_run)
     resume = None
-    if state is not None and not dry_run:
-        if not follow:  # (--follow waits for a line's end itself)
-            # A line the server is writing right now is left to the next run rather than
-            # rejected as a fragment and recorded as done.
-            sources = [source.complete_lines() for source in sources]
-            report.notices.extend(
-                f"{s.name}: its last line has no newline yet and the file changed seconds ago (being "
-                f"written?): those {s.held_back:,} bytes are left for the next run" for s in sources if s.held_back)
-        resume = open_resume(Path(state), endpoint, domain)
-        try:
-            sources = resume.plan(sources, follow=follow)
-        except StateError as exc:
-            resume.store.close()
-            raise ConfigError(str(exc)) from None
-        report.state_path = str(state)
-    rejects = RejectsFile(Path(rejects_path) if rejects_path else None)
-    failed = RejectsFile(Path(failed_path) if failed_path else None)
+    if delivery.state is not None and not dry_run:
+        sources, resume = plan_resume(sources, delivery, domain, report)
+    rejects = RejectsFile(Path(outputs.rejects) if outputs.rejects else None)
+    failed = RejectsFile(Path(outputs.failed) if outputs.failed else None)
     total_bytes = sum(s.size or 0 for s in sources) or None
     stop_reading = threading.Event()  # set by the sender on SIGINT/SIGTERM
-    if follow:
+    if delivery.follow:
         from .follow import follow_sources
 
         sources = follow_sources(list(sources), stop_reading,
                                  plan=(lambda more: resume.plan(more, follow=True)) if resume else None)
-    bar = Progress(progress, total_bytes, events_label="events written" if dry_run else "events sent", stream=stderr)
-    mapper = Mapper(loaded, domain, since=window[0], until=window[1])
-    events = read_events(sources, mapper, report, rejects, log_format=log_format, progress=bar,
-                         resume=resume, custom_format=custom_format, timezone=timezone)
+    bar = Progress(outputs.progress, total_bytes, events_label="events written" if dry_run else "events sent",
+                   stream=stderr or sys.stderr)
+    since, until = read.window
+    mapper = Mapper(loaded, domain, since=since, until=until)
+    events = read_events(sources, mapper, report, rejects, read=read, progress=bar, resume=resume)
     try:
-        if dry_run:
-            DryRunWriter(Path(output) if output else None, on_settled=bar.settled).run(events)
-        else:
-            def warn_once(first: pa.Table) -> None:
-                message = time_warning(first)
-                if message:
-                    bar.write(message)
-
-            options = SendOptions(endpoint=endpoint, rate=rate, concurrency=concurrency,
-                                  timeout_s=timeout_s, max_attempts=max_attempts, max_retry_s=max_retry_s,
-                                  retry_dropped=retry_dropped, pace=pace_factor, drain_s=drain_s,
-                                  backoff_base_s=backoff_s)
-            report.window = options.window
-            sender = HttpSender(options, report, rejects, on_settled=bar.settled, on_first_batch=warn_once,
-                                failed=failed, ledger=resume.ledger if resume else None,
-                                stop_reading=stop_reading.set, tls=tls)
-            sender.run(events)
-            report.interrupted = sender.interrupted
-            report.state_error = sender.state_error
-            if sender.fatal and not sender.state_error:
-                report.notices.append(sender.fatal)
+        if not dry_run and not delivery.replay_history:
+            events = refuse_history(events, confirm_history)
+        sink = make_sink(dry_run, delivery, outputs, report, rejects, failed, bar, resume, stop_reading.set)
+        sink.run(events)
+        report.interrupted = getattr(sink, "interrupted", None)
+        report.state_error = getattr(sink, "state_error", None)
+        fatal = getattr(sink, "fatal", None)
+        if fatal and not report.state_error:
+            report.notices.append(fatal)
     finally:
         bar.close()
         rejects.close()
         failed.close()
-        if failed.count:
-            report.failed_path = str(failed.path)
-        if resume is not None:
-            report.rows_skipped = resume.rows_skipped
-            report.files_skipped = resume.files_skipped
-            report.notices.extend(f"not read, a copy: {copy}" for copy in resume.copies)
-            resume.store.close()
-        report.notices.extend(mapper.notices())  # unmatched hosts, values cut to Plausible's limits
-        report.duration_s = time.monotonic() - started
-        if rejects.count:
-            report.rejects_path = str(rejects.path)
-        if report_path:
-            report.write_json(Path(report_path))
+        finish_report(report, rejects, failed, resume, mapper, started)
+        if outputs.report:
+            write_json_report(report.as_dict(), outputs.report)
     return report
+
+
+def finish_report(report: Report, rejects: RejectsFile, failed: RejectsFile, resume: Resume | None, mapper: Mapper,
+                  started: float) -> None:
+    """What the run's report learns at its end: files written, what resume skipped, notices."""
+    if failed.count:
+        report.failed_path = str(failed.path)
+    if resume is not None:
+        report.rows_skipped = resume.rows_skipped
+        report.files_skipped = resume.files_skipped
+        report.notices.extend(f"not read, a copy: {copy}" for copy in resume.copies)
+        resume.store.close()
+    report.notices.extend(mapper.notices())  # unmatched hosts, values cut to Plausible's limits
+    report.duration_s = time.monotonic() - started
+    if rejects.count:
+        report.rejects_path = str(rejects.path)

@@ -14,6 +14,7 @@ import json
 import os
 import re
 import secrets
+import sys
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
@@ -22,24 +23,6 @@ from typing import IO, TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
-
-REPORT_KEYS = (
-    "rows_read",
-    "rows_invalid",
-    "inputs_damaged",
-    "rows_filtered",
-    "events",
-    "events_by_name",
-    "sent",
-    "accepted",
-    "dropped",
-    "rejected",
-    "failed",
-    "retries",
-    "timeouts",
-    "maybe_duplicated",
-    "duration_s",
-)
 
 INVALID_SAMPLES = 5
 
@@ -99,10 +82,7 @@ class Report:
             "duration_s": round(self.duration_s, 3),
         }
 
-    def write_json(self, path: Path) -> None:
-        path.write_text(json.dumps(self.as_dict(), indent=2) + "\n", encoding="utf-8")
-
-    def count_events(self, events: "pa.Table") -> None:
+    def count_events(self, events: pa.Table) -> None:
         """Add an event batch to the counts: events, by name, by UTC day and name, time span."""
         import pyarrow as pa
         import pyarrow.compute as pc
@@ -260,6 +240,16 @@ def open_private(path: Path, mode: str = "a") -> IO[str]:
     fd = os.open(path, flags, 0o600)
     os.fchmod(fd, 0o600)  # a file an older version created 0644
     return os.fdopen(fd, mode, encoding="utf-8")
+
+
+def write_json_report(data: dict, path: str | Path) -> None:
+    """A run's report as JSON in ``path``; ``-`` is standard output."""
+    text = json.dumps(data, indent=2) + "\n"
+    if str(path) == "-":
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    else:
+        Path(path).write_text(text, encoding="utf-8")
 
 
 class RejectsFile:

@@ -18,6 +18,7 @@ sys.path.insert(0, str(REPO))
 from importer import resources
 from importer.backfill import backfill
 from importer.html import backfill_page, write_page
+from importer.options import BackfillOptions, OutputOptions
 
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--no-first-run"]
@@ -33,8 +34,9 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "import"
-        report = backfill([resources.sample_data_dir() / "access.log"], domain="example.com", timezone="UTC",
-                          out_dir=out, rejects_path=None)
+        report = backfill([resources.sample_data_dir() / "access.log"], "example.com",
+                          BackfillOptions(site_timezone="UTC", out_dir=out),
+                          outputs=OutputOptions(rejects=None, failed=None))
         # The bundled sample covers two days; a fixed out_dir keeps the picture free of temp paths.
         report.out_dir = "import/"
         html = backfill_page(report)

@@ -40,9 +40,12 @@ def write_log(path: Path, lines: list[str], compress: bool = False, newline: str
 
 @pytest.fixture(autouse=True)
 def _private_state_dir(tmp_path, monkeypatch):
-    """`send` keeps a checkpoint under $XDG_STATE_HOME by default: never the real one in tests."""
+    """`send` keeps a checkpoint under $XDG_STATE_HOME by default, and reads a config file under
+    $XDG_CONFIG_HOME: never the real ones in tests."""
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg-state"))
-    monkeypatch.delenv("PLAUSIBLE_IMPORT_STATE", raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))  # nor the user's config file
+    for variable in ("STATE", "CONFIG", "PROFILE", "DOMAIN", "ENDPOINT", "REPLAY_HISTORY"):
+        monkeypatch.delenv(f"PLAUSIBLE_IMPORT_{variable}", raising=False)
 
 
 @pytest.fixture

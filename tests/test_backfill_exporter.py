@@ -32,6 +32,7 @@ from importer.backfill.devices import DeviceParser
 from importer.backfill.geo import GeoLookup
 from importer.backfill.referrers import resolve, url_host
 from importer.plausible import LINK_URL_EVENTS, PATH_EVENTS, plausible_browser
+from importer.options import BackfillOptions, OutputOptions, ReadOptions
 
 chdb_session = pytest.importorskip("chdb.session")
 
@@ -278,7 +279,8 @@ def prepared(tmp_path_factory):
         for i in (0, 5)
     ]
     inputs = [write_log(base / "handmade.log", handmade_lines() + midnight_lines() + downloads), SAMPLE]
-    send(inputs, domain="example.com", dry_run=True, output=base / "events.jsonl", rejects_path=None, mapping=MAPPING)
+    send(inputs, "example.com", dry_run=True, read=ReadOptions(mapping=MAPPING),
+         outputs=OutputOptions(events=base / "events.jsonl", rejects=None))
     prepare(base / "events.jsonl", base / "prepared.jsonl")
     return base, inputs
 
@@ -308,12 +310,11 @@ def test_files_equal_the_exporters_output(prepared, tz, tmp_path):
     base, inputs = prepared
     report = backfill(
         inputs,
-        domain="example.com",
-        timezone=tz,
-        out_dir=tmp_path / "out",
-        mapping=MAPPING,
+        "example.com",
+        BackfillOptions(site_timezone=tz, out_dir=tmp_path / "out"),
+        read=ReadOptions(mapping=MAPPING),
+        outputs=OutputOptions(rejects=None, failed=None),
         ua_cache=base / "ua.json",
-        rejects_path=None,
         today=dt.date(2026, 1, 1),
     )
     assert report.ok, report.problems

@@ -16,6 +16,7 @@ from importer.backfill import backfill, write_files
 from importer.backfill.locations import city_id, country_code, region_code
 from importer.backfill.writer import read_table
 from importer.cli import app
+from importer.options import BackfillOptions, OutputOptions, ReadOptions
 
 UTC = dt.UTC
 HEADLESS = (
@@ -141,7 +142,11 @@ def test_clients_behind_a_proxy_are_told_apart_by_the_forwarded_address(tmp_path
     ]
     log = write_log(tmp_path / "proxy.log", lines)
     report = backfill(
-        [log], domain="example.com", timezone="UTC", out_dir=tmp_path / "out", ua_cache=None, rejects_path=None
+        [log],
+        "example.com",
+        BackfillOptions(site_timezone="UTC", out_dir=tmp_path / "out"),
+        ua_cache=None,
+        outputs=OutputOptions(rejects=None, failed=None),
     )
     assert table_rows(report, "imported_visitors") == [
         dict(date="2024-05-01", visitors=2, pageviews=2, bounces=2, visits=2, visit_duration=0)
@@ -166,13 +171,11 @@ def test_since_and_until_take_dates_in_the_site_zone(tmp_path):
     log = write_log(tmp_path / "access.log", handmade_lines())
     report = backfill(
         [log],
-        domain="example.com",
-        timezone=TZ,
-        out_dir=tmp_path / "out",
+        "example.com",
+        BackfillOptions(site_timezone=TZ, out_dir=tmp_path / "out"),
+        read=ReadOptions(since="2024-03-15", until="2024-03-15"),
         ua_cache=None,
-        rejects_path=None,
-        since="2024-03-15",
-        until="2024-03-15",
+        outputs=OutputOptions(rejects=None, failed=None),
     )
     # Only 03-15 in Berlin: C's 00:10 view (C's 23:50 view is left out, so a bounce) and D's two.
     assert table_rows(report, "imported_visitors") == [
@@ -193,7 +196,7 @@ def test_cli_since_until(tmp_path):
             str(log),
             "--domain",
             "example.com",
-            "--timezone",
+            "--site-timezone",
             TZ,
             "--out",
             str(out),
@@ -216,7 +219,7 @@ def test_cli_since_until(tmp_path):
             str(log),
             "--domain",
             "example.com",
-            "--timezone",
+            "--site-timezone",
             TZ,
             "--out",
             str(out),
@@ -253,12 +256,11 @@ def test_country_region_and_city_values_of_exports():
 def test_exports_keep_their_countries(tmp_path, mapping, sample):
     report = backfill(
         [SAMPLES / sample],
-        domain="example.com",
-        timezone="UTC",
-        out_dir=tmp_path / "out",
-        mapping=mapping,
+        "example.com",
+        BackfillOptions(site_timezone="UTC", out_dir=tmp_path / "out"),
+        read=ReadOptions(mapping=mapping),
         ua_cache=None,
-        rejects_path=None,
+        outputs=OutputOptions(rejects=None, failed=None),
     )
     assert report.ok, report.problems
     locations = table_rows(report, "imported_locations")

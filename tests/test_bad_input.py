@@ -11,6 +11,7 @@ import pytest
 from conftest import BROWSER, combined_line
 
 from importer import send
+from importer.options import OutputOptions, ReadOptions
 
 SWALLOWER = '5.6.7.8 - a"b [10/Mar/2024:00:00:01 +0100] "GET /b HTTP/1.1" 200 1 "-" "Mozilla/5.0" "c'
 
@@ -71,11 +72,9 @@ def test_swallowing_lines_in_a_big_log_keep_every_good_line(tmp_path):
     log.write_text("\n".join(lines) + "\n")
     report = send(
         [log],
-        domain="example.com",
+        "example.com",
         dry_run=True,
-        output=tmp_path / "e.jsonl",
-        rejects_path=tmp_path / "r.jsonl",
-        state=tmp_path / "state.db",
+        outputs=OutputOptions(events=tmp_path / "e.jsonl", rejects=tmp_path / "r.jsonl"),
     )
     bad = {r["line"] for r in rejects_of(tmp_path / "r.jsonl")}
     assert bad == {i + 1 for i in range(7, 5000, 997)}
@@ -194,7 +193,7 @@ def test_a_file_that_cannot_be_opened_is_skipped_and_the_next_is_read(tmp_path):
     gone = Source("gone.log", tmp_path / "gone.log")  # named, then rotated away before it was read
     unreadable = Source("dir.log", tmp_path)  # opening it raises IsADirectoryError, as PermissionError would
     report, rejects = Report(), RejectsFile(tmp_path / "r.jsonl")
-    list(read_events([gone, unreadable, Source("ok.log", log)], Mapper(load("web"), "example.com"), report, rejects))
+    list(read_events([gone, unreadable, Source("ok.log", log)], Mapper(load("web"), "example.com"), report, rejects, read=ReadOptions()))
     rejects.close()
     assert report.events == 1
     assert [s.split(":")[0] for s in report.skipped_sources] == ["gone.log", "dir.log"]
@@ -277,11 +276,9 @@ def test_a_request_with_a_backslash_before_the_protocol_does_not_abort_the_run(t
     )
     report = send(
         [log],
-        domain="example.com",
+        "example.com",
         dry_run=True,
-        output=tmp_path / "e.jsonl",
-        log_format="main",
-        rejects_path=tmp_path / "r.jsonl",
-        state=tmp_path / "state.db",
+        read=ReadOptions(log_format="main"),
+        outputs=OutputOptions(events=tmp_path / "e.jsonl", rejects=tmp_path / "r.jsonl"),
     )
     assert_accounting(report)

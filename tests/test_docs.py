@@ -34,6 +34,7 @@ COMMAND_PAGES = {
     "mappings": "mappings.md",
     "receiver": "receiver.md",
     "demo": "receiver.md",
+    "config": "configuration.md",
 }
 
 
@@ -250,7 +251,7 @@ def test_slugs_match_mkdocs():
 # --- citations -------------------------------------------------------------------------------
 
 # A file name in a comment or docstring (module paths such as pyarrow.json are not file names).
-_CITED_FILE = re.compile(r"(?<![\w/.-])(\w[\w./-]*\.(?:md|py|toml|txt|ya?ml|sql|cfg|ini|sh))\b")
+_CITED_FILE = re.compile(r"(?<![\w/.$~-])(\w[\w./-]*\.(?:md|py|toml|txt|ya?ml|sql|cfg|ini|sh))\b")
 # A numbered section sign (U+00A7) cites a section of a document the repository does not have.
 _SECTION = re.compile("\u00a7" + r"\s*\d+(?:\.\d+)*")
 _REPO_NAMES = {p.name for p in ROOT.rglob("*") if ".git" not in p.parts}

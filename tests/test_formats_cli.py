@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from importer.options import DeliveryOptions, OutputOptions
 from importer.pipeline import send
 from importer.readers.detect import FORMATS
 
@@ -56,7 +57,7 @@ def test_preview_of_an_unrecognisable_file_explains_and_fails(tmp_path):
 
 def test_send_rejects_a_bad_timezone_or_log_format_as_usage_errors(tmp_path):
     log = FIXTURES / "common.log"
-    result = run_cli("send", str(log), "-d", "example.com", "--dry-run", "--timezone", "Nowhere/Special")
+    result = run_cli("send", str(log), "-d", "example.com", "--dry-run", "--log-timezone", "Nowhere/Special")
     assert result.returncode == 2 and "unknown time zone" in result.stderr
     result = run_cli("send", str(log), "-d", "example.com", "--dry-run", "--log-format", "%h %t %>s")
     assert result.returncode == 2 and "no request" in result.stderr
@@ -68,8 +69,9 @@ def test_mixed_directory_is_detected_per_file_and_sent(tmp_path, receiver):
     folder.mkdir()
     for name in ("cloudfront.log", "alb.log", "caddy.log"):
         (folder / name).write_bytes((FIXTURES / name).read_bytes())
-    report = send([folder], domain="example.com", endpoint=receiver.endpoint, rate=0,
-                  rejects_path=tmp_path / "rejects.jsonl", failed_path=tmp_path / "failed.jsonl", state=None)
+    report = send([folder], domain="example.com",
+                  delivery=DeliveryOptions(endpoint=receiver.endpoint, rate=0, state=None, replay_history=True),
+                  outputs=OutputOptions(rejects=tmp_path / "rejects.jsonl", failed=tmp_path / "failed.jsonl"))
     formats = {Path(f).name: fmt.split(",")[0] for f, fmt in report.sources}
     assert formats == {"cloudfront.log": "cloudfront", "alb.log": "alb", "caddy.log": "caddy"}
     # rows: cloudfront 3 (status 000 filtered), alb 3 (a non-HTTP row filtered), caddy 2 (runtime line not a row)
@@ -90,7 +92,7 @@ def test_mixed_directory_is_detected_per_file_and_sent(tmp_path, receiver):
 def test_bad_lines_are_counted_per_file_quoted_and_all_in_the_rejects_file(tmp_path):
     rejects = tmp_path / "rejects.jsonl"
     report = send([FIXTURES / "nginx.json", FIXTURES / "iis.log"], domain="example.com", dry_run=True,
-                  rejects_path=rejects)
+                  outputs=OutputOptions(rejects=rejects))
     assert report.rows_invalid == 2
     sources = dict(report.sources)
     assert sources[str(FIXTURES / "nginx.json")].endswith(", 1 bad line")

@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from importer.mapping import Mapper, load
+from importer.options import ReadOptions
 from importer.pipeline import read_events
 from importer.readers.detect import FORMATS, LogReader
 from importer.readers.tabular import TabularReader
@@ -109,7 +110,7 @@ def run(paths: list[Path], mapping="web") -> Report:
     report = Report()
     rejects = RejectsFile(paths[0].parent / "rejects.jsonl")
     mapper = Mapper(load(mapping) if isinstance(mapping, str) else mapping, "example.com")
-    for _ in read_events([Source(p.name, p) for p in paths], mapper, report, rejects):
+    for _ in read_events([Source(p.name, p) for p in paths], mapper, report, rejects, read=ReadOptions()):
         pass
     rejects.close()
     assert report.rows_read == report.rows_invalid + sum(report.rows_filtered.values()) + report.events

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from importer import mapping, plausible, schema
 from importer.cli import app
 from importer.mapping import Mapper, MappingError
+from importer.options import DeliveryOptions, OutputOptions, ReadOptions
 from importer.useragents import classify, synthetic_ip, synthetic_user_agent
 
 from conftest import BROWSER, IPHONE, combined_line, write_log
@@ -504,8 +505,9 @@ def test_revenue_and_non_interactive_events_reach_the_receiver(tmp_path, receive
     """), encoding="utf-8")
     log = write_log(tmp_path / "a.log", [combined_line(target="/video/7"), combined_line(target="/thanks/12.50"),
                                          combined_line(target="/")])
-    report = send([log], domain="example.com", mapping=str(m), endpoint=receiver.endpoint, rate=0,
-                  rejects_path=tmp_path / "rejects.jsonl", failed_path=None)
+    report = send([log], domain="example.com", read=ReadOptions(mapping=str(m)),
+                  delivery=DeliveryOptions(endpoint=receiver.endpoint, rate=0, replay_history=True),
+                  outputs=OutputOptions(rejects=tmp_path / "rejects.jsonl", failed=None))
     assert report.accepted == 3
     got = {e["name"]: e for e in receiver.events}
     assert got["Video: 7"]["interactive"] is False and "revenue" not in got["Video: 7"]

@@ -11,6 +11,7 @@ import textwrap
 import pytest
 
 from importer import mapping, resources
+from importer.options import OutputOptions, ReadOptions
 from importer.pipeline import send
 from importer.readers import tabular
 from importer.readers.tabular import TabularReader
@@ -80,7 +81,8 @@ def test_a_file_is_read_block_by_block_and_a_late_field_is_found(tmp_path, small
     assert by_path["/p28"] == 30 and by_path["/p29"] == 32 and by_path["/p59"] == 62
     assert [r["plan"] for r in rows if r["plan"] is not None] == ["pro"]
     out = tmp_path / "events.jsonl"
-    report = send([path], domain="example.com", mapping=m, dry_run=True, output=out, rejects_path=None)
+    report = send([path], domain="example.com", dry_run=True, read=ReadOptions(mapping=m),
+                  outputs=OutputOptions(events=out, rejects=None))
     events = [json.loads(line) for line in out.read_text().splitlines()]
     assert report.events == 60 and report.events_by_name == {"Signup": 1, "pageview": 59}
     assert [e["props"] for e in events if e["name"] == "Signup"] == [{"plan": "pro"}]
@@ -97,7 +99,8 @@ def test_bad_lines_are_rejected_one_by_one_and_the_rows_around_them_kept(tmp_pat
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     m = load(tmp_path)
     rejects = tmp_path / "rejects.jsonl"
-    report = send([path], domain="example.com", mapping=m, dry_run=True, rejects_path=rejects)
+    report = send([path], domain="example.com", dry_run=True, read=ReadOptions(mapping=m),
+                  outputs=OutputOptions(rejects=rejects))
     assert report.rows_read == 40 and report.rows_invalid == 4 and report.events == 36
     written = [json.loads(line) for line in rejects.read_text().splitlines()]
     assert [(r["file"], r["line"]) for r in written] == [(str(path), n) for n in (6, 18, 24, 32)]
@@ -110,7 +113,8 @@ def test_a_column_the_file_never_has_is_one_clear_error_before_any_row(tmp_path,
     path = tmp_path / "export.jsonl"
     path.write_text("\n".join(record(i) for i in range(30)) + "\n", encoding="utf-8")
     m = load(tmp_path, MAPPING.replace('plan = "plan"\n    [[rules]]', 'plan = "plan_typo"\n    [[rules]]'))
-    report = send([path], domain="example.com", mapping=m, dry_run=True, rejects_path=None)
+    report = send([path], domain="example.com", dry_run=True, read=ReadOptions(mapping=m),
+                  outputs=OutputOptions(rejects=None))
     assert report.events == 0 and report.rows_read == 0
     assert len(report.skipped_sources) == 1 and "plan_typo" in report.skipped_sources[0]
 
@@ -127,8 +131,8 @@ def test_stdin_cannot_be_searched_ahead_so_a_column_that_never_came_is_a_notice(
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(("\n".join(lines) + "\n").encode())))
     out = tmp_path / "events.jsonl"
     rejects = tmp_path / "rejects.jsonl"
-    report = send(["-"], domain="example.com", mapping=load(tmp_path), dry_run=True, output=out,
-                  rejects_path=rejects)
+    report = send(["-"], domain="example.com", dry_run=True, read=ReadOptions(mapping=load(tmp_path)),
+                  outputs=OutputOptions(events=out, rejects=rejects))
     assert report.rows_read == 40 and report.events == 40 and report.rows_invalid == 0
     never = [n for n in report.notices if "never appeared" in n]
     if late:
@@ -143,10 +147,12 @@ def test_stdin_cannot_be_searched_ahead_so_a_column_that_never_came_is_a_notice(
 def test_the_ga4_sample_read_in_blocks_gives_the_same_events_as_whole(tmp_path, small_blocks):
     sample = resources.sample_data_dir() / "ga4-events.jsonl"
     out = tmp_path / "blocks.jsonl"
-    send([sample], domain="example.com", mapping="ga4-bigquery", dry_run=True, output=out, rejects_path=None)
+    send([sample], domain="example.com", dry_run=True, read=ReadOptions(mapping="ga4-bigquery"),
+         outputs=OutputOptions(events=out, rejects=None))
     whole = tmp_path / "whole.jsonl"
     tabular.NDJSON_BLOCK_BYTES, tabular.ROWS_PER_BATCH = 32 << 20, 65_536  # (monkeypatch restores them)
-    send([sample], domain="example.com", mapping="ga4-bigquery", dry_run=True, output=whole, rejects_path=None)
+    send([sample], domain="example.com", dry_run=True, read=ReadOptions(mapping="ga4-bigquery"),
+         outputs=OutputOptions(events=whole, rejects=None))
     assert out.read_text() == whole.read_text() and out.read_text().count("\n") == 9
 
 
@@ -156,6 +162,7 @@ def test_a_truncated_compressed_export_keeps_what_came_before_and_says_so(tmp_pa
     data = gzip.compress(("\n".join(record(i, plan="pro" if i == 3 else None) for i in range(400)) + "\n").encode())
     path = tmp_path / "export.jsonl.gz"
     path.write_bytes(data[: len(data) * 2 // 3])  # the copy stopped two thirds of the way
-    report = send([path], domain="example.com", mapping=load(tmp_path), dry_run=True, rejects_path=None)
+    report = send([path], domain="example.com", dry_run=True, read=ReadOptions(mapping=load(tmp_path)),
+                  outputs=OutputOptions(rejects=None))
     assert 0 < report.events < 400 and report.rows_invalid <= 1  # the last line may be cut short
     assert any("compressed" in notice for notice in report.notices), report.notices

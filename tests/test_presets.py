@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from importer import resources
+from importer.options import DeliveryOptions, OutputOptions, ReadOptions
 from importer.pipeline import send
 
 SAMPLES = resources.sample_data_dir()
@@ -23,8 +24,8 @@ DOC_RANGE = ipaddress.ip_network("2001:db8::/32")
 
 def run(tmp_path: Path, preset: str, sample: str) -> tuple[list[dict], dict]:
     out = tmp_path / f"{preset}.jsonl"
-    report = send([SAMPLES / sample], domain="example.com", mapping=preset, dry_run=True, output=out,
-                  rejects_path=tmp_path / "rejects.jsonl")
+    report = send([SAMPLES / sample], domain="example.com", dry_run=True, read=ReadOptions(mapping=preset),
+                  outputs=OutputOptions(events=out, rejects=tmp_path / "rejects.jsonl"))
     data = report.as_dict()
     assert data["rows_read"] == data["rows_invalid"] + sum(data["rows_filtered"].values()) + data["events"]
     assert data["rows_invalid"] == 0
@@ -80,8 +81,9 @@ def test_ga4_bigquery_export(tmp_path, sample):
 
 
 def test_ga4_revenue_reaches_the_receiver(tmp_path, receiver):
-    report = send([SAMPLES / "ga4-events.parquet"], domain="example.com", mapping="ga4-bigquery",
-                  endpoint=receiver.endpoint, rate=0, rejects_path=tmp_path / "rejects.jsonl", failed_path=None)
+    report = send([SAMPLES / "ga4-events.parquet"], domain="example.com", read=ReadOptions(mapping="ga4-bigquery"),
+                  delivery=DeliveryOptions(endpoint=receiver.endpoint, rate=0, replay_history=True),
+                  outputs=OutputOptions(rejects=tmp_path / "rejects.jsonl", failed=None))
     assert report.accepted == report.events == 9
     purchase = [e for e in receiver.events if e["name"] == "purchase"]
     assert len(purchase) == 1 and purchase[0]["revenue"] == {"amount": "129.9", "currency": "EUR"}
@@ -144,7 +146,8 @@ def test_matomo_export_as_the_mysql_client_writes_it(tmp_path):
                            for n, row in enumerate(rows)), encoding="utf-8")
     assert "NULL" in tsv.read_text()
     out = tmp_path / "tsv.jsonl"
-    send([tsv], domain="example.com", mapping="matomo", dry_run=True, output=out, rejects_path=None)
+    send([tsv], domain="example.com", dry_run=True, read=ReadOptions(mapping="matomo"),
+         outputs=OutputOptions(events=out, rejects=None))
     events, _ = run(tmp_path, "matomo", "matomo-actions.csv")
     assert [json.loads(line) for line in out.read_text().splitlines()] == events
 
@@ -234,8 +237,8 @@ def test_segment_export(tmp_path):
 
 def test_an_export_read_with_the_wrong_preset_is_skipped_with_a_clear_reason(tmp_path):
     # Matomo's column names are not in Umami's file: the file is skipped, not read as empty rows.
-    report = send([SAMPLES / "umami-events.csv"], domain="example.com", mapping="matomo", dry_run=True,
-                  rejects_path=tmp_path / "rejects.jsonl")
+    report = send([SAMPLES / "umami-events.csv"], domain="example.com", dry_run=True,
+                  read=ReadOptions(mapping="matomo"), outputs=OutputOptions(rejects=tmp_path / "rejects.jsonl"))
     assert report.rows_read == 0 and report.events == 0
     assert len(report.skipped_sources) == 1
     reason = report.skipped_sources[0]

@@ -29,34 +29,11 @@ WINDOW = CONCURRENCY * (QUEUE + 1)
 
 
 def start(tmp_path: Path, log: Path, endpoint: str, tag: str, rate: str = "0") -> subprocess.Popen:
-    command = [
-        sys.executable,
-        "-m",
-        "importer",
-        "send",
-        str(log),
-        "--domain",
-        "example.com",
-        "--endpoint",
-        endpoint,
-        "--rate",
-        rate,
-        "--concurrency",
-        str(CONCURRENCY),
-        "--state",
-        str(tmp_path / "state.sqlite"),
-        "--no-progress",
-        "--report",
-        str(tmp_path / f"report-{tag}.json"),
-        "--failed",
-        str(tmp_path / f"failed-{tag}.jsonl"),
-        "--rejects",
-        str(tmp_path / f"rejects-{tag}.jsonl"),
-        "--drain-timeout",
-        "5",
-        "--backoff",
-        "0.01",
-    ]
+    command = [sys.executable, "-m", "importer", "send", "--replay-history", str(log), "--domain", "example.com",
+               "--endpoint", endpoint, "--rate", rate, "--concurrency", str(CONCURRENCY),
+               "--state", str(tmp_path / "state.sqlite"), "--no-progress",
+               "--report", str(tmp_path / f"report-{tag}.json"), "--failed", str(tmp_path / f"failed-{tag}.jsonl"),
+               "--rejects", str(tmp_path / f"rejects-{tag}.jsonl"), "--drain-timeout", "5", "--backoff", "0.01"]
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
 
 

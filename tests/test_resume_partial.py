@@ -11,6 +11,7 @@ from collections import Counter
 from conftest import combined_line
 from test_sender_faults import START, invariant, pages_of
 
+from importer.options import DeliveryOptions, OutputOptions
 from importer.pipeline import send
 from importer.sources import Source
 
@@ -20,15 +21,9 @@ def line(i: int) -> str:
 
 
 def run(log, state, receiver, tmp_path):
-    return send(
-        [log],
-        domain="example.com",
-        endpoint=receiver.endpoint,
-        rate=0,
-        state=state,
-        rejects_path=tmp_path / "rejects.jsonl",
-        failed_path=None,
-    )
+    return send([log], domain="example.com",
+                delivery=DeliveryOptions(endpoint=receiver.endpoint, rate=0, state=state, replay_history=True),
+                outputs=OutputOptions(rejects=tmp_path / "rejects.jsonl", failed=None))
 
 
 def test_a_line_being_written_waits_for_the_next_run(tmp_path, receiver):

@@ -31,6 +31,7 @@ def test_send_to_the_receiver_writes_the_report_and_the_summary(tmp_path, receiv
     ])
     report_path = tmp_path / "report.json"
     result = run_cli("send", str(log), "--domain", "example.com", "--endpoint", receiver.endpoint, "--rate", "0",
+                     "--replay-history",
                      "--report", str(report_path), "--rejects", str(tmp_path / "rejects.jsonl"), "--no-progress")
     assert result.returncode == 0, result.stderr
     report = json.loads(report_path.read_text())
@@ -102,11 +103,11 @@ def test_exit_code_is_0_when_all_accepted_and_1_when_events_fail(tmp_path, recei
     mapping.write_text('extends = "web"\n[event]\nname = "' + "n" * 120 + '"\n')
     log = write_log(tmp_path / "access.log", [combined_line()])
     # 120 characters is Plausible's limit, so this is accepted ...
-    ok = run_cli("send", str(log), "--domain", "example.com", "--endpoint", receiver.endpoint,
+    ok = run_cli("send", "--replay-history", str(log), "--domain", "example.com", "--endpoint", receiver.endpoint,
                  "--mapping", str(mapping), "--no-progress", cwd=tmp_path)
     assert ok.returncode == 0, ok.stderr
     # ... while an endpoint that answers 404 makes the event fail.
-    fail = run_cli("send", str(log), "--domain", "example.com", "--endpoint",
+    fail = run_cli("send", "--replay-history", str(log), "--domain", "example.com", "--endpoint",
                    receiver.endpoint.replace("/api/event", "/api/missing"), "--no-progress", "--max-attempts", "1",
                    cwd=tmp_path)
     assert fail.returncode == 1
@@ -123,7 +124,7 @@ def test_demo_replays_the_sample_log_to_a_local_receiver(tmp_path):
 
 
 def test_ctrl_c_before_sending_exits_130_with_one_line(tmp_path):
-    command = [sys.executable, "-m", "importer", "send", "-", "--domain", "example.com",
+    command = [sys.executable, "-m", "importer", "send", "--replay-history", "-", "--domain", "example.com",
                "--endpoint", "http://127.0.0.1:9/api/event", "--state", str(tmp_path / "state.sqlite"),
                "--no-progress"]
     process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,

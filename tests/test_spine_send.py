@@ -9,7 +9,7 @@ from collections import Counter
 
 import pyarrow as pa
 
-from importer import send
+from importer import DeliveryOptions, OutputOptions, send
 from importer.events import EVENT_SCHEMA
 from importer.receiver import Faults
 from importer.report import RejectsFile, Report
@@ -72,8 +72,9 @@ def assert_invariants(report: Report) -> None:
 
 def test_send_delivers_exactly_the_expected_events(tmp_path, receiver):
     path, expected, filtered, invalid, total = generated_log(tmp_path)
-    report = send([path], domain="example.com", endpoint=receiver.endpoint, rate=0,
-                  rejects_path=tmp_path / "rejects.jsonl")
+    report = send([path], domain="example.com",
+                  delivery=DeliveryOptions(endpoint=receiver.endpoint, rate=0, replay_history=True),
+                  outputs=OutputOptions(rejects=tmp_path / "rejects.jsonl"))
     assert_invariants(report)
     assert report.rows_read == total
     assert report.rows_invalid == invalid
@@ -92,7 +93,8 @@ def test_send_delivers_exactly_the_expected_events(tmp_path, receiver):
 
 def test_events_of_one_visitor_arrive_in_order(tmp_path, receiver):
     path, expected, *_ = generated_log(tmp_path, people=300)
-    send([path], domain="example.com", endpoint=receiver.endpoint, rate=0, concurrency=8)
+    send([path], domain="example.com",
+         delivery=DeliveryOptions(endpoint=receiver.endpoint, rate=0, concurrency=8, replay_history=True))
     by_visitor: dict[tuple, list[str]] = {}
     for event in receiver.events:
         by_visitor.setdefault((event["x_forwarded_for"], event["user_agent"]), []).append(event["url"])
@@ -105,8 +107,9 @@ def test_events_of_one_visitor_arrive_in_order(tmp_path, receiver):
 def test_503s_and_dropped_connections_are_retried_without_loss_or_duplicates(tmp_path, make_receiver):
     path, expected, *_ = generated_log(tmp_path, people=60)
     receiver = make_receiver(Faults(fail_share=0.25, reset_share=0.15, retry_after="0", seed=3))
-    report = send([path], domain="example.com", endpoint=receiver.endpoint, rate=0, max_attempts=12,
-                  rejects_path=tmp_path / "rejects.jsonl")
+    report = send([path], domain="example.com",
+                  delivery=DeliveryOptions(endpoint=receiver.endpoint, rate=0, max_attempts=12, replay_history=True),
+                  outputs=OutputOptions(rejects=tmp_path / "rejects.jsonl"))
     assert_invariants(report)
     assert report.accepted == len(expected) and report.failed == 0
     assert report.retries >= receiver.stats.failed + receiver.stats.resets > 0
@@ -189,7 +192,7 @@ def test_rejected_lines_keep_their_text_but_not_visitors_addresses(tmp_path):
         combined_line(),
     ])
     rejects = tmp_path / "rejects.jsonl"
-    report = send([log], domain="example.com", dry_run=True, rejects_path=rejects)
+    report = send([log], domain="example.com", dry_run=True, outputs=OutputOptions(rejects=rejects))
     text = rejects.read_text()
     records = [json.loads(line) for line in text.splitlines()]
     assert [r["line"] for r in records] == [3, 4]

@@ -3,7 +3,9 @@
 ::
 
     from importer.backfill import backfill
-    report = backfill(["access.log.gz"], domain="example.com", timezone="Europe/Berlin", out_dir="import/")
+    from importer.options import BackfillOptions
+    report = backfill(["access.log.gz"], "example.com",
+                      BackfillOptions(site_timezone="Europe/Berlin", out_dir="import/"))
     print(report.summary())
 
 The same readers, filters and event rules as ``send`` (:func:`importer.pipeline.read_events`
@@ -22,22 +24,16 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 import pyarrow as pa
 
 from .. import mapping as mapping_mod
 from ..mapping import Mapper, Mapping
-from ..pipeline import (
-    DEFAULT_REJECTS,
-    ConfigError,
-    check_log_options,
-    expand_inputs,
-    normalise_domain,
-    read_events,
-)
+from ..options import BackfillOptions, ConfigError, OutputOptions, ReadOptions, normalise_domain
+from ..pipeline import expand_inputs, read_events
 from ..progress import Progress
-from ..report import RejectsFile, Report, SummaryTable
+from ..report import RejectsFile, Report, SummaryTable, write_json_report
 from .aggregate import DayAggregator, day_to_date
 from .devices import DeviceParser
 from .geo import GeoLookup
@@ -126,11 +122,6 @@ class BackfillReport:
             "duration_s": round(self.duration_s, 3),
         }
 
-    def write_json(self, path: Path) -> None:
-        import json
-
-        path.write_text(json.dumps(self.as_dict(), indent=2) + "\n", encoding="utf-8")
-
     def summary(self) -> str:
         table = SummaryTable()
         add = table.add
@@ -166,68 +157,54 @@ class BackfillReport:
 
 def backfill(
     inputs: Sequence[str | Path],
-    *,
     domain: str,
-    timezone: str,
-    out_dir: str | Path,
-    mapping: str | Mapping = "web",
-    report_path: str | Path | None = None,
-    rejects_path: str | Path | None = DEFAULT_REJECTS,
-    progress: bool = False,
-    log_format: str | None = None,
-    custom_format: str | None = None,
-    log_timezone: str = "UTC",
+    target: BackfillOptions,
+    *,
+    read: ReadOptions | None = None,
+    outputs: OutputOptions | None = None,
     memory_limit: int = DEFAULT_MEMORY_LIMIT,
     ua_cache: str | Path | None = "default",
     today: dt.date | None = None,
     stderr: TextIO | None = None,
-    since: str | dt.date | dt.datetime | None = None,
-    until: str | dt.date | dt.datetime | None = None,
 ) -> BackfillReport:
-    """Read ``inputs`` and write Plausible's ten CSV import files into ``out_dir``.
+    """Read ``inputs`` and write Plausible's ten CSV import files into ``target.out_dir``.
 
-    Raises :class:`ConfigError` (or :class:`importer.mapping.MappingError`) for bad arguments;
-    bad input lines never raise: they are counted and written to the rejects file.
-    ``timezone`` is the site's time zone (the dates of the files); ``log_timezone`` is the zone of
-    log times written without an offset, as for ``send``. ``ua_cache`` is the user-agent cache
-    file (``"default"``: under ``~/.cache``; ``None``: none). ``since`` (inclusive) and ``until``
-    (exclusive) keep only events in that window: a date is midnight in the site's time zone (so
-    ``until`` of a date includes that whole day), a time is exact (UTC unless it has an offset).
+    Raises :class:`importer.options.ConfigError` (or :class:`importer.mapping.MappingError`)
+    for bad arguments, before anything is written; bad input lines never raise: they are
+    counted and written to the rejects file. ``target.site_timezone`` is the site's time zone
+    (the dates of the files); ``read.log_timezone`` is the zone of log times written without an
+    offset, as for ``send``. ``read.since`` (inclusive) and ``read.until`` (exclusive) keep only
+    events in that window: a date is midnight in the site's time zone (so ``until`` of a date
+    includes that whole day), a time is exact (UTC unless it has an offset). ``ua_cache`` is the
+    user-agent cache file (``"default"``: under ``~/.cache``; ``None``: none).
     """
-    stderr = stderr or sys.stderr
+    read, outputs = read or ReadOptions(), outputs or OutputOptions(failed=None)
     started = time.monotonic()
     domain = normalise_domain(domain)
-    site_zone = _site_zone(timezone)  # validates the name; the writer takes the name itself
-    check_log_options(log_format, custom_format, log_timezone)
-    window = event_window(since, until, site_zone)
-    loaded = mapping if isinstance(mapping, Mapping) else mapping_mod.load(mapping)
+    site_zone = ZoneInfo(target.site_timezone)  # checked by BackfillOptions
+    read.check_formats()
+    window = event_window(read.since, read.until, site_zone)
+    loaded = read.mapping if isinstance(read.mapping, Mapping) else mapping_mod.load(str(read.mapping))
     sources = expand_inputs(inputs)
-    out = _out_dir(out_dir)
-
+    outputs.check_writable()
+    target.check_writable()
+    out = Path(target.out_dir)
     report = BackfillReport(out_dir=str(out))
-    rejects = RejectsFile(Path(rejects_path) if rejects_path else None)
+    rejects = RejectsFile(Path(outputs.rejects) if outputs.rejects else None)
     total_bytes = sum(s.size or 0 for s in sources) or None
-    bar = Progress(progress, total_bytes, events_label="events", stream=stderr)
+    bar = Progress(outputs.progress, total_bytes, events_label="events", stream=stderr or sys.stderr)
     try:
-        events = read_events(
-            sources,
-            Mapper(loaded, domain, since=window[0], until=window[1]),
-            report.read,
-            rejects,
-            log_format=log_format,
-            progress=bar,
-            custom_format=custom_format,
-            timezone=log_timezone,
-        )
+        mapper = Mapper(loaded, domain, since=window[0], until=window[1])
+        events = read_events(sources, mapper, report.read, rejects, read=read, progress=bar)
         write_files(
             _counted(events, bar),
-            timezone=timezone,
+            timezone=target.site_timezone,
             out_dir=out,
             report=report,
             memory_limit=memory_limit,
             ua_cache=ua_cache,
             today=today,
-            notify=bar.write if progress else None,
+            notify=bar.write if outputs.progress else None,
         )
     finally:
         bar.close()
@@ -235,26 +212,9 @@ def backfill(
         report.duration_s = time.monotonic() - started
         if rejects.count:
             report.read.rejects_path = str(rejects.path)
-        if report_path:
-            report.write_json(Path(report_path))
+        if outputs.report:
+            write_json_report(report.as_dict(), outputs.report)
     return report
-
-
-def _site_zone(timezone: str) -> ZoneInfo:
-    try:
-        return ZoneInfo(timezone)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ConfigError(
-            f"--timezone {timezone!r}: give the site's time zone as an IANA name, "
-            "e.g. Europe/Berlin or UTC (Site settings > General in Plausible)"
-        ) from None
-
-
-def _out_dir(out_dir: str | Path) -> Path:
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"--out {out}: not a directory")
-    return out
 
 
 def _counted(batches: Iterable[pa.Table], bar: Progress) -> Iterator[pa.Table]:

@@ -6,11 +6,11 @@ Neither command touches the network. ``preview`` reads only the first rows of ea
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
-from .cli import _fail, _write_run_html, app
+from .common import CustomFormat, FormatName, LogTimezone, OldTimezoneForLogs, fail, read_options, write_run_html
 
 PREVIEW_COLUMNS = ("source_line", "timestamp", "ip", "method", "host", "path", "query", "status", "bytes",
                    "referrer", "user_agent")
@@ -59,15 +59,14 @@ def _first_rows(batches, wanted: int):
         return None
     import pyarrow as pa
 
-    from .readers import Batch
+    from ..readers import Batch
 
     return Batch(table=pa.concat_tables(tables), rows_read=rows_read, rejected=rejected, notices=notices)
 
 
-@app.command("formats")
 def formats_command() -> None:
     """List every log format the importer reads, with an example line."""
-    from .readers.detect import FORMATS
+    from ..readers.detect import FORMATS
 
     for fmt in FORMATS:
         typer.echo(f"{fmt.name}  ({fmt.family})")
@@ -83,50 +82,50 @@ def formats_command() -> None:
     typer.echo("CSV and Parquet exports are read through a mapping with an [input] table (see the README).")
 
 
-@app.command("preview")
 def preview_command(
     files: list[str] = typer.Argument(..., help="Log files (or directories, globs, - for stdin)."),
     mapping: Optional[str] = typer.Option(None, "--mapping", "-m", help="Also show the events rows become."),
     domain: str = typer.Option("example.com", "--domain", "-d", help="Domain for URLs of rows without a host."),
-    log_format: Optional[str] = typer.Option(None, "--format", help="A format name instead of detection."),
-    custom_format: Optional[str] = typer.Option(None, "--log-format", help="Your server's log_format / LogFormat."),
-    timezone: str = typer.Option("UTC", "--timezone", help="IANA zone for times written without one."),
+    log_format: FormatName = None,
+    custom_format: CustomFormat = None,
+    log_timezone: LogTimezone = "UTC",
     rows: int = typer.Option(10, "--rows", "-n", help="How many parsed rows to show per file."),
+    timezone: OldTimezoneForLogs = None,
     html: Optional[Path] = typer.Option(
         None, "--html", help="Also write an HTML report of what the first rows would send (mapping: web unless -m)."
     ),
 ) -> None:
     """Show the detected format, the first parsed rows, and why rejected lines failed (no network)."""
-    from .mapping import Mapper, MappingError
-    from .mapping import load as load_mapping
-    from .pipeline import ConfigError, check_log_options
-    from .readers import FormatError, reader_for
-    from .report import Report, redact_ips
-    from .sources import SourceError, expand
+    from ..mapping import Mapper, MappingError
+    from ..mapping import load as load_mapping
+    from ..options import ConfigError
+    from ..pipeline import export_columns
+    from ..readers import FormatError, reader_for
+    from ..report import Report
+    from ..sources import SourceError, expand
 
+    read = read_options(mapping or "web", log_format, custom_format, log_timezone, None, None)
     try:
-        check_log_options(log_format, custom_format, timezone)
+        read.check_formats()
         sources = expand(files)
     except (ConfigError, SourceError) as exc:
-        _fail(str(exc))
-        return
-    mapper = None
-    loaded = None
+        fail(str(exc))
+    mapper: Any = None
+    loaded: Any = None
     if mapping is not None or html is not None:
         try:
             loaded = load_mapping(mapping or "web")
         except MappingError as exc:
-            _fail(str(exc))
-            return
+            fail(str(exc))
         mapper = Mapper(loaded, domain)
-    column_map = loaded.column_map if loaded is not None else None
+    column_map = export_columns(loaded, read.log_timezone) if loaded is not None else None
     failed = False
     report = Report(dry_run=True)  # what the rows read would send, for --html
     for source in sources:
         typer.echo(f"== {source.name}")
         try:
-            reader = reader_for(source, log_format=log_format, column_map=column_map,
-                                custom_format=custom_format, timezone=timezone)
+            reader = reader_for(source, log_format=read.log_format, column_map=column_map,
+                                custom_format=read.custom_format, timezone=read.log_timezone)
             batch = _first_rows(reader.read(source), PREVIEW_ROWS)
         except (FormatError, OSError) as exc:
             typer.echo(f"   cannot read: {exc}")
@@ -142,16 +141,7 @@ def preview_command(
         typer.echo(f"   first {batch.rows_read:,} rows: {table.num_rows:,} parsed, {len(batch.rejected):,} rejected")
         shown = table.slice(0, rows)
         row_dicts = shown.select(list(PREVIEW_COLUMNS)).to_pylist()
-        extra = None
-        if mapper is not None:
-            extra = []
-            for i in range(shown.num_rows):
-                result = mapper.apply(shown.slice(i, 1))
-                if result.events.num_rows:
-                    event = result.events.slice(0, 1).to_pylist()[0]
-                    extra.append(f"{event['name']} {event['url']}")
-                else:
-                    extra.append("filtered: " + ", ".join(result.filtered) if result.filtered else "no event")
+        extra = _row_events(mapper, shown) if mapper is not None else None
         for line in _table(row_dicts, PREVIEW_COLUMNS, extra):
             typer.echo("   " + line)
         if mapper is not None:
@@ -162,20 +152,40 @@ def preview_command(
                 typer.echo(f"     filtered {reason}: {count:,}")
             for rule, count in sorted(getattr(whole, "rules", {}).items(), key=lambda kv: -kv[1]):
                 typer.echo(f"     rule {rule}: {count:,}")
-        if batch.rejected:
-            typer.echo(f"   rejected lines ({len(batch.rejected):,}):")
-            for rejected in batch.rejected[:rows]:
-                typer.echo(f"     line {rejected.line}: {redact_ips(rejected.reason)}")
-                typer.echo(f"       {redact_ips(rejected.text)[:200]!r}")
-        for notice in batch.notices:
-            typer.echo(f"   note: {notice.reason}")
+        _echo_rejected(batch, rows)
     if html is not None:
-        _write_run_html(html, report, f"plausible-import preview (the first {PREVIEW_ROWS:,} rows of each input)")
+        write_run_html(html, report, f"plausible-import preview (the first {PREVIEW_ROWS:,} rows of each input)")
     if failed:
         raise typer.Exit(1)
 
 
-def _add_to_report(report, batch, mapped) -> None:
+def _echo_rejected(batch: Any, rows: int) -> None:
+    """The first rejected lines with their reasons (addresses redacted), then the notes."""
+    from ..report import redact_ips
+
+    if batch.rejected:
+        typer.echo(f"   rejected lines ({len(batch.rejected):,}):")
+        for rejected in batch.rejected[:rows]:
+            typer.echo(f"     line {rejected.line}: {redact_ips(rejected.reason)}")
+            typer.echo(f"       {redact_ips(rejected.text)[:200]!r}")
+    for notice in batch.notices:
+        typer.echo(f"   note: {notice.reason}")
+
+
+def _row_events(mapper: Any, shown: Any) -> list[str]:
+    """What the mapping makes of each shown row: its event, or why it was filtered."""
+    out = []
+    for i in range(shown.num_rows):
+        result = mapper.apply(shown.slice(i, 1))
+        if result.events.num_rows:
+            event = result.events.slice(0, 1).to_pylist()[0]
+            out.append(f"{event['name']} {event['url']}")
+        else:
+            out.append("filtered: " + ", ".join(result.filtered) if result.filtered else "no event")
+    return out
+
+
+def _add_to_report(report: Any, batch: Any, mapped: Any) -> None:
     """Count a previewed batch and what the mapping made of it, as ``send --dry-run`` would."""
     report.rows_read += batch.rows_read
     report.rows_invalid += len(batch.rejected)

@@ -6,16 +6,15 @@ from typing import Optional
 
 import typer
 
-from . import resources
-from .cli import _fail, app
+from .. import resources
+from .common import fail
 
 
-@app.command("mappings")
 def mappings_command(
     show: Optional[str] = typer.Argument(None, help="A built-in name (or a TOML path): print its rules instead."),
 ) -> None:
     """List the built-in mappings (use one with --mapping NAME), or show one's rules."""
-    from .mapping import MappingError, describe_builtins, load
+    from ..mapping import MappingError, describe_builtins, load
 
     if show is None:
         rows = describe_builtins()
@@ -27,7 +26,7 @@ def mappings_command(
     try:
         m = load(show)
     except MappingError as exc:
-        _fail(str(exc))
+        fail(str(exc))
         return
     typer.echo(f"{m.name}: {m.description}")
     typer.echo(f"file: {m.origin}")

@@ -1,0 +1,153 @@
+"""What the commands share: the options that mean the same in each (defined once here), the
+config file and environment layer, errors and exit codes.
+
+Only typer and the light option module are imported: each command imports what it runs.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any, NoReturn, Optional
+
+import typer
+
+from ..options import ConfigError, ReadOptions
+
+# Options that take no value from a config file or the environment.
+NOT_SETTINGS = {"config", "profile", "help", "version", "timezone", "tz"}
+
+
+def fail(message: str) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(2)
+
+
+def exit_code(report: Any) -> int:
+    """0 all settled, 1 some events rejected or failed or an input skipped, 2 the state file
+    failed, 128+N interrupted by signal N."""
+    if report.state_error:
+        return 2
+    if report.interrupted is not None:
+        return 128 + int(report.interrupted)
+    if report.rejected or report.failed or report.skipped_sources or report.inputs_damaged:
+        return 1
+    return 0
+
+
+# --- settings from a config file and the environment -------------------------------------
+
+# (typer carries its own copy of Click, so parameters and commands are told apart by what they
+# have, not by Click's classes.)
+
+def setting_keys(command: Any) -> dict[str, str]:
+    """Config key (long option without dashes) -> parameter name, for one command."""
+    keys = {}
+    for param in command.params:
+        if param.param_type_name == "option":
+            for opt in param.opts:
+                key = opt.lstrip("-")
+                if opt.startswith("--") and key not in NOT_SETTINGS and param.name:
+                    keys[key] = param.name
+    return keys
+
+
+def commands(ctx: typer.Context) -> dict[str, Any]:
+    """The command line's commands by name."""
+    found: dict[str, Any] = getattr(ctx.find_root().command, "commands", {})
+    return found
+
+
+def all_setting_keys(ctx: typer.Context) -> set[str]:
+    return {key for command in commands(ctx).values() for key in setting_keys(command)}
+
+
+def _apply_settings(ctx: typer.Context, param: Any, value: Optional[str]) -> Optional[str]:
+    """Eager callback of --config and --profile: once both are known, the file, the profile and
+    the environment become the command's defaults (the command line still wins)."""
+    from .settings import SettingsError, resolve
+
+    if param.name:
+        ctx.meta[f"importer.{param.name}"] = value
+    keys = setting_keys(ctx.command)
+    try:
+        found = resolve(keys, all_setting_keys(ctx), ctx.meta.get("importer.config"),
+                        ctx.meta.get("importer.profile"), os.environ)
+    except SettingsError as exc:
+        fail(str(exc))
+    params = {p.name: p for p in ctx.command.params}
+    defaults: dict[str, Any] = {}
+    for key, setting in found.items():
+        target = params[keys[key]]
+        value_ = setting.value
+        if getattr(target, "multiple", False) and isinstance(value_, str):
+            value_ = value_.splitlines()
+        defaults[keys[key]] = value_
+    ctx.default_map = {**(ctx.default_map or {}), **defaults}
+    return value
+
+
+ConfigOption = Annotated[Optional[Path], typer.Option(
+    "--config", is_eager=True, callback=_apply_settings, help="TOML file of option values and [profiles.NAME] "
+    "(default: $PLAUSIBLE_IMPORT_CONFIG, else $XDG_CONFIG_HOME/plausible-import/config.toml if it exists).")]
+ProfileOption = Annotated[Optional[str], typer.Option(
+    "--profile", is_eager=True, callback=_apply_settings,
+    help="Use the config file's [profiles.NAME] (one per site); default: $PLAUSIBLE_IMPORT_PROFILE.")]
+
+
+# --- options that two or more commands share -------------------------------------------
+
+def _renamed(new: str, meaning: str) -> Any:
+    def callback(ctx: typer.Context, param: Any, value: Optional[str]) -> None:
+        if value is not None:
+            fail(f"--timezone was renamed: use {new} ({meaning})")
+    return callback
+
+
+Sources = Annotated[list[str], typer.Argument(help="Log files, exports, directories, globs, or - for stdin.")]
+Domain = Annotated[str, typer.Option("--domain", "-d", help="The site's domain as set in Plausible.")]
+MappingName = Annotated[str, typer.Option("--mapping", "-m", help="A built-in mapping name or a TOML file.")]
+ReportPath = Annotated[Optional[Path], typer.Option(
+    "--report", help="Write the run's report as JSON here (-: standard output).")]
+RejectsPath = Annotated[Path, typer.Option(
+    "--rejects", help="JSON lines of input that could not be used, with the reason.")]
+NoProgress = Annotated[bool, typer.Option("--no-progress", help="No progress bars or progress lines.")]
+FormatName = Annotated[Optional[str], typer.Option(
+    "--format", help="Log format instead of detecting it (see: plausible-import formats).")]
+CustomFormat = Annotated[Optional[str], typer.Option(
+    "--log-format", help="Your server's nginx log_format or Apache LogFormat string, compiled into a parser.")]
+LogTimezone = Annotated[str, typer.Option(
+    "--log-timezone", help="IANA zone of times written without an offset, in logs and exports (a mapping's "
+    "input.timezone other than UTC wins for its exports).")]
+Since = Annotated[Optional[str], typer.Option(
+    "--since", help="Only rows at or after this date/time (UTC unless given).")]
+Until = Annotated[Optional[str], typer.Option(
+    "--until", help="Only rows before this time; a date includes that whole day.")]
+OldTimezoneForLogs = Annotated[Optional[str], typer.Option(
+    "--timezone", hidden=True, is_eager=True, expose_value=False,
+    callback=_renamed("--log-timezone", "the zone of log times written without an offset"))]
+OldTimezoneForSite = Annotated[Optional[str], typer.Option(
+    "--timezone", "--tz", hidden=True, is_eager=True, expose_value=False,
+    callback=_renamed("--site-timezone", "the site's time zone in Plausible; --log-timezone is the zone of "
+                      "log times written without an offset"))]
+
+
+
+def read_options(mapping: str, log_format: Optional[str], custom_format: Optional[str], log_timezone: str,
+                 since: Optional[str], until: Optional[str]) -> ReadOptions:
+    """The shared reading options as a ReadOptions, or the one-line error."""
+    try:
+        return ReadOptions(mapping=mapping, log_format=log_format, custom_format=custom_format,
+                           log_timezone=log_timezone, since=since, until=until)
+    except ConfigError as exc:
+        fail(str(exc))
+
+
+def write_run_html(path: Path, report: Any, title: str) -> None:
+    """The HTML report of a send or preview run (what would be or was sent, per day and name)."""
+    from ..html import run_page, write_page
+    from ..pipeline import time_note
+
+    note = time_note(report.oldest)
+    page = write_page(path, run_page(report, title, note.removeprefix("note: ") if note else None))
+    typer.echo(f"report: {page}", err=True)
