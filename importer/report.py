@@ -73,6 +73,15 @@ class Report:
     files_skipped: list[str] = field(default_factory=list)
     interrupted: int | None = None  # signal number
     state_error: str | None = None  # the state file failed mid-run: sending stopped
+    endpoint_error: str | None = None  # the endpoint was unusable (unreachable, 5xx, wrong URL): stopped early
+    # A run is "mostly dropped" (exit 3) when more than this share of the answered events was
+    # dropped by Plausible; 1.0: only when every one was.
+    max_dropped_share: float = 1.0
+    # After an interrupt: events whose answer came while draining, events cut off (not sent, or
+    # cut mid-request), and events the next run sends again (from the state file).
+    drained: int = 0
+    cut_off: int = 0
+    resend: int = 0
 
     def as_dict(self) -> dict:
         return {
@@ -98,6 +107,36 @@ class Report:
     @property
     def settled(self) -> int:
         return self.accepted + self.dropped + self.rejected + self.failed
+
+    @property
+    def mostly_dropped(self) -> bool:
+        """Plausible dropped every answered event (or more than ``max_dropped_share`` of them)."""
+        answered = self.accepted + self.dropped
+        return bool(self.dropped) and (self.dropped == answered or self.dropped / answered > self.max_dropped_share)
+
+    def exit_code(self) -> int:
+        """2: the state file failed; 128+N: stopped by signal N; 3: Plausible dropped (nearly) every
+        event; 1: events rejected or failed, an input skipped, or the endpoint unusable; else 0."""
+        if self.state_error:
+            return 2
+        if self.interrupted is not None:
+            return 128 + int(self.interrupted)
+        if self.mostly_dropped:
+            return 3
+        if self.rejected or self.failed or self.skipped_sources or self.endpoint_error:
+            return 1
+        return 0
+
+    def warnings(self) -> list[str]:
+        """Lines under the summary for what needs a person's attention."""
+        lines = []
+        if self.mostly_dropped:
+            share = "every event" if not self.accepted else f"{self.dropped / (self.accepted + self.dropped):.0%}"
+            lines.append(f"warning: Plausible dropped {share} it answered ({self.dropped:,} events, "
+                         "202 with x-plausible-dropped): most often --domain is not a site on that Plausible "
+                         "instance; else it took the visitors for bots (user agents, data-center IPs) or "
+                         "throttled the site")
+        return lines
 
     def add_reading(self, table: "SummaryTable") -> None:
         """The reading half of a summary (sources, rows, filters, events), shared by every command."""
@@ -148,8 +187,14 @@ class Report:
         if self.window is not None:
             add("in-flight window", f"{self.window:,} events (a crash re-sends at most these)")
         if self.interrupted is not None:
-            add("interrupted", f"by signal {self.interrupted}; state saved, in-flight events drained")
-        return table.render(self.reading_trailer())
+            add("interrupted", f"by signal {self.interrupted}: {self.drained:,} in-flight events drained, "
+                               f"{self.cut_off:,} cut off (not sent or cut mid-request)")
+            if self.state_path and not self.state_error:
+                add("  next run", f"state saved: sends again {self.resend:,} events (listed in the failed file)")
+            else:
+                add("  next run", "no state file: nothing records what was sent; "
+                                  "the failed file lists the events cut off")
+        return table.render(self.reading_trailer() + self.warnings())
 
 
 class SummaryTable:
