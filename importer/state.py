@@ -176,14 +176,14 @@ class StateStore:
     failure to open, read or save raises :class:`StateError`.
     """
 
-    def __init__(self, path: Path, scope: str, old_scope: str | None = None):
+    def __init__(self, path: Path, scope: str, old_scope: str | None = None, wait_s: float = 0.0):
         self.path = Path(path)
         self.scope = scope
         # A symlink and its target are one state file: lock and open what it points to.
         self._real = self.path.resolve()
         try:
             self._real.parent.mkdir(parents=True, exist_ok=True)
-            self._lock_file = self._take_lock()
+            self._lock_file = self._take_lock(wait_s)
         except OSError as exc:
             raise StateError(f"state file {self.path}: cannot lock it: {_reason(exc)}") from None
         try:
@@ -196,18 +196,30 @@ class StateStore:
             raise
         self._lock = threading.Lock()
 
-    def _take_lock(self) -> IO[str]:
-        # One run at a time per state file: two overlapping nightly runs would both send the
-        # same new lines.
-        lock_path = self._real.with_name(self._real.name + ".lock")
+    @property
+    def lock_path(self) -> Path:
+        """One lock per scope: two overlapping runs of one job would both send the same new lines,
+        while the jobs of other sites (or endpoints) sharing the file go on side by side."""
+        tag = hashlib.sha256(self.scope.encode("utf-8")).hexdigest()[:16]
+        return self._real.with_name(f"{self._real.name}.lock-{tag}")
+
+    def _take_lock(self, wait_s: float) -> IO[str]:
+        lock_path = self.lock_path
         _create_private(lock_path)
         lock_file = open(lock_path, "a+")  # noqa: SIM115 - held until close()
-        try:
-            fcntl.flock(lock_file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            lock_file.close()
-            raise StateBusy(f"state file {self.path}: another run is using it (its lock is held)") from None
-        return lock_file
+        deadline = time.monotonic() + max(0.0, wait_s)
+        while True:
+            try:
+                fcntl.flock(lock_file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return lock_file
+            except OSError:
+                if time.monotonic() >= deadline:
+                    break
+            time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
+        lock_file.close()
+        waited = f" after waiting {wait_s:g} s (--wait)" if wait_s > 0 else " (--wait SECONDS queues for it)"
+        raise StateBusy(f"state file {self.path}: another run is using it for the same endpoint and domain "
+                        f"(its lock is held){waited}")
 
     def _open(self, old_scope: str | None) -> sqlite3.Connection:
         # SQLite creates the -wal and -shm files with the mode of the database file.
@@ -257,10 +269,11 @@ class StateStore:
             raise StateError(f"state file {self.path}: it was deleted or replaced during the run; "
                              "progress can no longer be saved")
 
-    def file_state(self, source: Source) -> FileState | None:
-        """Find (or register) the state of a file by its content; None for stdin or an empty file."""
+    def file_state(self, source: Source, stream_key: str | None = None) -> FileState | None:
+        """Find (or register) the state of a file by its content, or of stdin by ``stream_key``;
+        None for stdin without a key or an empty file."""
         if source.path is None:
-            return None
+            return self._stream_state(source, stream_key) if stream_key else None
         try:
             head = read_head(source)
         except OSError:
@@ -269,7 +282,8 @@ class StateStore:
             return None
         with self._lock, self._failing("record the file in it"):
             lengths = [row[0] for row in self._db.execute(
-                "SELECT DISTINCT head_len FROM files WHERE scope = ? AND head_len <= ? ORDER BY head_len DESC",
+                "SELECT DISTINCT head_len FROM files WHERE scope = ? AND head_len BETWEEN 1 AND ? "
+                "ORDER BY head_len DESC",
                 (self.scope, len(head)))]
             found = None
             for length in lengths:
@@ -295,6 +309,24 @@ class StateStore:
                                                        (file_id, settled))}
         return FileState(file_id=file_id, name=source.name, settled_line=settled, pending=pending, done=done,
                          complete_size=complete, size=source.size)
+
+    def _stream_state(self, source: Source, key: str) -> FileState:
+        """A named stream (stdin under ``--state-key``): its lines count from the stream's start."""
+        name = f"{source.name} ({key})"
+        tag = _digest(f"stream:{key}".encode("utf-8"))
+        with self._lock, self._failing("record the stream in it"):
+            found = self._db.execute("SELECT id, settled_line FROM files WHERE scope = ? AND head_len = -1 "
+                                     "AND head_hash = ?", (self.scope, tag)).fetchone()
+            if found is None:
+                cursor = self._db.execute(
+                    "INSERT INTO files (scope, head_len, head_hash, name, updated_at) VALUES (?, -1, ?, ?, ?)",
+                    (self.scope, tag, name, time.time()))
+                return FileState(file_id=int(cursor.lastrowid), name=name)
+            file_id, settled = found
+            pending = {row[0] for row in self._db.execute("SELECT line FROM pending WHERE file_id = ?", (file_id,))}
+            done = {row[0] for row in self._db.execute("SELECT line FROM done WHERE file_id = ? AND line > ?",
+                                                       (file_id, settled))}
+        return FileState(file_id=file_id, name=name, settled_line=settled, pending=pending, done=done)
 
     def save(self, settled: dict[int, int], complete: dict[int, int | None],
              pending_add: list[tuple[int, int]], pending_done: list[tuple[int, int]],
@@ -503,8 +535,10 @@ class Ledger:
 class Resume:
     """What a run with a state file skips and records, per source (by name)."""
 
-    def __init__(self, store: StateStore):
+    def __init__(self, store: StateStore, stream_key: str | None = None):
         self.store = store
+        self.stream_key = stream_key  # checkpoints stdin under this name (--state-key)
+        self.notices: list[str] = []  # for the summary
         self.files: dict[str, FileState] = {}
         self.ledger = Ledger(store, self.files)
         self.rows_skipped = 0
@@ -522,8 +556,11 @@ class Resume:
         """
         todo = []
         for index, source in enumerate(sources):
-            state = self.store.file_state(source)
+            state = self.store.file_state(source, self.stream_key)
             if state is None:
+                if source.path is None:
+                    self.notices.append(f"{source.name}: piped input has no checkpoint and cannot be resumed: a "
+                                        "re-run sends all of it again (--state-key NAME checkpoints a named stream)")
                 todo.append(source)
                 continue
             if state.file_id in self._by_id:

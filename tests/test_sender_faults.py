@@ -254,7 +254,7 @@ def test_a_retry_after_beyond_the_retry_time_limit_fails_at_once(tmp_path, make_
 
 def test_a_second_run_on_the_same_state_file_is_refused_while_the_first_runs(tmp_path, receiver):
     make_log(tmp_path / "access.log", 3)
-    busy = StateStore(tmp_path / "state.sqlite", scope="x")
+    busy = StateStore(tmp_path / "state.sqlite", scope=f"{receiver.endpoint} example.com")  # the same job
     try:
         with pytest.raises(ConfigError, match="another run is using"):
             run(tmp_path / "access.log", receiver, tmp_path)
