@@ -8,6 +8,7 @@ Two invariants hold for every run and are checked by the tests:
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import ipaddress
 import json
@@ -16,6 +17,7 @@ import re
 import secrets
 import threading
 from collections import Counter
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -38,6 +40,11 @@ REPORT_KEYS = (
 )
 
 INVALID_SAMPLES = 5
+
+
+def new_run_id() -> str:
+    """An id for one run's records in the side files: its start time (UTC) and a random tag."""
+    return f"{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
 
 
 @dataclass
@@ -82,6 +89,8 @@ class Report:
     drained: int = 0
     cut_off: int = 0
     resend: int = 0
+    run_id: str = field(default_factory=new_run_id)  # for the side files' records (RejectsFile's run_id)
+    failed_resolved: int = 0  # records of earlier runs taken out of the failed file: sent again now
 
     def as_dict(self) -> dict:
         return {
@@ -180,6 +189,8 @@ class Report:
             add("rejects file", self.rejects_path)
         if self.failed_path:
             add("failed file", self.failed_path)
+        if self.failed_resolved:
+            add("  sent again", f"{self.failed_resolved:,} records of earlier runs removed from the failed file")
         if self.state_path:
             add("state file", self.state_path)
             add("rows skipped (sent before)", self.rows_skipped)
@@ -282,13 +293,17 @@ def open_private(path: Path, mode: str = "a") -> IO[str]:
 class RejectsFile:
     """Append-only JSON-lines file of everything that could not be used, with the reason.
 
-    Opened on first write, so a clean run leaves no empty file behind. Safe to call from the
-    reader thread and the sender's event loop at once.
+    Every record carries the ``run`` id and the ``time`` it was written. Opened on first write,
+    so a clean run leaves no empty file behind; written line by line, so that a crash loses no
+    record the state file says was written. Safe to call from the reader thread and the sender's
+    event loop at once.
     """
 
-    def __init__(self, path: Path | None):
+    def __init__(self, path: Path | None, run_id: str | None = None):
         self.path = path
+        self.run_id = run_id or new_run_id()  # give the rejects and the failed file of a run one id
         self._file: IO[str] | None = None
+        self._earlier_bytes: int | None = None  # the file's size before this run appended to it
         self._lock = threading.Lock()
         self.count = 0
 
@@ -300,12 +315,54 @@ class RejectsFile:
                       "reason": redact_ips(record.get("reason") or "")}
         elif "reason" in record:  # an error message may quote an address or the endpoint
             record = {**record, "reason": redact_url(redact_ips(str(record["reason"])))}
-        line = json.dumps(record, ensure_ascii=False, default=str) + "\n"
+        stamp = {"run": self.run_id, "time": f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%dT%H:%M:%S.%fZ}"}
+        line = json.dumps({**stamp, **record}, ensure_ascii=False, default=str) + "\n"
         with self._lock:
             if self._file is None:
                 self._file = open_private(self.path)
+                if self._earlier_bytes is None:
+                    self._earlier_bytes = self._file.tell()
             self._file.write(line)
+            self._file.flush()
             self.count += 1
+
+    def prune(self, settled: Collection[tuple[int, int]]) -> int:
+        """Remove the failed-event records of earlier runs whose event this run settled.
+
+        ``settled`` holds (state file id, line) pairs; a record names them as ``file_id`` and
+        ``line``. Records this run appended, rejects and read errors stay. Returns how many went.
+        """
+        if not settled or self.path is None or not self.path.exists():
+            return 0
+        removed = 0
+        with self._lock:
+            if self._file is not None:
+                self._file.close()
+                self._file = None
+            earlier = self.path.stat().st_size if self._earlier_bytes is None else self._earlier_bytes
+            temporary = self.path.with_name(f".{self.path.name}.{secrets.token_hex(4)}")
+            try:
+                with open(self.path, "rb") as old, open_private(temporary, "w") as new:
+                    for raw in iter(old.readline, b""):
+                        line = raw.decode("utf-8", "replace")
+                        if old.tell() <= earlier and self._settled_earlier(line, settled):
+                            removed += 1
+                        else:
+                            new.write(line)
+                if removed:
+                    os.replace(temporary, self.path)
+            finally:
+                temporary.unlink(missing_ok=True)
+        return removed
+
+    @staticmethod
+    def _settled_earlier(line: str, settled: Collection[tuple[int, int]]) -> bool:
+        try:
+            record = json.loads(line)
+        except ValueError:
+            return False
+        return (isinstance(record, dict) and record.get("stage") == "send"
+                and (record.get("file_id"), record.get("line")) in settled)
 
     def close(self) -> None:
         with self._lock:

@@ -68,6 +68,11 @@ CREATE TABLE IF NOT EXISTS done (
     line INTEGER NOT NULL,
     PRIMARY KEY (file_id, line)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS rejected (
+    file_id INTEGER NOT NULL REFERENCES files (id),
+    line INTEGER NOT NULL,
+    PRIMARY KEY (file_id, line)
+) WITHOUT ROWID;
 """
 
 
@@ -114,6 +119,7 @@ class FileState:
     settled_line: int = 0
     pending: set[int] = field(default_factory=set)
     done: set[int] = field(default_factory=set)  # decided lines above settled_line
+    rejected: set[int] = field(default_factory=set)  # invalid lines above settled_line already in the rejects file
     complete_size: int | None = None
     size: int | None = None  # raw size now, measured before reading
 
@@ -307,8 +313,9 @@ class StateStore:
             pending = {row[0] for row in self._db.execute("SELECT line FROM pending WHERE file_id = ?", (file_id,))}
             done = {row[0] for row in self._db.execute("SELECT line FROM done WHERE file_id = ? AND line > ?",
                                                        (file_id, settled))}
+            rejected = self._lines_above("rejected", file_id, settled)
         return FileState(file_id=file_id, name=source.name, settled_line=settled, pending=pending, done=done,
-                         complete_size=complete, size=source.size)
+                         rejected=rejected, complete_size=complete, size=source.size)
 
     def _stream_state(self, source: Source, key: str) -> FileState:
         """A named stream (stdin under ``--state-key``): its lines count from the stream's start."""
@@ -326,7 +333,21 @@ class StateStore:
             pending = {row[0] for row in self._db.execute("SELECT line FROM pending WHERE file_id = ?", (file_id,))}
             done = {row[0] for row in self._db.execute("SELECT line FROM done WHERE file_id = ? AND line > ?",
                                                        (file_id, settled))}
-        return FileState(file_id=file_id, name=name, settled_line=settled, pending=pending, done=done)
+            rejected = self._lines_above("rejected", file_id, settled)
+        return FileState(file_id=file_id, name=name, settled_line=settled, pending=pending, done=done,
+                         rejected=rejected)
+
+    def _lines_above(self, table: str, file_id: int, settled: int) -> set[int]:
+        return {row[0] for row in self._db.execute(f"SELECT line FROM {table} WHERE file_id = ? AND line > ?",
+                                                   (file_id, settled))}
+
+    def remember_rejected(self, file_id: int, lines: list[int]) -> None:
+        """These invalid lines are in the rejects file now: a re-read after a crash skips them."""
+        if not lines:
+            return
+        with self._lock, self._failing("save the checkpoint"):
+            self._db.executemany("INSERT OR IGNORE INTO rejected (file_id, line) VALUES (?, ?)",
+                                 [(file_id, line) for line in lines])
 
     def save(self, settled: dict[int, int], complete: dict[int, int | None],
              pending_add: list[tuple[int, int]], pending_done: list[tuple[int, int]],
@@ -345,6 +366,7 @@ class StateStore:
                     db.execute("UPDATE files SET settled_line = MAX(settled_line, ?), updated_at = ? WHERE id = ?",
                                (line, now, file_id))
                     db.execute("DELETE FROM done WHERE file_id = ? AND line <= ?", (file_id, line))
+                    db.execute("DELETE FROM rejected WHERE file_id = ? AND line <= ?", (file_id, line))
                 if done_add:
                     db.executemany("INSERT OR IGNORE INTO done (file_id, line) VALUES (?, ?)", done_add)
                 for file_id, size in complete.items():
@@ -432,6 +454,8 @@ class Ledger:
         self._posted_lock = threading.Lock()
         self.undecided = 0
         self.saves = 0
+        # (file id, line) of lines that were to be sent again and whose new outcome is saved.
+        self.redecided: set[tuple[int, int]] = set()
 
     def _file(self, name: str, state: FileState | None) -> _FileProgress:
         key = state.file_id if state is not None else name
@@ -480,6 +504,7 @@ class Ledger:
         decided, self._decided = self._decided, []
         pending_add: list[tuple[int, int]] = []
         pending_done: list[tuple[int, int]] = []
+        redecided: list[tuple[int, int]] = []
         finished: list[tuple[str, int]] = []
         for entry in decided:
             state = entry.state
@@ -492,6 +517,8 @@ class Ledger:
             if state is None:
                 continue
             key = (state.file_id, entry.line)
+            if entry.line in state.pending:
+                redecided.append(key)
             if entry.resend:
                 pending_add.append(key)
             elif entry.line in state.pending:
@@ -529,6 +556,7 @@ class Ledger:
             store.save(settled, complete, pending_add, pending_done, done_add)
             self.store = store
             self.saves += 1
+            self.redecided.update(redecided)
         return len(decided)
 
 
@@ -600,10 +628,11 @@ class Resume:
             top = max([r.line or 0 for r in batch.rejected], default=0)
             if lines is not None:
                 top = max(top, pc.max(lines).as_py() or 0)
-            if state.settled_line or state.pending or state.done:
+            if state.settled_line or state.pending or state.done or state.rejected:
                 kept_rejected = [r for r in batch.rejected
-                                 if r.line is None or (r.line > state.settled_line and r.line not in state.done)
-                                 or r.line in state.pending]
+                                 if r.line is None or r.line in state.pending
+                                 or (r.line > state.settled_line and r.line not in state.done
+                                     and r.line not in state.rejected)]
                 skipped = len(batch.rejected) - len(kept_rejected)
                 if lines is not None:
                     keep = pc.greater(lines, state.settled_line)
@@ -617,6 +646,11 @@ class Resume:
                 batch.rejected = kept_rejected
                 batch.rows_read -= skipped
                 self.rows_skipped += skipped
+            # Remembered before the caller writes them: a crash in between loses at most these records,
+            # where remembering after would write every one again after a crash.
+            fresh = [r.line for r in batch.rejected if r.line is not None]
+            self.store.remember_rejected(state.file_id, fresh)
+            state.rejected.update(fresh)
             yield batch
             last = max(last, top)
             if last:

@@ -239,6 +239,7 @@ class HttpSender:
 
     def run(self, batches: Iterator[pa.Table]) -> None:
         asyncio.run(self._run(batches))
+        self.report.failed_resolved += self.failed_file.prune(self.ledger.redecided)
         if self.interrupted is not None:
             report = self.report
             report.interrupted = self.interrupted
@@ -380,7 +381,11 @@ class HttpSender:
         pace = self.options.pace
         pace_origin: tuple[float, float] | None = None
         while not self._stop.is_set():
-            table = await asyncio.to_thread(next, batches, None)
+            try:
+                table = await asyncio.to_thread(next, batches, None)
+            except StateError as exc:  # the reader could not record what it wrote to the rejects file
+                self._stop_for_state(exc)
+                return
             ledger.absorb_marks()
             if table is None:
                 return
@@ -453,6 +458,8 @@ class HttpSender:
         self.report.failed += 1
         self.report.resend += resend
         self.report.cut_off += self.interrupted is not None
+        if entry.state is not None:  # which state entry: a later run that settles it removes this record
+            extra["file_id"] = entry.state.file_id
         self.failed_file.write(self._record(event, **extra, reason=reason, sent_again_by_next_run=resend))
         self._settle(entry, resend=resend)
 
