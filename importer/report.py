@@ -44,7 +44,7 @@ INVALID_SAMPLES = 5
 
 def new_run_id() -> str:
     """An id for one run's records in the side files: its start time (UTC) and a random tag."""
-    return f"{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
+    return f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
 
 
 @dataclass
@@ -147,7 +147,7 @@ class Report:
                          "throttled the site")
         return lines
 
-    def add_reading(self, table: "SummaryTable") -> None:
+    def add_reading(self, table: SummaryTable) -> None:
         """The reading half of a summary (sources, rows, filters, events), shared by every command."""
         for source, fmt in self.sources:
             table.add(f"source ({fmt})", source)
@@ -315,7 +315,7 @@ class RejectsFile:
                       "reason": redact_ips(record.get("reason") or "")}
         elif "reason" in record:  # an error message may quote an address or the endpoint
             record = {**record, "reason": redact_url(redact_ips(str(record["reason"])))}
-        stamp = {"run": self.run_id, "time": f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%dT%H:%M:%S.%fZ}"}
+        stamp = {"run": self.run_id, "time": f"{dt.datetime.now(dt.UTC):%Y-%m-%dT%H:%M:%S.%fZ}"}
         line = json.dumps({**stamp, **record}, ensure_ascii=False, default=str) + "\n"
         with self._lock:
             if self._file is None:

@@ -12,6 +12,7 @@ import time
 
 import pyarrow as pa
 import pytest
+from conftest import BROWSER
 
 from importer.events import EVENT_SCHEMA
 from importer.receiver import Faults
@@ -21,12 +22,10 @@ from importer.sinks.dryrun import DryRunWriter
 from importer.sinks.endpoint import check_endpoint
 from importer.sinks.http import HttpSender, SendOptions
 
-from conftest import BROWSER
-
 
 def events(count: int) -> pa.Table:
     base = {"name": "pageview", "domain": "example.com", "referrer": None, "props": None, "user_agent": BROWSER,
-            "timestamp": dt.datetime(2024, 3, 14, tzinfo=dt.timezone.utc), "source_file": "t.log"}
+            "timestamp": dt.datetime(2024, 3, 14, tzinfo=dt.UTC), "source_file": "t.log"}
     rows = [{**base, "url": f"https://example.com/{i}", "ip": f"203.0.113.{i % 250}", "source_line": i + 1}
             for i in range(count)]
     return pa.Table.from_pylist(rows, schema=EVENT_SCHEMA)

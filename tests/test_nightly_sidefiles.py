@@ -12,10 +12,10 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from conftest import combined_line, write_log
+
 from importer import send
 from importer.receiver import Faults
-
-from conftest import combined_line, write_log
 
 
 def records(path: Path) -> list[dict]:

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import combined_line, write_log
 
 from importer import mapping as mapping_mod
 from importer.mapping import Mapper
@@ -19,8 +20,6 @@ from importer.report import RejectsFile, Report
 from importer.sinks.http import HttpSender, SendOptions
 from importer.sources import Source
 from importer.state import Resume, StateBusy, StateStore
-
-from conftest import combined_line, write_log
 
 
 def log_of(path: Path, n: int, prefix: str = "p") -> Path:
@@ -80,8 +79,8 @@ def test_wait_queues_for_the_lock_instead_of_failing(tmp_path):
               "    print('busy', exc); sys.exit(2)\n"
               "print('got it after', round(time.monotonic() - started, 1))\n")
     queued = subprocess.Popen([sys.executable, "-c", script, str(state), "30"], stdout=subprocess.PIPE, text=True)
-    impatient = subprocess.run([sys.executable, "-c", script, str(state), "0.3"], stdout=subprocess.PIPE, text=True,
-                               timeout=60)
+    impatient = subprocess.run([sys.executable, "-c", script, str(state), "0.3"], stdout=subprocess.PIPE,
+                               text=True, check=False, timeout=60)
     assert impatient.returncode == 2 and "after waiting 0.3 s (--wait)" in impatient.stdout
     time.sleep(1.0)
     assert queued.poll() is None  # still waiting

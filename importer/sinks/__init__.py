@@ -15,8 +15,8 @@ from typing import Protocol
 
 import pyarrow as pa
 
+from ..ledger import Ledger
 from ..report import RejectsFile, Report
-from ..state import Ledger
 from .dryrun import DryRunWriter
 from .http import HttpSender, SendOptions
 

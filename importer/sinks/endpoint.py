@@ -78,7 +78,7 @@ async def probe(url: str, proxy: str | None, tls: ssl.SSLContext | bool, timeout
             asyncio.open_connection(parts.hostname, port, ssl=context,
                                     server_hostname=parts.hostname if use_tls else None),
             timeout=timeout_s)
-    except (asyncio.TimeoutError, ssl.SSLCertVerificationError):
+    except (TimeoutError, ssl.SSLCertVerificationError):
         return None
     except OSError as exc:
         what = "the proxy" if proxy else "the endpoint"

@@ -36,14 +36,11 @@ to a local nginx where httpx's AsyncClient manages ~400 (see the README's design
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import json
 import random
 import signal
 import ssl
 import time
-import urllib.parse
-import urllib.request
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -51,9 +48,9 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 from ..events import request_body
+from ..ledger import Entry, Ledger
 from ..report import RejectsFile, Report, redact_url
-from ..state import Entry, Ledger, StateError
-from .endpoint import Streak, describe_error, host_of, probe
+from ..state import StateError
 from .answers import (
     ANSWER_LIMIT,
     Answer,
@@ -61,6 +58,8 @@ from .answers import (
     plausible_errors,
     read_at_most,
 )
+from .endpoint import Streak, describe_error, host_of, probe
+from .pacing import TokenBucket, backoff_delay, proxy_for, retry_after_seconds
 
 DEFAULT_ENDPOINT = "https://plausible.io/api/event"
 SEND_COLUMNS = ("name", "url", "domain", "referrer", "props", "user_agent", "ip", "source_file", "source_line")
@@ -100,63 +99,6 @@ class SendOptions:
     def window(self) -> int:
         """The most events undecided at once: in flight plus queued (the re-send bound)."""
         return max(1, self.concurrency) * (self.queue_per_worker + 1)
-
-
-class TokenBucket:
-    """Paces requests to ``rate`` per second on average, with bursts of at most ``burst``.
-
-    Each caller reserves the next free slot on a shared timeline and sleeps until it, so the
-    long-run rate is exact regardless of how many workers share the bucket; the small burst
-    lets a late wake-up catch up instead of losing its slot.
-    """
-
-    def __init__(self, rate: float, burst: float = 1.0, clock: Callable[[], float] = time.monotonic):
-        self.interval = 1.0 / rate if rate > 0 else 0.0
-        self.burst = max(1.0, burst)
-        self._clock = clock
-        self._next = clock()
-
-    async def acquire(self) -> None:
-        if not self.interval:
-            return
-        now = self._clock()
-        earliest = now - (self.burst - 1.0) * self.interval
-        if self._next < earliest:
-            self._next = earliest
-        slot = self._next
-        self._next += self.interval
-        if slot > now:
-            await asyncio.sleep(slot - now)
-
-
-def backoff_delay(attempt: int, base: float, cap: float, rng: random.Random) -> float:
-    """Exponential backoff with full jitter: uniform in [0, min(cap, base * 2**attempt)]."""
-    return rng.uniform(0.0, min(cap, base * (2 ** attempt)))
-
-
-def retry_after_seconds(value: str | None) -> float | None:
-    """``Retry-After`` as seconds: either a number or an HTTP date."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
-
-
-def proxy_for(endpoint: str) -> str | None:
-    """The proxy the environment (``https_proxy``, ``http_proxy``, ``no_proxy``) sets for ``endpoint``."""
-    parts = urllib.parse.urlsplit(endpoint)
-    proxy = urllib.request.getproxies().get(parts.scheme)
-    if not proxy or urllib.request.proxy_bypass(parts.hostname or ""):
-        return None
-    return proxy
 
 
 def parse_pace(value: str | float | None) -> float:
@@ -416,7 +358,7 @@ class HttpSender:
                         if ledger.undecided >= window:
                             try:  # the checkpoint task wakes us; look again ourselves now and then
                                 await asyncio.wait_for(self._room.wait(), timeout=0.1)
-                            except asyncio.TimeoutError:
+                            except TimeoutError:
                                 pass
                     entry = ledger.add(event["source_file"], event["source_line"])
                     key = f"{event['ip']}\x00{event['user_agent']}".encode("utf-8", "surrogatepass")
@@ -425,7 +367,7 @@ class HttpSender:
     async def _sleep_unless_stopped(self, seconds: float) -> None:
         try:
             await asyncio.wait_for(self._stop.wait(), timeout=seconds)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
 
     # -- delivering ----------------------------------------------------------------------
