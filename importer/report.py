@@ -202,6 +202,9 @@ class Report:
                                f"{self.cut_off:,} cut off (not sent or cut mid-request)")
             if self.state_path and not self.state_error:
                 add("  next run", f"state saved: sends again {self.resend:,} events (listed in the failed file)")
+            elif self.state_path:
+                add("  next run", "the state file could not be saved (see above): it may send again what this "
+                                  "run delivered")
             else:
                 add("  next run", "no state file: nothing records what was sent; "
                                   "the failed file lists the events cut off")

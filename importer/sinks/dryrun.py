@@ -30,9 +30,9 @@ class DryRunWriter:
     def run(self, batches: Iterator[pa.Table]) -> None:
         if self.output is None:
             for table in batches:
-                self.on_settled(table.num_rows)
                 if self.interrupted is not None:
                     return
+                self.on_settled(table.num_rows)
             return
         with open_private(self.output, "w") as out:  # the events carry visitors' addresses
             for table in batches:
