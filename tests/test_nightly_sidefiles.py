@@ -105,3 +105,28 @@ def test_without_a_state_file_the_failed_file_is_left_alone(tmp_path, make_recei
                  failed_path=tmp_path / "failed.jsonl", rejects_path=None)
     assert again.accepted == 10 and again.failed_resolved == 0
     assert len(records(tmp_path / "failed.jsonl")) == 3
+
+
+def test_after_ctrl_c_the_summary_says_what_was_drained_cut_off_and_sent_next(tmp_path, make_receiver):
+    log = tmp_path / "access.log"
+    write_log(log, [combined_line(ip=f"198.51.100.{i % 50}", target=f"/p{i}") for i in range(800)])
+    receiver = make_receiver(Faults(delay_s=0.01))
+    process = cli(tmp_path, log, receiver.endpoint, "1")
+    deadline = time.monotonic() + 60
+    while receiver.stats.accepted < 100 and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert process.poll() is None
+    os.kill(process.pid, signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130, err
+    report = json.loads((tmp_path / "report-1.json").read_text())
+    failed = records(tmp_path / "failed.jsonl")
+    assert len(failed) == report["failed"] > 0
+    assert f"{len(failed):,} cut off" in err and "in-flight events drained" in err
+    assert f"state saved: sends again {len(failed):,} events" in err
+    # The next run sends those again, and the failed file is then empty.
+    again = cli(tmp_path, log, receiver.endpoint, "2")
+    _, err = again.communicate(timeout=120)
+    assert again.returncode == 0, err
+    assert (tmp_path / "failed.jsonl").read_text() == ""
+    assert len({e["url"] for e in receiver.events}) == 800
