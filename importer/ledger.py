@@ -132,7 +132,7 @@ class Ledger:
         pending_add: list[tuple[int, int]] = []
         pending_done: list[tuple[int, int]] = []
         redecided: list[tuple[int, int]] = []
-        finished: list[tuple[str, int]] = []
+        finished: list[tuple[_FileProgress, int]] = []
         for entry in decided:
             state = entry.state
             progress = self._file(entry.file, state)

@@ -243,7 +243,7 @@ class HttpSender:
                 loop.remove_signal_handler(sig)
 
     def _install_signals(self, loop: asyncio.AbstractEventLoop) -> list[int]:
-        installed = []
+        installed: list[int] = []
         for sig in (signal.SIGINT, signal.SIGTERM):
             try:
                 loop.add_signal_handler(sig, self.interrupt, sig)
