@@ -17,10 +17,13 @@ import math
 import os
 import re
 import tempfile
+import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Union
+
+from .report import redact_url
 
 if TYPE_CHECKING:  # pragma: no cover
     import ssl
@@ -136,6 +139,27 @@ def parse_pace(value: str | float) -> float:
         raise ConfigError(str(exc)) from None
 
 
+EXAMPLE_ENDPOINT = "https://plausible.example.com/api/event"
+
+
+def check_endpoint(url: str) -> None:
+    """Raise ConfigError (one line: exit 2) unless ``url`` is an http(s) URL with a host."""
+    # Without a scheme the password is not recognised as one: hide whatever precedes an @.
+    shown = redact_url(url) if "://" in url else re.sub(r"^[^/@]*@", "***@", url)
+    try:
+        parts = urllib.parse.urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise ConfigError(f"--endpoint {shown!r}: not a URL ({exc}); give one such as {EXAMPLE_ENDPOINT}") from None
+    if parts.scheme not in ("http", "https"):
+        raise ConfigError(f"--endpoint {shown!r}: the URL needs http:// or https:// in front "
+                          f"(Plausible's is {EXAMPLE_ENDPOINT})")
+    if not parts.hostname:
+        raise ConfigError(f"--endpoint {shown!r}: the URL has no host; give one such as {EXAMPLE_ENDPOINT}")
+    if port == 0:
+        raise ConfigError(f"--endpoint {shown!r}: port 0 is not a port")
+
+
 @dataclass(frozen=True)
 class DeliveryOptions:
     """How ``send`` delivers events to Plausible's ``/api/event``.
@@ -162,17 +186,32 @@ class DeliveryOptions:
     state: PathLike | None = None
     follow: bool = False
     replay_history: bool = False
+    wait_s: float = 0.0  # wait this long for another run of the same job to finish (--wait)
+    state_key: str | None = None  # checkpoint standard input under this name (--state-key)
+    max_dropped_share: float = 1.0  # exit 3 when Plausible drops more than this share (1.0: only all)
+    max_unanswered: int = 20  # stop after this many tries in a row get no answer (0: never)
+    check_connection: bool = True  # one test connection to the endpoint before reading
 
     def __post_init__(self) -> None:
+        check_endpoint(self.endpoint)
         for name, value, least in (("--rate", self.rate, 0), ("--timeout", self.timeout_s, 0),
                                    ("--max-retry-time", self.max_retry_s, 0), ("--drain-timeout", self.drain_s, 0),
                                    ("--backoff", self.backoff_s, 0), ("--concurrency", self.concurrency, 1),
                                    ("--max-attempts", self.max_attempts, 1),
-                                   ("--retry-dropped", self.retry_dropped, 0)):
+                                   ("--retry-dropped", self.retry_dropped, 0), ("--wait", self.wait_s, 0),
+                                   ("--max-unanswered", self.max_unanswered, 0)):
             if math.isnan(value) or value < least:
                 raise ConfigError(f"{name} must be {least} or more, not {value}")
+        if not 0 <= self.max_dropped_share <= 1:
+            raise ConfigError(f"--max-dropped-share must be between 0 and 1, not {self.max_dropped_share}")
+        if self.state_key is not None and not self.state_key.strip():
+            raise ConfigError("--state-key needs a name")
         parse_pace(self.pace)
         object.__setattr__(self, "headers", tuple(self.header_pairs))
+        if "@" in urllib.parse.urlsplit(self.endpoint).netloc and any(
+                name.lower() == "authorization" for name, _ in self.header_pairs):
+            raise ConfigError("give credentials either in --endpoint (user:password@) or in an Authorization "
+                              "--header, not both")
 
     def tls(self) -> ssl.SSLContext | bool:
         """The TLS context for an https endpoint (``--ca-bundle``), or a ConfigError."""

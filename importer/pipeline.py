@@ -164,15 +164,19 @@ def time_note(oldest: dt.datetime | None, now: dt.datetime | None = None) -> str
     )
 
 
-def open_resume(path: Path, endpoint: str, domain: str) -> Resume:
+def open_resume(delivery: DeliveryOptions, domain: str) -> Resume:
     """The state file for this endpoint and domain (another site is another job), keyed without
-    the endpoint's password; a state keyed with it by an older version is re-keyed."""
+    the endpoint's password; a state keyed with it by an older version is re-keyed. Another run of
+    the same job holds its lock: wait up to ``delivery.wait_s`` for it, then fail."""
     from .report import without_userinfo
     from .state import Resume, StateError, StateStore
 
     try:
-        return Resume(StateStore(path, scope=f"{without_userinfo(endpoint)} {domain}",
-                                 old_scope=f"{endpoint} {domain}"))
+        assert delivery.state is not None
+        endpoint = delivery.endpoint
+        store = StateStore(Path(delivery.state), scope=f"{without_userinfo(endpoint)} {domain}",
+                           old_scope=f"{endpoint} {domain}", wait_s=delivery.wait_s)
+        return Resume(store, stream_key=delivery.state_key)
     except StateError as exc:
         raise ConfigError(str(exc)) from None
 
@@ -223,29 +227,27 @@ class StdoutEvents:
 def make_sink(dry_run: bool, delivery: DeliveryOptions, outputs: OutputOptions, report: Report, rejects: RejectsFile,
               failed: RejectsFile, bar: Progress, resume: Resume | None, stop_reading: Callable[[], None]) -> Any:
     """Where the events go: the one place that chooses the sink (a dry run's writer or the sender)."""
-    if dry_run:
-        from .sinks.dryrun import DryRunWriter
+    from . import sinks
+    from .sinks.http import SendOptions
 
-        if outputs.events is not None and str(outputs.events) == "-":
-            return StdoutEvents(on_settled=bar.settled)
-        return DryRunWriter(Path(outputs.events) if outputs.events else None, on_settled=bar.settled)
-    from .sinks.http import HttpSender, SendOptions
+    if dry_run and outputs.events is not None and str(outputs.events) == "-":
+        return StdoutEvents(on_settled=bar.settled)
 
     def warn_once(first: pa.Table) -> None:
         message = time_warning(first)
         if message:
             bar.write(message)
 
-    # The sender's own options take the headers once it has the field (see DeliveryOptions.headers).
-    headers = {"headers": tuple(delivery.header_pairs)} if "headers" in SendOptions.__dataclass_fields__ else {}
     options = SendOptions(endpoint=delivery.endpoint, rate=delivery.rate, concurrency=delivery.concurrency,
                           timeout_s=delivery.timeout_s, max_attempts=delivery.max_attempts,
                           max_retry_s=delivery.max_retry_s, retry_dropped=delivery.retry_dropped,
                           pace=delivery.pace_factor, drain_s=delivery.drain_s, backoff_base_s=delivery.backoff_s,
-                          **headers)
-    report.window = options.window
-    return HttpSender(options, report, rejects, on_settled=bar.settled, on_first_batch=warn_once, failed=failed,
-                      ledger=resume.ledger if resume else None, stop_reading=stop_reading, tls=delivery.tls())
+                          headers=tuple(delivery.header_pairs), max_unanswered=delivery.max_unanswered,
+                          check_connection=delivery.check_connection)
+    return sinks.make_sink(report, dry_run=dry_run, output=Path(outputs.events) if outputs.events else None,
+                           options=options, rejects=rejects, failed=failed, ledger=resume.ledger if resume else None,
+                           on_settled=bar.settled, on_first_batch=warn_once, on_retry=bar.retrying,
+                           stop_reading=stop_reading, tls=delivery.tls() if not dry_run else True)
 
 
 def plan_resume(sources: list[Source], delivery: DeliveryOptions, domain: str,
@@ -261,7 +263,7 @@ def plan_resume(sources: list[Source], delivery: DeliveryOptions, domain: str,
             f"{s.name}: its last line has no newline yet and the file changed seconds ago (being "
             f"written?): those {s.held_back:,} bytes are left for the next run" for s in sources if s.held_back)
     assert delivery.state is not None
-    resume = open_resume(Path(delivery.state), delivery.endpoint, domain)
+    resume = open_resume(delivery, domain)
     try:
         sources = resume.plan(sources, follow=delivery.follow)
     except StateError as exc:
@@ -305,8 +307,9 @@ def send(
     resume = None
     if delivery.state is not None and not dry_run:
         sources, resume = plan_resume(sources, delivery, domain, report)
-    rejects = RejectsFile(Path(outputs.rejects) if outputs.rejects else None)
-    failed = RejectsFile(Path(outputs.failed) if outputs.failed else None)
+    report.max_dropped_share = delivery.max_dropped_share
+    rejects = RejectsFile(Path(outputs.rejects) if outputs.rejects else None, run_id=report.run_id)
+    failed = RejectsFile(Path(outputs.failed) if outputs.failed else None, run_id=report.run_id)
     total_bytes = sum(s.size or 0 for s in sources) or None
     stop_reading = threading.Event()  # set by the sender on SIGINT/SIGTERM
     if delivery.follow:
@@ -315,7 +318,7 @@ def send(
         sources = follow_sources(list(sources), stop_reading,
                                  plan=(lambda more: resume.plan(more, follow=True)) if resume else None)
     bar = Progress(outputs.progress, total_bytes, events_label="events written" if dry_run else "events sent",
-                   stream=stderr or sys.stderr)
+                   stream=stderr or sys.stderr, report=report)
     since, until = read.window
     mapper = Mapper(loaded, domain, since=since, until=until)
     events = read_events(sources, mapper, report, rejects, read=read, progress=bar, resume=resume)
@@ -348,6 +351,7 @@ def finish_report(report: Report, rejects: RejectsFile, failed: RejectsFile, res
         report.rows_skipped = resume.rows_skipped
         report.files_skipped = resume.files_skipped
         report.notices.extend(f"not read, a copy: {copy}" for copy in resume.copies)
+        report.notices.extend(resume.notices)
         resume.store.close()
     report.notices.extend(mapper.notices())  # unmatched hosts, values cut to Plausible's limits
     report.duration_s = time.monotonic() - started

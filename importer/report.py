@@ -8,6 +8,7 @@ Two invariants hold for every run and are checked by the tests:
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import ipaddress
 import json
@@ -17,6 +18,7 @@ import secrets
 import sys
 import threading
 from collections import Counter
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -25,6 +27,11 @@ if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
 
 INVALID_SAMPLES = 5
+
+
+def new_run_id() -> str:
+    """An id for one run's records in the side files: its start time (UTC) and a random tag."""
+    return f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
 
 
 @dataclass
@@ -62,6 +69,17 @@ class Report:
     files_skipped: list[str] = field(default_factory=list)
     interrupted: int | None = None  # signal number
     state_error: str | None = None  # the state file failed mid-run: sending stopped
+    endpoint_error: str | None = None  # the endpoint was unusable (unreachable, 5xx, wrong URL): stopped early
+    # A run is "mostly dropped" (exit 3) when more than this share of the answered events was
+    # dropped by Plausible; 1.0: only when every one was.
+    max_dropped_share: float = 1.0
+    # After an interrupt: events whose answer came while draining, events cut off (not sent, or
+    # cut mid-request), and events the next run sends again (from the state file).
+    drained: int = 0
+    cut_off: int = 0
+    resend: int = 0
+    run_id: str = field(default_factory=new_run_id)  # for the side files' records (RejectsFile's run_id)
+    failed_resolved: int = 0  # records of earlier runs taken out of the failed file: sent again now
 
     def as_dict(self) -> dict:
         return {
@@ -104,7 +122,37 @@ class Report:
     def settled(self) -> int:
         return self.accepted + self.dropped + self.rejected + self.failed
 
-    def add_reading(self, table: "SummaryTable") -> None:
+    @property
+    def mostly_dropped(self) -> bool:
+        """Plausible dropped every answered event (or more than ``max_dropped_share`` of them)."""
+        answered = self.accepted + self.dropped
+        return bool(self.dropped) and (self.dropped == answered or self.dropped / answered > self.max_dropped_share)
+
+    def exit_code(self) -> int:
+        """2: the state file failed; 128+N: stopped by signal N; 3: Plausible dropped (nearly) every
+        event; 1: events rejected or failed, an input skipped or damaged, or the endpoint unusable; else 0."""
+        if self.state_error:
+            return 2
+        if self.interrupted is not None:
+            return 128 + int(self.interrupted)
+        if self.mostly_dropped:
+            return 3
+        if self.rejected or self.failed or self.skipped_sources or self.endpoint_error or self.inputs_damaged:
+            return 1
+        return 0
+
+    def warnings(self) -> list[str]:
+        """Lines under the summary for what needs a person's attention."""
+        lines = []
+        if self.mostly_dropped:
+            share = "every event" if not self.accepted else f"{self.dropped / (self.accepted + self.dropped):.0%}"
+            lines.append(f"warning: Plausible dropped {share} it answered ({self.dropped:,} events, "
+                         "202 with x-plausible-dropped): most often --domain is not a site on that Plausible "
+                         "instance; else it took the visitors for bots (user agents, data-center IPs) or "
+                         "throttled the site")
+        return lines
+
+    def add_reading(self, table: SummaryTable) -> None:
         """The reading half of a summary (sources, rows, filters, events), shared by every command."""
         for source, fmt in self.sources:
             table.add(f"source ({fmt})", source)
@@ -148,6 +196,8 @@ class Report:
             add("rejects file", self.rejects_path)
         if self.failed_path:
             add("failed file", self.failed_path)
+        if self.failed_resolved:
+            add("  sent again", f"{self.failed_resolved:,} records of earlier runs removed from the failed file")
         if self.state_path:
             add("state file", self.state_path)
             add("rows skipped (sent before)", self.rows_skipped)
@@ -155,8 +205,17 @@ class Report:
         if self.window is not None:
             add("in-flight window", f"{self.window:,} events (a crash re-sends at most these)")
         if self.interrupted is not None:
-            add("interrupted", f"by signal {self.interrupted}; state saved, in-flight events drained")
-        return table.render(self.reading_trailer())
+            add("interrupted", f"by signal {self.interrupted}: {self.drained:,} in-flight events drained, "
+                               f"{self.cut_off:,} cut off (not sent or cut mid-request)")
+            if self.state_path and not self.state_error:
+                add("  next run", f"state saved: sends again {self.resend:,} events (listed in the failed file)")
+            elif self.state_path:
+                add("  next run", "the state file could not be saved (see above): it may send again what this "
+                                  "run delivered")
+            else:
+                add("  next run", "no state file: nothing records what was sent; "
+                                  "the failed file lists the events cut off")
+        return table.render(self.reading_trailer() + self.warnings())
 
 
 class SummaryTable:
@@ -255,13 +314,17 @@ def write_json_report(data: dict, path: str | Path) -> None:
 class RejectsFile:
     """Append-only JSON-lines file of everything that could not be used, with the reason.
 
-    Opened on first write, so a clean run leaves no empty file behind. Safe to call from the
-    reader thread and the sender's event loop at once.
+    Every record carries the ``run`` id and the ``time`` it was written. Opened on first write,
+    so a clean run leaves no empty file behind; written line by line, so that a crash loses no
+    record the state file says was written. Safe to call from the reader thread and the sender's
+    event loop at once.
     """
 
-    def __init__(self, path: Path | None):
+    def __init__(self, path: Path | None, run_id: str | None = None):
         self.path = path
+        self.run_id = run_id or new_run_id()  # give the rejects and the failed file of a run one id
         self._file: IO[str] | None = None
+        self._earlier_bytes: int | None = None  # the file's size before this run appended to it
         self._lock = threading.Lock()
         self.count = 0
 
@@ -273,12 +336,54 @@ class RejectsFile:
                       "reason": redact_ips(record.get("reason") or "")}
         elif "reason" in record:  # an error message may quote an address or the endpoint
             record = {**record, "reason": redact_url(redact_ips(str(record["reason"])))}
-        line = json.dumps(record, ensure_ascii=False, default=str) + "\n"
+        stamp = {"run": self.run_id, "time": f"{dt.datetime.now(dt.UTC):%Y-%m-%dT%H:%M:%S.%fZ}"}
+        line = json.dumps({**stamp, **record}, ensure_ascii=False, default=str) + "\n"
         with self._lock:
             if self._file is None:
                 self._file = open_private(self.path)
+                if self._earlier_bytes is None:
+                    self._earlier_bytes = self._file.tell()
             self._file.write(line)
+            self._file.flush()
             self.count += 1
+
+    def prune(self, settled: Collection[tuple[int, int]]) -> int:
+        """Remove the failed-event records of earlier runs whose event this run settled.
+
+        ``settled`` holds (state file id, line) pairs; a record names them as ``file_id`` and
+        ``line``. Records this run appended, rejects and read errors stay. Returns how many went.
+        """
+        if not settled or self.path is None or not self.path.exists():
+            return 0
+        removed = 0
+        with self._lock:
+            if self._file is not None:
+                self._file.close()
+                self._file = None
+            earlier = self.path.stat().st_size if self._earlier_bytes is None else self._earlier_bytes
+            temporary = self.path.with_name(f".{self.path.name}.{secrets.token_hex(4)}")
+            try:
+                with open(self.path, "rb") as old, open_private(temporary, "w") as new:
+                    for raw in iter(old.readline, b""):
+                        line = raw.decode("utf-8", "replace")
+                        if old.tell() <= earlier and self._settled_earlier(line, settled):
+                            removed += 1
+                        else:
+                            new.write(line)
+                if removed:
+                    os.replace(temporary, self.path)
+            finally:
+                temporary.unlink(missing_ok=True)
+        return removed
+
+    @staticmethod
+    def _settled_earlier(line: str, settled: Collection[tuple[int, int]]) -> bool:
+        try:
+            record = json.loads(line)
+        except ValueError:
+            return False
+        return (isinstance(record, dict) and record.get("stage") == "send"
+                and (record.get("file_id"), record.get("line")) in settled)
 
     def close(self) -> None:
         with self._lock:

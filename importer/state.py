@@ -27,7 +27,6 @@ from __future__ import annotations
 import errno
 import fcntl
 import hashlib
-import heapq
 import os
 import sqlite3
 import threading
@@ -41,6 +40,7 @@ from typing import IO
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .ledger import Ledger, Mark
 from .sources import Source, open_source
 
 HEAD_BYTES = 4096
@@ -64,6 +64,11 @@ CREATE TABLE IF NOT EXISTS pending (
     PRIMARY KEY (file_id, line)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS done (
+    file_id INTEGER NOT NULL REFERENCES files (id),
+    line INTEGER NOT NULL,
+    PRIMARY KEY (file_id, line)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS rejected (
     file_id INTEGER NOT NULL REFERENCES files (id),
     line INTEGER NOT NULL,
     PRIMARY KEY (file_id, line)
@@ -114,6 +119,7 @@ class FileState:
     settled_line: int = 0
     pending: set[int] = field(default_factory=set)
     done: set[int] = field(default_factory=set)  # decided lines above settled_line
+    rejected: set[int] = field(default_factory=set)  # invalid lines above settled_line already in the rejects file
     complete_size: int | None = None
     size: int | None = None  # raw size now, measured before reading
 
@@ -176,14 +182,14 @@ class StateStore:
     failure to open, read or save raises :class:`StateError`.
     """
 
-    def __init__(self, path: Path, scope: str, old_scope: str | None = None):
+    def __init__(self, path: Path, scope: str, old_scope: str | None = None, wait_s: float = 0.0):
         self.path = Path(path)
         self.scope = scope
         # A symlink and its target are one state file: lock and open what it points to.
         self._real = self.path.resolve()
         try:
             self._real.parent.mkdir(parents=True, exist_ok=True)
-            self._lock_file = self._take_lock()
+            self._lock_file = self._take_lock(wait_s)
         except OSError as exc:
             raise StateError(f"state file {self.path}: cannot lock it: {_reason(exc)}") from None
         try:
@@ -196,18 +202,30 @@ class StateStore:
             raise
         self._lock = threading.Lock()
 
-    def _take_lock(self) -> IO[str]:
-        # One run at a time per state file: two overlapping nightly runs would both send the
-        # same new lines.
-        lock_path = self._real.with_name(self._real.name + ".lock")
+    @property
+    def lock_path(self) -> Path:
+        """One lock per scope: two overlapping runs of one job would both send the same new lines,
+        while the jobs of other sites (or endpoints) sharing the file go on side by side."""
+        tag = hashlib.sha256(self.scope.encode("utf-8")).hexdigest()[:16]
+        return self._real.with_name(f"{self._real.name}.lock-{tag}")
+
+    def _take_lock(self, wait_s: float) -> IO[str]:
+        lock_path = self.lock_path
         _create_private(lock_path)
         lock_file = open(lock_path, "a+")  # noqa: SIM115 - held until close()
-        try:
-            fcntl.flock(lock_file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            lock_file.close()
-            raise StateBusy(f"state file {self.path}: another run is using it (its lock is held)") from None
-        return lock_file
+        deadline = time.monotonic() + max(0.0, wait_s)
+        while True:
+            try:
+                fcntl.flock(lock_file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return lock_file
+            except OSError:
+                if time.monotonic() >= deadline:
+                    break
+            time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
+        lock_file.close()
+        waited = f" after waiting {wait_s:g} s (--wait)" if wait_s > 0 else " (--wait SECONDS queues for it)"
+        raise StateBusy(f"state file {self.path}: another run is using it for the same endpoint and domain "
+                        f"(its lock is held){waited}")
 
     def _open(self, old_scope: str | None) -> sqlite3.Connection:
         # SQLite creates the -wal and -shm files with the mode of the database file.
@@ -257,10 +275,11 @@ class StateStore:
             raise StateError(f"state file {self.path}: it was deleted or replaced during the run; "
                              "progress can no longer be saved")
 
-    def file_state(self, source: Source) -> FileState | None:
-        """Find (or register) the state of a file by its content; None for stdin or an empty file."""
+    def file_state(self, source: Source, stream_key: str | None = None) -> FileState | None:
+        """Find (or register) the state of a file by its content, or of stdin by ``stream_key``;
+        None for stdin without a key or an empty file."""
         if source.path is None:
-            return None
+            return self._stream_state(source, stream_key) if stream_key else None
         try:
             head = read_head(source)
         except OSError:
@@ -269,7 +288,8 @@ class StateStore:
             return None
         with self._lock, self._failing("record the file in it"):
             lengths = [row[0] for row in self._db.execute(
-                "SELECT DISTINCT head_len FROM files WHERE scope = ? AND head_len <= ? ORDER BY head_len DESC",
+                "SELECT DISTINCT head_len FROM files WHERE scope = ? AND head_len BETWEEN 1 AND ? "
+                "ORDER BY head_len DESC",
                 (self.scope, len(head)))]
             found = None
             for length in lengths:
@@ -293,8 +313,41 @@ class StateStore:
             pending = {row[0] for row in self._db.execute("SELECT line FROM pending WHERE file_id = ?", (file_id,))}
             done = {row[0] for row in self._db.execute("SELECT line FROM done WHERE file_id = ? AND line > ?",
                                                        (file_id, settled))}
+            rejected = self._lines_above("rejected", file_id, settled)
         return FileState(file_id=file_id, name=source.name, settled_line=settled, pending=pending, done=done,
-                         complete_size=complete, size=source.size)
+                         rejected=rejected, complete_size=complete, size=source.size)
+
+    def _stream_state(self, source: Source, key: str) -> FileState:
+        """A named stream (stdin under ``--state-key``): its lines count from the stream's start."""
+        name = f"{source.name} ({key})"
+        tag = _digest(f"stream:{key}".encode())
+        with self._lock, self._failing("record the stream in it"):
+            found = self._db.execute("SELECT id, settled_line FROM files WHERE scope = ? AND head_len = -1 "
+                                     "AND head_hash = ?", (self.scope, tag)).fetchone()
+            if found is None:
+                cursor = self._db.execute(
+                    "INSERT INTO files (scope, head_len, head_hash, name, updated_at) VALUES (?, -1, ?, ?, ?)",
+                    (self.scope, tag, name, time.time()))
+                return FileState(file_id=int(cursor.lastrowid), name=name)
+            file_id, settled = found
+            pending = {row[0] for row in self._db.execute("SELECT line FROM pending WHERE file_id = ?", (file_id,))}
+            done = {row[0] for row in self._db.execute("SELECT line FROM done WHERE file_id = ? AND line > ?",
+                                                       (file_id, settled))}
+            rejected = self._lines_above("rejected", file_id, settled)
+        return FileState(file_id=file_id, name=name, settled_line=settled, pending=pending, done=done,
+                         rejected=rejected)
+
+    def _lines_above(self, table: str, file_id: int, settled: int) -> set[int]:
+        return {row[0] for row in self._db.execute(f"SELECT line FROM {table} WHERE file_id = ? AND line > ?",
+                                                   (file_id, settled))}
+
+    def remember_rejected(self, file_id: int, lines: list[int]) -> None:
+        """These invalid lines are in the rejects file now: a re-read after a crash skips them."""
+        if not lines:
+            return
+        with self._lock, self._failing("save the checkpoint"):
+            self._db.executemany("INSERT OR IGNORE INTO rejected (file_id, line) VALUES (?, ?)",
+                                 [(file_id, line) for line in lines])
 
     def save(self, settled: dict[int, int], complete: dict[int, int | None],
              pending_add: list[tuple[int, int]], pending_done: list[tuple[int, int]],
@@ -313,6 +366,7 @@ class StateStore:
                     db.execute("UPDATE files SET settled_line = MAX(settled_line, ?), updated_at = ? WHERE id = ?",
                                (line, now, file_id))
                     db.execute("DELETE FROM done WHERE file_id = ? AND line <= ?", (file_id, line))
+                    db.execute("DELETE FROM rejected WHERE file_id = ? AND line <= ?", (file_id, line))
                 if done_add:
                     db.executemany("INSERT OR IGNORE INTO done (file_id, line) VALUES (?, ?)", done_add)
                 for file_id, size in complete.items():
@@ -333,178 +387,13 @@ class StateStore:
             self._db.execute("UPDATE files SET complete_size = NULL WHERE id = ?", (file_id,))
 
 
-class Mark:
-    """A position in the input: every row of ``file`` up to ``line`` has been handed to the sender.
-
-    ``end`` says the file was read to its end; ``size`` is its raw size measured before reading.
-    """
-
-    __slots__ = ("file", "line", "end", "size", "state")
-
-    def __init__(self, file: str, line: int, end: bool = False, size: int | None = None,
-                 state: FileState | None = None):
-        self.file = file
-        self.line = line
-        self.end = end
-        self.size = size
-        self.state = state
-
-
-class Entry:
-    """One event in the ledger; ``done`` once its outcome is known, ``resend`` if the next run
-    must send it again (not sent, or retries exhausted)."""
-
-    __slots__ = ("file", "line", "done", "resend", "state")
-
-    def __init__(self, file: str, line: int, state: FileState | None = None):
-        self.file = file
-        self.line = line
-        self.done = False
-        self.resend = False
-        self.state = state
-
-
-class _FileProgress:
-    __slots__ = ("open", "heap", "last", "end", "watermark", "state")
-
-    def __init__(self, state: FileState | None) -> None:
-        self.state = state
-        self.open: dict[int, int] = {}  # line -> events of that line still undecided
-        self.heap: list[int] = []  # undecided lines (lazily cleaned)
-        self.last = 0  # highest line handed to the sender (events and marks)
-        self.end: Mark | None = None
-        self.watermark = 0
-
-
-class Ledger:
-    """Which events are undecided, per input file; decisions are saved in batches.
-
-    The producer adds each event before queueing it; a worker calls :meth:`decide`
-    once its outcome is known; :meth:`flush` saves what was decided since the last flush and
-    returns how many events that was, so the sender can let as many new events in. Per file,
-    the watermark is the highest line below which nothing is undecided; decided lines above
-    it (a retrying event holds the watermark back while others go on) are saved one by one,
-    so a crash never re-sends them. Only the event loop thread touches the ledger; marks
-    posted from the reader thread go through :meth:`post_mark` / :meth:`absorb_marks`.
-    """
-
-    def __init__(self, store: StateStore | None = None, files: dict[str, FileState] | None = None):
-        self.store = store
-        self.files = files if files is not None else {}
-        # Keyed by the file's state (its identity), or by name for inputs without state: a
-        # followed log and the file that replaces it after rotation share a name.
-        self._progress: dict[object, _FileProgress] = {}
-        self._decided: list[Entry] = []
-        self._touched: set[_FileProgress] = set()  # files whose watermark may have moved
-        self._posted: list[Mark] = []
-        self._posted_lock = threading.Lock()
-        self.undecided = 0
-        self.saves = 0
-
-    def _file(self, name: str, state: FileState | None) -> _FileProgress:
-        key = state.file_id if state is not None else name
-        progress = self._progress.get(key)
-        if progress is None:
-            progress = self._progress[key] = _FileProgress(state)
-        self._touched.add(progress)
-        return progress
-
-    def add(self, file: str, line: int) -> Entry:
-        state = self.files.get(file)
-        entry = Entry(file, line, state)
-        progress = self._file(file, state)
-        count = progress.open.get(line, 0)
-        if not count:
-            heapq.heappush(progress.heap, line)
-        progress.open[line] = count + 1
-        if line > progress.last:
-            progress.last = line
-        self.undecided += 1
-        return entry
-
-    def decide(self, entry: Entry, resend: bool = False) -> None:
-        entry.resend = resend
-        entry.done = True
-        self._decided.append(entry)
-
-    def post_mark(self, mark: Mark) -> None:
-        with self._posted_lock:
-            self._posted.append(mark)
-
-    def absorb_marks(self) -> None:
-        with self._posted_lock:
-            posted, self._posted = self._posted, []
-        for mark in posted:
-            progress = self._file(mark.file, mark.state)
-            if mark.line > progress.last:
-                progress.last = mark.line
-            if mark.end:
-                progress.end = mark
-
-    def flush(self) -> int:
-        """Save what was decided since the last flush; return how many events that was.
-
-        Raises :class:`StateError` when the save fails; later flushes then only count."""
-        decided, self._decided = self._decided, []
-        pending_add: list[tuple[int, int]] = []
-        pending_done: list[tuple[int, int]] = []
-        finished: list[tuple[str, int]] = []
-        for entry in decided:
-            state = entry.state
-            progress = self._file(entry.file, state)
-            left = progress.open[entry.line] - 1
-            if left:
-                progress.open[entry.line] = left
-            else:
-                del progress.open[entry.line]
-            if state is None:
-                continue
-            key = (state.file_id, entry.line)
-            if entry.resend:
-                pending_add.append(key)
-            elif entry.line in state.pending:
-                pending_done.append(key)
-            if not left:
-                finished.append((progress, entry.line))
-        self.undecided -= len(decided)
-        settled: dict[int, int] = {}
-        complete: dict[int, int | None] = {}
-        touched, self._touched = self._touched, set()
-        for progress in touched:
-            heap = progress.heap
-            while heap and heap[0] not in progress.open:
-                heapq.heappop(heap)
-            watermark = heap[0] - 1 if heap else progress.last
-            state = progress.state
-            if state is not None and watermark > progress.watermark:
-                settled[state.file_id] = watermark
-            progress.watermark = max(progress.watermark, watermark)
-            if state is not None and not heap and progress.end is not None and progress.end.size is not None:
-                complete[state.file_id] = progress.end.size
-                progress.end = None
-        done_add = []
-        for progress, line in finished:
-            state = progress.state
-            if state is not None and line > progress.watermark and line not in state.pending:
-                done_add.append((state.file_id, line))
-        if self.store is not None and (settled or complete or pending_add or pending_done or done_add):
-            for file_id, _ in pending_add:  # a file with lines to send again is not complete
-                complete.pop(file_id, None)
-            store = self.store
-            # After a failed save none is tried again: a later one would record lines whose
-            # "send again" mark was lost with the failed one.
-            self.store = None
-            store.save(settled, complete, pending_add, pending_done, done_add)
-            self.store = store
-            self.saves += 1
-        return len(decided)
-
-
 class Resume:
     """What a run with a state file skips and records, per source (by name)."""
 
-    def __init__(self, store: StateStore):
+    def __init__(self, store: StateStore, stream_key: str | None = None):
         self.store = store
+        self.stream_key = stream_key  # checkpoints stdin under this name (--state-key)
+        self.notices: list[str] = []  # for the summary
         self.files: dict[str, FileState] = {}
         self.ledger = Ledger(store, self.files)
         self.rows_skipped = 0
@@ -522,8 +411,11 @@ class Resume:
         """
         todo = []
         for index, source in enumerate(sources):
-            state = self.store.file_state(source)
+            state = self.store.file_state(source, self.stream_key)
             if state is None:
+                if source.path is None:
+                    self.notices.append(f"{source.name}: piped input has no checkpoint and cannot be resumed: a "
+                                        "re-run sends all of it again (--state-key NAME checkpoints a named stream)")
                 todo.append(source)
                 continue
             if state.file_id in self._by_id:
@@ -563,10 +455,11 @@ class Resume:
             top = max([r.line or 0 for r in batch.rejected], default=0)
             if lines is not None:
                 top = max(top, pc.max(lines).as_py() or 0)
-            if state.settled_line or state.pending or state.done:
+            if state.settled_line or state.pending or state.done or state.rejected:
                 kept_rejected = [r for r in batch.rejected
-                                 if r.line is None or (r.line > state.settled_line and r.line not in state.done)
-                                 or r.line in state.pending]
+                                 if r.line is None or r.line in state.pending
+                                 or (r.line > state.settled_line and r.line not in state.done
+                                     and r.line not in state.rejected)]
                 skipped = len(batch.rejected) - len(kept_rejected)
                 if lines is not None:
                     keep = pc.greater(lines, state.settled_line)
@@ -580,6 +473,11 @@ class Resume:
                 batch.rejected = kept_rejected
                 batch.rows_read -= skipped
                 self.rows_skipped += skipped
+            # Remembered before the caller writes them: a crash in between loses at most these records,
+            # where remembering after would write every one again after a crash.
+            fresh = [r.line for r in batch.rejected if r.line is not None]
+            self.store.remember_rejected(state.file_id, fresh)
+            state.rejected.update(fresh)
             yield batch
             last = max(last, top)
             if last:

@@ -136,8 +136,11 @@ def test_an_unknown_profile_or_a_missing_named_file_is_an_error(here):
 def test_a_secret_header_appears_in_no_output_file_or_stream(tmp_path, receiver):
     log = write_log(tmp_path / "access.log", [combined_line(target="/a"), "not a log line"])
     endpoint = receiver.endpoint.replace("http://", "http://user:pw-in-url@").replace("/api/event", "/api/missing")
+    both = run_cli("send", str(log), "-d", "example.com", "--endpoint", endpoint, "--replay-history",
+                   "--header", f"Authorization: Bearer {SECRET}", cwd=tmp_path)
+    assert both.returncode == 2 and "not both" in both.stderr and SECRET not in both.stderr + both.stdout
     done = run_cli("send", str(log), "-d", "example.com", "--endpoint", endpoint, "--rate", "0", "--replay-history",
-                   "--header", f"X-Proxy-Token: {SECRET}", "--header", f"Authorization: Bearer {SECRET}",
+                   "--header", f"X-Proxy-Token: {SECRET}", "--header", f"Proxy-Authorization: Bearer {SECRET}",
                    "--max-attempts", "1", "--report", "report.json", "--state", "state.sqlite", cwd=tmp_path)
     assert done.returncode == 1, done.stderr  # the 404 makes the event fail: its error is written
     written = [p for p in tmp_path.rglob("*") if p.is_file()]

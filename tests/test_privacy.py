@@ -72,7 +72,8 @@ def test_password_in_endpoint_reaches_no_summary_failed_file_or_state_file(tmp_p
     assert failed.stat().st_size and "importer:***@" in result.stderr + failed.read_text()
     assert SECRET not in result.stderr + failed.read_text()
     assert SECRET.encode() not in state_bytes(tmp_path)
-    for path in (failed, tmp_path / "state.sqlite", tmp_path / "state.sqlite.lock"):
+    (lock,) = tmp_path.glob("state.sqlite.lock-*")  # one lock per endpoint and domain
+    for path in (failed, tmp_path / "state.sqlite", lock):
         assert mode(path) == 0o600, path
 
 
@@ -103,12 +104,13 @@ def test_files_created_by_an_older_version_are_tightened_to_0600(tmp_path, recei
     write_log(second, [combined_line(target="/second"), "garbage line"])
     assert send(tmp_path, first, receiver.endpoint, "a").returncode == 0
     (tmp_path / "rejects-a.jsonl").write_text("")
-    for name in ("state.sqlite", "state.sqlite.lock", "rejects-a.jsonl"):
+    (lock,) = tmp_path.glob("state.sqlite.lock-*")
+    for name in ("state.sqlite", lock.name, "rejects-a.jsonl"):
         (tmp_path / name).chmod(0o644)
     result = send(tmp_path, second, receiver.endpoint, "a")
     assert result.returncode == 0 and len(receiver.events) == 6, result.stderr
     assert "garbage line" in (tmp_path / "rejects-a.jsonl").read_text()
-    for name in ("state.sqlite", "state.sqlite.lock", "rejects-a.jsonl"):
+    for name in ("state.sqlite", lock.name, "rejects-a.jsonl"):
         assert mode(tmp_path / name) == 0o600, name
     result = send(tmp_path, first, receiver.endpoint, "b", "--dry-run", "--output", str(tmp_path / "events.jsonl"))
     assert result.returncode == 0, result.stderr

@@ -123,9 +123,10 @@ def test_demo_replays_the_sample_log_to_a_local_receiver(tmp_path):
     assert "accepted" in result.stderr
 
 
-def test_ctrl_c_before_sending_exits_130_with_one_line(tmp_path):
+def test_ctrl_c_before_sending_exits_130_with_one_line(tmp_path, receiver):
+    # A live endpoint: with nothing listening the run would now stop by itself before reading stdin.
     command = [sys.executable, "-m", "importer", "send", "--replay-history", "-", "--domain", "example.com",
-               "--endpoint", "http://127.0.0.1:9/api/event", "--state", str(tmp_path / "state.sqlite"),
+               "--endpoint", receiver.endpoint, "--state", str(tmp_path / "state.sqlite"),
                "--no-progress"]
     process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                text=True, cwd=tmp_path)

@@ -154,7 +154,7 @@ def test_state_file_deleted_mid_run_stops_the_run_with_exit_2(tmp_path, make_rec
     wait_for(lambda: receiver.stats.accepted >= 300 or process.poll() is not None)
     assert process.poll() is None, "the run ended before the state file could be deleted"
     for path in tmp_path.glob("state.sqlite*"):
-        if not path.name.endswith(".lock"):
+        if ".lock" not in path.name:
             path.unlink()
     code, err = finish(process)
     assert code == 2, err

@@ -24,15 +24,9 @@ def fail(message: str) -> NoReturn:
 
 
 def exit_code(report: Any) -> int:
-    """0 all settled, 1 some events rejected or failed or an input skipped, 2 the state file
-    failed, 128+N interrupted by signal N."""
-    if report.state_error:
-        return 2
-    if report.interrupted is not None:
-        return 128 + int(report.interrupted)
-    if report.rejected or report.failed or report.skipped_sources or report.inputs_damaged:
-        return 1
-    return 0
+    """The run's exit code (see :meth:`importer.report.Report.exit_code`)."""
+    code: int = report.exit_code()
+    return code
 
 
 # --- settings from a config file and the environment -------------------------------------

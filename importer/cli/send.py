@@ -47,6 +47,20 @@ CaBundle = Annotated[Optional[Path], typer.Option(
 Header = Annotated[Optional[list[str]], typer.Option(
     "--header", help="'Name: value' sent with every request (repeatable), e.g. for an authenticating proxy; "
     "values never appear in output.")]
+Wait = Annotated[float, typer.Option(
+    "--wait", help="Wait up to SECONDS for another run of the same job (state file, endpoint, domain) to finish "
+    "instead of exiting 2.")]
+StateKey = Annotated[Optional[str], typer.Option(
+    "--state-key", help="Checkpoint standard input under NAME: lines are counted from the stream's start, so a "
+    "re-run sends only new lines.")]
+MaxDroppedShare = Annotated[float, typer.Option(
+    "--max-dropped-share", help="Exit 3 when Plausible drops more than this share of the answered events "
+    "(1.0: only when it drops all).")]
+MaxUnanswered = Annotated[int, typer.Option(
+    "--max-unanswered", help="Stop after N tries in a row get no answer (or a 5xx before anything was accepted); "
+    "0 never stops.")]
+NoConnectionCheck = Annotated[bool, typer.Option(
+    "--no-connection-check", help="Do not open a test connection to the endpoint before reading.")]
 Html = Annotated[Optional[Path], typer.Option("--html", help="Also write an HTML report of the run here.")]
 ReplayHistory = Annotated[bool, typer.Option(
     "--replay-history", help="Send data older than a day as today's traffic (for history with its real dates, "
@@ -85,6 +99,11 @@ def send_command(
     header: Header = None,
     replay_history: ReplayHistory = False,
     html: Html = None,
+    wait: Wait = 0.0,
+    state_key: StateKey = None,
+    max_dropped_share: MaxDroppedShare = 1.0,
+    max_unanswered: MaxUnanswered = 20,
+    no_connection_check: NoConnectionCheck = False,
     config: ConfigOption = None,
     profile: ProfileOption = None,
     timezone: OldTimezoneForLogs = None,
@@ -100,7 +119,9 @@ def send_command(
             endpoint=endpoint, rate=rate, concurrency=concurrency, timeout_s=timeout, max_attempts=max_attempts,
             retry_dropped=retry_dropped, max_retry_s=max_retry_time, pace=pace, drain_s=drain_timeout,
             backoff_s=backoff, ca_bundle=ca_bundle, headers=tuple(header or ()), follow=follow,
-            state=_state_path(state, no_state or dry_run), replay_history=replay_history)
+            state=_state_path(state, no_state or dry_run), replay_history=replay_history, wait_s=wait,
+            state_key=state_key, max_dropped_share=max_dropped_share, max_unanswered=max_unanswered,
+            check_connection=not no_connection_check)
         outputs = OutputOptions(report=report, rejects=rejects, failed=failed, events=output,
                                 progress=not no_progress)
         asked: list[bool] = []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -18,14 +19,25 @@ class DryRunWriter:
     def __init__(self, output: Path | None, on_settled: Callable[[int], None] | None = None):
         self.output = output
         self.on_settled = on_settled or (lambda n: None)
+        self.interrupted: int | None = None
+        self.state_error: str | None = None  # a dry run keeps no state
+        self.fatal: str | None = None
+
+    def interrupt(self, signum: int = signal.SIGINT) -> None:
+        """Stop after the batch being written: what was written stays whole."""
+        self.interrupted = signum
 
     def run(self, batches: Iterator[pa.Table]) -> None:
         if self.output is None:
             for table in batches:
+                if self.interrupted is not None:
+                    return
                 self.on_settled(table.num_rows)
             return
         with open_private(self.output, "w") as out:  # the events carry visitors' addresses
             for table in batches:
+                if self.interrupted is not None:
+                    return
                 for record_batch in table.to_batches(max_chunksize=4096):
                     lines = [
                         json.dumps(dry_run_record(event), ensure_ascii=False, separators=(",", ":"))

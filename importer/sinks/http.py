@@ -36,23 +36,21 @@ to a local nginx where httpx's AsyncClient manages ~400 (see the README's design
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import json
 import random
 import signal
 import ssl
 import time
-import urllib.parse
-import urllib.request
 import zlib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pyarrow as pa
 
 from ..events import request_body
+from ..ledger import Entry, Ledger
 from ..report import RejectsFile, Report, redact_url
-from ..state import Entry, Ledger, StateError
+from ..state import StateError
 from .answers import (
     ANSWER_LIMIT,
     Answer,
@@ -60,6 +58,8 @@ from .answers import (
     plausible_errors,
     read_at_most,
 )
+from .endpoint import Streak, describe_error, host_of, probe
+from .pacing import TokenBucket, backoff_delay, proxy_for, retry_after_seconds
 
 DEFAULT_ENDPOINT = "https://plausible.io/api/event"
 SEND_COLUMNS = ("name", "url", "domain", "referrer", "props", "user_agent", "ip", "source_file", "source_line")
@@ -90,68 +90,17 @@ class SendOptions:
     pace: float = 0.0  # 0: as fast as allowed; 1: original gaps; k: gaps divided by k
     drain_s: float = 10.0  # on interrupt, how long in-flight requests may take to finish
     checkpoint_s: float = 0.02  # how often the decided prefix is saved
+    # Stop after this many tries in a row without an answer (connection errors, timeouts), or
+    # answered 5xx while nothing was accepted; 0: retry every event to its own limits.
+    max_unanswered: int = 20
+    check_connection: bool = True  # one connection to the endpoint before reading anything
+    # Sent with every request (--header), e.g. for an authenticating proxy; never written anywhere.
+    headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)
 
     @property
     def window(self) -> int:
         """The most events undecided at once: in flight plus queued (the re-send bound)."""
         return max(1, self.concurrency) * (self.queue_per_worker + 1)
-
-
-class TokenBucket:
-    """Paces requests to ``rate`` per second on average, with bursts of at most ``burst``.
-
-    Each caller reserves the next free slot on a shared timeline and sleeps until it, so the
-    long-run rate is exact regardless of how many workers share the bucket; the small burst
-    lets a late wake-up catch up instead of losing its slot.
-    """
-
-    def __init__(self, rate: float, burst: float = 1.0, clock: Callable[[], float] = time.monotonic):
-        self.interval = 1.0 / rate if rate > 0 else 0.0
-        self.burst = max(1.0, burst)
-        self._clock = clock
-        self._next = clock()
-
-    async def acquire(self) -> None:
-        if not self.interval:
-            return
-        now = self._clock()
-        earliest = now - (self.burst - 1.0) * self.interval
-        if self._next < earliest:
-            self._next = earliest
-        slot = self._next
-        self._next += self.interval
-        if slot > now:
-            await asyncio.sleep(slot - now)
-
-
-def backoff_delay(attempt: int, base: float, cap: float, rng: random.Random) -> float:
-    """Exponential backoff with full jitter: uniform in [0, min(cap, base * 2**attempt)]."""
-    return rng.uniform(0.0, min(cap, base * (2 ** attempt)))
-
-
-def retry_after_seconds(value: str | None) -> float | None:
-    """``Retry-After`` as seconds: either a number or an HTTP date."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
-
-
-def proxy_for(endpoint: str) -> str | None:
-    """The proxy the environment (``https_proxy``, ``http_proxy``, ``no_proxy``) sets for ``endpoint``."""
-    parts = urllib.parse.urlsplit(endpoint)
-    proxy = urllib.request.getproxies().get(parts.scheme)
-    if not proxy or urllib.request.proxy_bypass(parts.hostname or ""):
-        return None
-    return proxy
 
 
 def parse_pace(value: str | float | None) -> float:
@@ -197,6 +146,7 @@ class HttpSender:
         stop_reading: Callable[[], None] | None = None,
         handle_signals: bool = True,
         tls: ssl.SSLContext | bool = True,
+        on_retry: Callable[[str], None] | None = None,
     ):
         self.options = options
         self.report = report
@@ -208,16 +158,36 @@ class HttpSender:
         self.stop_reading = stop_reading or (lambda: None)
         self.handle_signals = handle_signals
         self.tls = tls
+        self.on_retry = on_retry or (lambda message: None)
         self._rng = random.Random(seed)
         self._config_errors = 0
+        self._host = host_of(options.endpoint)
+        self._streak = Streak(options.max_unanswered)
         self.fatal: str | None = None
         self.interrupted: int | None = None  # the signal that stopped the run
         self.state_error: str | None = None  # the state file failed: sending stopped
+        # Everything interrupt() and the lanes share exists before run(), so that a signal at
+        # any moment finds it (asyncio's primitives bind to the loop on first use).
+        connections = max(1, options.concurrency)
+        self._slots = asyncio.Semaphore(connections)
+        self._bucket = TokenBucket(options.rate, burst=1.0 + options.rate * 0.02)
+        self._stop = asyncio.Event()
+        self._deadline: float | None = None
+        self._room = asyncio.Event()
+        self._queues: list[asyncio.Queue] = [asyncio.Queue(maxsize=options.queue_per_worker)
+                                             for _ in range(connections * LANES_PER_CONNECTION)]
+        self._workers: list[asyncio.Task] = []
+        self._settled_at_interrupt = 0
 
     # -- running -------------------------------------------------------------------------
 
     def run(self, batches: Iterator[pa.Table]) -> None:
         asyncio.run(self._run(batches))
+        self.report.failed_resolved += self.failed_file.prune(self.ledger.redecided)
+        if self.interrupted is not None:
+            report = self.report
+            report.interrupted = self.interrupted
+            report.drained = report.settled - self._settled_at_interrupt - report.cut_off
 
     def interrupt(self, signum: int = signal.SIGINT) -> None:
         """Stop reading, let in-flight requests finish (within ``drain_s``), account the rest.
@@ -227,6 +197,7 @@ class HttpSender:
         """
         if self.interrupted is None:
             self.interrupted = signum
+            self._settled_at_interrupt = self.report.settled
             self._stop.set()
             self.stop_reading()
             self._deadline = time.monotonic() + self.options.drain_s
@@ -236,13 +207,6 @@ class HttpSender:
     async def _run(self, batches: Iterator[pa.Table]) -> None:
         o = self.options
         connections = max(1, o.concurrency)
-        lanes = connections * LANES_PER_CONNECTION
-        self._slots = asyncio.Semaphore(connections)
-        self._bucket = TokenBucket(o.rate, burst=1.0 + o.rate * 0.02)
-        self._stop = asyncio.Event()
-        self._deadline: float | None = None
-        self._room = asyncio.Event()
-        self._queues: list[asyncio.Queue] = [asyncio.Queue(maxsize=o.queue_per_worker) for _ in range(lanes)]
         loop = asyncio.get_running_loop()
         installed = self._install_signals(loop) if self.handle_signals else []
         import aiohttp  # only when sending: its import costs ~0.1 s, which a dry run need not pay
@@ -261,6 +225,10 @@ class HttpSender:
             # Proxies from the environment are looked up once here: aiohttp's trust_env does it
             # per request through a thread, which costs half the throughput.
             self._proxy = proxy_for(o.endpoint)
+            if o.check_connection and not self._stop.is_set():
+                unreachable = await probe(o.endpoint, self._proxy, self.tls, o.timeout_s)
+                if unreachable:
+                    self._stop_run(unreachable)
             async with aiohttp.ClientSession(connector=connector, timeout=timeout, trust_env=False) as session:
                 self._session = session
                 self._workers = [asyncio.create_task(self._worker(q)) for q in self._queues]
@@ -277,7 +245,7 @@ class HttpSender:
                 loop.remove_signal_handler(sig)
 
     def _install_signals(self, loop: asyncio.AbstractEventLoop) -> list[int]:
-        installed = []
+        installed: list[int] = []
         for sig in (signal.SIGINT, signal.SIGTERM):
             try:
                 loop.add_signal_handler(sig, self.interrupt, sig)
@@ -315,7 +283,7 @@ class HttpSender:
     def _hard_stop(self) -> None:
         """Stop now: cancel the lanes (their in-flight events fail) and empty their queues."""
         self._stop.set()
-        for task in getattr(self, "_workers", []):
+        for task in self._workers:
             task.cancel()
         for q in self._queues:
             while not q.empty():
@@ -357,7 +325,11 @@ class HttpSender:
         pace = self.options.pace
         pace_origin: tuple[float, float] | None = None
         while not self._stop.is_set():
-            table = await asyncio.to_thread(next, batches, None)
+            try:
+                table = await asyncio.to_thread(next, batches, None)
+            except StateError as exc:  # the reader could not record what it wrote to the rejects file
+                self._stop_for_state(exc)
+                return
             ledger.absorb_marks()
             if table is None:
                 return
@@ -388,7 +360,7 @@ class HttpSender:
                         if ledger.undecided >= window:
                             try:  # the checkpoint task wakes us; look again ourselves now and then
                                 await asyncio.wait_for(self._room.wait(), timeout=0.1)
-                            except asyncio.TimeoutError:
+                            except TimeoutError:
                                 pass
                     entry = ledger.add(event["source_file"], event["source_line"])
                     key = f"{event['ip']}\x00{event['user_agent']}".encode("utf-8", "surrogatepass")
@@ -397,7 +369,7 @@ class HttpSender:
     async def _sleep_unless_stopped(self, seconds: float) -> None:
         try:
             await asyncio.wait_for(self._stop.wait(), timeout=seconds)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
 
     # -- delivering ----------------------------------------------------------------------
@@ -417,6 +389,10 @@ class HttpSender:
                 if not entry.done:
                     self._fail(event, entry, "interrupted while sending", resend=True)
                 raise
+            except Exception as exc:  # noqa: BLE001 - a fault of ours must not lose the event or the lane
+                if not entry.done:
+                    self._fail(event, entry, f"could not be sent: {type(exc).__name__}: {exc}", resend=True)
+                self._stop_run(f"sending failed: {type(exc).__name__}: {exc}")
 
     def _settle(self, entry: Entry, resend: bool = False) -> None:
         self.ledger.decide(entry, resend)
@@ -428,6 +404,10 @@ class HttpSender:
 
     def _fail(self, event: dict, entry: Entry, reason: str, resend: bool, **extra) -> None:
         self.report.failed += 1
+        self.report.resend += resend
+        self.report.cut_off += self.interrupted is not None
+        if entry.state is not None:  # which state entry: a later run that settles it removes this record
+            extra["file_id"] = entry.state.file_id
         self.failed_file.write(self._record(event, **extra, reason=reason, sent_again_by_next_run=resend))
         self._settle(entry, resend=resend)
 
@@ -435,9 +415,9 @@ class HttpSender:
     def _body(event: dict) -> bytes:
         return json.dumps(request_body(event), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
-    @staticmethod
-    def _headers(event: dict) -> dict[str, str]:
-        headers = {"Content-Type": "application/json", "User-Agent": event["user_agent"] or ""}
+    def _headers(self, event: dict) -> dict[str, str]:
+        headers = dict(self.options.headers)
+        headers.update({"Content-Type": "application/json", "User-Agent": event["user_agent"] or ""})
         if event["ip"]:
             headers["X-Forwarded-For"] = event["ip"]
         return headers
@@ -487,6 +467,9 @@ class HttpSender:
                 tries.errors_left -= 1
                 tries.last_error = f"HTTP {answer.status}: {answer.text[:300]}"
                 delay = retry_after_seconds(answer.retry_after)
+                tries.shown = f"HTTP {answer.status} from {self._host}"
+                if answer.status >= 500:
+                    self._note_unanswered(tries.shown, server_error=True)
             if not await self._wait_to_retry(event, entry, tries, delay):
                 return
 
@@ -532,12 +515,24 @@ class HttpSender:
                                 "the server may have recorded it")
         else:
             tries.last_error = f"{type(exc).__name__}: {exc}".rstrip(": ")
+        tries.shown = describe_error(exc, self._host)
+        self._note_unanswered(tries.shown, server_error=False)
         return True
+
+    def _note_unanswered(self, error: str, server_error: bool) -> None:
+        """A try without a usable answer: stop the run after too many in a row (see :class:`Streak`)."""
+        report = self.report
+        if self._streak.failed(error, server_error, anything_accepted=bool(report.accepted + report.dropped)):
+            what = "answers with a server error" if server_error else "tries without an answer"
+            self._stop_run(f"{self._streak.count} {what} in a row from {self._host}, the last: {error}; "
+                           "check --endpoint, that Plausible is running and reachable there (firewall, proxy), "
+                           "and its logs")
 
     async def _settle_202(self, answer: Answer, tries: _Tries) -> bool:
         """Count Plausible's 202 as accepted or dropped; False when a drop is to be tried again."""
         o = self.options
         self._config_errors = 0
+        self._streak.answered()
         if not answer.dropped:
             self.report.accepted += 1
             return True
@@ -596,6 +591,7 @@ class HttpSender:
             self._fail(event, entry, f"gave up after {tries.count} attempts in {elapsed:.1f} s "
                                      f"(--max-retry-time): {tries.last_error}", resend=True, **extra)
             return False
+        self.on_retry(f"retrying: {tries.shown or tries.last_error}, attempt {tries.count + 1}/{o.max_attempts}")
         await self._sleep_unless_stopped(wait)
         if self._stop.is_set():
             self._fail(event, entry, f"{self._stopped()} during retries: {tries.last_error}", resend=True, **extra)
@@ -619,6 +615,7 @@ class HttpSender:
         """Stop sending: the endpoint is wrong. Events not sent yet fail, to be sent by the next run."""
         if self.fatal is None:
             self.fatal = f"stopped early: {message}"
+            self.report.endpoint_error = message
         self._stop.set()
         self.stop_reading()
 
@@ -634,3 +631,4 @@ class _Tries:
     timed_out: bool = False  # a try got no answer in time: the server may have recorded it
     counted_duplicate: bool = False
     last_error: str = ""
+    shown: str = ""  # the last error in a few words, for the progress line

@@ -1,0 +1,136 @@
+"""Issue 14 (state half): a lock per (state file, endpoint, domain), --wait, and stdin under a state key."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import combined_line, write_log
+
+from importer import mapping as mapping_mod
+from importer.mapping import Mapper
+from importer.pipeline import read_events
+from importer.receiver import Faults
+from importer.report import RejectsFile, Report
+from importer.sinks.http import HttpSender, SendOptions
+from importer.sources import Source
+from importer.state import Resume, StateBusy, StateStore
+from importer.options import ReadOptions
+
+
+def log_of(path: Path, n: int, prefix: str = "p") -> Path:
+    return write_log(path, [combined_line(ip=f"198.51.100.{i % 50}", target=f"/{prefix}{i}") for i in range(n)])
+
+
+def cli_send(tmp_path: Path, log: Path, endpoint: str, domain: str, state: Path) -> subprocess.Popen:
+    command = [sys.executable, "-m", "importer", "send", "--replay-history", str(log), "--domain", domain, "--endpoint", endpoint,
+               "--rate", "400", "--state", str(state), "--no-progress", "--report", str(tmp_path / f"{domain}.json"),
+               "--failed", str(tmp_path / f"failed-{domain}.jsonl"), "--rejects", str(tmp_path / f"rej-{domain}.jsonl")]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+
+
+def test_two_sites_jobs_share_one_state_file_at_the_same_time(tmp_path, make_receiver):
+    receiver = make_receiver(Faults(delay_s=0.002))
+    state = tmp_path / "state.sqlite"
+    logs = {domain: log_of(tmp_path / f"{domain}.log", 600, prefix=domain) for domain in ("a.example", "b.example")}
+    jobs = {domain: cli_send(tmp_path, log, receiver.endpoint, domain, state) for domain, log in logs.items()}
+    # Both are sending at once (each needs > 1 s at --rate 400): neither waits for the other.
+    deadline = time.monotonic() + 60
+    while {e["domain"] for e in receiver.events} != set(jobs) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert all(job.poll() is None for job in jobs.values()), "a job ended before the other started sending"
+    for domain, job in jobs.items():
+        _, err = job.communicate(timeout=120)
+        assert job.returncode == 0, err
+        assert json.loads((tmp_path / f"{domain}.json").read_text())["accepted"] == 600
+    assert len(list(tmp_path.glob("state.sqlite.lock-*"))) == 2
+    # Each job's checkpoint was kept: a second night sends nothing.
+    again = {domain: cli_send(tmp_path, log, receiver.endpoint, domain, state) for domain, log in logs.items()}
+    for job in again.values():
+        _, err = job.communicate(timeout=120)
+        assert job.returncode == 0, err
+    assert len(receiver.events) == 1200
+
+
+def test_the_same_job_twice_is_still_refused(tmp_path):
+    state = tmp_path / "state.sqlite"
+    first = StateStore(state, scope="http://h/api/event a.example")
+    try:
+        with pytest.raises(StateBusy, match="another run is using it .*--wait SECONDS"):
+            StateStore(state, scope="http://h/api/event a.example")
+        StateStore(state, scope="http://h/api/event b.example").close()  # another site: its own lock
+    finally:
+        first.close()
+
+
+def test_wait_queues_for_the_lock_instead_of_failing(tmp_path):
+    state = tmp_path / "state.sqlite"
+    scope = "http://h/api/event a.example"
+    holder = StateStore(state, scope=scope)
+    script = ("import sys, time; from importer.state import StateStore, StateBusy\n"
+              "started = time.monotonic()\n"
+              "try:\n"
+              f"    StateStore(sys.argv[1], scope={scope!r}, wait_s=float(sys.argv[2])).close()\n"
+              "except StateBusy as exc:\n"
+              "    print('busy', exc); sys.exit(2)\n"
+              "print('got it after', round(time.monotonic() - started, 1))\n")
+    queued = subprocess.Popen([sys.executable, "-c", script, str(state), "30"], stdout=subprocess.PIPE, text=True)
+    impatient = subprocess.run([sys.executable, "-c", script, str(state), "0.3"], stdout=subprocess.PIPE,
+                               text=True, check=False, timeout=60)
+    assert impatient.returncode == 2 and "after waiting 0.3 s (--wait)" in impatient.stdout
+    time.sleep(1.0)
+    assert queued.poll() is None  # still waiting
+    holder.close()
+    out, _ = queued.communicate(timeout=60)
+    assert queued.returncode == 0 and out.startswith("got it after")
+    assert float(out.split()[-1]) >= 1.0
+
+
+class _Stdin:
+    def __init__(self, data: bytes):
+        self.buffer = io.BytesIO(data)
+
+
+def _send_stdin(tmp_path: Path, lines: list[str], endpoint: str, key: str | None, monkeypatch) -> tuple[Report, Resume]:
+    monkeypatch.setattr(sys, "stdin", _Stdin(("\n".join(lines) + "\n").encode()))
+    store = StateStore(tmp_path / "state.sqlite", scope=f"{endpoint} example.com")
+    resume = Resume(store, stream_key=key)
+    report = Report()
+    rejects = RejectsFile(None)
+    try:
+        sources = resume.plan([Source(name="<stdin>")])
+        mapper = Mapper(mapping_mod.load("web"), "example.com")
+        events = read_events(sources, mapper, report, rejects, read=ReadOptions(), resume=resume)
+        HttpSender(SendOptions(endpoint=endpoint, rate=0), report, rejects, ledger=resume.ledger,
+                   handle_signals=False).run(events)
+    finally:
+        store.close()
+    return report, resume
+
+
+def test_stdin_under_a_state_key_resumes_where_the_stream_stopped(tmp_path, receiver, monkeypatch):
+    lines = [combined_line(ip=f"198.51.100.{i}", target=f"/s{i}") for i in range(30)]
+    first, resume = _send_stdin(tmp_path, lines[:20], receiver.endpoint, "nightly-pipe", monkeypatch)
+    assert first.accepted == 20 and not resume.notices
+    # The same stream again, grown by 10 lines: lines are counted from its start, only the new ones go.
+    second, _ = _send_stdin(tmp_path, lines, receiver.endpoint, "nightly-pipe", monkeypatch)
+    assert second.accepted == 10 and second.rows_read == 10
+    assert sorted(e["url"] for e in receiver.events) == sorted(f"https://example.com/s{i}" for i in range(30))
+    # Another key is another stream.
+    other, _ = _send_stdin(tmp_path, lines[:5], receiver.endpoint, "other", monkeypatch)
+    assert other.accepted == 5
+
+
+def test_stdin_without_a_key_says_it_has_no_checkpoint(tmp_path, receiver, monkeypatch):
+    lines = [combined_line(target=f"/s{i}") for i in range(3)]
+    report, resume = _send_stdin(tmp_path, lines, receiver.endpoint, None, monkeypatch)
+    assert report.accepted == 3
+    (notice,) = resume.notices
+    assert "no checkpoint" in notice and "cannot be resumed" in notice and "--state-key" in notice
+    again, _ = _send_stdin(tmp_path, lines, receiver.endpoint, None, monkeypatch)
+    assert again.accepted == 3  # sent again, as the notice says
