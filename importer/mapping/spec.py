@@ -37,6 +37,7 @@ _RULE_SPEC: dict[str, Any] = {
     "props_from": str,
     "revenue": {"amount": str, "currency": str},
     "interactive": bool,
+    "also_pageview": bool,
 }
 
 # The shape of a mapping file: a nested dict of key -> expected type. "*" matches any key.
@@ -64,6 +65,11 @@ _SPEC: dict[str, Any] = {
         "exclude_statuses": [(str, int)],
         "static_extensions": [str],
         "static_files": [str],
+        "drop_partial_content": bool,
+        "not_page_extensions": [str],
+        "not_page_extensions_add": [str],
+        "endpoints": [str],
+        "endpoints_add": [str],
         "hosts": [str],
         "exclude_hosts": [str],
         "paths": [str],
@@ -96,7 +102,9 @@ _SPEC: dict[str, Any] = {
         "city": str,
     },
     "limits": {"policy": str},
+    "downloads": {"extensions": [str], "extensions_add": [str], "name": str, "session_gap_minutes": int},
 }
+ADD_SUFFIX = "_add"  # a list key ending so adds to the list of the same name (and to the file it extends)
 
 _TYPE_NAMES: dict[Any, str] = {str: "a string", bool: "true or false", int: "an integer", float: "a number",
                                list: "a list", dict: "a table"}
@@ -150,6 +158,8 @@ def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     for key, value in override.items():
         if isinstance(value, dict) and isinstance(merged.get(key), dict):
             merged[key] = _merge(merged[key], value)
+        elif key.endswith(ADD_SUFFIX) and isinstance(value, list) and isinstance(merged.get(key), list):
+            merged[key] = merged[key] + value  # additions add up along the `extends` chain
         else:
             merged[key] = value
     return merged
