@@ -27,7 +27,15 @@ from .model import (
     check_regex,
     glob_to_regex,
 )
-from .spec import ADD_SUFFIX, RULE_SOURCES, MappingError, builtin_names, one_of, read_toml, resolve
+from .spec import (
+    ADD_SUFFIX,
+    RULE_SOURCES,
+    MappingError,
+    builtin_names,
+    one_of,
+    read_toml,
+    resolve,
+)
 
 
 def load(name_or_path: str) -> Mapping:
