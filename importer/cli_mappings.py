@@ -16,6 +16,7 @@ def mappings_command(
 ) -> None:
     """List the built-in mappings (use one with --mapping NAME), or show one's rules."""
     from .mapping import MappingError, describe_builtins, load
+    from .mapping.spec import DOWNLOADS_RULE
 
     if show is None:
         rows = describe_builtins()
@@ -37,16 +38,17 @@ def mappings_command(
             typer.echo(f"extra columns: {', '.join(m.column_map.extra_names)}")
     _lists(m)
     typer.echo("rules (first match wins):")
-    specs = ([{}] if m.downloads else []) + m.raw.get("rules", [])  # the [downloads] rule comes first
+    specs = m.raw.get("rules", [])
     for i, rule in enumerate(m.rules, 1):
         spec = specs[i - 1] if i <= len(specs) else {}
         what = "drop" if rule.drop else f"-> {rule.name.source!r}"
         extras = [f"{key} {_text(spec[key])}" for key in ("props", "props_from", "revenue", "interactive") if key in spec]
-        if m.downloads and i == 1:
+        from_table = DOWNLOADS_RULE in spec  # the rule the [downloads] table stands for
+        if from_table:
             extras.append('props {"url": "{url}"}')
         if rule.also_pageview:
             extras.append("also the pageview, first")
-        when = "the [downloads] table" if m.downloads and i == 1 else _conditions(spec.get("when", {}))
+        when = "the [downloads] table" if from_table else _conditions(spec.get("when", {}))
         typer.echo(f"  {i}. {rule.label}: {when} {what}" + ("".join(f"; {x}" for x in extras)))
     typer.echo(f"  {len(m.rules) + 1}. otherwise: {'drop' if m.default_drop else repr(m.event_name)}")
 

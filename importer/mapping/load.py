@@ -29,6 +29,7 @@ from .model import (
 )
 from .spec import (
     ADD_SUFFIX,
+    DOWNLOADS_RULE,
     RULE_SOURCES,
     MappingError,
     builtin_names,
@@ -61,7 +62,9 @@ def load(name_or_path: str) -> Mapping:
     site = data.get("site", {})
     unmatched = one_of(site.get("unmatched", "drop"), ("drop", "domain"), origin, "site.unmatched")
     bags = {column_map.params.bag} if column_map and column_map.params and column_map.params.bag else set()
-    downloads = _downloads(data.get("downloads"), origin)
+    # the [downloads] table counts when its rule is among the rules (not left out by parent_rules)
+    has_rule = any(DOWNLOADS_RULE in spec for spec in data.get("rules", []))
+    downloads = _downloads(data.get("downloads"), origin) if has_rule else None
     policy = one_of(data.get("limits", {}).get("policy", "truncate"), ("truncate", "reject"), origin, "limits.policy")
     return Mapping(
         name=data.get("name", path.stem),
@@ -160,10 +163,10 @@ def _downloads(spec: dict[str, Any] | None, origin: str) -> Downloads | None:
     return Downloads(extensions, name, minutes * 60)
 
 
-def _download_rule(downloads: Downloads, origin: str) -> Rule:
-    """The rule the ``[downloads]`` table stands for: first, so a file is a download, not a page."""
+def _download_rule(downloads: Downloads, index: int, origin: str) -> Rule:
+    """The rule the ``[downloads]`` table stands for, first among its file's rules."""
     pattern = r"(?i)\.(" + "|".join(sorted(downloads.extensions)) + ")$"
-    return Rule(label="file download", index=0, name=Template.parse(downloads.name, set(), origin, "downloads.name"),
+    return Rule(label="file download", index=index, name=Template.parse(downloads.name, set(), origin, "downloads.name"),
                 path_regex=pattern, status=StatusRule(frozenset({2}), frozenset({304})), methods=("GET",),
                 props=(("url", Template.parse("{url}", {"url"}, origin, "downloads")),))
 
@@ -256,13 +259,17 @@ def _column_condition(column: str, spec: Any, origin: str, key: str) -> ColumnCo
 
 def _rules(data: dict[str, Any], columns: set[str], origin: str, bags: set[str],
            downloads: Downloads | None) -> tuple[Rule, ...]:
-    rules: list[Rule] = [_download_rule(downloads, origin)] if downloads else []
-    labels: Counter[str] = Counter(r.label for r in rules)
+    rules: list[Rule] = []
+    labels: Counter[str] = Counter()
     sources = data.get(RULE_SOURCES)
     for i, spec in enumerate(data.get("rules", [])):
         # errors name the file and the position the rule has there (extended files' too)
         rule_origin, key = sources[i] if sources else (origin, f"rules[{i}]")
-        rule = _rule(spec, len(rules), columns, rule_origin, key, bags)
+        if DOWNLOADS_RULE in spec:
+            assert downloads is not None  # (its rule is there, so the table is)
+            rule = _download_rule(downloads, i, rule_origin)
+        else:
+            rule = _rule(spec, i, columns, rule_origin, key, bags)
         labels[rule.label] += 1
         if labels[rule.label] > 1:
             rule = dataclasses.replace(rule, label=f"{rule.label} #{labels[rule.label]}")

@@ -15,6 +15,7 @@ from .. import resources
 
 PARENT_RULES = ("after", "before", "none")  # where an extended mapping's rules go
 RULE_SOURCES = "\0rule sources"  # in a read mapping's data: (file, key) of each rule
+DOWNLOADS_RULE = "\0downloads"  # a rule standing for the [downloads] table, first among its file's rules
 
 
 class MappingError(Exception):
@@ -207,8 +208,11 @@ def read_toml(path: Path, chain: tuple[Path, ...] = ()) -> dict[str, Any]:
         raise MappingError(f"{origin}: 'extends' forms a loop")
     data = _parse_file(path)
     check_shape(data, _SPEC, "", origin)
+    if "downloads" in data:
+        data["rules"] = [{DOWNLOADS_RULE: True}] + data.get("rules", [])
     if "rules" in data:
-        data[RULE_SOURCES] = [(origin, f"rules[{j}]") for j in range(len(data["rules"]))]
+        data[RULE_SOURCES] = [(origin, "downloads" if DOWNLOADS_RULE in spec else f"rules[{j}]")
+                              for j, spec in enumerate(data["rules"])]
     placement = data.pop("parent_rules", None)
     if placement is not None:
         one_of(placement, PARENT_RULES, origin, "parent_rules")
