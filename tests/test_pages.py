@@ -161,3 +161,31 @@ def test_an_extending_file_adds_to_the_lists(tmp_path, key):
     added = "endpoint" if key == "endpoints_add" else "not_a_page"
     assert Counter(report["rows_filtered"]) == Counter({"endpoint": 1, "not_a_page": 1}) + Counter({added: 1})
     assert len(events) == 2
+
+
+def test_additions_add_up_along_the_extends_chain(tmp_path):
+    from importer.mapping import load
+
+    (tmp_path / "middle.toml").write_text('extends = "web-goals"\n[filters]\nendpoints_add = ["/a"]\n'
+                                          '[downloads]\nextensions_add = ["ipynb"]\n', encoding="utf-8")
+    (tmp_path / "top.toml").write_text('extends = "middle.toml"\n[filters]\nendpoints_add = ["/b"]\n', encoding="utf-8")
+    top, web = load(str(tmp_path / "top.toml")), load("web")
+    assert set(top.endpoints) - set(web.endpoints) == {"^/a$", "^/b$"}
+    assert top.downloads is not None and "ipynb" in top.downloads.extensions and "pdf" in top.downloads.extensions
+
+
+@pytest.mark.parametrize("table, message", [
+    ("[downloads]\nextensions = []", "'downloads.extensions' must list at least one file extension"),
+    ("[downloads]\nextensions = ['p.df']", "'downloads.extensions' 'p.df' is not a file extension"),
+    ("[downloads]\nextensions = ['pdf']\nsession_gap_minutes = -1", "'downloads.session_gap_minutes' must be 0 or more"),
+    ("[downloads]\nextensions = ['pdf']\nname = ' '", "'downloads.name' must be 1 to 120 characters"),
+    ("[[rules]]\ndrop = true\nalso_pageview = true", "'rules[0]' drops rows, so it may not also set"),
+    ("[filters]\nendpoints = '/x'", "'filters.endpoints' must be a list of a string"),
+])
+def test_bad_downloads_and_lists_name_the_file_and_key(tmp_path, table, message):
+    path = tmp_path / "bad.toml"
+    path.write_text(table + "\n", encoding="utf-8")
+    done = run_cli("send", str(write_log(tmp_path / "a.log", [line(0, "/")])), "-d", "example.com", "--dry-run",
+                   "--mapping", str(path))
+    assert done.returncode == 2
+    assert f"{path}: {message}" in done.stderr
