@@ -88,6 +88,7 @@ def read_events(
                     report.notices.append(f"{notice.file}: {notice.reason} (after line {notice.line - 1})")
                 mapped = mapper.apply(batch.table)
                 report.rows_filtered.update(mapped.filtered)
+                report.extra_events += mapped.extra_events
                 events = mapped.events
                 report.count_events(events)
                 if progress is not None:

@@ -2,7 +2,8 @@
 
 Two invariants hold for every run and are checked by the tests:
 
-* ``rows_read = rows_invalid + sum(rows_filtered) + events``
+* ``rows_read = rows_invalid + sum(rows_filtered) + events - extra_events`` (``extra_events``:
+  events beyond one per row, such as the pageview a ``also_pageview`` rule adds before its event)
 * when events were sent: ``events = accepted + dropped + rejected + failed``
 """
 
@@ -41,6 +42,7 @@ class Report:
     inputs_damaged: int = 0  # inputs read only in part (a damaged compressed stream or Parquet row group)
     rows_filtered: Counter = field(default_factory=Counter)
     events: int = 0
+    extra_events: int = 0  # events beyond one per row (rules with also_pageview)
     events_by_name: Counter = field(default_factory=Counter)
     events_by_day: Counter = field(default_factory=Counter)  # (UTC date, event name) -> events, for --html
     sent: int = 0
@@ -88,6 +90,7 @@ class Report:
             "inputs_damaged": self.inputs_damaged,
             "rows_filtered": dict(sorted(self.rows_filtered.items())),
             "events": self.events,
+            "extra_events": self.extra_events,
             "events_by_name": dict(sorted(self.events_by_name.items())),
             "sent": self.sent,
             "accepted": self.accepted,

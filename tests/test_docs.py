@@ -93,6 +93,7 @@ MAPPING_TABLES = {
     "url": ("[url]\nbogus = 1", "### `[url]`", "{}"),
     "event": ("[event]\nbogus = 1", "### `[event]`", "{}"),
     "limits": ("[limits]\nbogus = 1", "### `[limits]`", "{}"),
+    "downloads": ("[downloads]\nbogus = 1", "### `[downloads]`", "{}"),
     "rules": ("[[rules]]\nbogus = 1", "### `[[rules]]`", "{}"),
     "rules.when": ("[[rules]]\nwhen.bogus = 1", "### `[[rules]]`", "when.{}"),
     "rules.revenue": ("[[rules]]\nrevenue.bogus = 1", "### `[[rules]]`", "{}"),

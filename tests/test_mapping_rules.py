@@ -289,7 +289,7 @@ RULES = """
     [[rules]]
     label = "health"
     drop = true
-    when.path = ["/health", "/status/**"]
+    when.path = ["/up", "/status/**"]
 
     [[rules]]
     name = "Not Found"
@@ -305,7 +305,7 @@ def test_rules_first_match_wins_with_groups_columns_props_revenue_and_interactiv
         row(path="/signup/done", method="GET", status=200),      # method differs -> pageview
         row(path="/p/AB-12", status=200),                        # Product: AB-12 (non-interactive)
         row(path="/checkout", status=200),                       # order-gold -> Purchase with revenue
-        row(path="/health"),                                     # dropped by rule
+        row(path="/up"),                                         # dropped by rule
         row(path="/status/db/ping"),                             # dropped by rule
         row(path="/missing", status=404),                        # kind a -> Not Found
         row(path="/missing2", status=404),                       # kind c -> pageview (default)
@@ -361,6 +361,7 @@ def test_web_goals_404_and_file_downloads():
     mapped = apply(m, rows)
     events = mapped.events.to_pylist()
     assert [(e["name"], json.loads(e["props"]) if e["props"] else None) for e in events] == [
+        ("pageview", None),  # a live site sends the 404 page's pageview, then the goal
         ("404", {"path": "/nope"}),
         ("File Download", {"url": "https://example.com/files/Guide.PDF?utm_source=x"}),
         ("File Download", {"url": "https://example.com/app.dmg"}),
@@ -382,21 +383,23 @@ EXTENDING_WEB_GOALS = """
 """
 
 
-@pytest.mark.parametrize("placement, expected", [
+@pytest.mark.parametrize("placement, expected, filtered", [
     # By default the parent's rules come after this file's: both apply, this file's first.
-    ("", ["Docs: guide.pdf", "404", "File Download"]),
-    ('parent_rules = "after"', ["Docs: guide.pdf", "404", "File Download"]),
-    # The parent's first: its download rule takes the PDFs before this file's rules see them.
-    ('parent_rules = "before"', ["File Download", "404", "File Download", "File Download"]),
-    ('parent_rules = "none"', ["Docs: guide.pdf", "pageview", "pageview"]),
+    ("", ["Docs: guide.pdf", "pageview", "404", "File Download"], {"rule:private": 1}),
+    ('parent_rules = "after"', ["Docs: guide.pdf", "pageview", "404", "File Download"], {"rule:private": 1}),
+    # The parent's first: its download rule ([downloads]) takes the PDFs before this file's rules see them.
+    ('parent_rules = "before"', ["File Download", "pageview", "404", "File Download", "File Download"], {}),
+    # Without the parent's rules, its [downloads] table does not count either: web's not_a_page
+    # takes the files before any rule.
+    ('parent_rules = "none"', ["pageview"], {"not_a_page": 3}),
 ])
-def test_an_extending_file_s_rules_and_the_parent_s(tmp_path, placement, expected):
+def test_an_extending_file_s_rules_and_the_parent_s(tmp_path, placement, expected, filtered):
     m = load_text(tmp_path, EXTENDING_WEB_GOALS.format(placement=placement))
     rows = [row(path="/docs/guide.pdf"), row(path="/nope", status=404), row(path="/files/a.zip"),
             row(path="/private/report.pdf")]
     mapped = apply(m, rows)
     assert [e["name"] for e in mapped.events.to_pylist()] == expected
-    assert mapped.filtered == ({} if len(expected) == 4 else {"rule:private": 1})
+    assert mapped.filtered == filtered
 
 
 def test_an_error_in_an_extending_file_s_rule_names_its_own_position(tmp_path):
@@ -518,7 +521,9 @@ def test_revenue_and_non_interactive_events_reach_the_receiver(tmp_path, receive
 def test_mappings_command_shows_one_mapping_rules():
     result = CliRunner().invoke(app, ["mappings", "web-goals"])
     assert result.exit_code == 0
-    assert "1. 404 page: when method [\"GET\"], status [\"404\"] -> '404'; props {\"path\": \"{path}\"}" in result.stdout
+    assert "1. file download: the [downloads] table -> 'File Download'; props {\"url\": \"{url}\"}" in result.stdout
+    assert ("2. 404 page: when method [\"GET\"], status [\"404\"] -> '404'; props {\"path\": \"{path}\"}; "
+            "also the pageview, first") in result.stdout
     assert "otherwise: 'pageview'" in result.stdout
 
 

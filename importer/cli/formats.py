@@ -192,6 +192,7 @@ def _add_to_report(report: Any, batch: Any, mapped: Any) -> None:
     report.invalid_samples.extend(f"{r.file}:{r.line}: {r.reason}" for r in batch.rejected[:5])
     report.notices.extend(notice.reason for notice in batch.notices)
     report.rows_filtered.update(mapped.filtered)
+    report.extra_events += mapped.extra_events
     report.count_events(mapped.events)
 
 

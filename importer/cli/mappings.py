@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
@@ -15,6 +15,7 @@ def mappings_command(
 ) -> None:
     """List the built-in mappings (use one with --mapping NAME), or show one's rules."""
     from ..mapping import MappingError, describe_builtins, load
+    from ..mapping.spec import DOWNLOADS_RULE
 
     if show is None:
         rows = describe_builtins()
@@ -34,15 +35,37 @@ def mappings_command(
         typer.echo(f"input: {m.column_map.format} export; columns {m.column_map.columns}")
         if m.column_map.extra_names:
             typer.echo(f"extra columns: {', '.join(m.column_map.extra_names)}")
+    _lists(m)
     typer.echo("rules (first match wins):")
     specs = m.raw.get("rules", [])
     for i, rule in enumerate(m.rules, 1):
         spec = specs[i - 1] if i <= len(specs) else {}
         what = "drop" if rule.drop else f"-> {rule.name.source!r}"
         extras = [f"{key} {_text(spec[key])}" for key in ("props", "props_from", "revenue", "interactive") if key in spec]
-        typer.echo(f"  {i}. {rule.label}: {_conditions(spec.get('when', {}))} {what}" +
-                   ("".join(f"; {x}" for x in extras)))
+        from_table = DOWNLOADS_RULE in spec  # the rule the [downloads] table stands for
+        if from_table:
+            extras.append('props {"url": "{url}"}')
+        if rule.also_pageview:
+            extras.append("also the pageview, first")
+        when = "the [downloads] table" if from_table else _conditions(spec.get("when", {}))
+        typer.echo(f"  {i}. {rule.label}: {when} {what}" + ("".join(f"; {x}" for x in extras)))
     typer.echo(f"  {len(m.rules) + 1}. otherwise: {'drop' if m.default_drop else repr(m.event_name)}")
+
+
+def _lists(m: Any) -> None:
+    """The filters' lists of what is not a page, and the [downloads] table."""
+    filters = m.raw.get("filters", {})
+    typer.echo(f"drop 206 Partial Content: {'yes' if m.drop_partial_content else 'no'}")
+    endpoints = filters.get("endpoints", []) + filters.get("endpoints_add", [])
+    for label, values in (("static assets (static_extensions, static_files)",
+                           sorted(m.static_extensions) + sorted(m.static_files)),
+                          ("files that are not pages (not_page_extensions)", sorted(m.not_page_extensions)),
+                          ("endpoints that are not pages (endpoints, globs)", endpoints)):
+        if values:
+            typer.echo(f"{label}: {', '.join(values)}")
+    if m.downloads:
+        typer.echo(f"downloads: {m.downloads.name!r} for {', '.join(sorted(m.downloads.extensions))}; one per "
+                   f"visitor, file and session (requests at most {m.downloads.gap_seconds // 60} minutes apart)")
 
 
 def _conditions(when: dict) -> str:

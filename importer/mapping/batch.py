@@ -37,6 +37,7 @@ class Tally:
     rules: dict[str, int] = field(default_factory=dict)  # rule label -> rows it matched
     truncated: Counter[str] = field(default_factory=Counter)  # what -> events cut to Plausible's limit
     unmatched_hosts: Counter[str] = field(default_factory=Counter)
+    extra_events: int = 0  # events beyond one per row: the pageviews of ``also_pageview`` rules
 
 
 class Columns:

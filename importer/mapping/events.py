@@ -13,6 +13,7 @@ import pyarrow.compute as pc
 
 from .. import events as ev
 from ..plausible import MAX_NAME_CHARS, MAX_PROP_VALUE_BYTES, MAX_URL_BYTES
+from ..readers.base import repeat_string
 from .arrow import as_string, chunk, np_bool
 from .batch import Columns, Encoding, Tally
 from .matching import count_rules, match_rules
@@ -131,7 +132,25 @@ def build_events(m: Mapping, columns: Columns, tally: Tally) -> pa.Table:
             where = np.flatnonzero(choice == rule.index)
             if len(where):
                 _render_rule(m, rule, columns, where, pools, tally.truncated)
-    return _assemble(m, columns, pools, keep, tally)
+    table, rows = _assemble(m, columns, pools, keep, tally)
+    also = np.array([r.also_pageview for r in m.rules] + [False], bool)  # per rule index; -1: the default
+    return _with_pageviews(m, table, np.flatnonzero(also[choice[rows]]), tally)
+
+
+def _with_pageviews(m: Mapping, table: pa.Table, at: np.ndarray, tally: Tally) -> pa.Table:
+    """The events, each of the ``at`` ones preceded by its row's pageview (as a live site sends
+    the page's pageview, then the goal): the default event's name, no props, no revenue."""
+    if not len(at):
+        return table
+    tally.extra_events += len(at)
+    pageviews = table.take(pa.array(at))
+    for column in ("props", "revenue_amount", "revenue_currency", "interactive"):
+        i = pageviews.schema.get_field_index(column)
+        pageviews = pageviews.set_column(i, pageviews.schema.field(i), pa.nulls(len(at), pageviews.schema.field(i).type))
+    i = pageviews.schema.get_field_index("name")
+    pageviews = pageviews.set_column(i, pageviews.schema.field(i), repeat_string(m.event_name, len(at)))
+    order = np.insert(np.arange(table.num_rows), at, table.num_rows + np.arange(len(at)))
+    return pa.concat_tables([table, pageviews]).take(pa.array(order))
 
 
 def _render_rule(m: Mapping, rule: Rule, columns: Columns, where: np.ndarray, pools: Pools,
@@ -188,10 +207,11 @@ def _revenue(amount: pa.Array, currency: pa.Array) -> tuple[pa.Array, pa.Array]:
     return pc.if_else(ok, amount, _NULL), pc.if_else(ok, code, _NULL)
 
 
-def _assemble(m: Mapping, columns: Columns, pools: Pools, keep: np.ndarray, tally: Tally) -> pa.Table:
+def _assemble(m: Mapping, columns: Columns, pools: Pools, keep: np.ndarray,
+              tally: Tally) -> tuple[pa.Table, np.ndarray]:
     """The events of the rows ``keep`` marks, within Plausible's limits: over-long names are cut
     (or, with the ``reject`` policy, left out), blank names, rejected props and over-long URLs
-    left out; each counted."""
+    left out; each counted. Also the rows the events come from."""
     rows = np.flatnonzero(keep)
     names = pools.names.values()
     # checked once per distinct name
@@ -229,7 +249,7 @@ def _assemble(m: Mapping, columns: Columns, pools: Pools, keep: np.ndarray, tall
         if field in m.visitor:
             location = chunk(columns[m.visitor[field]]).cast(pa.string())
             table = table.append_column(field, location if len(rows) == columns.n else location.take(pa.array(rows)))
-    return table
+    return table, rows
 
 
 def _count(tally: Tally, reason: str, hits: np.ndarray, dropped: np.ndarray) -> np.ndarray:

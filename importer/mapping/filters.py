@@ -33,8 +33,12 @@ FILTER_ORDER = (
     "bot",
     "method",
     "status",
+    "partial_content",
     "path",
     "static_asset",
+    "endpoint",
+    "not_a_page",
+    "same_download",
     "url_too_long",
 )
 
@@ -96,6 +100,19 @@ def _drops(mapping: Mapping, columns: Columns, window: Window, classifier: Class
         drops.append(("path", columns.per_row("path", lambda paths: _path_drop(m, paths))))
     if m.static_extensions or m.static_files:
         drops.append(("static_asset", columns.per_row("path", lambda paths: _is_static(m, paths))))
+    # A file the [downloads] table tracks is a download, not a page; its range requests are
+    # folded into one download later (see .downloads), so neither of these drops it.
+    tracked = m.downloads.extensions if m.downloads else frozenset()
+    download = (columns.per_row("path", lambda paths: has_extension(paths, tracked))
+                if tracked else np.zeros(columns.n, bool))
+    if m.drop_partial_content:
+        status = columns["status"]
+        drops.append(("partial_content", np_bool(pc.fill_null(pc.equal(status, 206), False)) & ~download))
+    if m.endpoints:
+        drops.append(("endpoint", columns.per_row("path", lambda paths: any_regex(pc.utf8_lower(paths), m.endpoints))))
+    if m.not_page_extensions:
+        not_page = columns.per_row("path", lambda paths: has_extension(paths, m.not_page_extensions))
+        drops.append(("not_a_page", not_page & ~download))
     return drops
 
 
@@ -128,12 +145,26 @@ def _path_drop(m: Mapping, paths: pa.Array) -> np.ndarray:
 
 
 def _is_static(m: Mapping, paths: pa.Array) -> pa.Array:
-    base = pc.struct_field(pc.extract_regex(pc.utf8_lower(paths), r"(?P<base>[^/]*)$"), "base")
-    ext = pc.struct_field(pc.extract_regex(base, r"\.(?P<ext>[a-z0-9]+)$"), "ext")
+    base = _file_name(paths)
     return pc.or_(
-        pc.fill_null(pc.is_in(ext, value_set=pa.array(sorted(m.static_extensions), pa.string())), False),
+        _extension_in(base, m.static_extensions),
         pc.fill_null(pc.is_in(base, value_set=pa.array(sorted(m.static_files), pa.string())), False),
     )
+
+
+def _file_name(paths: pa.Array) -> pa.Array:
+    """The last segment of each path, lower-cased."""
+    return pc.struct_field(pc.extract_regex(pc.utf8_lower(paths), r"(?P<base>[^/]*)$"), "base")
+
+
+def _extension_in(names: pa.Array, extensions: frozenset[str]) -> pa.Array:
+    ext = pc.struct_field(pc.extract_regex(names, r"\.(?P<ext>[a-z0-9]+)$"), "ext")
+    return pc.fill_null(pc.is_in(ext, value_set=pa.array(sorted(extensions), pa.string())), False)
+
+
+def has_extension(paths: pa.Array, extensions: frozenset[str]) -> pa.Array:
+    """Per path: does its last segment end in one of ``extensions`` (lower case, no dot)?"""
+    return _extension_in(_file_name(paths), extensions)
 
 
 def _in_networks(m: Mapping, ips: pa.Array, cache: dict[str | None, bool]) -> pa.Array:

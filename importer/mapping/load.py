@@ -19,6 +19,7 @@ from ..readers.tabular import (
 )
 from .model import (
     ColumnCondition,
+    Downloads,
     Mapping,
     Rule,
     StatusRule,
@@ -26,7 +27,16 @@ from .model import (
     check_regex,
     glob_to_regex,
 )
-from .spec import RULE_SOURCES, MappingError, builtin_names, one_of, read_toml, resolve
+from .spec import (
+    ADD_SUFFIX,
+    DOWNLOADS_RULE,
+    RULE_SOURCES,
+    MappingError,
+    builtin_names,
+    one_of,
+    read_toml,
+    resolve,
+)
 
 
 def load(name_or_path: str) -> Mapping:
@@ -52,6 +62,9 @@ def load(name_or_path: str) -> Mapping:
     site = data.get("site", {})
     unmatched = one_of(site.get("unmatched", "drop"), ("drop", "domain"), origin, "site.unmatched")
     bags = {column_map.params.bag} if column_map and column_map.params and column_map.params.bag else set()
+    # the [downloads] table counts when its rule is among the rules (not left out by parent_rules)
+    has_rule = any(DOWNLOADS_RULE in spec for spec in data.get("rules", []))
+    downloads = _downloads(data.get("downloads"), origin) if has_rule else None
     policy = one_of(data.get("limits", {}).get("policy", "truncate"), ("truncate", "reject"), origin, "limits.policy")
     return Mapping(
         name=data.get("name", path.stem),
@@ -68,7 +81,8 @@ def load(name_or_path: str) -> Mapping:
         referrer=Template.parse(event["referrer"], known, origin, "event.referrer") if "referrer" in event else None,
         query_params=query_params,
         keep_params=tuple(url.get("keep_params", [])),
-        rules=_rules(data, columns, origin, bags),
+        rules=_rules(data, columns, origin, bags, downloads),
+        downloads=downloads,
         visitor=_visitor(data, columns, origin),
         limit_policy=policy,
         column_map=column_map,
@@ -111,12 +125,50 @@ def _filters(filters: dict[str, Any], origin: str) -> dict[str, Any]:
                           if filters.get("exclude_statuses") else None),
         "static_extensions": frozenset(e.lower().lstrip(".") for e in filters.get("static_extensions", [])),
         "static_files": frozenset(f.lower() for f in filters.get("static_files", [])),
+        "drop_partial_content": filters.get("drop_partial_content", False),
+        "not_page_extensions": _extensions(_with_additions(filters, "not_page_extensions")),
+        "endpoints": tuple(glob_to_regex(g.lower()) for g in _with_additions(filters, "endpoints")),
         "hosts": tuple(glob_to_regex(h.lower()) for h in filters.get("hosts", [])),
         "exclude_hosts": tuple(glob_to_regex(h.lower()) for h in filters.get("exclude_hosts", [])),
         "paths": paths,
         "exclude_paths": exclude_paths,
         "exclude_networks": tuple(networks),
     }
+
+
+def _with_additions(table: dict[str, Any], key: str) -> list[Any]:
+    """A list key and the additions to it (``key_add``, from this file and those it extends)."""
+    return list(table.get(key, [])) + list(table.get(key + ADD_SUFFIX, []))
+
+
+def _extensions(items: list[str]) -> frozenset[str]:
+    return frozenset(e.lower().lstrip(".") for e in items)
+
+
+def _downloads(spec: dict[str, Any] | None, origin: str) -> Downloads | None:
+    if spec is None:
+        return None
+    extensions = _extensions(_with_additions(spec, "extensions"))
+    if not extensions:
+        raise MappingError(f"{origin}: 'downloads.extensions' must list at least one file extension (pdf, zip...)")
+    bad = sorted(e for e in extensions if not e.isalnum())
+    if bad:
+        raise MappingError(f"{origin}: 'downloads.extensions' {bad[0]!r} is not a file extension (letters and digits)")
+    name = spec.get("name", "File Download")
+    if not name.strip() or len(name) > MAX_NAME_CHARS:
+        raise MappingError(f"{origin}: 'downloads.name' must be 1 to {MAX_NAME_CHARS} characters")
+    minutes = spec.get("session_gap_minutes", 30)
+    if minutes < 0:
+        raise MappingError(f"{origin}: 'downloads.session_gap_minutes' must be 0 or more, not {minutes}")
+    return Downloads(extensions, name, minutes * 60)
+
+
+def _download_rule(downloads: Downloads, index: int, origin: str) -> Rule:
+    """The rule the ``[downloads]`` table stands for, first among its file's rules."""
+    pattern = r"(?i)\.(" + "|".join(sorted(downloads.extensions)) + ")$"
+    return Rule(label="file download", index=index, name=Template.parse(downloads.name, set(), origin, "downloads.name"),
+                path_regex=pattern, status=StatusRule(frozenset({2}), frozenset({304})), methods=("GET",),
+                props=(("url", Template.parse("{url}", {"url"}, origin, "downloads")),))
 
 
 def _site_hosts(site: dict[str, Any], origin: str) -> dict[str, str]:
@@ -205,14 +257,19 @@ def _column_condition(column: str, spec: Any, origin: str, key: str) -> ColumnCo
     raise MappingError(f"{origin}: unknown key '{key}.{op}' (known keys here: equals, in, not_in, regex, present)")
 
 
-def _rules(data: dict[str, Any], columns: set[str], origin: str, bags: set[str]) -> tuple[Rule, ...]:
+def _rules(data: dict[str, Any], columns: set[str], origin: str, bags: set[str],
+           downloads: Downloads | None) -> tuple[Rule, ...]:
     rules: list[Rule] = []
     labels: Counter[str] = Counter()
     sources = data.get(RULE_SOURCES)
     for i, spec in enumerate(data.get("rules", [])):
         # errors name the file and the position the rule has there (extended files' too)
         rule_origin, key = sources[i] if sources else (origin, f"rules[{i}]")
-        rule = _rule(spec, i, columns, rule_origin, key, bags)
+        if DOWNLOADS_RULE in spec:
+            assert downloads is not None  # (its rule is there, so the table is)
+            rule = _download_rule(downloads, i, rule_origin)
+        else:
+            rule = _rule(spec, i, columns, rule_origin, key, bags)
         labels[rule.label] += 1
         if labels[rule.label] > 1:
             rule = dataclasses.replace(rule, label=f"{rule.label} #{labels[rule.label]}")
@@ -237,8 +294,9 @@ def _paths(when: dict[str, Any], origin: str, key: str) -> tuple[tuple[str, ...]
 
 def _rule(spec: dict[str, Any], i: int, columns: set[str], origin: str, key: str, bags: set[str]) -> Rule:
     drop = spec.get("drop", False)
-    if drop and any(k in spec for k in ("name", "props", "props_from", "revenue", "interactive")):
-        raise MappingError(f"{origin}: '{key}' drops rows, so it may not also set name, props, revenue or interactive")
+    if drop and any(k in spec for k in ("name", "props", "props_from", "revenue", "interactive", "also_pageview")):
+        raise MappingError(f"{origin}: '{key}' drops rows, so it may not also set name, props, revenue, "
+                           f"interactive or also_pageview")
     if not drop and "name" not in spec:
         raise MappingError(f"{origin}: '{key}' needs a 'name' (the event name) or 'drop = true'")
     when = spec.get("when", {})
@@ -279,6 +337,7 @@ def _rule(spec: dict[str, Any], i: int, columns: set[str], origin: str, key: str
         methods=tuple(m.upper() for m in when.get("method", [])), columns=tuple(conditions),
         props=props, props_from=props_from,
         revenue_amount=amount, revenue_currency=currency, interactive=spec.get("interactive"),
+        also_pageview=spec.get("also_pageview", False),
     )
 
 

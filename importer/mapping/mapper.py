@@ -28,6 +28,7 @@ from ..useragents import Classifier
 from .arrow import np_bool
 from .base import VisitorCache, event_base
 from .batch import Columns, Tally
+from .downloads import DownloadMemory, fold_downloads
 from .events import build_events
 from .filters import is_site_host, keep_rows, note_hosts
 from .model import Mapping
@@ -40,6 +41,7 @@ class Mapped:
     events: pa.Table
     filtered: dict[str, int]
     rules: dict[str, int] = field(default_factory=dict)  # event rule -> rows it matched
+    extra_events: int = 0  # events beyond one per row (a rule's ``also_pageview``)
 
 
 class Mapper:
@@ -56,6 +58,7 @@ class Mapper:
         self.truncated: Counter[str] = Counter()  # what -> events whose value was cut to Plausible's limit
         self._ip_cache: dict[str | None, bool] = {}
         self._visitors = VisitorCache()
+        self._downloads = DownloadMemory()
         self._notes_lock = threading.Lock()
 
     def apply(self, table: pa.Table) -> Mapped:
@@ -65,6 +68,8 @@ class Mapper:
         tally = Tally()
         batch = Columns.of_table(table)
         keep = keep_rows(m, batch, (self.since, self.until), self.classifier, self._ip_cache, tally)
+        if m.downloads is not None:
+            keep = fold_downloads(m.downloads, batch, keep, self._downloads, tally)
         if m.site_hosts and m.unmatched == "domain":
             # the hosts that go to --domain: every row the filters kept (rule drops included)
             hosts = batch["host"] if keep.all() else batch["host"].filter(pa.array(keep))
@@ -79,7 +84,7 @@ class Mapper:
         with self._notes_lock:
             self.truncated.update(tally.truncated)
             self.unmatched_hosts.update(tally.unmatched_hosts)
-        return Mapped(events, dict(tally.filtered), tally.rules)
+        return Mapped(events, dict(tally.filtered), tally.rules, tally.extra_events)
 
     def notices(self) -> list[str]:
         """Notes for the printed summary: unmatched hosts, values cut to Plausible's limits."""

@@ -184,6 +184,7 @@ class Rule:
     revenue_amount: Template | None = None
     revenue_currency: Template | None = None
     interactive: bool | None = None
+    also_pageview: bool = False  # the row's pageview comes first, then this event
 
     @property
     def has_path_condition(self) -> bool:
@@ -199,6 +200,17 @@ class Rule:
 
 
 @dataclass(frozen=True)
+class Downloads:
+    """Plausible's file-downloads tracking: a GET of a file with one of ``extensions`` is one
+    ``name`` event per visitor (IP + user agent), file and session (requests at most
+    ``gap_seconds`` apart: a reader's range requests are one download)."""
+
+    extensions: frozenset[str]
+    name: str = "File Download"
+    gap_seconds: int = 30 * 60
+
+
+@dataclass(frozen=True)
 class Mapping:
     """A loaded, validated mapping."""
 
@@ -211,6 +223,10 @@ class Mapping:
     exclude_statuses: StatusRule | None = None
     static_extensions: frozenset[str] = frozenset()
     static_files: frozenset[str] = frozenset()
+    drop_partial_content: bool = False
+    not_page_extensions: frozenset[str] = frozenset()
+    endpoints: tuple[str, ...] = ()  # regexes (from globs) on the lower-cased path
+    downloads: Downloads | None = None
     hosts: tuple[str, ...] = ()  # include globs
     exclude_hosts: tuple[str, ...] = ()
     paths: tuple[str, ...] = ()  # include regexes (from globs and path_regex)

@@ -15,6 +15,7 @@ from .. import resources
 
 PARENT_RULES = ("after", "before", "none")  # where an extended mapping's rules go
 RULE_SOURCES = "\0rule sources"  # in a read mapping's data: (file, key) of each rule
+DOWNLOADS_RULE = "\0downloads"  # a rule standing for the [downloads] table, first among its file's rules
 
 
 class MappingError(Exception):
@@ -37,6 +38,7 @@ _RULE_SPEC: dict[str, Any] = {
     "props_from": str,
     "revenue": {"amount": str, "currency": str},
     "interactive": bool,
+    "also_pageview": bool,
 }
 
 # The shape of a mapping file: a nested dict of key -> expected type. "*" matches any key.
@@ -64,6 +66,11 @@ _SPEC: dict[str, Any] = {
         "exclude_statuses": [(str, int)],
         "static_extensions": [str],
         "static_files": [str],
+        "drop_partial_content": bool,
+        "not_page_extensions": [str],
+        "not_page_extensions_add": [str],
+        "endpoints": [str],
+        "endpoints_add": [str],
         "hosts": [str],
         "exclude_hosts": [str],
         "paths": [str],
@@ -96,7 +103,9 @@ _SPEC: dict[str, Any] = {
         "city": str,
     },
     "limits": {"policy": str},
+    "downloads": {"extensions": [str], "extensions_add": [str], "name": str, "session_gap_minutes": int},
 }
+ADD_SUFFIX = "_add"  # a list key ending so adds to the list of the same name (and to the file it extends)
 
 _TYPE_NAMES: dict[Any, str] = {str: "a string", bool: "true or false", int: "an integer", float: "a number",
                                list: "a list", dict: "a table"}
@@ -150,6 +159,8 @@ def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     for key, value in override.items():
         if isinstance(value, dict) and isinstance(merged.get(key), dict):
             merged[key] = _merge(merged[key], value)
+        elif key.endswith(ADD_SUFFIX) and isinstance(value, list) and isinstance(merged.get(key), list):
+            merged[key] = merged[key] + value  # additions add up along the `extends` chain
         else:
             merged[key] = value
     return merged
@@ -197,8 +208,11 @@ def read_toml(path: Path, chain: tuple[Path, ...] = ()) -> dict[str, Any]:
         raise MappingError(f"{origin}: 'extends' forms a loop")
     data = _parse_file(path)
     check_shape(data, _SPEC, "", origin)
+    if "downloads" in data:
+        data["rules"] = [{DOWNLOADS_RULE: True}] + data.get("rules", [])
     if "rules" in data:
-        data[RULE_SOURCES] = [(origin, f"rules[{j}]") for j in range(len(data["rules"]))]
+        data[RULE_SOURCES] = [(origin, "downloads" if DOWNLOADS_RULE in spec else f"rules[{j}]")
+                              for j, spec in enumerate(data["rules"])]
     placement = data.pop("parent_rules", None)
     if placement is not None:
         one_of(placement, PARENT_RULES, origin, "parent_rules")
