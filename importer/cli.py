@@ -17,7 +17,6 @@ import typer
 
 from . import __version__, resources
 from .pipeline import DEFAULT_FAILED, DEFAULT_REJECTS
-from .readers import LOG_FORMATS
 from .sinks.http import DEFAULT_ENDPOINT
 
 # Only what the command line's definition needs is imported here: each command imports the
@@ -74,7 +73,7 @@ def send_command(
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="With --dry-run: write events as JSON lines."),
     no_progress: bool = typer.Option(False, "--no-progress", help="No progress bars or progress lines."),
     log_format: Optional[str] = typer.Option(
-        None, "--format", help=f"Log format instead of detecting it: {', '.join(LOG_FORMATS)}."
+        None, "--format", help="Log format instead of detecting it (the names: plausible-import formats)."
     ),
     custom_format: Optional[str] = typer.Option(
         None, "--log-format", help="Your server's nginx log_format or Apache LogFormat string, compiled into a parser."

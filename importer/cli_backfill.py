@@ -10,7 +10,6 @@ import typer
 
 from .cli import _fail, app
 from .pipeline import DEFAULT_REJECTS
-from .readers import LOG_FORMATS
 
 
 @app.command("backfill")
@@ -24,7 +23,7 @@ def backfill_command(
     rejects: Path = typer.Option(DEFAULT_REJECTS, "--rejects", help="JSON lines of input that could not be read."),
     no_progress: bool = typer.Option(False, "--no-progress", help="No progress bars or progress lines."),
     log_format: Optional[str] = typer.Option(
-        None, "--format", help=f"Log format instead of detecting it: {', '.join(LOG_FORMATS)}."
+        None, "--format", help="Log format instead of detecting it (the names: plausible-import formats)."
     ),
     custom_format: Optional[str] = typer.Option(
         None, "--log-format", help="Your server's nginx log_format or Apache LogFormat string, compiled into a parser."

@@ -36,7 +36,7 @@ from . import resources, schema
 from .plausible import MAX_NAME_CHARS, MAX_PROP_KEY_BYTES, MAX_PROP_VALUE_BYTES, MAX_PROPS, MAX_URL_BYTES
 from .plausible import READ_PARAMS as PLAUSIBLE_PARAMS
 from .readers.base import repeat_string
-from .readers.tabular import BAG_TYPE, INPUT_FORMATS, MAPPABLE, TIMESTAMP_FORMATS, ColumnMap, ParamsSpec
+from .columnmap import BAG_TYPE, INPUT_FORMATS, MAPPABLE, TIMESTAMP_FORMATS, ColumnMap, ParamsSpec
 from .useragents import REASONS, Classifier, synthetic_ip, synthetic_user_agent
 
 MAX_RULES = 63  # one bit each in the per-path rule masks

@@ -121,7 +121,9 @@ def _unless_unreadable(batches: Iterator[Batch], source: Source) -> Iterator[Bat
 
 def check_log_options(log_format: str | None, custom_format: str | None, timezone: str) -> None:
     """Fail early (ConfigError) on a bad --format, --log-format or --timezone."""
-    from .readers import check_timezone, compile_format, format_named
+    from .readers.custom import compile_format
+    from .readers.detect import format_named
+    from .readers.normalise import check_timezone
 
     try:
         check_timezone(timezone)

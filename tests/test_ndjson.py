@@ -12,8 +12,8 @@ import pytest
 
 from importer import mapping, resources
 from importer.pipeline import send
-from importer.readers import tabular
-from importer.readers.tabular import TabularReader
+from importer.readers import ndjson
+from importer.readers.ndjson import NdjsonReader
 from importer.sources import Source
 
 MAPPING = """
@@ -45,8 +45,8 @@ def record(i: int, **extra) -> str:
 @pytest.fixture
 def small_blocks(monkeypatch):
     """Blocks of a few lines and batches of a few rows, so a small file spans many of them."""
-    monkeypatch.setattr(tabular, "NDJSON_BLOCK_BYTES", 1000)
-    monkeypatch.setattr(tabular, "ROWS_PER_BATCH", 5)
+    monkeypatch.setattr(ndjson, "NDJSON_BLOCK_BYTES", 1000)
+    monkeypatch.setattr(ndjson, "ROWS_PER_BATCH", 5)
 
 
 def load(tmp_path, text=MAPPING) -> mapping.Mapping:
@@ -56,7 +56,7 @@ def load(tmp_path, text=MAPPING) -> mapping.Mapping:
 
 
 def read_all(m: mapping.Mapping, path):
-    batches = list(TabularReader(m.column_map).read(Source(path.name, path)))
+    batches = list(NdjsonReader(m.column_map).read(Source(path.name, path)))
     rows = [row for b in batches for row in b.table.to_pylist()]
     rejected = [r for b in batches for r in b.rejected]
     return batches, rows, rejected
@@ -145,7 +145,7 @@ def test_the_ga4_sample_read_in_blocks_gives_the_same_events_as_whole(tmp_path, 
     out = tmp_path / "blocks.jsonl"
     send([sample], domain="example.com", mapping="ga4-bigquery", dry_run=True, output=out, rejects_path=None)
     whole = tmp_path / "whole.jsonl"
-    tabular.NDJSON_BLOCK_BYTES, tabular.ROWS_PER_BATCH = 32 << 20, 65_536  # (monkeypatch restores them)
+    ndjson.NDJSON_BLOCK_BYTES, ndjson.ROWS_PER_BATCH = 32 << 20, 65_536  # (monkeypatch restores them)
     send([sample], domain="example.com", mapping="ga4-bigquery", dry_run=True, output=whole, rejects_path=None)
     assert out.read_text() == whole.read_text() and out.read_text().count("\n") == 9
 

@@ -26,7 +26,15 @@ import pyarrow.csv as pacsv
 
 from .. import schema
 from ..sources import LineBlock
-from .base import Batch, Rejected, repeat_string, too_long_rejects, unescape_column
+from .base import Batch, Rejected, repeat_string, too_long_rejects
+from .fields import (
+    first_forwarded,
+    normalise_hosts,
+    offset_seconds,
+    split_requests,
+    strip_port,
+    unescape_column,
+)
 
 _QS = r'"(?:[^"\\]|\\.)*"'
 _TIME = r"\[[^\]]+\]"
@@ -109,14 +117,11 @@ def _strptime_clf(values: pa.Array) -> pa.Array:
     return pc.strptime(values, format="[%d/%b/%Y:%H:%M:%S", unit="s", error_is_null=True)
 
 
-def _offset_seconds(tz: str | None) -> int | None:
-    if tz is None:
+def _clf_offset(tz: str | None) -> int | None:
+    """The zone column as the CSV parser splits it (``+0100]``) -> seconds east of UTC."""
+    if tz is None or len(tz) < 2 or not tz.endswith("]"):
         return None
-    m = re.fullmatch(r"([+-])(\d{2}):?(\d{2})\]", tz)
-    if not m:
-        return None
-    sign = -1 if m.group(1) == "-" else 1
-    return sign * (int(m.group(2)) * 3600 + int(m.group(3)) * 60)
+    return offset_seconds(tz[:-1])
 
 
 _MONTH_KEYS = np.array(sorted((m[0] << 16) | (m[1] << 8) | m[2] for m in
@@ -183,83 +188,15 @@ def clf_timestamps(time_col: pa.Array, tz_col: pa.Array) -> pa.Array:
         local = pc.take(parsed, pa.array(np.repeat(np.arange(len(values)), lengths)))
     first = tz_col[0].as_py() if len(tz_col) else None
     if first is not None and pc.all(pc.equal(tz_col, first)).as_py():
-        offset = _offset_seconds(first)
+        offset = _clf_offset(first)
         if offset is None:
             return pa.nulls(len(time_col), schema.TIMESTAMP_TYPE)
         utc_seconds = pc.subtract(local, offset)
     else:
         tz_encoded = pc.dictionary_encode(tz_col)
-        offsets = pa.array([_offset_seconds(v) for v in tz_encoded.dictionary.to_pylist()], type=pa.int64())
+        offsets = pa.array([_clf_offset(v) for v in tz_encoded.dictionary.to_pylist()], type=pa.int64())
         utc_seconds = pc.subtract(local, pc.take(offsets, tz_encoded.indices))
     return pc.multiply(utc_seconds, 1_000_000).cast(schema.TIMESTAMP_TYPE)
-
-
-_REQUEST = (
-    r"^(?P<method>[A-Za-z][A-Za-z0-9_-]*) "
-    r"(?:(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://(?P<authority>[^/?# ]*))?"
-    r"(?P<path>[^?# ]*)(?:\?(?P<query>[^# ]*))?(?:#[^ ]*)?"
-    r"(?: (?P<protocol>[A-Za-z]+/[0-9.]+))?$"
-)
-
-
-def split_requests(requests: pa.Array) -> dict[str, pa.Array]:
-    """Request lines -> method, path, query and (for absolute-form targets) host.
-
-    Lines that are not requests (``-``, TLS bytes sent to a plain port) give nulls.
-    """
-    # The CSV parser already hands combined logs' requests over dictionary-encoded.
-    encoded = requests if pa.types.is_dictionary(requests.type) else pc.dictionary_encode(requests)
-    dictionary = unescape_column(encoded.dictionary)
-    fast = _split_simple_requests(dictionary)
-    if fast is not None:
-        idx = encoded.indices
-        return {"method": pc.take(fast[0], idx), "path": pc.take(fast[1], idx), "query": pc.take(fast[2], idx),
-                "host": pa.nulls(len(requests), pa.string())}
-    parts = pc.extract_regex(dictionary, _REQUEST)
-    method = pc.utf8_upper(pc.struct_field(parts, "method"))
-    path = pc.struct_field(parts, "path")
-    authority = pc.struct_field(parts, "authority")
-    absolute = pc.and_(pc.is_valid(authority), pc.not_equal(authority, ""))
-    path = pc.if_else(pc.and_(absolute, pc.equal(path, "")), "/", path)
-    path = pc.if_else(pc.equal(path, ""), pa.scalar(None, pa.string()), path)
-    query = schema.null_if_missing(pc.struct_field(parts, "query"))
-    host = pc.if_else(absolute, normalise_hosts(authority), pa.scalar(None, pa.string()))
-    idx = encoded.indices
-    return {
-        "method": pc.take(method, idx),
-        "path": pc.take(path, idx),
-        "query": pc.take(pc.if_else(pc.equal(query, ""), pa.scalar(None, pa.string()), query), idx),
-        "host": pc.take(host, idx),
-    }
-
-
-_SIMPLE_REQUEST = r"^[A-Z]+ /[^ #]* HTTP/\d(?:\.\d)?$"
-
-
-def _split_simple_requests(dictionary: pa.Array):
-    """(method, path, query) when every request is ``METHOD /target HTTP/x.y``, else None.
-
-    Plain splits are several times cheaper than the general pattern's capture groups, and
-    this is what nearly every line of a real log looks like.
-    """
-    if dictionary.null_count or not pc.all(pc.match_substring_regex(dictionary, _SIMPLE_REQUEST)).as_py():
-        return None
-    parts = pc.split_pattern(dictionary, " ", max_splits=2)
-    method = pc.list_element(parts, 0)
-    target = pc.split_pattern(pc.binary_join_element_wise(pc.list_element(parts, 1), "?", ""), "?", max_splits=1)
-    path = pc.list_element(target, 0)
-    query = pc.utf8_slice_codeunits(pc.list_element(target, 1), 0, -1)  # drop the "?" added above
-    query = pc.if_else(pc.equal(query, ""), pa.scalar(None, pa.string()), query)
-    return method, path, query
-
-
-def normalise_hosts(hosts: pa.Array) -> pa.Array:
-    """Lower-case, drop a ``:port`` and IPv6 brackets, ``-``/empty to null."""
-    hosts = schema.null_if_missing(hosts)
-    hosts = pc.utf8_lower(hosts)
-    hosts = pc.replace_substring_regex(hosts, r"^\[([0-9a-f:.]+)\](?::\d+)?$", r"\1")
-    hosts = pc.replace_substring_regex(hosts, r"^([^:\[\]]+):\d+$", r"\1")
-    return hosts
 
 
 def null_missing_in_place(values: pa.Array) -> pa.Array:
@@ -490,8 +427,6 @@ def _early_columns(table: pa.Table, layout: ClfLayout) -> dict | None:
         size_ok = pc.or_(size_digits, pc.equal(size_text, "-"))
         size = pc.if_else(size_digits, size_text, pa.scalar(None, pa.string())).cast(pa.int64())
     ip_encoded = col["ip"] if pa.types.is_dictionary(col["ip"].type) else pc.dictionary_encode(col["ip"])
-    from .normalise import first_forwarded, strip_port
-
     ip = pc.take(strip_port(schema.null_if_missing(ip_encoded.dictionary)), ip_encoded.indices)
     if "xff" in col:
         ip = pc.coalesce(first_forwarded(col["xff"]), ip)

@@ -14,9 +14,9 @@ from __future__ import annotations
 import re
 
 from .base import FormatError
+from .fields import TextStyle
 from .jsonlogs import JsonFormat, keymap_format
 from .lines import QUOTED, LineFormat
-from .normalise import TextStyle
 
 # nginx variable -> normalise field
 NGINX_VARS = {

@@ -19,7 +19,6 @@ import pyarrow as pa
 
 from .. import sources as sources_mod
 from ..sources import LineBlock, Source, line_blocks, open_source
-from . import LOG_FORMATS as _LOG_FORMATS
 from . import aws, cdn, haproxy, jsonlogs, traefik, w3c
 from .base import Batch, FormatError, Rejected, too_long_only
 from .clf import LAYOUTS_BY_NAME, ClfLayout, parse_block
@@ -95,8 +94,6 @@ FORMATS: tuple[LogFormat, ...] = (
     *jsonlogs.FORMATS,
 )
 FORMATS_BY_NAME: dict[str, LogFormat] = {f.name: f for f in FORMATS}
-if tuple(FORMATS_BY_NAME) != _LOG_FORMATS:  # the list the command line's help shows
-    raise RuntimeError(f"importer.readers.LOG_FORMATS must be {tuple(FORMATS_BY_NAME)}")
 ALIASES = {"iis": "w3c", "nginx": "combined", "apache": "combined", "clf": "common", "ncsa": "combined",
            "traefik_clf": "traefik", "json": "nginx_json", "cloudflare_logpush": "cloudflare", "gcp": "gcp_lb"}
 

@@ -20,9 +20,9 @@ import pyarrow.compute as pc
 import pyarrow.json as pajson
 
 from ..sources import LineBlock
-from .base import Batch, Rejected, too_long_only
-from .lines import Sample, block_lines, finish, valid_utf8
-from .normalise import TextStyle
+from .base import Batch, Rejected, too_long_only, valid_utf8
+from .fields import TextStyle
+from .lines import Sample, block_lines, finish
 
 Path = tuple
 

@@ -18,19 +18,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..sources import LineBlock
-from .base import Batch, Rejected, too_long_only, too_long_rejects
-from .normalise import TextStyle, to_canonical
-
-
-def valid_utf8(data: bytes) -> bytes:
-    """``data`` with invalid UTF-8 replaced by U+FFFD (the same object when it was valid)."""
-    if data.isascii():  # several times cheaper than a decode, and logs are mostly ASCII
-        return data
-    try:
-        data.decode("utf-8")
-        return data
-    except UnicodeDecodeError:
-        return data.decode("utf-8", "replace").encode("utf-8")
+from .base import Batch, Rejected, too_long_only, too_long_rejects, valid_utf8
+from .fields import TextStyle
+from .normalise import to_canonical
 
 
 def block_lines(data: bytes) -> tuple[pa.Array, np.ndarray]:

@@ -30,8 +30,6 @@ field                meaning
 
 from __future__ import annotations
 
-import re
-import urllib.parse
 import zoneinfo
 from dataclasses import dataclass
 
@@ -41,104 +39,19 @@ import pyarrow.compute as pc
 
 from .. import schema
 from .base import repeat_string
-from .clf import normalise_hosts, split_requests
-
-NULL_STR = pa.scalar(None, pa.string())
-
-
-@dataclass(frozen=True)
-class TextStyle:
-    """How a format escapes free text (user agent, referrer, request line)."""
-
-    backslash: bool = False  # nginx / Apache: \xHH, \" and C escapes
-    hash_hex: bool = False  # HAProxy: #HH
-    percent_ua: bool = False  # CloudFront, Shoutcast: percent-encoded user agent (maybe twice)
-    plus_ua: bool = False  # IIS / W3C: '+' for spaces in the user agent
-
-
-def _map_distinct(values: pa.Array, flag_substring: str, fn) -> pa.Array:
-    """Apply ``fn`` to the distinct values that contain ``flag_substring``."""
-    if len(values) == 0 or not pc.any(pc.fill_null(pc.match_substring(values, flag_substring), False)).as_py():
-        return values
-    encoded = pc.dictionary_encode(values)
-    items = encoded.dictionary.to_pylist()
-    flagged = pc.fill_null(pc.match_substring(encoded.dictionary, flag_substring), False).to_numpy(zero_copy_only=False)
-    for i in np.flatnonzero(flagged):
-        items[i] = fn(items[i])
-    return pc.take(pa.array(items, type=pa.string()), encoded.indices)
-
-
-_HASH_HEX = re.compile(rb"#([0-9A-Fa-f]{2})")
-
-
-def _unhash(value: str) -> str:
-    raw = _HASH_HEX.sub(lambda m: bytes([int(m.group(1), 16)]), value.encode("utf-8", "surrogateescape"))
-    return raw.decode("utf-8", "replace")
-
-
-def _unpercent(value: str) -> str:
-    once = urllib.parse.unquote(value, errors="replace")
-    if "%25" in value and re.search(r"%[0-9A-Fa-f]{2}", once):
-        return urllib.parse.unquote(once, errors="replace")
-    return once
-
-
-_BACKSLASH = re.compile(rb'\\(x[0-9A-Fa-f]{2}|["\\ntrvfb])')
-_SIMPLE = {b'"': b'"', b"\\": b"\\", b"n": b"\n", b"t": b"\t", b"r": b"\r", b"v": b"\v", b"f": b"\f", b"b": b"\b"}
-
-
-def _unbackslash(value: str) -> str:
-    """One left-to-right pass over nginx/Apache escapes: ``\\xHH``, ``\\"``, ``\\\\`` and C escapes."""
-    raw = value.encode("utf-8", "surrogateescape")
-    raw = _BACKSLASH.sub(lambda m: bytes([int(m.group(1)[1:], 16)]) if len(m.group(1)) == 3 else _SIMPLE[m.group(1)],
-                         raw)
-    return raw.decode("utf-8", "replace")
-
-
-def decode_text(values: pa.Array, style: TextStyle, ua: bool = False) -> pa.Array:
-    if style.hash_hex:
-        values = _map_distinct(values, "#", _unhash)
-    if style.backslash:
-        values = _map_distinct(values, "\\", _unbackslash)
-    if ua and style.plus_ua:
-        values = pc.replace_substring(values, "+", " ")
-    if ua and style.percent_ua:
-        values = _map_distinct(values, "%", _unpercent)
-    return values
-
-
-# --- addresses --------------------------------------------------------------------------------
-
-def strip_port(values: pa.Array, always: bool = False) -> pa.Array:
-    """``[2001:db8::1]:443`` / ``192.0.2.1:80`` -> the address; ``always``: the last ``:N`` is a port."""
-    if always:  # unbracketed IPv6 with a port (ALB, ELB): split on the last colon
-        values = pc.replace_substring_regex(values, r"^([0-9A-Fa-f]*:[0-9A-Fa-f:]*):\d+$", r"\1")
-    values = pc.replace_substring_regex(values, r"^\[([^\]]+)\](?::\d+)?$", r"\1")
-    values = pc.replace_substring_regex(values, r"^(\d{1,3}(?:\.\d{1,3}){3}):\d+$", r"\1")
-    return values
-
-
-def first_forwarded(values: pa.Array) -> pa.Array:
-    """The original client of an ``X-Forwarded-For`` list (its first address), or null."""
-    first = pc.replace_substring_regex(values, r"^\s*([^,\s]*).*$", r"\1")
-    first = strip_port(schema.null_if_missing(first))
-    looks_ip = pc.fill_null(pc.match_substring_regex(first, r"^[0-9A-Fa-f:.]+$"), False)
-    return pc.if_else(looks_ip, first, NULL_STR)
-
+from .fields import (
+    NULL_STR,
+    TextStyle,
+    decode_text,
+    first_forwarded,
+    normalise_hosts,
+    offset_seconds,
+    split_requests,
+    split_urls,
+    strip_port,
+)
 
 # --- times ------------------------------------------------------------------------------------
-
-def _offset_seconds(text: str | None) -> int | None:
-    if text is None:
-        return None
-    if text in ("Z", "z", ""):
-        return 0
-    m = re.fullmatch(r"([+-])(\d{2}):?(\d{2})", text)
-    if not m:
-        return None
-    sign = -1 if m.group(1) == "-" else 1
-    return sign * (int(m.group(2)) * 3600 + int(m.group(3)) * 60)
-
 
 def _assume(naive_us: pa.Array, timezone: str) -> pa.Array:
     """int64 local microseconds without a zone -> UTC timestamps, read in ``timezone``."""
@@ -163,7 +76,7 @@ def _combine(seconds: pa.Array, frac_us: pa.Array, zone: pa.Array | None, timezo
         return _assume(local_us, timezone), bool(pc.any(pc.is_valid(seconds)).as_py())
     has_zone = pc.is_valid(zone)
     encoded = pc.dictionary_encode(pc.fill_null(zone, ""))
-    offsets = pa.array([_offset_seconds(v) if v else None for v in encoded.dictionary.to_pylist()], pa.int64())
+    offsets = pa.array([offset_seconds(v) if v else None for v in encoded.dictionary.to_pylist()], pa.int64())
     offset = pc.take(offsets, encoded.indices)
     utc_us = pc.subtract(local_us, pc.multiply(pc.fill_null(offset, 0), 1_000_000))
     if pc.all(has_zone).as_py():
@@ -315,8 +228,6 @@ def to_canonical(
         host = parts["host"]
     target = f.get("url", f.get("uri"))
     if target is not None:
-        from .tabular import split_urls
-
         parts = split_urls(target)
         path = pc.if_else(pc.is_valid(schema.null_if_missing(target)), parts["path"], NULL_STR)
         out["path"] = path if "path" not in out else pc.coalesce(out["path"], path)

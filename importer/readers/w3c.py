@@ -19,8 +19,8 @@ import pyarrow.compute as pc
 from .. import schema
 from ..sources import LineBlock
 from .base import Batch, Rejected, too_long_only, too_long_rejects
+from .fields import TextStyle
 from .lines import Sample, block_lines, finish
-from .normalise import TextStyle
 
 # W3C field (lower case) -> normalise field; the first present wins for the same target.
 FIELD_MAP = (
