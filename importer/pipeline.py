@@ -82,6 +82,7 @@ def read_events(
                     damaged = True
                     report.inputs_damaged += 1
                 report.rows_read += batch.rows_read
+                report.lines_skipped += batch.skipped
                 report.rows_invalid += len(batch.rejected)
                 for rejected in batch.rejected:
                     rejects.write(rejected.as_record())

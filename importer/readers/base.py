@@ -36,6 +36,7 @@ class Batch:
     (a truncated compressed stream). ``damaged``: the input is damaged here (a compressed
     stream cut or corrupt, a Parquet row group unreadable) and what follows it was lost; a
     notice says what. ``position`` is the number of raw input bytes consumed so far, for progress.
+    ``skipped`` counts the lines that hold no row (blank lines, comments, W3C directives).
     """
 
     table: pa.Table
@@ -44,6 +45,7 @@ class Batch:
     notices: list[Rejected] = field(default_factory=list)
     position: int = 0
     damaged: bool = False
+    skipped: int = 0
 
 
 def too_long_rejects(block: LineBlock, source_name: str, limit: int = MAX_LINE_BYTES) -> list[Rejected]:

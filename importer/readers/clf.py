@@ -290,6 +290,9 @@ def _prepare(data: bytes) -> bytes:
     return data
 
 
+_COMMENT = re.compile(rb"^#[^\n]*", re.MULTILINE)
+
+
 def parse_block(block: LineBlock, layout: ClfLayout, source_name: str, deferred: bool = False):
     """Parse one block of lines into a canonical batch, with exact line numbers.
 
@@ -298,6 +301,8 @@ def parse_block(block: LineBlock, layout: ClfLayout, source_name: str, deferred:
     """
     rejected = too_long_rejects(block, source_name)
     data = _prepare(block.data)
+    if data.startswith(b"#") or b"\n#" in data:
+        data = _COMMENT.sub(b"", data)  # emptied, not removed: line numbers stay; the reader counts them skipped
     if data and not data.endswith(b"\n"):
         # The input's last line has no line end; with an open quote it was cut off mid-write,
         # and the CSV parser would accept it as if the quote closed at the end.

@@ -59,8 +59,8 @@ class ClfFormat:
         self.example = layout.example
 
     def score(self, sample: Sample) -> float:
-        lines = sample.lines
-        return sum(1 for ln in lines if self.layout.pattern.match(ln)) / len(lines) if lines else 0.0
+        rows = sample.rows
+        return sum(1 for ln in rows if self.layout.pattern.match(ln)) / len(rows) if rows else 0.0
 
     def parser(self, timezone: str) -> "ClfParser":
         return ClfParser(self.layout)
@@ -238,6 +238,8 @@ class LogReader:
                 batch.notices.append(Rejected(source_name, block.first_line + block.line_count, block.truncated, ""))
                 batch.damaged = True
             batch.position = position
+            # every line of the block is a row (read or rejected) or a line without one
+            batch.skipped = max(0, block.line_count - batch.rows_read)
             return batch
 
         return complete

@@ -185,7 +185,7 @@ class JsonParser:
         rejected: list[Rejected] = []
         skipped = 0
         for i, text in enumerate(texts):
-            if not text or not text.strip():
+            if not text or not text.strip() or text.startswith("#"):  # blank lines and comments: no row
                 continue
             obj = decode_line(text)
             if not isinstance(obj, dict):

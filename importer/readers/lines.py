@@ -72,7 +72,7 @@ def finish(
 
 @dataclass
 class Sample:
-    """The first non-empty lines of a file, for detection."""
+    """The first non-empty lines of a file, for detection; ``rows`` are those that are not comments."""
 
     lines: list[str]
 
@@ -92,14 +92,13 @@ class LineFormat:
     style: TextStyle = TextStyle()
     family: str = "access log"
     zone_less: bool = False  # times carry no zone: --timezone applies
-    skip_comments: bool = False
     post: Callable[[dict[str, pa.Array]], dict[str, pa.Array]] | None = field(default=None, compare=False)
     # A cheaper capture pattern for the usual lines (no quote or separator inside a field);
     # lines it misses but ``pattern`` accepts are captured with ``pattern``.
     fast_pattern: str | None = None
 
     def score(self, sample: Sample) -> float:
-        rows = sample.rows if self.skip_comments else sample.lines
+        rows = sample.rows
         if not rows:
             return 0.0
         hits = pc.sum(pc.match_substring_regex(pa.array(rows, pa.string()), self.pattern)).as_py() or 0
@@ -120,9 +119,8 @@ class RegexParser:
         if not block.data:
             return too_long_only(block, source_name)
         lines, indexes = block_lines(block.data)
-        keep = pc.greater(pc.binary_length(lines), 0)
-        if self.fmt.skip_comments:
-            keep = pc.and_(keep, pc.invert(pc.starts_with(lines, "#")))
+        # blank lines and comments ("#" lines, as in ELB dumps) hold no row: the reader counts them as skipped
+        keep = pc.and_(pc.greater(pc.binary_length(lines), 0), pc.invert(pc.starts_with(lines, "#")))
         if not pc.all(keep).as_py():
             indexes = indexes[keep.to_numpy(zero_copy_only=False)]
             lines = lines.filter(keep)
