@@ -19,7 +19,7 @@ import pyarrow as pa
 
 from .. import sources as sources_mod
 from ..sources import LineBlock, Source, line_blocks, open_source
-from . import aws, cdn, haproxy, jsonlogs, traefik, w3c
+from . import aws, cdn, haproxy, jsonlogs, traefik, trailing, w3c
 from .base import Batch, FormatError, Rejected, too_long_only
 from .clf import LAYOUTS_BY_NAME, ClfLayout, parse_block
 from .lines import Sample
@@ -137,7 +137,7 @@ def detect(sample: Sample) -> Detection:
             fmt = w3c.CLOUDFRONT if layouts[-1].cloudfront else w3c.W3C
             return Detection(format=fmt, share=1.0, scores=((fmt.name, 1.0),))
     scored = []
-    for order, fmt in enumerate(FORMATS):
+    for order, fmt in enumerate(FORMATS + trailing.VARIANTS):
         try:
             share = fmt.score(sample)
         except Exception:  # a format that cannot even score this sample does not match it
@@ -152,8 +152,13 @@ def detect(sample: Sample) -> Detection:
         raise FormatError(
             f"cannot recognise the log format from the first {len(sample.lines)} non-empty lines: "
             f"closest are {closest}; a line that {best.name} does not parse: {failing[:300]!r}. "
-            "Name the format with --format, or paste your server's log_format/LogFormat with --log-format"
+            "Name the format with --format, or give the format line from your server's configuration "
+            "with --log-format, e.g. --log-format '$remote_addr - $remote_user [$time_local] \"$request\" $status "
+            "$body_bytes_sent \"$http_referer\" \"$http_user_agent\" $request_time' (nginx's log_format) or "
+            "--log-format '%h %l %u %t \"%r\" %>s %b \"%{Referer}i\" \"%{User-Agent}i\" %D' (Apache's LogFormat)"
         )
+    if best in trailing.VARIANTS:
+        best = trailing.counted(best, sample)  # type: ignore[arg-type]
     return Detection(format=best, share=best_share, scores=scores)
 
 
