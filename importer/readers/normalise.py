@@ -160,6 +160,52 @@ def _int_column(values: pa.Array, type_: pa.DataType, pattern: str) -> tuple[pa.
     return parsed, pc.or_(digits, pc.fill_null(missing, True))
 
 
+def _request_columns(f: dict[str, pa.Array], style: TextStyle) -> tuple[dict[str, pa.Array], pa.Array | None]:
+    """Method, path and query from a request line, a URI or URL, or a path and a query; and the
+    host an absolute target names (None when no field can say)."""
+    out: dict[str, pa.Array] = {}
+    host = None
+    if "request" in f:
+        parts = split_requests(decode_text(f["request"], TextStyle(hash_hex=style.hash_hex)))
+        out.update(method=parts["method"], path=parts["path"], query=parts["query"])
+        host = parts["host"]
+    target = f.get("url", f.get("uri"))
+    if target is not None:
+        parts = split_urls(target)
+        path = pc.if_else(pc.is_valid(schema.null_if_missing(target)), parts["path"], NULL_STR)
+        out["path"] = path if "path" not in out else pc.coalesce(out["path"], path)
+        out["query"] = parts["query"] if "query" not in out else pc.coalesce(out["query"], parts["query"])
+        host = parts["host"] if host is None else pc.coalesce(host, parts["host"])
+    if "path" in f:
+        # a "path" that holds the query too (nginx JSON layouts log "uri": "$request_uri")
+        split = pc.split_pattern(schema.null_if_missing(f["path"]), "?", max_splits=1)
+        path = pc.list_element(split, 0)
+        with_query = pc.fill_null(pc.greater(pc.list_value_length(split), 1), False)
+        query = schema.null_if_missing(pc.if_else(with_query, pc.binary_join(
+            pc.list_slice(split, 1, 2), ""), NULL_STR))
+        out["path"] = pc.coalesce(out["path"], path) if "path" in out else path
+        out["query"] = pc.coalesce(out["query"], query) if "query" in out else query
+    if "query" in f:
+        query = schema.null_if_missing(pc.replace_substring_regex(f["query"], r"^\?", ""))
+        out["query"] = pc.coalesce(out["query"], query) if "query" in out else query
+    if "method" in f:
+        out["method"] = pc.utf8_upper(schema.null_if_missing(f["method"]))
+    if "path" in out:
+        # A log without a method (nginx JSON layouts often leave it out) is taken to record GET
+        # requests, rather than have every row filtered as a bad method; a request line says.
+        unsaid = pc.is_valid(out["path"])
+        if "method" in out:
+            unsaid = pc.and_(unsaid, pc.is_null(out["method"]))
+        if "request" in f:
+            unsaid = pc.and_(unsaid, pc.is_null(schema.null_if_missing(f["request"])))
+        assumed = pc.if_else(unsaid, pa.scalar("GET"), NULL_STR)
+        out["method"] = pc.coalesce(out["method"], assumed) if "method" in out else assumed
+    if "host" in f:
+        own = normalise_hosts(f["host"])
+        host = own if host is None else pc.coalesce(own, host)
+    return out, host
+
+
 @dataclass
 class Converted:
     table: pa.Table
@@ -220,30 +266,8 @@ def to_canonical(
     if ip is not None:
         out["ip"] = ip
 
-    # request
-    host = None
-    if "request" in f:
-        parts = split_requests(decode_text(f["request"], TextStyle(hash_hex=style.hash_hex)))
-        out.update(method=parts["method"], path=parts["path"], query=parts["query"])
-        host = parts["host"]
-    target = f.get("url", f.get("uri"))
-    if target is not None:
-        parts = split_urls(target)
-        path = pc.if_else(pc.is_valid(schema.null_if_missing(target)), parts["path"], NULL_STR)
-        out["path"] = path if "path" not in out else pc.coalesce(out["path"], path)
-        out["query"] = parts["query"] if "query" not in out else pc.coalesce(out["query"], parts["query"])
-        host = parts["host"] if host is None else pc.coalesce(host, parts["host"])
-    if "path" in f:
-        path = schema.null_if_missing(f["path"])
-        out["path"] = pc.coalesce(out["path"], path) if "path" in out else path
-    if "query" in f:
-        query = schema.null_if_missing(pc.replace_substring_regex(f["query"], r"^\?", ""))
-        out["query"] = pc.coalesce(out["query"], query) if "query" in out else query
-    if "method" in f:
-        out["method"] = pc.utf8_upper(schema.null_if_missing(f["method"]))
-    if "host" in f:
-        own = normalise_hosts(f["host"])
-        host = own if host is None else pc.coalesce(own, host)
+    requested, host = _request_columns(f, style)
+    out.update(requested)
     if host is not None:
         out["host"] = host
 
