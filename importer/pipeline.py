@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, TextIO
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .readers import Batch, FormatError, reader_for
+from .readers import Batch, FormatError, Reader, reader_for
 from .report import INVALID_SAMPLES, RejectsFile, Report, redact_ips, without_userinfo
 from .sinks.answers import tls_context
 from .sinks.dryrun import DryRunWriter
@@ -66,13 +66,14 @@ def read_events(
     With ``resume`` (a state file), rows already settled by an earlier run are left out.
     """
     column_map = mapper.mapping.column_map
+    previous: Reader | None = None  # a rotated W3C log goes on with the previous file's #Fields
     for source in sources:
         file_rows = 0
         try:
             file_invalid = 0
             damaged = False
-            reader = reader_for(source, log_format=log_format, column_map=column_map,
-                                custom_format=custom_format, timezone=timezone)
+            reader = previous = reader_for(source, log_format=log_format, column_map=column_map,
+                                           custom_format=custom_format, timezone=timezone, previous=previous)
             batches = _unless_unreadable(reader.read(source), source)
             if resume is not None:
                 batches = resume.batches(source, batches)

@@ -25,6 +25,7 @@ def reader_for(
     column_map: ColumnMap | None = None,
     custom_format: str | None = None,
     timezone: str = "UTC",
+    previous: Reader | None = None,
 ) -> Reader:
     """Choose the reader for one source.
 
@@ -32,7 +33,8 @@ def reader_for(
     or the file's extension); otherwise the source is an access log, whose layout is
     ``log_format`` (a name), ``custom_format`` (an nginx ``log_format`` or Apache
     ``LogFormat`` string) or, by default, detected from the file itself. Times written
-    without a zone are read in ``timezone``.
+    without a zone are read in ``timezone``. ``previous`` is the reader of the source before
+    this one: a W3C log that starts without a ``#Fields:`` line goes on with its columns.
     """
     # Imported here, not at the top: the format modules build their patterns at import, and
     # the command line's start-up should not pay for readers a run does not use.
@@ -53,11 +55,12 @@ def reader_for(
         timezone = check_timezone(timezone)
     except ValueError as exc:
         raise FormatError(str(exc)) from None
+    fields = previous.carried_fields() if isinstance(previous, LogReader) else None
     if custom_format is not None:
         return LogReader(compile_format(custom_format), timezone)
     if log_format is not None:
-        return LogReader(format_named(log_format), timezone)
-    return LogReader(None, timezone)
+        return LogReader(format_named(log_format), timezone, fields)
+    return LogReader(None, timezone, fields)
 
 
 def _export_reader(fmt: str, column_map: ColumnMap) -> Reader:

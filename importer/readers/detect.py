@@ -176,9 +176,12 @@ def _failing_line(fmt: LogFormat, sample: Sample) -> str:
 class LogReader:
     """Reads one access log: the format is given, or detected from the file's first lines."""
 
-    def __init__(self, fmt: LogFormat | None = None, timezone: str = "UTC"):
+    def __init__(self, fmt: LogFormat | None = None, timezone: str = "UTC", fields: w3c.Layout | None = None):
+        """``fields``: W3C columns carried from the previous file, for a file that starts without
+        a ``#Fields:`` line (IIS starts a new file at rotation mid-stream)."""
         self.fmt = fmt
         self.timezone = timezone
+        self.fields = fields
         self.detection: Detection | None = None
         self.parser: Parser | None = None
         self.name = fmt.name if fmt else "log (auto)"
@@ -218,9 +221,7 @@ class LogReader:
                 if self.parser is None:
                     sample = sample_of(block.data)
                     if sample.lines:
-                        if self.fmt is None:
-                            self.detection = detect(sample)
-                        self.parser = (self.fmt or self.detection.format).parser(self.timezone)
+                        self.parser = self._parser_for(sample)
                 if self.parser is None:
                     empty = too_long_only(block, source.name)
                     work: Callable[[], Batch] = lambda empty=empty: empty  # noqa: E731
@@ -233,6 +234,20 @@ class LogReader:
         finally:
             if source.path is not None:
                 opened.raw.close()
+
+    def _parser_for(self, sample: Sample) -> Parser:
+        carried = self.fields if self.fields and not any(w3c.parse_fields(ln) for ln in sample.lines) else None
+        fmt = self.fmt
+        if fmt is None:
+            self.detection = detect(Sample([carried.directive, *sample.lines]) if carried else sample)
+            fmt = self.detection.format
+        if isinstance(fmt, w3c.W3cFormat):
+            return fmt.parser(self.timezone, carried)
+        return fmt.parser(self.timezone)
+
+    def carried_fields(self) -> w3c.Layout | None:
+        """The W3C columns in force at the end of what was read, for the next file."""
+        return self.parser.layout if isinstance(self.parser, w3c.W3cParser) else self.fields
 
     def _completer(self, work: Callable[[], Batch], block: LineBlock, source_name: str,
                    position: int) -> Callable[[], Batch]:

@@ -38,6 +38,10 @@ class Layout:
     fields: tuple[str, ...]
 
     @property
+    def directive(self) -> str:
+        return "#Fields: " + " ".join(self.fields)
+
+    @property
     def cloudfront(self) -> bool:
         return any(f.startswith("x-edge-") for f in self.fields)
 
@@ -100,15 +104,17 @@ class W3cFormat:
                 hits += 1
         return hits / rows if rows else 0.0
 
-    def parser(self, timezone: str) -> "W3cParser":
-        return W3cParser(self, timezone)
+    def parser(self, timezone: str, fields: Layout | None = None) -> W3cParser:
+        """``fields``: the columns in force before the file's first ``#Fields:`` line (a rotated
+        file goes on with the previous file's)."""
+        return W3cParser(self, timezone, fields)
 
 
 class W3cParser:
-    def __init__(self, fmt: W3cFormat, timezone: str):
+    def __init__(self, fmt: W3cFormat, timezone: str, fields: Layout | None = None):
         self.fmt = fmt
         self.timezone = timezone
-        self.layout: Layout | None = None
+        self.layout = fields
         self.zone_assumed = False
 
     def parse(self, block: LineBlock, source_name: str) -> Batch:
