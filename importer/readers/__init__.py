@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .base import Batch, FormatError, Reader, Rejected
+from .base import Batch, FormatError, Reader, Rejected, check_encoding
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..columnmap import ColumnMap
@@ -26,6 +26,8 @@ def reader_for(
     custom_format: str | None = None,
     timezone: str = "UTC",
     previous: Reader | None = None,
+    encoding: str = "utf-8",
+    time_format: str | None = None,
 ) -> Reader:
     """Choose the reader for one source.
 
@@ -35,6 +37,8 @@ def reader_for(
     ``LogFormat`` string) or, by default, detected from the file itself. Times written
     without a zone are read in ``timezone``. ``previous`` is the reader of the source before
     this one: a W3C log that starts without a ``#Fields:`` line goes on with its columns.
+    ``encoding`` is a log's text encoding; ``time_format`` (strftime) reads the time field of
+    a ``custom_format`` that is neither of the server's usual time variables.
     """
     # Imported here, not at the top: the format modules build their patterns at import, and
     # the command line's start-up should not pay for readers a run does not use.
@@ -55,12 +59,13 @@ def reader_for(
         timezone = check_timezone(timezone)
     except ValueError as exc:
         raise FormatError(str(exc)) from None
+    encoding = check_encoding(encoding)
     fields = previous.carried_fields() if isinstance(previous, LogReader) else None
     if custom_format is not None:
-        return LogReader(compile_format(custom_format), timezone)
+        return LogReader(compile_format(custom_format, time_format), timezone, encoding=encoding)
     if log_format is not None:
-        return LogReader(format_named(log_format), timezone, fields)
-    return LogReader(None, timezone, fields)
+        return LogReader(format_named(log_format), timezone, fields, encoding)
+    return LogReader(None, timezone, fields, encoding)
 
 
 def _export_reader(fmt: str, column_map: ColumnMap) -> Reader:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+import codecs
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 import numpy as np
@@ -83,6 +84,27 @@ def valid_utf8(data: bytes) -> bytes:
         return data
     except UnicodeDecodeError:
         return data.decode("utf-8", "replace").encode("utf-8")
+
+
+def check_encoding(name: str) -> str:
+    """A text encoding that keeps ASCII and line ends as they are (Latin-1, Windows-1252, Big5,
+    Shift-JIS...), by its canonical name; FormatError for others (UTF-16 would need the
+    lines cut differently)."""
+    try:
+        canonical = codecs.lookup(name).name
+    except LookupError:
+        raise FormatError(f"unknown encoding {name!r}; give a name such as latin-1, cp1252 or big5") from None
+    if "a \n".encode(canonical, "replace") != b"a \n":
+        raise FormatError(f"encoding {name!r} does not write line ends as single bytes; convert the file to UTF-8")
+    return canonical
+
+
+def transcoded(block: LineBlock, encoding: str) -> LineBlock:
+    """A block of text in ``encoding`` as UTF-8 (what the parsers read); bytes that are invalid
+    in ``encoding`` become U+FFFD, never an error. Line ends and numbers stay."""
+    if encoding == "utf-8" or block.data.isascii():
+        return block
+    return replace(block, data=block.data.decode(encoding, "replace").encode("utf-8"))
 
 
 def repeat_string(value: str, n: int) -> pa.Array:

@@ -20,7 +20,7 @@ import pyarrow as pa
 from .. import sources as sources_mod
 from ..sources import LineBlock, Source, line_blocks, open_source
 from . import aws, cdn, haproxy, jsonlogs, traefik, trailing, w3c
-from .base import Batch, FormatError, Rejected, too_long_only
+from .base import Batch, FormatError, Rejected, too_long_only, transcoded
 from .clf import LAYOUTS_BY_NAME, ClfLayout, parse_block
 from .lines import Sample
 
@@ -176,12 +176,15 @@ def _failing_line(fmt: LogFormat, sample: Sample) -> str:
 class LogReader:
     """Reads one access log: the format is given, or detected from the file's first lines."""
 
-    def __init__(self, fmt: LogFormat | None = None, timezone: str = "UTC", fields: w3c.Layout | None = None):
+    def __init__(self, fmt: LogFormat | None = None, timezone: str = "UTC", fields: w3c.Layout | None = None,
+                 encoding: str = "utf-8"):
         """``fields``: W3C columns carried from the previous file, for a file that starts without
-        a ``#Fields:`` line (IIS starts a new file at rotation mid-stream)."""
+        a ``#Fields:`` line (IIS starts a new file at rotation mid-stream). ``encoding``: the
+        file's text encoding (see :func:`importer.readers.base.check_encoding`)."""
         self.fmt = fmt
         self.timezone = timezone
         self.fields = fields
+        self.encoding = encoding
         self.detection: Detection | None = None
         self.parser: Parser | None = None
         self.name = fmt.name if fmt else "log (auto)"
@@ -218,6 +221,7 @@ class LogReader:
         opened = open_source(source)
         try:
             for block in line_blocks(opened, block_bytes=sources_mod.BLOCK_BYTES):
+                block = transcoded(block, self.encoding)
                 if self.parser is None:
                     sample = sample_of(block.data)
                     if sample.lines:

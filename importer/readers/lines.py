@@ -56,12 +56,13 @@ def finish(
     local_time: bool = False,
     format_name: str = "",
     rejected: list[Rejected] | None = None,
+    time_format: str | None = None,
 ) -> tuple[Batch, bool]:
     """Convert a block's fields and build its batch; returns (batch, zone assumed)."""
     rejected = list(rejected or []) + too_long_rejects(block, source_name)
     converted = to_canonical(
         fields, len(lines), source_name, indexes + block.first_line, style=style, timezone=timezone,
-        local_time=local_time, matched=matched, format_name=format_name,
+        local_time=local_time, matched=matched, format_name=format_name, time_format=time_format,
     )
     for i, reason in converted.invalid:
         rejected.append(Rejected(source_name, int(indexes[i]) + block.first_line, reason, lines[i].as_py() or ""))
@@ -96,6 +97,7 @@ class LineFormat:
     # A cheaper capture pattern for the usual lines (no quote or separator inside a field);
     # lines it misses but ``pattern`` accepts are captured with ``pattern``.
     fast_pattern: str | None = None
+    time_format: str | None = None  # strftime, of a ``time_strftime`` field
 
     def score(self, sample: Sample) -> float:
         rows = sample.rows
@@ -140,7 +142,7 @@ class RegexParser:
         if self.fmt.post is not None:
             fields = self.fmt.post(fields)
         batch, assumed = finish(block, source_name, original, indexes, fields, matched, style=self.fmt.style,
-                                timezone=self.timezone, format_name=self.fmt.name)
+                                timezone=self.timezone, format_name=self.fmt.name, time_format=self.fmt.time_format)
         self.zone_assumed = self.zone_assumed or assumed
         return batch
 

@@ -15,6 +15,7 @@ field                meaning
 ``time_clf_local``   ``14/Mar/2024:09:26:53.512`` without a zone (HAProxy)
 ``time_iso``         ISO 8601 / RFC 3339, with or without a zone, any fraction
 ``time_epoch``       seconds, milliseconds, microseconds or nanoseconds since 1970 (by size)
+``time_strftime``    in the strftime format of ``--time-format`` or Apache's ``%{...}t``
 ``date``, ``time``   W3C ``2024-03-14`` and ``08:26:53`` (UTC unless ``local_time``)
 ``request``          a request line ``GET /path?q HTTP/1.1``
 ``method``           the method
@@ -127,6 +128,19 @@ def w3c_times(date: pa.Array, time: pa.Array, timezone: str, local: bool) -> tup
     return iso_times(stamp, "UTC")[0], False
 
 
+def strftime_times(values: pa.Array, time_format: str, timezone: str) -> tuple[pa.Array, bool]:
+    """Times in a strftime format (``--time-format``, Apache's ``%{...}t``); without ``%z`` they
+    are read in ``timezone``. Parsed once per distinct value."""
+    def convert(d: pa.Array) -> tuple[pa.Array, bool]:
+        parsed = pc.strptime(d, format=time_format, unit="s", error_is_null=True)
+        if "%z" in time_format:
+            return parsed.cast(schema.TIMESTAMP_TYPE), False
+        seconds = parsed.cast(pa.int64())
+        return _assume(pc.multiply(seconds, 1_000_000), timezone), bool(pc.any(pc.is_valid(seconds)).as_py())
+
+    return _on_distinct(values, convert)
+
+
 def epoch_times(values: pa.Array) -> pa.Array:
     """Epoch numbers as text; the unit is taken from the size (s, ms, µs or ns)."""
     ok = pc.fill_null(pc.match_substring_regex(values, r"^\d{1,20}(\.\d+)?$"), False)
@@ -224,6 +238,7 @@ def to_canonical(
     local_time: bool = False,
     matched: pa.Array | None = None,
     format_name: str = "",
+    time_format: str | None = None,
 ) -> Converted:
     """Convert named string fields (see the module doc) to a canonical table.
 
@@ -248,6 +263,8 @@ def to_canonical(
         ts, zone_assumed = w3c_times(f["date"], f["time"], timezone, local_time)
     elif "time_epoch" in f:
         ts = epoch_times(f["time_epoch"])
+    elif "time_strftime" in f:
+        ts, zone_assumed = strftime_times(f["time_strftime"], time_format or "", timezone)
     elif "time_any" in f:
         ts, zone_assumed = any_times(f["time_any"], timezone)
     else:
