@@ -79,6 +79,10 @@ def send_command(
         None, "--log-format", help="Your server's nginx log_format or Apache LogFormat string, compiled into a parser."
     ),
     timezone: str = typer.Option("UTC", "--timezone", help="IANA zone for log times written without one."),
+    encoding: str = typer.Option("utf-8", "--encoding", help="The logs' text encoding (latin-1, cp1252, big5...)."),
+    time_format: Optional[str] = typer.Option(
+        None, "--time-format", help="strftime format of the time in a --log-format of your own (e.g. '%d.%m.%Y %H:%M:%S')."
+    ),
     timeout: float = typer.Option(10.0, help="Seconds to wait to connect, then for each answer (no answer in time "
                                   "is retried and counted as a possible duplicate)."),
     max_attempts: int = typer.Option(5, help="Tries per event on errors worth retrying."),
@@ -136,6 +140,8 @@ def send_command(
             follow=follow,
             timezone=timezone,
             custom_format=custom_format,
+            encoding=encoding,
+            time_format=time_format,
             since=since,
             until=until,
             ca_bundle=ca_bundle,

@@ -60,6 +60,8 @@ def read_events(
     resume: Resume | None = None,
     custom_format: str | None = None,
     timezone: str = "UTC",
+    encoding: str = "utf-8",
+    time_format: str | None = None,
 ) -> Iterator[pa.Table]:
     """Read every source and yield event batches, keeping the report's row accounting.
 
@@ -73,7 +75,8 @@ def read_events(
             file_invalid = 0
             damaged = False
             reader = previous = reader_for(source, log_format=log_format, column_map=column_map,
-                                           custom_format=custom_format, timezone=timezone, previous=previous)
+                                           custom_format=custom_format, timezone=timezone, previous=previous,
+                                           encoding=encoding, time_format=time_format)
             batches = _unless_unreadable(reader.read(source), source)
             if resume is not None:
                 batches = resume.batches(source, batches)
@@ -121,8 +124,10 @@ def _unless_unreadable(batches: Iterator[Batch], source: Source) -> Iterator[Bat
         raise FormatError(f"{source.name}: cannot be read any further: {type(exc).__name__}: {exc}") from exc
 
 
-def check_log_options(log_format: str | None, custom_format: str | None, timezone: str) -> None:
-    """Fail early (ConfigError) on a bad --format, --log-format or --timezone."""
+def check_log_options(log_format: str | None, custom_format: str | None, timezone: str,
+                      encoding: str = "utf-8", time_format: str | None = None) -> None:
+    """Fail early (ConfigError) on a bad --format, --log-format, --timezone, --encoding or --time-format."""
+    from .readers.base import check_encoding
     from .readers.custom import compile_format
     from .readers.detect import format_named
     from .readers.normalise import check_timezone
@@ -134,7 +139,10 @@ def check_log_options(log_format: str | None, custom_format: str | None, timezon
         if log_format is not None:
             format_named(log_format)
         if custom_format is not None:
-            compile_format(custom_format)
+            compile_format(custom_format, time_format)
+        elif time_format is not None:
+            raise ConfigError("--time-format reads the time of a --log-format; give that too")
+        check_encoding(encoding)
     except (ValueError, FormatError) as exc:
         raise ConfigError(str(exc)) from None
 
@@ -208,6 +216,8 @@ def send(
     since=None,
     until=None,
     ca_bundle: str | Path | None = None,
+    encoding: str = "utf-8",
+    time_format: str | None = None,
 ) -> Report:
     """Read ``inputs``, map rows to events and send them (or, with ``dry_run``, write them).
 
@@ -229,7 +239,7 @@ def send(
         raise ConfigError("--concurrency must be at least 1")
     if output is not None and not dry_run:
         raise ConfigError("--output writes the events of a dry run; add --dry-run")
-    check_log_options(log_format, custom_format, timezone)
+    check_log_options(log_format, custom_format, timezone, encoding, time_format)
     try:  # --since/--until: the date window (mapping.date_bound)
         window = mapping_mod.date_bound(since), mapping_mod.date_bound(until, end=True)
     except ValueError as exc:
@@ -278,7 +288,8 @@ def send(
     bar = Progress(progress, total_bytes, events_label="events written" if dry_run else "events sent", stream=stderr)
     mapper = Mapper(loaded, domain, since=window[0], until=window[1])
     events = read_events(sources, mapper, report, rejects, log_format=log_format, progress=bar,
-                         resume=resume, custom_format=custom_format, timezone=timezone)
+                         resume=resume, custom_format=custom_format, timezone=timezone, encoding=encoding,
+                         time_format=time_format)
     try:
         if dry_run:
             DryRunWriter(Path(output) if output else None, on_settled=bar.settled).run(events)
