@@ -116,13 +116,15 @@ class Detection:
 def sample_of(data: bytes) -> Sample:
     text = data[: 4 << 20].decode("utf-8", "replace")
     lines = []
-    for line in text.split("\n"):
+    end = 0
+    for number, line in enumerate(text.split("\n"), start=1):
         line = line.rstrip("\r")
         if line.strip():
             lines.append(line)
+            end = number
             if len(lines) >= SAMPLE_LINES:
                 break
-    return Sample(lines)
+    return Sample(lines, end)
 
 
 def detect(sample: Sample) -> Detection:
@@ -185,9 +187,20 @@ class LogReader:
         self.timezone = timezone
         self.fields = fields
         self.encoding = encoding
+        # the detection sample: where it ends (line number), its rows, how many were rejected
+        self.sample_end = 0
+        self.sample_rows = 0
+        self.sample_rejected = 0
         self.detection: Detection | None = None
         self.parser: Parser | None = None
         self.name = fmt.name if fmt else "log (auto)"
+
+    def _sample_share(self, detection: Detection) -> float:
+        """The share of the sample's rows that the format matched and that were then parsed
+        (a line can match the format's shape and still be rejected, for an impossible time)."""
+        if not self.sample_rows:
+            return detection.share
+        return min(detection.share, max(0.0, 1 - self.sample_rejected / self.sample_rows))
 
     def describe(self) -> str:
         fmt = self.detection.format if self.detection else self.fmt
@@ -195,7 +208,7 @@ class LogReader:
             return "no rows"
         text = fmt.name
         if self.detection is not None:
-            text += f", detected, {self.detection.share:.0%} of sample"
+            text += f", detected, {self._sample_share(self.detection):.0%} of sample"
         if self.parser is not None and self.parser.zone_assumed:
             text += f", times without zone read as {self.timezone}"
         return text
@@ -226,6 +239,8 @@ class LogReader:
                     sample = sample_of(block.data)
                     if sample.lines:
                         self.parser = self._parser_for(sample)
+                        self.sample_end = block.first_line + sample.end - 1
+                        self.sample_rows = len(sample.rows)
                 if self.parser is None:
                     empty = too_long_only(block, source.name)
                     work: Callable[[], Batch] = lambda empty=empty: empty  # noqa: E731
@@ -257,6 +272,7 @@ class LogReader:
                    position: int) -> Callable[[], Batch]:
         def complete() -> Batch:
             batch = work()
+            self.sample_rejected += sum(1 for r in batch.rejected if r.line is not None and r.line <= self.sample_end)
             self.name = self.describe()
             if block.truncated:
                 batch.notices.append(Rejected(source_name, block.first_line + block.line_count, block.truncated, ""))

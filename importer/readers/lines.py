@@ -76,6 +76,7 @@ class Sample:
     """The first non-empty lines of a file, for detection; ``rows`` are those that are not comments."""
 
     lines: list[str]
+    end: int = 0  # how many lines of the input the sample covers (up to its last line, empty ones included)
 
     @property
     def rows(self) -> list[str]:
