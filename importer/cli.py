@@ -81,7 +81,7 @@ def send_command(
     timezone: str = typer.Option("UTC", "--timezone", help="IANA zone for log times written without one."),
     encoding: str = typer.Option("utf-8", "--encoding", help="The logs' text encoding (latin-1, cp1252, big5...)."),
     time_format: Optional[str] = typer.Option(
-        None, "--time-format", help="strftime format of the time in a --log-format of your own (e.g. '%d.%m.%Y %H:%M:%S')."
+        None, "--time-format", help="strftime format of the time in your --log-format (e.g. '%d.%m.%Y %H:%M:%S')."
     ),
     timeout: float = typer.Option(10.0, help="Seconds to wait to connect, then for each answer (no answer in time "
                                   "is retried and counted as a possible duplicate)."),

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 import codecs
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
@@ -23,7 +23,7 @@ class Rejected:
     reason: str
     text: str
 
-    def as_record(self) -> dict:
+    def as_record(self) -> dict[str, object]:
         return {"stage": "read", "file": self.file, "line": self.line, "reason": self.reason, "text": self.text}
 
 

@@ -17,7 +17,9 @@ line).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -168,7 +170,8 @@ def _fast_clf_seconds(values: pa.Array) -> np.ndarray | None:
     doy = (153 * mp + 2) // 5 + day - 1
     doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
     days = era * 146097 + doe - 719468
-    return days * 86400 + hh * 3600 + mm * 60 + ss
+    seconds: np.ndarray = days * 86400 + hh * 3600 + mm * 60 + ss
+    return seconds
 
 
 def clf_timestamps(time_col: pa.Array, tz_col: pa.Array) -> pa.Array:
@@ -243,7 +246,8 @@ class _Lines:
 _DICTIONARY = pa.dictionary(pa.int32(), pa.string())
 
 
-def _csv_parse(data: bytes, columns: int, threads: bool, on_invalid, used: list[int] | None = None,
+def _csv_parse(data: bytes, columns: int, threads: bool, on_invalid: Callable[[pacsv.InvalidRow], str],
+               used: list[int] | None = None,
                dictionary: tuple[int, ...] = ()) -> pa.Table:
     """Columns ``c0``...; only the ``used`` ones are converted (the ident and user fields are not).
 
@@ -293,11 +297,11 @@ def _prepare(data: bytes) -> bytes:
 _COMMENT = re.compile(rb"^#[^\n]*", re.MULTILINE)
 
 
-def parse_block(block: LineBlock, layout: ClfLayout, source_name: str, deferred: bool = False):
+def parse_block(block: LineBlock, layout: ClfLayout, source_name: str) -> Callable[[], Batch]:
     """Parse one block of lines into a canonical batch, with exact line numbers.
 
-    With ``deferred``, only split the lines into fields here and return a function that
-    converts them (to run on another thread).
+    Only the lines are split into fields here; the returned function converts them (it may run
+    on another thread).
     """
     rejected = too_long_rejects(block, source_name)
     data = _prepare(block.data)
@@ -314,9 +318,14 @@ def parse_block(block: LineBlock, layout: ClfLayout, source_name: str, deferred:
             data = data[:cut]
     if not data:
         empty = Batch(table=schema.empty_frame(), rows_read=len(rejected), rejected=rejected)
-        return (lambda: empty) if deferred else empty
-    malformed: list[int] = []
-    table = _csv_parse(data, layout.columns, True, lambda row: malformed.append(1) or "skip",
+        return lambda: empty
+    malformed: list[pacsv.InvalidRow] = []
+
+    def on_invalid(row: pacsv.InvalidRow) -> str:
+        malformed.append(row)
+        return "skip"
+
+    table = _csv_parse(data, layout.columns, True, on_invalid,
                        used=list(layout.fields.values()),
                        dictionary=(layout.fields["ip"], layout.fields["request"]))
     line_count = block.line_count - (1 if block.data and not block.data.endswith(b"\n") and data.endswith(b"\n")
@@ -336,18 +345,17 @@ def parse_block(block: LineBlock, layout: ClfLayout, source_name: str, deferred:
     early = _early_columns(table, layout)
 
     def convert() -> Batch:
-        nonlocal lines
         canonical, invalid = _to_canonical(table, layout, source_name, row_lines + block.first_line,
                                            escapes=escapes, early=early)
-        if invalid and lines is None:
-            lines = _Lines(data)
-        for i, reason in invalid:
-            line_index = int(row_lines[i])
-            rejected.append(Rejected(source_name, block.first_line + line_index, reason, lines.text(line_index)))
+        if invalid:
+            geometry = lines if lines is not None else _Lines(data)
+            for i, reason in invalid:
+                line_index = int(row_lines[i])
+                rejected.append(Rejected(source_name, block.first_line + line_index, reason, geometry.text(line_index)))
         rejected.sort(key=lambda r: r.line or 0)
         return Batch(table=canonical, rows_read=canonical.num_rows + len(rejected), rejected=rejected)
 
-    return convert if deferred else convert()
+    return convert
 
 
 # A line as the CSV parser splits it: a quote opens a field only at its start and the next quote
@@ -357,7 +365,7 @@ _FIELD = rb'(?:"[^"\n]*"[^ \n]*|[^ "\n][^ \n]*)?'
 _CLOSES_QUOTES = re.compile(rb"%s(?: %s)*\Z" % (_FIELD, _FIELD))
 
 
-def _exact_parse(data: bytes, lines: _Lines, layout: ClfLayout):
+def _exact_parse(data: bytes, lines: _Lines, layout: ClfLayout) -> tuple[pa.Table, np.ndarray, list[tuple[int, str]]]:
     """Slow, exact path for a block with malformed lines: find each bad line and say why.
 
     Each line is checked on its own first, so that none can run on into the next."""
@@ -373,7 +381,7 @@ def _exact_parse(data: bytes, lines: _Lines, layout: ClfLayout):
         kept.append(raw)
     malformed: dict[int, int] = {}
 
-    def on_invalid(row) -> str:
+    def on_invalid(row: pacsv.InvalidRow) -> str:
         malformed[row.number] = row.actual_columns
         return "skip"
 
@@ -389,7 +397,8 @@ def _exact_parse(data: bytes, lines: _Lines, layout: ClfLayout):
     return table, np.array(good, dtype=np.int64), bad
 
 
-def _fast_ints(text: pa.Array, type_: pa.DataType, low: int, high: int | None, allow_dash: bool):
+def _fast_ints(text: pa.Array, type_: pa.DataType, low: int, high: int | None,
+               allow_dash: bool) -> tuple[pa.Array, pa.Array] | tuple[None, None]:
     """Whole column cast in one go when every value is a plain number (or ``-``, when allowed).
 
     Returns (values, all-true mask), or (None, None) when some value is not, for the caller's
@@ -411,7 +420,7 @@ def _fast_ints(text: pa.Array, type_: pa.DataType, low: int, high: int | None, a
     return values, pa.array(np.ones(len(text), dtype=bool))
 
 
-def _early_columns(table: pa.Table, layout: ClfLayout) -> dict | None:
+def _early_columns(table: pa.Table, layout: ClfLayout) -> dict[str, Any] | None:
     """The first half of the conversion (times, status, size, client); see ``_to_canonical``."""
     table = table.combine_chunks()
     if table.num_rows == 0:
@@ -440,7 +449,7 @@ def _early_columns(table: pa.Table, layout: ClfLayout) -> dict | None:
 
 
 def _to_canonical(table: pa.Table, layout: ClfLayout, source_name: str, line_numbers: np.ndarray,
-                  escapes: bool = True, early: dict | None = None):
+                  escapes: bool = True, early: dict[str, Any] | None = None) -> tuple[pa.Table, list[tuple[int, str]]]:
     """Convert parsed string columns to the canonical schema; returns (table, invalid rows).
 
     ``early`` is :func:`_early_columns` already computed (on the reading thread)."""

@@ -75,7 +75,7 @@ def _delimiter(name: str, head: bytes) -> str:
     return ","
 
 
-def _open_csv(stream: io.BufferedReader, cmap: ColumnMap, delimiter: str,
+def _open_csv(stream: io.BufferedReader[SalvagedText], cmap: ColumnMap, delimiter: str,
               malformed: list[pacsv.InvalidRow]) -> pacsv.CSVStreamingReader:
     wanted = sorted(cmap.source_columns())
 

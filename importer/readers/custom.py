@@ -122,7 +122,7 @@ class _Builder:
 
 
 def _json_keymap(text: str) -> JsonFormat:
-    keys: dict[str, tuple] = {}
+    keys: dict[str, tuple[tuple[str | int, ...], ...]] = {}
     for key, var in re.findall(r'"([^"]+)"\s*:\s*"?\$\{?(\w+)\}?', text):
         target = NGINX_VARS.get(var)
         if target is None:

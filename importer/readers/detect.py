@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypeVar, cast
 
 import pyarrow as pa
 
@@ -22,7 +22,7 @@ from ..sources import LineBlock, Source, line_blocks, open_source
 from . import aws, cdn, haproxy, jsonlogs, traefik, trailing, w3c
 from .base import Batch, FormatError, Rejected, too_long_only, transcoded
 from .clf import LAYOUTS_BY_NAME, ClfLayout, parse_block
-from .lines import Sample
+from .lines import LineFormat, Sample
 
 SAMPLE_LINES = 1000
 MIN_SHARE = 0.5
@@ -35,11 +35,16 @@ class Parser(Protocol):
 
 
 class LogFormat(Protocol):
-    name: str
-    description: str
-    example: str
-    family: str
-    zone_less: bool
+    @property
+    def name(self) -> str: ...
+    @property
+    def description(self) -> str: ...
+    @property
+    def example(self) -> str: ...
+    @property
+    def family(self) -> str: ...
+    @property
+    def zone_less(self) -> bool: ...
 
     def score(self, sample: Sample) -> float: ...
 
@@ -73,10 +78,11 @@ class ClfParser:
         self.layout = layout
 
     def parse(self, block: LineBlock, source_name: str) -> Batch:
-        return parse_block(block, self.layout, source_name)
+        return parse_block(block, self.layout, source_name)()
 
     def parse_deferred(self, block: LineBlock, source_name: str) -> Callable[[], Batch]:
-        return parse_block(block, self.layout, source_name, deferred=True)
+        """Split the lines into fields now; the returned function converts them (on another thread)."""
+        return parse_block(block, self.layout, source_name)
 
 
 # Order matters only for ties: more specific formats first.
@@ -136,18 +142,15 @@ def detect(sample: Sample) -> Detection:
         fields = [w3c.parse_fields(line) for line in sample.lines]
         layouts = [f for f in fields if f is not None]
         if layouts:
-            fmt = w3c.CLOUDFRONT if layouts[-1].cloudfront else w3c.W3C
-            return Detection(format=fmt, share=1.0, scores=((fmt.name, 1.0),))
-    scored = []
-    for order, fmt in enumerate(FORMATS + trailing.VARIANTS):
-        try:
-            share = fmt.score(sample)
-        except Exception:  # a format that cannot even score this sample does not match it
-            share = 0.0
-        scored.append((share, -order, fmt))
-    scored.sort(key=lambda s: (s[0], s[1]), reverse=True)
-    best_share, _, best = scored[0]
-    scores = tuple((fmt.name, share) for share, _, fmt in scored)
+            header_only = w3c.CLOUDFRONT if layouts[-1].cloudfront else w3c.W3C
+            return Detection(format=header_only, share=1.0, scores=((header_only.name, 1.0),))
+    scored = _ranked(FORMATS, sample)
+    if scored[0][0] < MIN_SHARE:
+        # Only then a known format with trailing fields: "common" plus two fields also reads
+        # every combined line, and must not win over a combined log with a few bad lines.
+        scored = sorted(scored + _ranked(trailing.VARIANTS, sample), key=lambda s: s[0], reverse=True)
+    best_share, best = scored[0]
+    scores = tuple((fmt.name, share) for share, fmt in scored)
     if best_share < MIN_SHARE:
         failing = _failing_line(best, sample)
         closest = ", ".join(f"{name} ({share:.0%} of lines)" for name, share in scores[:2])
@@ -159,9 +162,21 @@ def detect(sample: Sample) -> Detection:
             "$body_bytes_sent \"$http_referer\" \"$http_user_agent\" $request_time' (nginx's log_format) or "
             "--log-format '%h %l %u %t \"%r\" %>s %b \"%{Referer}i\" \"%{User-Agent}i\" %D' (Apache's LogFormat)"
         )
-    if best in trailing.VARIANTS:
-        best = trailing.counted(best, sample)  # type: ignore[arg-type]
+    if isinstance(best, LineFormat) and best in trailing.VARIANTS:
+        best = trailing.counted(best, sample)
     return Detection(format=best, share=best_share, scores=scores)
+
+
+def _ranked(formats: Sequence[LogFormat], sample: Sample) -> list[tuple[float, LogFormat]]:
+    """(share of the sample parsed, format), best first; among equal shares, in ``formats``' order."""
+    scored = []
+    for fmt in formats:
+        try:
+            share = fmt.score(sample)
+        except Exception:  # a format that cannot even score this sample does not match it
+            share = 0.0
+        scored.append((share, fmt))
+    return sorted(scored, key=lambda s: s[0], reverse=True)  # (a stable sort: ties keep their order)
 
 
 def _failing_line(fmt: LogFormat, sample: Sample) -> str:
@@ -242,13 +257,11 @@ class LogReader:
                         self.sample_end = block.first_line + sample.end - 1
                         self.sample_rows = len(sample.rows)
                 if self.parser is None:
-                    empty = too_long_only(block, source.name)
-                    work: Callable[[], Batch] = lambda empty=empty: empty  # noqa: E731
-                elif hasattr(self.parser, "parse_deferred"):
+                    work = _ready(too_long_only(block, source.name))
+                elif isinstance(self.parser, ClfParser):
                     work = self.parser.parse_deferred(block, source.name)
                 else:
-                    done = self.parser.parse(block, source.name)
-                    work = lambda done=done: done  # noqa: E731
+                    work = _ready(self.parser.parse(block, source.name))
                 yield self._completer(work, block, source.name, opened.position.consumed)
         finally:
             if source.path is not None:
@@ -285,13 +298,18 @@ class LogReader:
         return complete
 
 
+def _ready(batch: Batch) -> Callable[[], Batch]:
+    return lambda: batch
+
+
 PREFETCH = 1
 _DONE = object()
+T = TypeVar("T")
 
 
-def prefetch(batches: Iterator[Batch], depth: int) -> Iterator[Batch]:
+def prefetch(batches: Iterator[T], depth: int) -> Iterator[T]:
     """Run ``batches`` in a worker thread, ``depth`` items ahead; errors are re-raised here."""
-    slots: queue.Queue = queue.Queue(maxsize=depth)
+    slots: queue.Queue[object] = queue.Queue(maxsize=depth)
     stop = threading.Event()
 
     def work() -> None:
@@ -318,13 +336,13 @@ def prefetch(batches: Iterator[Batch], depth: int) -> Iterator[Batch]:
                 return
             if isinstance(item, BaseException):
                 raise item
-            yield item
+            yield cast(T, item)
     finally:
         stop.set()
         worker.join()
 
 
-def _put_unless_stopped(slots: queue.Queue, stop: threading.Event, item) -> None:
+def _put_unless_stopped(slots: queue.Queue[object], stop: threading.Event, item: object) -> None:
     while not stop.is_set():
         try:
             slots.put(item, timeout=0.1)

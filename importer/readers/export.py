@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import zoneinfo
+from collections.abc import Iterable
 
 import numpy as np
 import pyarrow as pa
@@ -135,7 +136,7 @@ def _canonical_columns(mapped: dict[str, pa.Array], column_map: ColumnMap, n: in
     return columns
 
 
-def absent(columns, names: list[str], schema_: pa.Schema | None) -> set[str]:
+def absent(columns: Iterable[str], names: list[str], schema_: pa.Schema | None) -> set[str]:
     """Which of the mapping's source columns a file's column names (and nested fields) lack."""
     return {c for c in columns if c not in names and not _path_in_schema(c, schema_)}
 
@@ -218,19 +219,19 @@ def to_utc_timestamps(values: pa.Array, fmt: str, timezone: str) -> pa.Array:
         naive = pc.strptime(text, format=fmt, unit="us", error_is_null=True)
         if "%z" in fmt:
             return naive.cast(schema.TIMESTAMP_TYPE)
-        return pc.assume_timezone(naive, timezone, ambiguous="earliest", nonexistent="earliest").cast(schema.TIMESTAMP_TYPE)
+        return _assume_zone(naive, timezone)
     try:
         return text.cast(schema.TIMESTAMP_TYPE)
     except pa.ArrowInvalid:
         pass
     try:
         naive = text.cast(pa.timestamp("us"))
-        return pc.assume_timezone(naive, timezone, ambiguous="earliest", nonexistent="earliest").cast(schema.TIMESTAMP_TYPE)
+        return _assume_zone(naive, timezone)
     except pa.ArrowInvalid:
         pass
     zone = zoneinfo.ZoneInfo(timezone)
 
-    def parse(value: str | None):
+    def parse(value: str | None) -> dt.datetime | None:
         if value is None:
             return None
         try:
@@ -244,6 +245,10 @@ def to_utc_timestamps(values: pa.Array, fmt: str, timezone: str) -> pa.Array:
     encoded = pc.dictionary_encode(text)
     parsed = pa.array([parse(v) for v in encoded.dictionary.to_pylist()], type=schema.TIMESTAMP_TYPE)
     return pc.take(parsed, encoded.indices)
+
+
+def _assume_zone(naive: pa.Array, timezone: str) -> pa.Array:
+    return pc.assume_timezone(naive, timezone, ambiguous="earliest", nonexistent="earliest").cast(schema.TIMESTAMP_TYPE)
 
 
 def _to_float(values: pa.Array) -> pa.Array:

@@ -64,15 +64,17 @@ class NdjsonReader:
                     # stdin (not searched ahead), or a file whose text has the key only as
                     # a value: the rows went out without the columns, which the report says.
                     waiting.notices.append(Rejected(source.name, block.first_line + block.line_count,
-                                                    f"{named(missing)} never appeared: no row had a value for them", ""))
+                                                    f"{named(missing)} never appeared: no row had a value for them",
+                                                    ""))
                 converted = [to_batch(table, self.column_map, source.name, lines) for table, lines in parts]
                 rejected += [r for batch in converted for r in batch.rejected]
                 waiting.rows_read += sum(len(lines) for _, lines in parts) + len(rejected) - sum(
                     len(b.rejected) for b in converted)
-                waiting.rejected += sorted(rejected, key=lambda r: r.line)
+                waiting.rejected += sorted(rejected, key=lambda r: r.line or 0)
                 waiting.tables += [batch.table for batch in converted if batch.table.num_rows]
                 if block.truncated:
-                    waiting.notices.append(Rejected(source.name, block.first_line + block.line_count, block.truncated, ""))
+                    end = block.first_line + block.line_count
+                    waiting.notices.append(Rejected(source.name, end, block.truncated, ""))
                     waiting.damaged = True
                 # Blocks of small lines are many rows, of long ones few: batches of about
                 # ROWS_PER_BATCH rows either way, which is what the later stages are fastest at.
@@ -167,7 +169,8 @@ def _parse_json_lines(block: LineBlock, source_name: str,
         lo, hi = todo.pop()
         text = data[starts[rows[lo]]:ends[rows[hi - 1]]]
         try:
-            table = pajson.read_json(pa.BufferReader(text), read_options=pajson.ReadOptions(block_size=NDJSON_PARSE_BYTES))
+            table = pajson.read_json(pa.BufferReader(text),
+                                     read_options=pajson.ReadOptions(block_size=NDJSON_PARSE_BYTES))
             fault = None if table.num_rows == hi - lo else "not one JSON object"  # Arrow saw a blank or two rows
         except pa.ArrowInvalid as exc:
             table, fault = None, exc

@@ -32,6 +32,7 @@ field                meaning
 from __future__ import annotations
 
 import zoneinfo
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -94,14 +95,14 @@ _ISO_TIME = (r"^\s*(?P<s>\d{4}-\d{2}-\d{2})[T ](?P<t>\d{2}:\d{2}:\d{2})(?:[.,](?
              r" ?(?P<z>Z|z|[+-]\d{2}:?\d{2})?\s*$")
 
 
-def _on_distinct(values: pa.Array, fn) -> tuple[pa.Array, bool]:
+def _on_distinct(values: pa.Array, fn: Callable[[pa.Array], tuple[pa.Array, bool]]) -> tuple[pa.Array, bool]:
     encoded = pc.dictionary_encode(values)
     out, assumed = fn(encoded.dictionary)
     return pc.take(out, encoded.indices), assumed
 
 
 def clf_times(values: pa.Array, timezone: str) -> tuple[pa.Array, bool]:
-    def convert(d: pa.Array):
+    def convert(d: pa.Array) -> tuple[pa.Array, bool]:
         parts = pc.extract_regex(d, _CLF_TIME)
         seconds = pc.strptime(pc.struct_field(parts, "s"), format="%d/%b/%Y:%H:%M:%S", unit="s", error_is_null=True)
         zone = pc.struct_field(parts, "z")

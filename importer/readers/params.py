@@ -69,7 +69,8 @@ def _json_objects(texts: pa.Array) -> tuple[np.ndarray, pa.Array, pa.Array]:
     filled = pc.fill_null(pc.replace_substring_regex(texts, r"^\s*$", "{}"), "{}")
     data = "\n".join(filled.to_pylist()).encode("utf-8") if n else b""
     try:
-        parsed = pajson.read_json(io.BytesIO(data), read_options=pajson.ReadOptions(block_size=max(1 << 20, len(data) + 1)))
+        options = pajson.ReadOptions(block_size=max(1 << 20, len(data) + 1))
+        parsed = pajson.read_json(io.BytesIO(data), read_options=options)
         if parsed.num_rows != n:
             raise pa.ArrowInvalid("row count changed")
         fields = {name: parsed.column(name).combine_chunks() for name in parsed.column_names}
@@ -111,8 +112,9 @@ def unpack_params(column: pa.Array | None, spec: ParamsSpec) -> dict[str, pa.Arr
     if pa.types.is_list(t) or pa.types.is_large_list(t):
         flat = pc.list_flatten(column)
         parent = pc.list_parent_indices(column).to_numpy(zero_copy_only=False).astype(np.int64)
-        key = as_text(pc.struct_field(flat, "key")) if pa.types.is_struct(flat.type) else pa.nulls(len(flat), pa.string())
-        value = _param_values(pc.struct_field(flat, "value")) if pa.types.is_struct(flat.type) else as_text(flat)
+        struct = pa.types.is_struct(flat.type)
+        key = as_text(pc.struct_field(flat, "key")) if struct else pa.nulls(len(flat), pa.string())
+        value = _param_values(pc.struct_field(flat, "value")) if struct else as_text(flat)
     elif pa.types.is_struct(t):
         parent, key, value = _elements_from_fields({f.name: pc.struct_field(column, f.name) for f in t}, n)
     else:

@@ -2,8 +2,9 @@
 
 nginx ``combined`` plus ``$request_time $upstream_response_time``, Apache ``combined`` plus
 ``%D`` or ``%T``: the known fields are read as usual and whatever follows them is ignored.
-These variants are tried at detection after every exact format, so an exact match wins a tie;
-they run on the regex path of :mod:`importer.readers.lines` (the CSV fast path of
+These variants are tried at detection only when no exact format reads most of the sample (a
+``common`` line with two trailing fields looks like a ``combined`` one); they run on the regex
+path of :mod:`importer.readers.lines` (the CSV fast path of
 :mod:`importer.readers.clf` needs a fixed number of columns, and ``$upstream_response_time``
 may be ``0.004, 0.002``).
 """
