@@ -28,9 +28,12 @@ def _pattern(layout: ClfLayout) -> str:
             r"(?P<status>\d{3}) (?P<bytes>\d+|-)")
     ref_ua = rf' "(?P<referrer>{QUOTED})" "(?P<user_agent>{QUOTED})"' if "user_agent" in layout.fields else ""
     xff = rf' "(?P<xff>{QUOTED})"' if "xff" in layout.fields else ""
-    # at least one field beyond the layout's own (else the exact format matches); x_ groups are
-    # not fields of the frame, this one is read only to count the fields at detection
-    return f"^{host}{core}{ref_ua}{xff}(?P<x_trailing> \\S.*)$"
+    # At least one field beyond the layout's own (else the exact format matches). Without a
+    # referrer and user agent, the first one is not quoted: "common" plus a quoted field would
+    # read a combined line (its referrer and user agent lost as trailing fields). x_ groups are
+    # not fields of the frame; this one is read only to count the fields at detection.
+    first = r"\S" if ref_ua else r'[^"\s]'
+    return f"^{host}{core}{ref_ua}{xff}(?P<x_trailing> {first}.*)$"
 
 
 def variant(layout: ClfLayout) -> LineFormat:
