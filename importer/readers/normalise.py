@@ -192,14 +192,10 @@ def _request_columns(f: dict[str, pa.Array], style: TextStyle) -> tuple[dict[str
         out["query"] = parts["query"] if "query" not in out else pc.coalesce(out["query"], parts["query"])
         host = parts["host"] if host is None else pc.coalesce(host, parts["host"])
     if "path" in f:
-        # a "path" that holds the query too (nginx JSON layouts log "uri": "$request_uri")
-        split = pc.split_pattern(schema.null_if_missing(f["path"]), "?", max_splits=1)
-        path = pc.list_element(split, 0)
-        with_query = pc.fill_null(pc.greater(pc.list_value_length(split), 1), False)
-        query = schema.null_if_missing(pc.if_else(with_query, pc.binary_join(
-            pc.list_slice(split, 1, 2), ""), NULL_STR))
+        path, query = _split_path(schema.null_if_missing(f["path"]))
         out["path"] = pc.coalesce(out["path"], path) if "path" in out else path
-        out["query"] = pc.coalesce(out["query"], query) if "query" in out else query
+        if query is not None:
+            out["query"] = pc.coalesce(out["query"], query) if "query" in out else query
     if "query" in f:
         query = schema.null_if_missing(pc.replace_substring_regex(f["query"], r"^\?", ""))
         out["query"] = pc.coalesce(out["query"], query) if "query" in out else query
@@ -208,17 +204,30 @@ def _request_columns(f: dict[str, pa.Array], style: TextStyle) -> tuple[dict[str
     if "path" in out:
         # A log without a method (nginx JSON layouts often leave it out) is taken to record GET
         # requests, rather than have every row filtered as a bad method; a request line says.
-        unsaid = pc.is_valid(out["path"])
-        if "method" in out:
-            unsaid = pc.and_(unsaid, pc.is_null(out["method"]))
-        if "request" in f:
-            unsaid = pc.and_(unsaid, pc.is_null(schema.null_if_missing(f["request"])))
-        assumed = pc.if_else(unsaid, pa.scalar("GET"), NULL_STR)
-        out["method"] = pc.coalesce(out["method"], assumed) if "method" in out else assumed
+        method = out.get("method")
+        if method is None or method.null_count:  # (the usual log has a method on every row: no work)
+            unsaid = pc.is_valid(out["path"])
+            if method is not None:
+                unsaid = pc.and_(unsaid, pc.is_null(method))
+            if "request" in f:
+                unsaid = pc.and_(unsaid, pc.is_null(schema.null_if_missing(f["request"])))
+            assumed = pc.if_else(unsaid, pa.scalar("GET"), NULL_STR)
+            out["method"] = assumed if method is None else pc.coalesce(method, assumed)
     if "host" in f:
         own = normalise_hosts(f["host"])
         host = own if host is None else pc.coalesce(own, host)
     return out, host
+
+
+def _split_path(path: pa.Array) -> tuple[pa.Array, pa.Array | None]:
+    """A path field that may hold the query too (nginx JSON layouts log "uri": "$request_uri"):
+    (path, query), the query None when no value has one."""
+    if not pc.any(pc.fill_null(pc.match_substring(path, "?"), False)).as_py():
+        return path, None
+    split = pc.split_pattern(path, "?", max_splits=1)
+    with_query = pc.fill_null(pc.greater(pc.list_value_length(split), 1), False)
+    query = schema.null_if_missing(pc.if_else(with_query, pc.binary_join(pc.list_slice(split, 1, 2), ""), NULL_STR))
+    return pc.list_element(split, 0), query
 
 
 @dataclass
