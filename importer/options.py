@@ -89,6 +89,8 @@ class ReadOptions:
     log_timezone: str = "UTC"
     since: TimeBound = None
     until: TimeBound = None
+    encoding: str = "utf-8"  # --encoding: the logs' text encoding
+    time_format: str | None = None  # --time-format: strftime of a --log-format's own time field
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "log_timezone", check_zone(self.log_timezone, "--log-timezone"))
@@ -106,14 +108,21 @@ class ReadOptions:
     def check_formats(self) -> None:
         """The named or custom log format exists (this imports the readers, so it is separate)."""
         from .readers import FormatError
+        from .readers.base import check_encoding
         from .readers.custom import compile_format
         from .readers.detect import format_named
 
+        if self.time_format is not None and self.custom_format is None:
+            raise ConfigError("--time-format reads the time of a --log-format; give that too")
+        try:
+            check_encoding(self.encoding)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
         try:
             if self.log_format is not None:
                 format_named(self.log_format)
             if self.custom_format is not None:
-                compile_format(self.custom_format)
+                compile_format(self.custom_format, self.time_format)
         except (ValueError, FormatError) as exc:
             flag = "--format" if self.log_format is not None else "--log-format"
             message = str(exc)

@@ -30,7 +30,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from .mapping import Mapper, Mapping
     from .progress import Progress
-    from .readers import Batch
+    from .readers import Batch, Reader
     from .sources import Source
     from .state import Resume
 
@@ -60,13 +60,15 @@ def read_events(
     from .readers import FormatError, reader_for
 
     column_map = export_columns(mapper.mapping, read.log_timezone)
+    previous: Reader | None = None  # a rotated W3C log goes on with the previous file's #Fields
     for source in sources:
         file_rows = 0
         try:
             file_invalid = 0
             damaged = False
-            reader = reader_for(source, log_format=read.log_format, column_map=column_map,
-                                custom_format=read.custom_format, timezone=read.log_timezone)
+            reader = previous = reader_for(source, log_format=read.log_format, column_map=column_map,
+                                           custom_format=read.custom_format, timezone=read.log_timezone,
+                                           previous=previous, encoding=read.encoding, time_format=read.time_format)
             batches = _unless_unreadable(reader.read(source), source)
             if resume is not None:
                 batches = resume.batches(source, batches)
@@ -76,6 +78,7 @@ def read_events(
                     damaged = True
                     report.inputs_damaged += 1
                 report.rows_read += batch.rows_read
+                report.lines_skipped += batch.skipped
                 report.rows_invalid += len(batch.rejected)
                 for rejected in batch.rejected:
                     rejects.write(rejected.as_record())

@@ -37,6 +37,7 @@ def new_run_id() -> str:
 
 @dataclass
 class Report:
+    lines_skipped: int = 0  # input lines that hold no row (blank lines, comments, W3C directives)
     rows_read: int = 0
     rows_invalid: int = 0
     inputs_damaged: int = 0  # inputs read only in part (a damaged compressed stream or Parquet row group)
@@ -85,6 +86,7 @@ class Report:
 
     def as_dict(self) -> dict:
         return {
+            "lines_skipped": self.lines_skipped,
             "rows_read": self.rows_read,
             "rows_invalid": self.rows_invalid,
             "inputs_damaged": self.inputs_damaged,
@@ -159,6 +161,8 @@ class Report:
         """The reading half of a summary (sources, rows, filters, events), shared by every command."""
         for source, fmt in self.sources:
             table.add(f"source ({fmt})", source)
+        if self.lines_skipped:
+            table.add("lines skipped (blank, comments)", self.lines_skipped)
         table.add("rows read", self.rows_read)
         table.add("rows invalid", self.rows_invalid)
         if self.inputs_damaged:

@@ -246,13 +246,13 @@ def test_a_clean_compressed_log_is_not_damaged(tmp_path):
 
 def test_rows_after_a_malformed_csv_row_keep_their_own_line_numbers(tmp_path):
     from importer.mapping import load
-    from importer.readers.tabular import TabularReader
+    from importer.readers.csv import CsvReader
     from importer.sources import Source
 
     good = f'2024-03-14T10:00:00Z,https://example.com/p,203.0.113.7,"{BROWSER}"'
     path = tmp_path / "x.csv"
     path.write_text("time,url,ip,ua\n" + "\n".join([good, good + ",extra", good, "x", good]) + "\n")
-    batches = list(TabularReader(load(str(mapping_file(tmp_path))).column_map).read(Source(path.name, path)))
+    batches = list(CsvReader(load(str(mapping_file(tmp_path))).column_map).read(Source(path.name, path)))
     assert [n for b in batches for n in b.table.column("source_line").to_pylist()] == [2, 4, 6]
     assert [r.line for b in batches for r in b.rejected] == [3, 5]
 

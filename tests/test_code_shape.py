@@ -23,10 +23,8 @@ MAX_MODULE_LINES = 600
 # The lengths are a record for whoever splits them; only "still over the limit" is checked.
 KNOWN_LONG_FUNCTIONS = {
     "readers/normalise.py:to_canonical": 113,
-    "readers/tabular.py:TabularReader._convert": 81,
 }
 KNOWN_LONG_MODULES = {
-    "readers/tabular.py": 776,
     "sinks/http.py": 636,
 }
 

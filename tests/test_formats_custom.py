@@ -85,7 +85,7 @@ def test_nginx_json_log_format_becomes_a_key_map(tmp_path):
     ("just words", "nginx log_format"),
     ('$remote_addr "$request" $status', "no time field"),
     ("%h %t %>s", "no request"),
-    ('%{%d/%b/%Y}t "%r"', "only %t"),
+    ('%{%d/%b/%Y %Q}t "%r"', "%Q is not supported"),
 ])
 def test_unusable_formats_are_clear_errors(fmt, message):
     with pytest.raises(FormatError, match=message):

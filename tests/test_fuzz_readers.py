@@ -22,7 +22,8 @@ from importer.mapping import Mapper, load
 from importer.options import ReadOptions
 from importer.pipeline import read_events
 from importer.readers.detect import FORMATS, LogReader
-from importer.readers.tabular import TabularReader
+from importer.readers.csv import CsvReader
+from importer.readers.ndjson import NdjsonReader
 from importer.report import RejectsFile, Report
 from importer.sources import Source
 
@@ -179,7 +180,7 @@ def test_csv_keeps_every_good_row_among_damaged_ones(tmp_path, tabular_mapping, 
     path.write_bytes(b"time,url,ip,ua\n" + b"\n".join(lines) + b"\n")
     report = run([path], tabular_mapping)
     if not any(b'"' in ln for ln in lines if ln != good_line):  # a stray quote may rightly span lines
-        rows, rejected, read = read_rows(TabularReader(tabular_mapping.column_map), path)
+        rows, rejected, read = read_rows(CsvReader(tabular_mapping.column_map), path)
         assert {2 + i for i in good} <= set(rows)
         assert len(rows) == len(set(rows)) and not set(rows) & set(rejected)
         assert read == len(rows) + len(rejected) == report.rows_read
@@ -194,7 +195,7 @@ def test_ndjson_keeps_every_good_row_among_damaged_ones(tmp_path, ndjson_mapping
     path.write_bytes(b"\n".join(lines) + b"\n")
     report = run([path], ndjson_mapping)
     if good:  # (with none, the columns the mapping names are nowhere: the file is skipped, and says so)
-        rows, rejected, read = read_rows(TabularReader(ndjson_mapping.column_map), path)
+        rows, rejected, read = read_rows(NdjsonReader(ndjson_mapping.column_map), path)
         assert {1 + i for i in good} <= set(rows)
         assert read == len(rows) + len(rejected) == report.rows_read
     else:

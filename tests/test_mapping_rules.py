@@ -434,7 +434,7 @@ LIMITS_INPUT = ('[input.columns]\ntimestamp = "t"\n[input.extra]\nlong_name = "a
 
 
 def _limits_frame() -> pa.Table:
-    from importer.readers.tabular import BAG_TYPE
+    from importer.columnmap import BAG_TYPE
     rows = [row(path="/a"), row(path="/b"), row(path="/c"), row(path="/d" + "x" * 2100)]
     table = frame(rows, {"long_name": ["N" * 130, "ok", "ok", "ok"], "value": ["v", "é" * 1500, "v", "v"]})
     bag = [[{"key": f"k{i}", "value": "x"} for i in range(35)] if r == 2 else [] for r in range(4)]

@@ -13,8 +13,8 @@ import pytest
 from importer import mapping, resources
 from importer.options import OutputOptions, ReadOptions
 from importer.pipeline import send
-from importer.readers import tabular
-from importer.readers.tabular import TabularReader
+from importer.readers import ndjson
+from importer.readers.ndjson import NdjsonReader
 from importer.sources import Source
 
 MAPPING = """
@@ -46,8 +46,8 @@ def record(i: int, **extra) -> str:
 @pytest.fixture
 def small_blocks(monkeypatch):
     """Blocks of a few lines and batches of a few rows, so a small file spans many of them."""
-    monkeypatch.setattr(tabular, "NDJSON_BLOCK_BYTES", 1000)
-    monkeypatch.setattr(tabular, "ROWS_PER_BATCH", 5)
+    monkeypatch.setattr(ndjson, "NDJSON_BLOCK_BYTES", 1000)
+    monkeypatch.setattr(ndjson, "ROWS_PER_BATCH", 5)
 
 
 def load(tmp_path, text=MAPPING) -> mapping.Mapping:
@@ -57,7 +57,7 @@ def load(tmp_path, text=MAPPING) -> mapping.Mapping:
 
 
 def read_all(m: mapping.Mapping, path):
-    batches = list(TabularReader(m.column_map).read(Source(path.name, path)))
+    batches = list(NdjsonReader(m.column_map).read(Source(path.name, path)))
     rows = [row for b in batches for row in b.table.to_pylist()]
     rejected = [r for b in batches for r in b.rejected]
     return batches, rows, rejected
@@ -150,7 +150,7 @@ def test_the_ga4_sample_read_in_blocks_gives_the_same_events_as_whole(tmp_path, 
     send([sample], domain="example.com", dry_run=True, read=ReadOptions(mapping="ga4-bigquery"),
          outputs=OutputOptions(events=out, rejects=None))
     whole = tmp_path / "whole.jsonl"
-    tabular.NDJSON_BLOCK_BYTES, tabular.ROWS_PER_BATCH = 32 << 20, 65_536  # (monkeypatch restores them)
+    ndjson.NDJSON_BLOCK_BYTES, ndjson.ROWS_PER_BATCH = 32 << 20, 65_536  # (monkeypatch restores them)
     send([sample], domain="example.com", dry_run=True, read=ReadOptions(mapping="ga4-bigquery"),
          outputs=OutputOptions(events=whole, rejects=None))
     assert out.read_text() == whole.read_text() and out.read_text().count("\n") == 9

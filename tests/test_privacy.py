@@ -10,7 +10,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 from conftest import combined_line, write_log
 from hypothesis import given, settings
 from hypothesis import strategies as st

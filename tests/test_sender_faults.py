@@ -21,7 +21,6 @@ from conftest import BROWSER, IPHONE, combined_line, write_log
 
 from importer import ConfigError, DeliveryOptions, OutputOptions, send
 from importer.events import EVENT_SCHEMA
-from importer.pipeline import ConfigError
 from importer.receiver import Faults
 from importer.report import RejectsFile, Report
 from importer.sinks.http import HttpSender, SendOptions

@@ -12,7 +12,7 @@ from importer import resources
 
 from conftest import combined_line, write_log
 
-REPORT_KEYS = ["rows_read", "rows_invalid", "inputs_damaged", "rows_filtered", "events", "extra_events",
+REPORT_KEYS = ["lines_skipped", "rows_read", "rows_invalid", "inputs_damaged", "rows_filtered", "events", "extra_events",
                "events_by_name", "sent",
                "accepted", "dropped", "rejected", "failed", "retries", "timeouts", "maybe_duplicated", "duration_s"]
 

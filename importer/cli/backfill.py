@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from ..options import DEFAULT_REJECTS, ConfigError
-from .common import (ConfigOption, CustomFormat, Domain, FormatName, LogTimezone, MappingName, NoProgress,
+from .common import (Encoding, TimeFormat, ConfigOption, CustomFormat, Domain, FormatName, LogTimezone, MappingName, NoProgress,
                      OldTimezoneForSite, ProfileOption, RejectsPath, ReportPath, Since, Sources, Until, fail,
                      read_options)
 
@@ -28,6 +28,8 @@ def backfill_command(
     log_format: FormatName = None,
     custom_format: CustomFormat = None,
     log_timezone: LogTimezone = "UTC",
+    encoding: Encoding = "utf-8",
+    time_format: TimeFormat = None,
     since: Since = None,
     until: Until = None,
     config: ConfigOption = None,
@@ -45,7 +47,7 @@ def backfill_command(
 
     from ..html import backfill_page, write_page
 
-    read = read_options(mapping, log_format, custom_format, log_timezone, since, until)
+    read = read_options(mapping, log_format, custom_format, log_timezone, since, until, encoding, time_format)
     try:
         first_native = dt.date.fromisoformat(native_start) if native_start else None
     except ValueError:

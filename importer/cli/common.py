@@ -113,6 +113,10 @@ CustomFormat = Annotated[Optional[str], typer.Option(
 LogTimezone = Annotated[str, typer.Option(
     "--log-timezone", help="IANA zone of times written without an offset, in logs and exports (a mapping's "
     "input.timezone other than UTC wins for its exports).")]
+Encoding = Annotated[str, typer.Option(
+    "--encoding", help="The logs' text encoding when it is not UTF-8 (latin-1, cp1252, big5...).")]
+TimeFormat = Annotated[Optional[str], typer.Option(
+    "--time-format", help="strftime format of the time in your --log-format (e.g. '%d.%m.%Y %H:%M:%S').")]
 Since = Annotated[Optional[str], typer.Option(
     "--since", help="Only rows at or after this date/time (UTC unless given).")]
 Until = Annotated[Optional[str], typer.Option(
@@ -128,11 +132,13 @@ OldTimezoneForSite = Annotated[Optional[str], typer.Option(
 
 
 def read_options(mapping: str, log_format: Optional[str], custom_format: Optional[str], log_timezone: str,
-                 since: Optional[str], until: Optional[str]) -> ReadOptions:
+                 since: Optional[str], until: Optional[str], encoding: str = "utf-8",
+                 time_format: Optional[str] = None) -> ReadOptions:
     """The shared reading options as a ReadOptions, or the one-line error."""
     try:
         return ReadOptions(mapping=mapping, log_format=log_format, custom_format=custom_format,
-                           log_timezone=log_timezone, since=since, until=until)
+                           log_timezone=log_timezone, since=since, until=until, encoding=encoding,
+                           time_format=time_format)
     except ConfigError as exc:
         fail(str(exc))
 

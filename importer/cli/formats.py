@@ -10,7 +10,7 @@ from typing import Any, Optional
 
 import typer
 
-from .common import CustomFormat, FormatName, LogTimezone, OldTimezoneForLogs, fail, read_options, write_run_html
+from .common import Encoding, TimeFormat, CustomFormat, FormatName, LogTimezone, OldTimezoneForLogs, fail, read_options, write_run_html
 
 PREVIEW_COLUMNS = ("source_line", "timestamp", "ip", "method", "host", "path", "query", "status", "bytes",
                    "referrer", "user_agent")
@@ -89,6 +89,8 @@ def preview_command(
     log_format: FormatName = None,
     custom_format: CustomFormat = None,
     log_timezone: LogTimezone = "UTC",
+    encoding: Encoding = "utf-8",
+    time_format: TimeFormat = None,
     rows: int = typer.Option(10, "--rows", "-n", help="How many parsed rows to show per file."),
     timezone: OldTimezoneForLogs = None,
     html: Optional[Path] = typer.Option(
@@ -104,7 +106,7 @@ def preview_command(
     from ..report import Report
     from ..sources import SourceError, expand
 
-    read = read_options(mapping or "web", log_format, custom_format, log_timezone, None, None)
+    read = read_options(mapping or "web", log_format, custom_format, log_timezone, None, None, encoding, time_format)
     try:
         read.check_formats()
         sources = expand(files)
@@ -121,11 +123,13 @@ def preview_command(
     column_map = export_columns(loaded, read.log_timezone) if loaded is not None else None
     failed = False
     report = Report(dry_run=True)  # what the rows read would send, for --html
+    previous = None  # a rotated W3C log goes on with the previous file's #Fields
     for source in sources:
         typer.echo(f"== {source.name}")
         try:
-            reader = reader_for(source, log_format=read.log_format, column_map=column_map,
-                                custom_format=read.custom_format, timezone=read.log_timezone)
+            reader = previous = reader_for(source, log_format=read.log_format, column_map=column_map,
+                                           custom_format=read.custom_format, timezone=read.log_timezone,
+                                           previous=previous, encoding=read.encoding, time_format=read.time_format)
             batch = _first_rows(reader.read(source), PREVIEW_ROWS)
         except (FormatError, OSError) as exc:
             typer.echo(f"   cannot read: {exc}")

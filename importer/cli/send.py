@@ -10,7 +10,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from ..options import DEFAULT_ENDPOINT, DEFAULT_FAILED, DEFAULT_REJECTS, ConfigError
-from .common import (write_run_html, ConfigOption, CustomFormat, Domain, FormatName, LogTimezone, MappingName, NoProgress,
+from .common import (Encoding, TimeFormat, write_run_html, ConfigOption, CustomFormat, Domain, FormatName, LogTimezone, MappingName, NoProgress,
                      OldTimezoneForLogs, ProfileOption, RejectsPath, ReportPath, Since, Sources, Until, exit_code,
                      fail, read_options)
 
@@ -82,6 +82,8 @@ def send_command(
     log_format: FormatName = None,
     custom_format: CustomFormat = None,
     log_timezone: LogTimezone = "UTC",
+    encoding: Encoding = "utf-8",
+    time_format: TimeFormat = None,
     timeout: Timeout = 10.0,
     max_attempts: MaxAttempts = 5,
     state: State = None,
@@ -113,7 +115,7 @@ def send_command(
     from ..options import DeliveryOptions, OutputOptions
     from ..pipeline import HistoryRefused, send
 
-    read = read_options(mapping, log_format, custom_format, log_timezone, since, until)
+    read = read_options(mapping, log_format, custom_format, log_timezone, since, until, encoding, time_format)
     try:
         delivery = DeliveryOptions(
             endpoint=endpoint, rate=rate, concurrency=concurrency, timeout_s=timeout, max_attempts=max_attempts,

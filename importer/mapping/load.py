@@ -10,7 +10,7 @@ from typing import Any
 
 from .. import schema
 from ..plausible import MAX_NAME_CHARS, MAX_PROP_KEY_BYTES, MAX_PROPS
-from ..readers.tabular import (
+from ..columnmap import (
     INPUT_FORMATS,
     MAPPABLE,
     TIMESTAMP_FORMATS,

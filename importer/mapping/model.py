@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..readers.base import repeat_string
-from ..readers.tabular import ColumnMap
+from ..columnmap import ColumnMap
 from .arrow import as_string, join
 from .spec import MappingError
 

@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..plausible import MAX_PROP_KEY_BYTES, MAX_PROP_VALUE_BYTES, MAX_PROPS
-from ..readers.tabular import BAG_TYPE
+from ..columnmap import BAG_TYPE
 from .arrow import join, np_bool
 from .spec import MappingError
 

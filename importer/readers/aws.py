@@ -7,8 +7,8 @@ fields at the end, so every pattern tolerates trailing extras.
 
 from __future__ import annotations
 
+from .fields import TextStyle
 from .lines import QUOTED, LineFormat
-from .normalise import TextStyle
 
 _ISO = r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?Z?"
 

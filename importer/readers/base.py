@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import re
+import codecs
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from .. import schema
 from ..sources import MAX_LINE_BYTES, LineBlock, Source
@@ -24,7 +23,7 @@ class Rejected:
     reason: str
     text: str
 
-    def as_record(self) -> dict:
+    def as_record(self) -> dict[str, object]:
         return {"stage": "read", "file": self.file, "line": self.line, "reason": self.reason, "text": self.text}
 
 
@@ -38,6 +37,7 @@ class Batch:
     (a truncated compressed stream). ``damaged``: the input is damaged here (a compressed
     stream cut or corrupt, a Parquet row group unreadable) and what follows it was lost; a
     notice says what. ``position`` is the number of raw input bytes consumed so far, for progress.
+    ``skipped`` counts the lines that hold no row (blank lines, comments, W3C directives).
     """
 
     table: pa.Table
@@ -46,6 +46,7 @@ class Batch:
     notices: list[Rejected] = field(default_factory=list)
     position: int = 0
     damaged: bool = False
+    skipped: int = 0
 
 
 def too_long_rejects(block: LineBlock, source_name: str, limit: int = MAX_LINE_BYTES) -> list[Rejected]:
@@ -74,30 +75,36 @@ class FormatError(Exception):
     """A source whose format cannot be recognised or does not match the one requested."""
 
 
-_HEX_ESCAPE = re.compile(rb"\\x([0-9A-Fa-f]{2})")
-_C_ESCAPES = {b"n": b"\n", b"t": b"\t", b"r": b"\r", b"v": b"\v", b"f": b"\f", b"b": b"\b"}
-_C_ESCAPE = re.compile(rb"\\([ntrvfb])")
+def valid_utf8(data: bytes) -> bytes:
+    """``data`` with invalid UTF-8 replaced by U+FFFD (the same object when it was valid)."""
+    if data.isascii():  # several times cheaper than a decode, and logs are mostly ASCII
+        return data
+    try:
+        data.decode("utf-8")
+        return data
+    except UnicodeDecodeError:
+        return data.decode("utf-8", "replace").encode("utf-8")
 
 
-def unescape_log_text(value: str) -> str:
-    """Undo nginx/Apache escaping: ``\\xHH`` bytes and C escapes, then decode UTF-8 leniently."""
-    raw = value.encode("utf-8", "surrogateescape")
-    raw = _HEX_ESCAPE.sub(lambda m: bytes([int(m.group(1), 16)]), raw)
-    raw = _C_ESCAPE.sub(lambda m: _C_ESCAPES[m.group(1)], raw)
-    return raw.decode("utf-8", "replace")
+def check_encoding(name: str) -> str:
+    """A text encoding that keeps ASCII and line ends as they are (Latin-1, Windows-1252, Big5,
+    Shift-JIS...), by its canonical name; FormatError for others (UTF-16 would need the
+    lines cut differently)."""
+    try:
+        canonical = codecs.lookup(name).name
+    except LookupError:
+        raise FormatError(f"unknown encoding {name!r}; give a name such as latin-1, cp1252 or big5") from None
+    if "a \n".encode(canonical, "replace") != b"a \n":
+        raise FormatError(f"encoding {name!r} does not write line ends as single bytes; convert the file to UTF-8")
+    return canonical
 
 
-def unescape_column(values: pa.Array) -> pa.Array:
-    """Unescape only the distinct values that contain a backslash; leave the rest untouched."""
-    if not pc.any(pc.match_substring(values, "\\")).as_py():
-        return values
-    encoded = pc.dictionary_encode(values)
-    dictionary = encoded.dictionary
-    flagged = pc.match_substring(dictionary, "\\").to_numpy(zero_copy_only=False)
-    items = dictionary.to_pylist()
-    for i in np.flatnonzero(flagged):
-        items[i] = unescape_log_text(items[i])
-    return pc.take(pa.array(items, type=pa.string()), encoded.indices)
+def transcoded(block: LineBlock, encoding: str) -> LineBlock:
+    """A block of text in ``encoding`` as UTF-8 (what the parsers read); bytes that are invalid
+    in ``encoding`` become U+FFFD, never an error. Line ends and numbers stay."""
+    if encoding == "utf-8" or block.data.isascii():
+        return block
+    return replace(block, data=block.data.decode(encoding, "replace").encode("utf-8"))
 
 
 def repeat_string(value: str, n: int) -> pa.Array:

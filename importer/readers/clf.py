@@ -17,7 +17,9 @@ line).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -26,7 +28,15 @@ import pyarrow.csv as pacsv
 
 from .. import schema
 from ..sources import LineBlock
-from .base import Batch, Rejected, repeat_string, too_long_rejects, unescape_column
+from .base import Batch, Rejected, repeat_string, too_long_rejects
+from .fields import (
+    first_forwarded,
+    normalise_hosts,
+    offset_seconds,
+    split_requests,
+    strip_port,
+    unescape_column,
+)
 
 _QS = r'"(?:[^"\\]|\\.)*"'
 _TIME = r"\[[^\]]+\]"
@@ -109,14 +119,11 @@ def _strptime_clf(values: pa.Array) -> pa.Array:
     return pc.strptime(values, format="[%d/%b/%Y:%H:%M:%S", unit="s", error_is_null=True)
 
 
-def _offset_seconds(tz: str | None) -> int | None:
-    if tz is None:
+def _clf_offset(tz: str | None) -> int | None:
+    """The zone column as the CSV parser splits it (``+0100]``) -> seconds east of UTC."""
+    if tz is None or len(tz) < 2 or not tz.endswith("]"):
         return None
-    m = re.fullmatch(r"([+-])(\d{2}):?(\d{2})\]", tz)
-    if not m:
-        return None
-    sign = -1 if m.group(1) == "-" else 1
-    return sign * (int(m.group(2)) * 3600 + int(m.group(3)) * 60)
+    return offset_seconds(tz[:-1])
 
 
 _MONTH_KEYS = np.array(sorted((m[0] << 16) | (m[1] << 8) | m[2] for m in
@@ -163,7 +170,8 @@ def _fast_clf_seconds(values: pa.Array) -> np.ndarray | None:
     doy = (153 * mp + 2) // 5 + day - 1
     doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
     days = era * 146097 + doe - 719468
-    return days * 86400 + hh * 3600 + mm * 60 + ss
+    seconds: np.ndarray = days * 86400 + hh * 3600 + mm * 60 + ss
+    return seconds
 
 
 def clf_timestamps(time_col: pa.Array, tz_col: pa.Array) -> pa.Array:
@@ -183,83 +191,15 @@ def clf_timestamps(time_col: pa.Array, tz_col: pa.Array) -> pa.Array:
         local = pc.take(parsed, pa.array(np.repeat(np.arange(len(values)), lengths)))
     first = tz_col[0].as_py() if len(tz_col) else None
     if first is not None and pc.all(pc.equal(tz_col, first)).as_py():
-        offset = _offset_seconds(first)
+        offset = _clf_offset(first)
         if offset is None:
             return pa.nulls(len(time_col), schema.TIMESTAMP_TYPE)
         utc_seconds = pc.subtract(local, offset)
     else:
         tz_encoded = pc.dictionary_encode(tz_col)
-        offsets = pa.array([_offset_seconds(v) for v in tz_encoded.dictionary.to_pylist()], type=pa.int64())
+        offsets = pa.array([_clf_offset(v) for v in tz_encoded.dictionary.to_pylist()], type=pa.int64())
         utc_seconds = pc.subtract(local, pc.take(offsets, tz_encoded.indices))
     return pc.multiply(utc_seconds, 1_000_000).cast(schema.TIMESTAMP_TYPE)
-
-
-_REQUEST = (
-    r"^(?P<method>[A-Za-z][A-Za-z0-9_-]*) "
-    r"(?:(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://(?P<authority>[^/?# ]*))?"
-    r"(?P<path>[^?# ]*)(?:\?(?P<query>[^# ]*))?(?:#[^ ]*)?"
-    r"(?: (?P<protocol>[A-Za-z]+/[0-9.]+))?$"
-)
-
-
-def split_requests(requests: pa.Array) -> dict[str, pa.Array]:
-    """Request lines -> method, path, query and (for absolute-form targets) host.
-
-    Lines that are not requests (``-``, TLS bytes sent to a plain port) give nulls.
-    """
-    # The CSV parser already hands combined logs' requests over dictionary-encoded.
-    encoded = requests if pa.types.is_dictionary(requests.type) else pc.dictionary_encode(requests)
-    dictionary = unescape_column(encoded.dictionary)
-    fast = _split_simple_requests(dictionary)
-    if fast is not None:
-        idx = encoded.indices
-        return {"method": pc.take(fast[0], idx), "path": pc.take(fast[1], idx), "query": pc.take(fast[2], idx),
-                "host": pa.nulls(len(requests), pa.string())}
-    parts = pc.extract_regex(dictionary, _REQUEST)
-    method = pc.utf8_upper(pc.struct_field(parts, "method"))
-    path = pc.struct_field(parts, "path")
-    authority = pc.struct_field(parts, "authority")
-    absolute = pc.and_(pc.is_valid(authority), pc.not_equal(authority, ""))
-    path = pc.if_else(pc.and_(absolute, pc.equal(path, "")), "/", path)
-    path = pc.if_else(pc.equal(path, ""), pa.scalar(None, pa.string()), path)
-    query = schema.null_if_missing(pc.struct_field(parts, "query"))
-    host = pc.if_else(absolute, normalise_hosts(authority), pa.scalar(None, pa.string()))
-    idx = encoded.indices
-    return {
-        "method": pc.take(method, idx),
-        "path": pc.take(path, idx),
-        "query": pc.take(pc.if_else(pc.equal(query, ""), pa.scalar(None, pa.string()), query), idx),
-        "host": pc.take(host, idx),
-    }
-
-
-_SIMPLE_REQUEST = r"^[A-Z]+ /[^ #]* HTTP/\d(?:\.\d)?$"
-
-
-def _split_simple_requests(dictionary: pa.Array):
-    """(method, path, query) when every request is ``METHOD /target HTTP/x.y``, else None.
-
-    Plain splits are several times cheaper than the general pattern's capture groups, and
-    this is what nearly every line of a real log looks like.
-    """
-    if dictionary.null_count or not pc.all(pc.match_substring_regex(dictionary, _SIMPLE_REQUEST)).as_py():
-        return None
-    parts = pc.split_pattern(dictionary, " ", max_splits=2)
-    method = pc.list_element(parts, 0)
-    target = pc.split_pattern(pc.binary_join_element_wise(pc.list_element(parts, 1), "?", ""), "?", max_splits=1)
-    path = pc.list_element(target, 0)
-    query = pc.utf8_slice_codeunits(pc.list_element(target, 1), 0, -1)  # drop the "?" added above
-    query = pc.if_else(pc.equal(query, ""), pa.scalar(None, pa.string()), query)
-    return method, path, query
-
-
-def normalise_hosts(hosts: pa.Array) -> pa.Array:
-    """Lower-case, drop a ``:port`` and IPv6 brackets, ``-``/empty to null."""
-    hosts = schema.null_if_missing(hosts)
-    hosts = pc.utf8_lower(hosts)
-    hosts = pc.replace_substring_regex(hosts, r"^\[([0-9a-f:.]+)\](?::\d+)?$", r"\1")
-    hosts = pc.replace_substring_regex(hosts, r"^([^:\[\]]+):\d+$", r"\1")
-    return hosts
 
 
 def null_missing_in_place(values: pa.Array) -> pa.Array:
@@ -306,7 +246,8 @@ class _Lines:
 _DICTIONARY = pa.dictionary(pa.int32(), pa.string())
 
 
-def _csv_parse(data: bytes, columns: int, threads: bool, on_invalid, used: list[int] | None = None,
+def _csv_parse(data: bytes, columns: int, threads: bool, on_invalid: Callable[[pacsv.InvalidRow], str],
+               used: list[int] | None = None,
                dictionary: tuple[int, ...] = ()) -> pa.Table:
     """Columns ``c0``...; only the ``used`` ones are converted (the ident and user fields are not).
 
@@ -353,14 +294,19 @@ def _prepare(data: bytes) -> bytes:
     return data
 
 
-def parse_block(block: LineBlock, layout: ClfLayout, source_name: str, deferred: bool = False):
+_COMMENT = re.compile(rb"^#[^\n]*", re.MULTILINE)
+
+
+def parse_block(block: LineBlock, layout: ClfLayout, source_name: str) -> Callable[[], Batch]:
     """Parse one block of lines into a canonical batch, with exact line numbers.
 
-    With ``deferred``, only split the lines into fields here and return a function that
-    converts them (to run on another thread).
+    Only the lines are split into fields here; the returned function converts them (it may run
+    on another thread).
     """
     rejected = too_long_rejects(block, source_name)
     data = _prepare(block.data)
+    if data.startswith(b"#") or b"\n#" in data:
+        data = _COMMENT.sub(b"", data)  # emptied, not removed: line numbers stay; the reader counts them skipped
     if data and not data.endswith(b"\n"):
         # The input's last line has no line end; with an open quote it was cut off mid-write,
         # and the CSV parser would accept it as if the quote closed at the end.
@@ -372,9 +318,14 @@ def parse_block(block: LineBlock, layout: ClfLayout, source_name: str, deferred:
             data = data[:cut]
     if not data:
         empty = Batch(table=schema.empty_frame(), rows_read=len(rejected), rejected=rejected)
-        return (lambda: empty) if deferred else empty
-    malformed: list[int] = []
-    table = _csv_parse(data, layout.columns, True, lambda row: malformed.append(1) or "skip",
+        return lambda: empty
+    malformed: list[pacsv.InvalidRow] = []
+
+    def on_invalid(row: pacsv.InvalidRow) -> str:
+        malformed.append(row)
+        return "skip"
+
+    table = _csv_parse(data, layout.columns, True, on_invalid,
                        used=list(layout.fields.values()),
                        dictionary=(layout.fields["ip"], layout.fields["request"]))
     line_count = block.line_count - (1 if block.data and not block.data.endswith(b"\n") and data.endswith(b"\n")
@@ -394,18 +345,17 @@ def parse_block(block: LineBlock, layout: ClfLayout, source_name: str, deferred:
     early = _early_columns(table, layout)
 
     def convert() -> Batch:
-        nonlocal lines
         canonical, invalid = _to_canonical(table, layout, source_name, row_lines + block.first_line,
                                            escapes=escapes, early=early)
-        if invalid and lines is None:
-            lines = _Lines(data)
-        for i, reason in invalid:
-            line_index = int(row_lines[i])
-            rejected.append(Rejected(source_name, block.first_line + line_index, reason, lines.text(line_index)))
+        if invalid:
+            geometry = lines if lines is not None else _Lines(data)
+            for i, reason in invalid:
+                line_index = int(row_lines[i])
+                rejected.append(Rejected(source_name, block.first_line + line_index, reason, geometry.text(line_index)))
         rejected.sort(key=lambda r: r.line or 0)
         return Batch(table=canonical, rows_read=canonical.num_rows + len(rejected), rejected=rejected)
 
-    return convert if deferred else convert()
+    return convert
 
 
 # A line as the CSV parser splits it: a quote opens a field only at its start and the next quote
@@ -415,7 +365,7 @@ _FIELD = rb'(?:"[^"\n]*"[^ \n]*|[^ "\n][^ \n]*)?'
 _CLOSES_QUOTES = re.compile(rb"%s(?: %s)*\Z" % (_FIELD, _FIELD))
 
 
-def _exact_parse(data: bytes, lines: _Lines, layout: ClfLayout):
+def _exact_parse(data: bytes, lines: _Lines, layout: ClfLayout) -> tuple[pa.Table, np.ndarray, list[tuple[int, str]]]:
     """Slow, exact path for a block with malformed lines: find each bad line and say why.
 
     Each line is checked on its own first, so that none can run on into the next."""
@@ -431,7 +381,7 @@ def _exact_parse(data: bytes, lines: _Lines, layout: ClfLayout):
         kept.append(raw)
     malformed: dict[int, int] = {}
 
-    def on_invalid(row) -> str:
+    def on_invalid(row: pacsv.InvalidRow) -> str:
         malformed[row.number] = row.actual_columns
         return "skip"
 
@@ -447,7 +397,8 @@ def _exact_parse(data: bytes, lines: _Lines, layout: ClfLayout):
     return table, np.array(good, dtype=np.int64), bad
 
 
-def _fast_ints(text: pa.Array, type_: pa.DataType, low: int, high: int | None, allow_dash: bool):
+def _fast_ints(text: pa.Array, type_: pa.DataType, low: int, high: int | None,
+               allow_dash: bool) -> tuple[pa.Array, pa.Array] | tuple[None, None]:
     """Whole column cast in one go when every value is a plain number (or ``-``, when allowed).
 
     Returns (values, all-true mask), or (None, None) when some value is not, for the caller's
@@ -469,7 +420,7 @@ def _fast_ints(text: pa.Array, type_: pa.DataType, low: int, high: int | None, a
     return values, pa.array(np.ones(len(text), dtype=bool))
 
 
-def _early_columns(table: pa.Table, layout: ClfLayout) -> dict | None:
+def _early_columns(table: pa.Table, layout: ClfLayout) -> dict[str, Any] | None:
     """The first half of the conversion (times, status, size, client); see ``_to_canonical``."""
     table = table.combine_chunks()
     if table.num_rows == 0:
@@ -490,8 +441,6 @@ def _early_columns(table: pa.Table, layout: ClfLayout) -> dict | None:
         size_ok = pc.or_(size_digits, pc.equal(size_text, "-"))
         size = pc.if_else(size_digits, size_text, pa.scalar(None, pa.string())).cast(pa.int64())
     ip_encoded = col["ip"] if pa.types.is_dictionary(col["ip"].type) else pc.dictionary_encode(col["ip"])
-    from .normalise import first_forwarded, strip_port
-
     ip = pc.take(strip_port(schema.null_if_missing(ip_encoded.dictionary)), ip_encoded.indices)
     if "xff" in col:
         ip = pc.coalesce(first_forwarded(col["xff"]), ip)
@@ -500,7 +449,7 @@ def _early_columns(table: pa.Table, layout: ClfLayout) -> dict | None:
 
 
 def _to_canonical(table: pa.Table, layout: ClfLayout, source_name: str, line_numbers: np.ndarray,
-                  escapes: bool = True, early: dict | None = None):
+                  escapes: bool = True, early: dict[str, Any] | None = None) -> tuple[pa.Table, list[tuple[int, str]]]:
     """Convert parsed string columns to the canonical schema; returns (table, invalid rows).
 
     ``early`` is :func:`_early_columns` already computed (on the reading thread)."""

@@ -14,9 +14,9 @@ from __future__ import annotations
 import re
 
 from .base import FormatError
+from .fields import TextStyle
 from .jsonlogs import JsonFormat, keymap_format
 from .lines import QUOTED, LineFormat
-from .normalise import TextStyle
 
 # nginx variable -> normalise field
 NGINX_VARS = {
@@ -31,6 +31,32 @@ NGINX_VARS = {
 APACHE_LETTERS = {"h": "ip", "a": "ip", "r": "request", "s": "status", "b": "bytes", "B": "bytes", "O": "bytes",
                   "v": "host", "V": "host", "m": "method", "U": "path", "q": "query"}
 APACHE_HEADERS = {"referer": "referrer", "user-agent": "user_agent", "x-forwarded-for": "xff", "host": "host"}
+
+# strftime directive -> what it writes (Apache's %{...}t, --time-format)
+_STRFTIME = {
+    "Y": r"\d{4}", "y": r"\d{2}", "m": r"\d{1,2}", "d": r"\d{1,2}", "e": r" ?\d{1,2}", "j": r"\d{3}",
+    "H": r"\d{1,2}", "I": r"\d{1,2}", "M": r"\d{2}", "S": r"\d{2}", "p": r"[AaPp][Mm]",
+    "b": r"[A-Za-z]{3}", "h": r"[A-Za-z]{3}", "B": r"[A-Za-z]+", "a": r"[A-Za-z]{3}", "A": r"[A-Za-z]+",
+    "z": r"[+-]\d{2}:?\d{2}|Z", "Z": r"[A-Za-z]+", "T": r"\d{2}:\d{2}:\d{2}", "F": r"\d{4}-\d{2}-\d{2}",
+    "D": r"\d{2}/\d{2}/\d{2}", "R": r"\d{2}:\d{2}", "%": "%",
+}
+
+
+def strftime_pattern(time_format: str) -> str:
+    """The RE2 pattern of the text a strftime format writes; FormatError for a directive it
+    does not know."""
+    parts = []
+    pos = 0
+    for m in re.finditer(r"%(.)", time_format):
+        parts.append(re.escape(time_format[pos : m.start()]))
+        if m.group(1) not in _STRFTIME:
+            raise FormatError(f"time format {time_format!r}: %{m.group(1)} is not supported; "
+                              f"use {' '.join('%' + k for k in _STRFTIME)}")
+        parts.append(f"(?:{_STRFTIME[m.group(1)]})")
+        pos = m.end()
+    parts.append(re.escape(time_format[pos:]))
+    return "".join(parts).replace("\\ ", " ")
+
 
 _VALUE_RE = {
     "time_clf": r"\d{1,2}/[A-Za-z]{3}/\d{4}:\d{2}:\d{2}:\d{2} [+-]\d{4}",
@@ -61,11 +87,11 @@ def _unwrap_apache(text: str) -> str:
 
 
 class _Builder:
-    def __init__(self):
+    def __init__(self, time_format: str | None = None) -> None:
         self.parts: list[str] = []
         self.used: set[str] = set()
         self.quotes = 0
-        self.extra = 0
+        self.time_format = time_format  # of the time_strftime field
 
     def literal(self, text: str) -> None:
         self.quotes += text.count('"')
@@ -73,7 +99,9 @@ class _Builder:
 
     def value(self, target: str | None, next_char: str) -> None:
         inside = self.quotes % 2 == 1
-        if target in _VALUE_RE and not inside:
+        if target == "time_strftime" and self.time_format is not None:
+            body = strftime_pattern(self.time_format)
+        elif target in _VALUE_RE and not inside:
             body = _VALUE_RE[target]
         elif inside:
             body = QUOTED
@@ -94,7 +122,7 @@ class _Builder:
 
 
 def _json_keymap(text: str) -> JsonFormat:
-    keys: dict[str, tuple] = {}
+    keys: dict[str, tuple[tuple[str | int, ...], ...]] = {}
     for key, var in re.findall(r'"([^"]+)"\s*:\s*"?\$\{?(\w+)\}?', text):
         target = NGINX_VARS.get(var)
         if target is None:
@@ -107,17 +135,22 @@ def _json_keymap(text: str) -> JsonFormat:
     return keymap_format(keys, name="custom", description="custom JSON log_format")
 
 
-def compile_nginx(text: str) -> LineFormat | JsonFormat:
+def compile_nginx(text: str, time_format: str | None = None) -> LineFormat | JsonFormat:
+    """An nginx log_format; with ``time_format``, a variable named ``time...`` that is not one of
+    nginx's own time variables (one made with ``map``, say) holds the time, in that format."""
     text = _unwrap_nginx(text)
     if text.lstrip().startswith("{"):
         return _json_keymap(text)
-    builder = _Builder()
+    builder = _Builder(time_format)
     pos = 0
     for m in re.finditer(r"\$(?:\{(\w+)\}|(\w+))", text):
         builder.literal(text[pos : m.start()])
         var = m.group(1) or m.group(2)
         nxt = text[m.end() : m.end() + 1]
-        builder.value(NGINX_VARS.get(var), nxt)
+        target = NGINX_VARS.get(var)
+        if target is None and time_format is not None and var.startswith("time"):
+            target = "time_strftime"
+        builder.value(target, nxt)
         pos = m.end()
     builder.literal(text[pos:])
     return _finish(builder, text, "nginx log_format")
@@ -139,14 +172,7 @@ def compile_apache(text: str) -> LineFormat:
             builder.literal("%")
             continue
         if letter == "t":
-            if arg is None:
-                builder.literal("[")
-                builder.value("time_clf", "]")
-                builder.literal("]")
-            elif arg in ("sec", "msec", "usec"):
-                builder.value("time_epoch", nxt)
-            else:
-                raise FormatError(f"%{{{arg}}}t: only %t, %{{sec}}t, %{{msec}}t and %{{usec}}t are supported")
+            _apache_time(builder, arg, nxt)
             continue
         if letter == "i":
             builder.value(APACHE_HEADERS.get((arg or "").lower()), nxt)
@@ -154,6 +180,26 @@ def compile_apache(text: str) -> LineFormat:
         builder.value(APACHE_LETTERS.get(letter), nxt)
     builder.literal(text[pos:])
     return _finish(builder, text, "Apache LogFormat")
+
+
+def _apache_time(builder: _Builder, arg: str | None, next_char: str) -> None:
+    """``%t`` (``[14/Mar/2024:09:26:53 +0100]``), ``%{sec}t``/``%{msec}t``/``%{usec}t`` (since 1970)
+    or ``%{strftime format}t``, maybe with a ``begin:``/``end:`` prefix."""
+    if arg is None:
+        builder.literal("[")
+        builder.value("time_clf", "]")
+        builder.literal("]")
+        return
+    arg = arg.removeprefix("begin:").removeprefix("end:")
+    if arg in ("sec", "msec", "usec"):
+        builder.value("time_epoch", next_char)
+    elif arg in ("msec_frac", "usec_frac"):
+        builder.value(None, next_char)
+    elif "time_strftime" in builder.used or "time_clf" in builder.used or "time_epoch" in builder.used:
+        builder.value(None, next_char)  # a second time field (e.g. %{end:...}t): the first one counts
+    else:
+        builder.time_format = arg
+        builder.value("time_strftime", next_char)
 
 
 def _finish(builder: _Builder, text: str, kind: str) -> LineFormat:
@@ -169,17 +215,23 @@ def _finish(builder: _Builder, text: str, kind: str) -> LineFormat:
         pc.match_substring_regex(pa.array([""]), pattern)
     except Exception as exc:  # pragma: no cover - defensive: our builder should emit valid RE2
         raise FormatError(f"cannot compile the {kind}: {exc}") from None
+    time_format = builder.time_format if "time_strftime" in builder.used else None
     return LineFormat(name="custom", description=f"custom {kind}: {text}", example="", pattern=pattern,
-                      style=TextStyle(backslash=True), family="custom")
+                      style=TextStyle(backslash=True), family="custom", time_format=time_format)
 
 
-def compile_format(text: str) -> LineFormat | JsonFormat:
-    """An nginx log_format (``$var``) or Apache LogFormat (``%x``) string -> a format."""
+def compile_format(text: str, time_format: str | None = None) -> LineFormat | JsonFormat:
+    """An nginx log_format (``$var``) or Apache LogFormat (``%x``) string -> a format.
+
+    ``time_format`` (strftime) is the format of an nginx time variable of the user's own;
+    Apache's ``%{...}t`` carries its format itself."""
     stripped = text.strip()
     if not stripped:
         raise FormatError("--log-format is empty")
+    if time_format is not None:
+        strftime_pattern(time_format)  # an unsupported directive is an error now, not every line later
     if "$" in stripped and re.search(r"\$\{?\w", stripped):
-        return compile_nginx(stripped)
+        return compile_nginx(stripped, time_format)
     if _APACHE.search(stripped):
         return compile_apache(stripped)
     raise FormatError("--log-format: give an nginx log_format ($remote_addr ...) or an Apache LogFormat (%h ...)")

@@ -11,19 +11,18 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypeVar, cast
 
 import pyarrow as pa
 
 from .. import sources as sources_mod
 from ..sources import LineBlock, Source, line_blocks, open_source
-from . import LOG_FORMATS as _LOG_FORMATS
-from . import aws, cdn, haproxy, jsonlogs, traefik, w3c
-from .base import Batch, FormatError, Rejected, too_long_only
+from . import aws, cdn, haproxy, jsonlogs, traefik, trailing, w3c
+from .base import Batch, FormatError, Rejected, too_long_only, transcoded
 from .clf import LAYOUTS_BY_NAME, ClfLayout, parse_block
-from .lines import Sample
+from .lines import LineFormat, Sample
 
 SAMPLE_LINES = 1000
 MIN_SHARE = 0.5
@@ -36,11 +35,16 @@ class Parser(Protocol):
 
 
 class LogFormat(Protocol):
-    name: str
-    description: str
-    example: str
-    family: str
-    zone_less: bool
+    @property
+    def name(self) -> str: ...
+    @property
+    def description(self) -> str: ...
+    @property
+    def example(self) -> str: ...
+    @property
+    def family(self) -> str: ...
+    @property
+    def zone_less(self) -> bool: ...
 
     def score(self, sample: Sample) -> float: ...
 
@@ -60,8 +64,8 @@ class ClfFormat:
         self.example = layout.example
 
     def score(self, sample: Sample) -> float:
-        lines = sample.lines
-        return sum(1 for ln in lines if self.layout.pattern.match(ln)) / len(lines) if lines else 0.0
+        rows = sample.rows
+        return sum(1 for ln in rows if self.layout.pattern.match(ln)) / len(rows) if rows else 0.0
 
     def parser(self, timezone: str) -> "ClfParser":
         return ClfParser(self.layout)
@@ -74,10 +78,11 @@ class ClfParser:
         self.layout = layout
 
     def parse(self, block: LineBlock, source_name: str) -> Batch:
-        return parse_block(block, self.layout, source_name)
+        return parse_block(block, self.layout, source_name)()
 
     def parse_deferred(self, block: LineBlock, source_name: str) -> Callable[[], Batch]:
-        return parse_block(block, self.layout, source_name, deferred=True)
+        """Split the lines into fields now; the returned function converts them (on another thread)."""
+        return parse_block(block, self.layout, source_name)
 
 
 # Order matters only for ties: more specific formats first.
@@ -95,8 +100,6 @@ FORMATS: tuple[LogFormat, ...] = (
     *jsonlogs.FORMATS,
 )
 FORMATS_BY_NAME: dict[str, LogFormat] = {f.name: f for f in FORMATS}
-if tuple(FORMATS_BY_NAME) != _LOG_FORMATS:  # the list the command line's help shows
-    raise RuntimeError(f"importer.readers.LOG_FORMATS must be {tuple(FORMATS_BY_NAME)}")
 ALIASES = {"iis": "w3c", "nginx": "combined", "apache": "combined", "clf": "common", "ncsa": "combined",
            "traefik_clf": "traefik", "json": "nginx_json", "cloudflare_logpush": "cloudflare", "gcp": "gcp_lb"}
 
@@ -119,13 +122,15 @@ class Detection:
 def sample_of(data: bytes) -> Sample:
     text = data[: 4 << 20].decode("utf-8", "replace")
     lines = []
-    for line in text.split("\n"):
+    end = 0
+    for number, line in enumerate(text.split("\n"), start=1):
         line = line.rstrip("\r")
         if line.strip():
             lines.append(line)
+            end = number
             if len(lines) >= SAMPLE_LINES:
                 break
-    return Sample(lines)
+    return Sample(lines, end)
 
 
 def detect(sample: Sample) -> Detection:
@@ -137,27 +142,41 @@ def detect(sample: Sample) -> Detection:
         fields = [w3c.parse_fields(line) for line in sample.lines]
         layouts = [f for f in fields if f is not None]
         if layouts:
-            fmt = w3c.CLOUDFRONT if layouts[-1].cloudfront else w3c.W3C
-            return Detection(format=fmt, share=1.0, scores=((fmt.name, 1.0),))
-    scored = []
-    for order, fmt in enumerate(FORMATS):
-        try:
-            share = fmt.score(sample)
-        except Exception:  # a format that cannot even score this sample does not match it
-            share = 0.0
-        scored.append((share, -order, fmt))
-    scored.sort(key=lambda s: (s[0], s[1]), reverse=True)
-    best_share, _, best = scored[0]
-    scores = tuple((fmt.name, share) for share, _, fmt in scored)
+            header_only = w3c.CLOUDFRONT if layouts[-1].cloudfront else w3c.W3C
+            return Detection(format=header_only, share=1.0, scores=((header_only.name, 1.0),))
+    scored = _ranked(FORMATS, sample)
+    if scored[0][0] < MIN_SHARE:
+        # Only then a known format with trailing fields: "common" plus two fields also reads
+        # every combined line, and must not win over a combined log with a few bad lines.
+        scored = sorted(scored + _ranked(trailing.VARIANTS, sample), key=lambda s: s[0], reverse=True)
+    best_share, best = scored[0]
+    scores = tuple((fmt.name, share) for share, fmt in scored)
     if best_share < MIN_SHARE:
         failing = _failing_line(best, sample)
         closest = ", ".join(f"{name} ({share:.0%} of lines)" for name, share in scores[:2])
         raise FormatError(
             f"cannot recognise the log format from the first {len(sample.lines)} non-empty lines: "
             f"closest are {closest}; a line that {best.name} does not parse: {failing[:300]!r}. "
-            "Name the format with --format, or paste your server's log_format/LogFormat with --log-format"
+            "Name the format with --format, or give the format line from your server's configuration "
+            "with --log-format, e.g. --log-format '$remote_addr - $remote_user [$time_local] \"$request\" $status "
+            "$body_bytes_sent \"$http_referer\" \"$http_user_agent\" $request_time' (nginx's log_format) or "
+            "--log-format '%h %l %u %t \"%r\" %>s %b \"%{Referer}i\" \"%{User-Agent}i\" %D' (Apache's LogFormat)"
         )
+    if isinstance(best, LineFormat) and best in trailing.VARIANTS:
+        best = trailing.counted(best, sample)
     return Detection(format=best, share=best_share, scores=scores)
+
+
+def _ranked(formats: Sequence[LogFormat], sample: Sample) -> list[tuple[float, LogFormat]]:
+    """(share of the sample parsed, format), best first; among equal shares, in ``formats``' order."""
+    scored = []
+    for fmt in formats:
+        try:
+            share = fmt.score(sample)
+        except Exception:  # a format that cannot even score this sample does not match it
+            share = 0.0
+        scored.append((share, fmt))
+    return sorted(scored, key=lambda s: s[0], reverse=True)  # (a stable sort: ties keep their order)
 
 
 def _failing_line(fmt: LogFormat, sample: Sample) -> str:
@@ -174,12 +193,29 @@ def _failing_line(fmt: LogFormat, sample: Sample) -> str:
 class LogReader:
     """Reads one access log: the format is given, or detected from the file's first lines."""
 
-    def __init__(self, fmt: LogFormat | None = None, timezone: str = "UTC"):
+    def __init__(self, fmt: LogFormat | None = None, timezone: str = "UTC", fields: w3c.Layout | None = None,
+                 encoding: str = "utf-8"):
+        """``fields``: W3C columns carried from the previous file, for a file that starts without
+        a ``#Fields:`` line (IIS starts a new file at rotation mid-stream). ``encoding``: the
+        file's text encoding (see :func:`importer.readers.base.check_encoding`)."""
         self.fmt = fmt
         self.timezone = timezone
+        self.fields = fields
+        self.encoding = encoding
+        # the detection sample: where it ends (line number), its rows, how many were rejected
+        self.sample_end = 0
+        self.sample_rows = 0
+        self.sample_rejected = 0
         self.detection: Detection | None = None
         self.parser: Parser | None = None
         self.name = fmt.name if fmt else "log (auto)"
+
+    def _sample_share(self, detection: Detection) -> float:
+        """The share of the sample's rows that the format matched and that were then parsed
+        (a line can match the format's shape and still be rejected, for an impossible time)."""
+        if not self.sample_rows:
+            return detection.share
+        return min(detection.share, max(0.0, 1 - self.sample_rejected / self.sample_rows))
 
     def describe(self) -> str:
         fmt = self.detection.format if self.detection else self.fmt
@@ -187,7 +223,7 @@ class LogReader:
             return "no rows"
         text = fmt.name
         if self.detection is not None:
-            text += f", detected, {self.detection.share:.0%} of sample"
+            text += f", detected, {self._sample_share(self.detection):.0%} of sample"
         if self.parser is not None and self.parser.zone_assumed:
             text += f", times without zone read as {self.timezone}"
         return text
@@ -213,46 +249,67 @@ class LogReader:
         opened = open_source(source)
         try:
             for block in line_blocks(opened, block_bytes=sources_mod.BLOCK_BYTES):
+                block = transcoded(block, self.encoding)
                 if self.parser is None:
                     sample = sample_of(block.data)
                     if sample.lines:
-                        if self.fmt is None:
-                            self.detection = detect(sample)
-                        self.parser = (self.fmt or self.detection.format).parser(self.timezone)
+                        self.parser = self._parser_for(sample)
+                        self.sample_end = block.first_line + sample.end - 1
+                        self.sample_rows = len(sample.rows)
                 if self.parser is None:
-                    empty = too_long_only(block, source.name)
-                    work: Callable[[], Batch] = lambda empty=empty: empty  # noqa: E731
-                elif hasattr(self.parser, "parse_deferred"):
+                    work = _ready(too_long_only(block, source.name))
+                elif isinstance(self.parser, ClfParser):
                     work = self.parser.parse_deferred(block, source.name)
                 else:
-                    done = self.parser.parse(block, source.name)
-                    work = lambda done=done: done  # noqa: E731
+                    work = _ready(self.parser.parse(block, source.name))
                 yield self._completer(work, block, source.name, opened.position.consumed)
         finally:
             if source.path is not None:
                 opened.raw.close()
 
+    def _parser_for(self, sample: Sample) -> Parser:
+        carried = self.fields if self.fields and not any(w3c.parse_fields(ln) for ln in sample.lines) else None
+        fmt = self.fmt
+        if fmt is None:
+            self.detection = detect(Sample([carried.directive, *sample.lines]) if carried else sample)
+            fmt = self.detection.format
+        if isinstance(fmt, w3c.W3cFormat):
+            return fmt.parser(self.timezone, carried)
+        return fmt.parser(self.timezone)
+
+    def carried_fields(self) -> w3c.Layout | None:
+        """The W3C columns in force at the end of what was read, for the next file."""
+        return self.parser.layout if isinstance(self.parser, w3c.W3cParser) else self.fields
+
     def _completer(self, work: Callable[[], Batch], block: LineBlock, source_name: str,
                    position: int) -> Callable[[], Batch]:
         def complete() -> Batch:
             batch = work()
+            self.sample_rejected += sum(1 for r in batch.rejected if r.line is not None and r.line <= self.sample_end)
             self.name = self.describe()
             if block.truncated:
                 batch.notices.append(Rejected(source_name, block.first_line + block.line_count, block.truncated, ""))
                 batch.damaged = True
             batch.position = position
+            # every line of the block is a row (read or rejected) or a line without one
+            batch.skipped = max(0, block.line_count - batch.rows_read)
             return batch
 
         return complete
 
 
+def _ready(batch: Batch) -> Callable[[], Batch]:
+    return lambda: batch
+
+
 PREFETCH = 1
 _DONE = object()
+T = TypeVar("T")
 
 
-def prefetch(batches: Iterator[Batch], depth: int) -> Iterator[Batch]:
+def prefetch(batches: Iterator[T], depth: int) -> Iterator[T]:
     """Run ``batches`` in a worker thread, ``depth`` items ahead; errors are re-raised here."""
-    slots: queue.Queue = queue.Queue(maxsize=depth)
+    slots: queue.Queue[object] = queue.Queue(maxsize=depth)
     stop = threading.Event()
 
     def work() -> None:
@@ -279,13 +336,13 @@ def prefetch(batches: Iterator[Batch], depth: int) -> Iterator[Batch]:
                 return
             if isinstance(item, BaseException):
                 raise item
-            yield item
+            yield cast(T, item)
     finally:
         stop.set()
         worker.join()
 
 
-def _put_unless_stopped(slots: queue.Queue, stop: threading.Event, item) -> None:
+def _put_unless_stopped(slots: queue.Queue[object], stop: threading.Event, item: object) -> None:
     while not stop.is_set():
         try:
             slots.put(item, timeout=0.1)

@@ -14,8 +14,8 @@ import re
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .fields import TextStyle, unhash
 from .lines import SYSLOG, LineFormat
-from .normalise import TextStyle, _unhash
 
 _HOST = re.compile(r"^[A-Za-z0-9.-]+(?::\d+)?$")
 
@@ -25,7 +25,7 @@ def _classify(block: str | None) -> tuple[str | None, str | None, str | None]:
     if not block:
         return host, ua, ref
     for value in block.split("|"):
-        value = _unhash(value).strip()
+        value = unhash(value).strip()
         if not value or value == "-":
             continue
         if re.match(r"^[a-z][a-z0-9+.-]*://", value, re.I):

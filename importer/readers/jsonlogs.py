@@ -13,6 +13,7 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -20,11 +21,12 @@ import pyarrow.compute as pc
 import pyarrow.json as pajson
 
 from ..sources import LineBlock
-from .base import Batch, Rejected, too_long_only
-from .lines import Sample, block_lines, finish, valid_utf8
-from .normalise import TextStyle
+from .base import Batch, Rejected, too_long_only, valid_utf8
+from .fields import TextStyle
+from .lines import Sample, block_lines, finish
 
-Path = tuple
+Path = tuple[str | int, ...]  # keys (and list indexes) from the top of a JSON object
+Obj = dict[str, Any]
 
 
 def decode_line(line: str) -> object | None:
@@ -33,19 +35,21 @@ def decode_line(line: str) -> object | None:
         return None
     text = line[start:]
     try:
-        return json.loads(text)
+        value: object = json.loads(text)
+        return value
     except ValueError:
         pass
     if "\\x" in text:
         try:
-            return json.loads(re.sub(r"\\x([0-9A-Fa-f]{2})", r"\\u00\1", text))
+            unescaped: object = json.loads(re.sub(r"\\x([0-9A-Fa-f]{2})", r"\\u00\1", text))
+            return unescaped
         except ValueError:
             return None
     return None
 
 
-def lookup(obj: dict, path: Path):
-    value = obj
+def lookup(obj: Obj, path: Path) -> str | None:
+    value: Any = obj
     for key in path:
         if isinstance(value, dict):
             value = value.get(key)
@@ -68,7 +72,7 @@ class JsonFormat:
     description: str
     example: str
     keys: dict[str, tuple[Path, ...]]
-    signature: Callable[[dict], bool] = field(compare=False)
+    signature: Callable[[Obj], bool] = field(compare=False)
     family: str = "JSON access log"
     style: TextStyle = TextStyle()
     zone_less: bool = False
@@ -179,13 +183,13 @@ class JsonParser:
     def _parse_lines(self, block: LineBlock, lines: pa.Array, source_name: str) -> Batch:
         texts = lines.to_pylist()
         keys = self.fmt.keys
-        columns: dict[str, list] = {name: [] for name in keys}
+        columns: dict[str, list[str | None]] = {name: [] for name in keys}
         matched: list[bool] = []
         kept: list[int] = []
         rejected: list[Rejected] = []
         skipped = 0
         for i, text in enumerate(texts):
-            if not text or not text.strip():
+            if not text or not text.strip() or text.startswith("#"):  # blank lines and comments: no row
                 continue
             obj = decode_line(text)
             if not isinstance(obj, dict):
@@ -247,7 +251,7 @@ def _column_at(table: pa.Table, path: Path, numeric_time: bool = False) -> pa.Ar
     return None
 
 
-def _p(*parts) -> Path:
+def _p(*parts: str | int) -> Path:
     return tuple(parts)
 
 
@@ -364,11 +368,11 @@ NGINX_KEYS: dict[str, tuple[Path, ...]] = {
 }
 
 
-def keymap_signature(keys: dict[str, tuple[Path, ...]]) -> Callable[[dict], bool]:
+def keymap_signature(keys: dict[str, tuple[Path, ...]]) -> Callable[[Obj], bool]:
     time_keys = {p[0] for name, paths in keys.items() if name.startswith("time") for p in paths}
     where_keys = {p[0] for name in ("request", "uri", "path", "url") for p in keys.get(name, ())}
 
-    def signature(obj: dict) -> bool:
+    def signature(obj: Obj) -> bool:
         return any(k in obj for k in time_keys) and any(k in obj for k in where_keys)
 
     return signature

@@ -18,19 +18,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..sources import LineBlock
-from .base import Batch, Rejected, too_long_only, too_long_rejects
-from .normalise import TextStyle, to_canonical
-
-
-def valid_utf8(data: bytes) -> bytes:
-    """``data`` with invalid UTF-8 replaced by U+FFFD (the same object when it was valid)."""
-    if data.isascii():  # several times cheaper than a decode, and logs are mostly ASCII
-        return data
-    try:
-        data.decode("utf-8")
-        return data
-    except UnicodeDecodeError:
-        return data.decode("utf-8", "replace").encode("utf-8")
+from .base import Batch, Rejected, too_long_only, too_long_rejects, valid_utf8
+from .fields import TextStyle
+from .normalise import to_canonical
 
 
 def block_lines(data: bytes) -> tuple[pa.Array, np.ndarray]:
@@ -66,12 +56,13 @@ def finish(
     local_time: bool = False,
     format_name: str = "",
     rejected: list[Rejected] | None = None,
+    time_format: str | None = None,
 ) -> tuple[Batch, bool]:
     """Convert a block's fields and build its batch; returns (batch, zone assumed)."""
     rejected = list(rejected or []) + too_long_rejects(block, source_name)
     converted = to_canonical(
         fields, len(lines), source_name, indexes + block.first_line, style=style, timezone=timezone,
-        local_time=local_time, matched=matched, format_name=format_name,
+        local_time=local_time, matched=matched, format_name=format_name, time_format=time_format,
     )
     for i, reason in converted.invalid:
         rejected.append(Rejected(source_name, int(indexes[i]) + block.first_line, reason, lines[i].as_py() or ""))
@@ -82,9 +73,10 @@ def finish(
 
 @dataclass
 class Sample:
-    """The first non-empty lines of a file, for detection."""
+    """The first non-empty lines of a file, for detection; ``rows`` are those that are not comments."""
 
     lines: list[str]
+    end: int = 0  # how many lines of the input the sample covers (up to its last line, empty ones included)
 
     @property
     def rows(self) -> list[str]:
@@ -102,14 +94,14 @@ class LineFormat:
     style: TextStyle = TextStyle()
     family: str = "access log"
     zone_less: bool = False  # times carry no zone: --timezone applies
-    skip_comments: bool = False
     post: Callable[[dict[str, pa.Array]], dict[str, pa.Array]] | None = field(default=None, compare=False)
     # A cheaper capture pattern for the usual lines (no quote or separator inside a field);
     # lines it misses but ``pattern`` accepts are captured with ``pattern``.
     fast_pattern: str | None = None
+    time_format: str | None = None  # strftime, of a ``time_strftime`` field
 
     def score(self, sample: Sample) -> float:
-        rows = sample.rows if self.skip_comments else sample.lines
+        rows = sample.rows
         if not rows:
             return 0.0
         hits = pc.sum(pc.match_substring_regex(pa.array(rows, pa.string()), self.pattern)).as_py() or 0
@@ -130,9 +122,8 @@ class RegexParser:
         if not block.data:
             return too_long_only(block, source_name)
         lines, indexes = block_lines(block.data)
-        keep = pc.greater(pc.binary_length(lines), 0)
-        if self.fmt.skip_comments:
-            keep = pc.and_(keep, pc.invert(pc.starts_with(lines, "#")))
+        # blank lines and comments ("#" lines, as in ELB dumps) hold no row: the reader counts them as skipped
+        keep = pc.and_(pc.greater(pc.binary_length(lines), 0), pc.invert(pc.starts_with(lines, "#")))
         if not pc.all(keep).as_py():
             indexes = indexes[keep.to_numpy(zero_copy_only=False)]
             lines = lines.filter(keep)
@@ -152,7 +143,7 @@ class RegexParser:
         if self.fmt.post is not None:
             fields = self.fmt.post(fields)
         batch, assumed = finish(block, source_name, original, indexes, fields, matched, style=self.fmt.style,
-                                timezone=self.timezone, format_name=self.fmt.name)
+                                timezone=self.timezone, format_name=self.fmt.name, time_format=self.fmt.time_format)
         self.zone_assumed = self.zone_assumed or assumed
         return batch
 

@@ -15,6 +15,7 @@ field                meaning
 ``time_clf_local``   ``14/Mar/2024:09:26:53.512`` without a zone (HAProxy)
 ``time_iso``         ISO 8601 / RFC 3339, with or without a zone, any fraction
 ``time_epoch``       seconds, milliseconds, microseconds or nanoseconds since 1970 (by size)
+``time_strftime``    in the strftime format of ``--time-format`` or Apache's ``%{...}t``
 ``date``, ``time``   W3C ``2024-03-14`` and ``08:26:53`` (UTC unless ``local_time``)
 ``request``          a request line ``GET /path?q HTTP/1.1``
 ``method``           the method
@@ -30,9 +31,8 @@ field                meaning
 
 from __future__ import annotations
 
-import re
-import urllib.parse
 import zoneinfo
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -41,104 +41,19 @@ import pyarrow.compute as pc
 
 from .. import schema
 from .base import repeat_string
-from .clf import normalise_hosts, split_requests
-
-NULL_STR = pa.scalar(None, pa.string())
-
-
-@dataclass(frozen=True)
-class TextStyle:
-    """How a format escapes free text (user agent, referrer, request line)."""
-
-    backslash: bool = False  # nginx / Apache: \xHH, \" and C escapes
-    hash_hex: bool = False  # HAProxy: #HH
-    percent_ua: bool = False  # CloudFront, Shoutcast: percent-encoded user agent (maybe twice)
-    plus_ua: bool = False  # IIS / W3C: '+' for spaces in the user agent
-
-
-def _map_distinct(values: pa.Array, flag_substring: str, fn) -> pa.Array:
-    """Apply ``fn`` to the distinct values that contain ``flag_substring``."""
-    if len(values) == 0 or not pc.any(pc.fill_null(pc.match_substring(values, flag_substring), False)).as_py():
-        return values
-    encoded = pc.dictionary_encode(values)
-    items = encoded.dictionary.to_pylist()
-    flagged = pc.fill_null(pc.match_substring(encoded.dictionary, flag_substring), False).to_numpy(zero_copy_only=False)
-    for i in np.flatnonzero(flagged):
-        items[i] = fn(items[i])
-    return pc.take(pa.array(items, type=pa.string()), encoded.indices)
-
-
-_HASH_HEX = re.compile(rb"#([0-9A-Fa-f]{2})")
-
-
-def _unhash(value: str) -> str:
-    raw = _HASH_HEX.sub(lambda m: bytes([int(m.group(1), 16)]), value.encode("utf-8", "surrogateescape"))
-    return raw.decode("utf-8", "replace")
-
-
-def _unpercent(value: str) -> str:
-    once = urllib.parse.unquote(value, errors="replace")
-    if "%25" in value and re.search(r"%[0-9A-Fa-f]{2}", once):
-        return urllib.parse.unquote(once, errors="replace")
-    return once
-
-
-_BACKSLASH = re.compile(rb'\\(x[0-9A-Fa-f]{2}|["\\ntrvfb])')
-_SIMPLE = {b'"': b'"', b"\\": b"\\", b"n": b"\n", b"t": b"\t", b"r": b"\r", b"v": b"\v", b"f": b"\f", b"b": b"\b"}
-
-
-def _unbackslash(value: str) -> str:
-    """One left-to-right pass over nginx/Apache escapes: ``\\xHH``, ``\\"``, ``\\\\`` and C escapes."""
-    raw = value.encode("utf-8", "surrogateescape")
-    raw = _BACKSLASH.sub(lambda m: bytes([int(m.group(1)[1:], 16)]) if len(m.group(1)) == 3 else _SIMPLE[m.group(1)],
-                         raw)
-    return raw.decode("utf-8", "replace")
-
-
-def decode_text(values: pa.Array, style: TextStyle, ua: bool = False) -> pa.Array:
-    if style.hash_hex:
-        values = _map_distinct(values, "#", _unhash)
-    if style.backslash:
-        values = _map_distinct(values, "\\", _unbackslash)
-    if ua and style.plus_ua:
-        values = pc.replace_substring(values, "+", " ")
-    if ua and style.percent_ua:
-        values = _map_distinct(values, "%", _unpercent)
-    return values
-
-
-# --- addresses --------------------------------------------------------------------------------
-
-def strip_port(values: pa.Array, always: bool = False) -> pa.Array:
-    """``[2001:db8::1]:443`` / ``192.0.2.1:80`` -> the address; ``always``: the last ``:N`` is a port."""
-    if always:  # unbracketed IPv6 with a port (ALB, ELB): split on the last colon
-        values = pc.replace_substring_regex(values, r"^([0-9A-Fa-f]*:[0-9A-Fa-f:]*):\d+$", r"\1")
-    values = pc.replace_substring_regex(values, r"^\[([^\]]+)\](?::\d+)?$", r"\1")
-    values = pc.replace_substring_regex(values, r"^(\d{1,3}(?:\.\d{1,3}){3}):\d+$", r"\1")
-    return values
-
-
-def first_forwarded(values: pa.Array) -> pa.Array:
-    """The original client of an ``X-Forwarded-For`` list (its first address), or null."""
-    first = pc.replace_substring_regex(values, r"^\s*([^,\s]*).*$", r"\1")
-    first = strip_port(schema.null_if_missing(first))
-    looks_ip = pc.fill_null(pc.match_substring_regex(first, r"^[0-9A-Fa-f:.]+$"), False)
-    return pc.if_else(looks_ip, first, NULL_STR)
-
+from .fields import (
+    NULL_STR,
+    TextStyle,
+    decode_text,
+    first_forwarded,
+    normalise_hosts,
+    offset_seconds,
+    split_requests,
+    split_urls,
+    strip_port,
+)
 
 # --- times ------------------------------------------------------------------------------------
-
-def _offset_seconds(text: str | None) -> int | None:
-    if text is None:
-        return None
-    if text in ("Z", "z", ""):
-        return 0
-    m = re.fullmatch(r"([+-])(\d{2}):?(\d{2})", text)
-    if not m:
-        return None
-    sign = -1 if m.group(1) == "-" else 1
-    return sign * (int(m.group(2)) * 3600 + int(m.group(3)) * 60)
-
 
 def _assume(naive_us: pa.Array, timezone: str) -> pa.Array:
     """int64 local microseconds without a zone -> UTC timestamps, read in ``timezone``."""
@@ -163,7 +78,7 @@ def _combine(seconds: pa.Array, frac_us: pa.Array, zone: pa.Array | None, timezo
         return _assume(local_us, timezone), bool(pc.any(pc.is_valid(seconds)).as_py())
     has_zone = pc.is_valid(zone)
     encoded = pc.dictionary_encode(pc.fill_null(zone, ""))
-    offsets = pa.array([_offset_seconds(v) if v else None for v in encoded.dictionary.to_pylist()], pa.int64())
+    offsets = pa.array([offset_seconds(v) if v else None for v in encoded.dictionary.to_pylist()], pa.int64())
     offset = pc.take(offsets, encoded.indices)
     utc_us = pc.subtract(local_us, pc.multiply(pc.fill_null(offset, 0), 1_000_000))
     if pc.all(has_zone).as_py():
@@ -180,14 +95,14 @@ _ISO_TIME = (r"^\s*(?P<s>\d{4}-\d{2}-\d{2})[T ](?P<t>\d{2}:\d{2}:\d{2})(?:[.,](?
              r" ?(?P<z>Z|z|[+-]\d{2}:?\d{2})?\s*$")
 
 
-def _on_distinct(values: pa.Array, fn) -> tuple[pa.Array, bool]:
+def _on_distinct(values: pa.Array, fn: Callable[[pa.Array], tuple[pa.Array, bool]]) -> tuple[pa.Array, bool]:
     encoded = pc.dictionary_encode(values)
     out, assumed = fn(encoded.dictionary)
     return pc.take(out, encoded.indices), assumed
 
 
 def clf_times(values: pa.Array, timezone: str) -> tuple[pa.Array, bool]:
-    def convert(d: pa.Array):
+    def convert(d: pa.Array) -> tuple[pa.Array, bool]:
         parts = pc.extract_regex(d, _CLF_TIME)
         seconds = pc.strptime(pc.struct_field(parts, "s"), format="%d/%b/%Y:%H:%M:%S", unit="s", error_is_null=True)
         zone = pc.struct_field(parts, "z")
@@ -212,6 +127,19 @@ def w3c_times(date: pa.Array, time: pa.Array, timezone: str, local: bool) -> tup
         times, _ = iso_times(stamp, timezone)
         return times, True
     return iso_times(stamp, "UTC")[0], False
+
+
+def strftime_times(values: pa.Array, time_format: str, timezone: str) -> tuple[pa.Array, bool]:
+    """Times in a strftime format (``--time-format``, Apache's ``%{...}t``); without ``%z`` they
+    are read in ``timezone``. Parsed once per distinct value."""
+    def convert(d: pa.Array) -> tuple[pa.Array, bool]:
+        parsed = pc.strptime(d, format=time_format, unit="s", error_is_null=True)
+        if "%z" in time_format:
+            return parsed.cast(schema.TIMESTAMP_TYPE), False
+        seconds = parsed.cast(pa.int64())
+        return _assume(pc.multiply(seconds, 1_000_000), timezone), bool(pc.any(pc.is_valid(seconds)).as_py())
+
+    return _on_distinct(values, convert)
 
 
 def epoch_times(values: pa.Array) -> pa.Array:
@@ -247,6 +175,61 @@ def _int_column(values: pa.Array, type_: pa.DataType, pattern: str) -> tuple[pa.
     return parsed, pc.or_(digits, pc.fill_null(missing, True))
 
 
+def _request_columns(f: dict[str, pa.Array], style: TextStyle) -> tuple[dict[str, pa.Array], pa.Array | None]:
+    """Method, path and query from a request line, a URI or URL, or a path and a query; and the
+    host an absolute target names (None when no field can say)."""
+    out: dict[str, pa.Array] = {}
+    host = None
+    if "request" in f:
+        parts = split_requests(decode_text(f["request"], TextStyle(hash_hex=style.hash_hex)))
+        out.update(method=parts["method"], path=parts["path"], query=parts["query"])
+        host = parts["host"]
+    target = f.get("url", f.get("uri"))
+    if target is not None:
+        parts = split_urls(target)
+        path = pc.if_else(pc.is_valid(schema.null_if_missing(target)), parts["path"], NULL_STR)
+        out["path"] = path if "path" not in out else pc.coalesce(out["path"], path)
+        out["query"] = parts["query"] if "query" not in out else pc.coalesce(out["query"], parts["query"])
+        host = parts["host"] if host is None else pc.coalesce(host, parts["host"])
+    if "path" in f:
+        path, query = _split_path(schema.null_if_missing(f["path"]))
+        out["path"] = pc.coalesce(out["path"], path) if "path" in out else path
+        if query is not None:
+            out["query"] = pc.coalesce(out["query"], query) if "query" in out else query
+    if "query" in f:
+        query = schema.null_if_missing(pc.replace_substring_regex(f["query"], r"^\?", ""))
+        out["query"] = pc.coalesce(out["query"], query) if "query" in out else query
+    if "method" in f:
+        out["method"] = pc.utf8_upper(schema.null_if_missing(f["method"]))
+    if "path" in out:
+        # A log without a method (nginx JSON layouts often leave it out) is taken to record GET
+        # requests, rather than have every row filtered as a bad method; a request line says.
+        method = out.get("method")
+        if method is None or method.null_count:  # (the usual log has a method on every row: no work)
+            unsaid = pc.is_valid(out["path"])
+            if method is not None:
+                unsaid = pc.and_(unsaid, pc.is_null(method))
+            if "request" in f:
+                unsaid = pc.and_(unsaid, pc.is_null(schema.null_if_missing(f["request"])))
+            assumed = pc.if_else(unsaid, pa.scalar("GET"), NULL_STR)
+            out["method"] = assumed if method is None else pc.coalesce(method, assumed)
+    if "host" in f:
+        own = normalise_hosts(f["host"])
+        host = own if host is None else pc.coalesce(own, host)
+    return out, host
+
+
+def _split_path(path: pa.Array) -> tuple[pa.Array, pa.Array | None]:
+    """A path field that may hold the query too (nginx JSON layouts log "uri": "$request_uri"):
+    (path, query), the query None when no value has one."""
+    if not pc.any(pc.fill_null(pc.match_substring(path, "?"), False)).as_py():
+        return path, None
+    split = pc.split_pattern(path, "?", max_splits=1)
+    with_query = pc.fill_null(pc.greater(pc.list_value_length(split), 1), False)
+    query = schema.null_if_missing(pc.if_else(with_query, pc.binary_join(pc.list_slice(split, 1, 2), ""), NULL_STR))
+    return pc.list_element(split, 0), query
+
+
 @dataclass
 class Converted:
     table: pa.Table
@@ -265,6 +248,7 @@ def to_canonical(
     local_time: bool = False,
     matched: pa.Array | None = None,
     format_name: str = "",
+    time_format: str | None = None,
 ) -> Converted:
     """Convert named string fields (see the module doc) to a canonical table.
 
@@ -289,6 +273,8 @@ def to_canonical(
         ts, zone_assumed = w3c_times(f["date"], f["time"], timezone, local_time)
     elif "time_epoch" in f:
         ts = epoch_times(f["time_epoch"])
+    elif "time_strftime" in f:
+        ts, zone_assumed = strftime_times(f["time_strftime"], time_format or "", timezone)
     elif "time_any" in f:
         ts, zone_assumed = any_times(f["time_any"], timezone)
     else:
@@ -307,32 +293,8 @@ def to_canonical(
     if ip is not None:
         out["ip"] = ip
 
-    # request
-    host = None
-    if "request" in f:
-        parts = split_requests(decode_text(f["request"], TextStyle(hash_hex=style.hash_hex)))
-        out.update(method=parts["method"], path=parts["path"], query=parts["query"])
-        host = parts["host"]
-    target = f.get("url", f.get("uri"))
-    if target is not None:
-        from .tabular import split_urls
-
-        parts = split_urls(target)
-        path = pc.if_else(pc.is_valid(schema.null_if_missing(target)), parts["path"], NULL_STR)
-        out["path"] = path if "path" not in out else pc.coalesce(out["path"], path)
-        out["query"] = parts["query"] if "query" not in out else pc.coalesce(out["query"], parts["query"])
-        host = parts["host"] if host is None else pc.coalesce(host, parts["host"])
-    if "path" in f:
-        path = schema.null_if_missing(f["path"])
-        out["path"] = pc.coalesce(out["path"], path) if "path" in out else path
-    if "query" in f:
-        query = schema.null_if_missing(pc.replace_substring_regex(f["query"], r"^\?", ""))
-        out["query"] = pc.coalesce(out["query"], query) if "query" in out else query
-    if "method" in f:
-        out["method"] = pc.utf8_upper(schema.null_if_missing(f["method"]))
-    if "host" in f:
-        own = normalise_hosts(f["host"])
-        host = own if host is None else pc.coalesce(own, host)
+    requested, host = _request_columns(f, style)
+    out.update(requested)
     if host is not None:
         out["host"] = host
 

@@ -7,8 +7,8 @@ greedily up to the Traefik-specific tail.
 
 from __future__ import annotations
 
+from .fields import TextStyle
 from .lines import LineFormat
-from .normalise import TextStyle
 
 TRAEFIK = LineFormat(
     name="traefik",

@@ -19,8 +19,8 @@ import pyarrow.compute as pc
 from .. import schema
 from ..sources import LineBlock
 from .base import Batch, Rejected, too_long_only, too_long_rejects
+from .fields import TextStyle
 from .lines import Sample, block_lines, finish
-from .normalise import TextStyle
 
 # W3C field (lower case) -> normalise field; the first present wins for the same target.
 FIELD_MAP = (
@@ -36,6 +36,10 @@ FIELD_MAP = (
 @dataclass(frozen=True)
 class Layout:
     fields: tuple[str, ...]
+
+    @property
+    def directive(self) -> str:
+        return "#Fields: " + " ".join(self.fields)
 
     @property
     def cloudfront(self) -> bool:
@@ -100,15 +104,17 @@ class W3cFormat:
                 hits += 1
         return hits / rows if rows else 0.0
 
-    def parser(self, timezone: str) -> "W3cParser":
-        return W3cParser(self, timezone)
+    def parser(self, timezone: str, fields: Layout | None = None) -> W3cParser:
+        """``fields``: the columns in force before the file's first ``#Fields:`` line (a rotated
+        file goes on with the previous file's)."""
+        return W3cParser(self, timezone, fields)
 
 
 class W3cParser:
-    def __init__(self, fmt: W3cFormat, timezone: str):
+    def __init__(self, fmt: W3cFormat, timezone: str, fields: Layout | None = None):
         self.fmt = fmt
         self.timezone = timezone
-        self.layout: Layout | None = None
+        self.layout = fields
         self.zone_assumed = False
 
     def parse(self, block: LineBlock, source_name: str) -> Batch:

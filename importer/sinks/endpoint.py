@@ -6,15 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import re
 import socket
 import ssl
 import urllib.parse
-
-from ..options import EXAMPLE_ENDPOINT as EXAMPLE
-from ..options import check_endpoint
-from ..report import redact_url
-
 
 
 def host_of(url: str) -> str:
