@@ -116,8 +116,8 @@ class ReadOptions:
             raise ConfigError("--time-format reads the time of a --log-format; give that too")
         try:
             check_encoding(self.encoding)
-        except ValueError as exc:
-            raise ConfigError(str(exc)) from None
+        except (ValueError, FormatError) as exc:
+            raise ConfigError(f"--encoding: {exc}") from None
         try:
             if self.log_format is not None:
                 format_named(self.log_format)

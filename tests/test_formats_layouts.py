@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from importer.pipeline import ConfigError, send
+from importer.options import OutputOptions, ReadOptions
 
 LAYOUTS = Path(__file__).parent / "fixtures" / "formats" / "layouts"
 
@@ -42,8 +43,10 @@ CASES = {
 
 def dry_run(tmp_path: Path, name: str, **options):
     out = tmp_path / "events.jsonl"
-    report = send([LAYOUTS / name], domain="example.com", dry_run=True, output=out, progress=False,
-                  rejects_path=tmp_path / "rejects.jsonl", **options)
+    if "timezone" in options:
+        options["log_timezone"] = options.pop("timezone")
+    report = send([LAYOUTS / name], "example.com", dry_run=True, read=ReadOptions(**options),
+                  outputs=OutputOptions(events=out, rejects=tmp_path / "rejects.jsonl", progress=False))
     events = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
     return report, events
 
@@ -90,7 +93,7 @@ def test_bad_encoding_and_time_format_options_are_configuration_errors(tmp_path)
 def test_detection_failure_suggests_the_servers_own_format_line(tmp_path):
     path = tmp_path / "odd.log"
     path.write_text("hello world\nfoo bar\n")
-    report = send([path], domain="example.com", dry_run=True, progress=False, rejects_path=tmp_path / "r.jsonl")
+    report = send([path], "example.com", dry_run=True, outputs=OutputOptions(rejects=tmp_path / "r.jsonl", progress=False))
     (message,) = report.skipped_sources
     assert "--log-format '$remote_addr - $remote_user [$time_local]" in message
     assert "%{User-Agent}i\" %D' (Apache's LogFormat)" in message
