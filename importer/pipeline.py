@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .readers import FormatError, reader_for
+from .remote import RemoteError
 from .report import INVALID_SAMPLES, RejectsFile, Report, redact_ips, without_userinfo
 from .sinks.answers import tls_context
 from .sinks.dryrun import DryRunWriter
@@ -105,7 +106,7 @@ def read_events(
                 yield events
             bad = f", {file_invalid:,} bad line{'s' if file_invalid != 1 else ''}" if file_invalid else ""
             report.sources.append((source.name, reader.name + bad))
-        except FormatError as exc:
+        except (FormatError, RemoteError) as exc:
             report.skipped_sources.append(f"{source.name}: {redact_ips(str(exc))}")
             rejects.write({"stage": "read", "file": source.name, "line": None, "reason": str(exc), "text": ""})
         if progress is not None:

@@ -41,6 +41,7 @@ from typing import IO
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .remote import RemoteError
 from .sources import Source, open_source
 
 HEAD_BYTES = 4096
@@ -259,11 +260,11 @@ class StateStore:
 
     def file_state(self, source: Source) -> FileState | None:
         """Find (or register) the state of a file by its content; None for stdin or an empty file."""
-        if source.path is None:
+        if source.stdin:
             return None
         try:
             head = read_head(source)
-        except OSError:
+        except (OSError, RemoteError):
             return None
         if not head:
             return None

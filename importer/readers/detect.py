@@ -229,7 +229,7 @@ class LogReader:
                     work = lambda done=done: done  # noqa: E731
                 yield self._completer(work, block, source.name, opened.position.consumed)
         finally:
-            if source.path is not None:
+            if not source.stdin:
                 opened.raw.close()
 
     def _completer(self, work: Callable[[], Batch], block: LineBlock, source_name: str,

@@ -157,11 +157,11 @@ class TabularReader:
                 f"{source.name}: {_named(missing)} are not in the file (it has: {', '.join(available[:30])})")
 
     def _read_parquet(self, source: Source) -> Iterator[Batch]:
-        if source.path is None:
+        if source.stdin:
             raise FormatError("Parquet cannot be read from stdin; give a file path")
         import pyarrow.parquet as pq  # with pyarrow's file systems: ~20 ms, for Parquet inputs only
 
-        parquet = pq.ParquetFile(source.path)
+        parquet = pq.ParquetFile(source.path or source.open_raw())
         self._check_columns(source, parquet.schema_arrow.names, parquet.schema_arrow)
         names = parquet.schema_arrow.names
         wanted = sorted({c if c in names else c.split(".")[0] for c in self.column_map.source_columns()})
@@ -220,7 +220,7 @@ class TabularReader:
                     waiting = _Waiting()
                 block = following
         finally:
-            if source.path is not None:
+            if not source.stdin:
                 opened.raw.close()
 
     def _check_later_columns(self, source: Source, missing: set[str], rest_exists: bool) -> None:
@@ -228,7 +228,7 @@ class TabularReader:
         (found by their keys in the raw text, one more read of the file; stdin cannot be read
         twice, so there the columns are trusted to come, and a notice at the end of the
         stream says so when they never did)."""
-        if rest_exists and source.path is None:
+        if rest_exists and source.stdin:
             return
         if rest_exists:
             keys = {c: [b'"' + part.encode() + b'"' for part in c.split(".")] for c in missing}
@@ -247,7 +247,7 @@ class TabularReader:
                     keys = {c: ks for c, ks in keys.items() if ks}
                     tail = text[-NDJSON_MAX_KEY_BYTES:]
             finally:
-                if source.path is not None:
+                if not source.stdin:
                     opened.raw.close()
             missing = set(keys)
         if missing:
@@ -303,7 +303,7 @@ class TabularReader:
         except pa.ArrowInvalid as exc:
             raise FormatError(f"{source.name}: not readable as CSV: {exc}") from exc
         finally:
-            if source.path is not None:
+            if not source.stdin:
                 opened.raw.close()
 
     def _convert(self, table: pa.Table, source: Source, first_row: int, header_lines: int = 1,

@@ -1,0 +1,165 @@
+"""Inputs that live in object stores and on web servers: ``s3://``, ``gs://``, ``az://``, ``https://``.
+
+Read through fsspec and its back ends (s3fs, gcsfs, adlfs; aiohttp for https), installed with
+the ``cloud`` extra. Credentials come from where each back end usually finds them (environment,
+profile, instance or workload role); nothing is stored by us and nothing is written to local
+disk: objects are read as streams and decompressed on the way (:func:`importer.sources.open_source`).
+
+A URL with ``*``, ``?`` or ``[`` is a glob; any other bucket URL is a prefix, and means every
+object under it (at any depth: load-balancer logs sit under year/month/day folders). Objects come
+oldest first by the date in their key, which is how CloudFront, ALB/ELB, S3 server access logs
+and Google Cloud logging exports name them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO
+
+INSTALL_HINT = "pip install 'plausible-importer[cloud]'"
+READ_BLOCK_BYTES = 8 << 20  # one ranged GET per 8 MiB: few round trips, bounded memory
+BUCKET_SCHEMES = ("s3", "gs", "gcs", "az", "abfs", "abfss")
+WEB_SCHEMES = ("http", "https")
+_SCHEME = re.compile(r"^([a-z][a-z0-9+.-]*)://", re.IGNORECASE)
+# A date in a key: 2024-03-14, 2024/03/14, 20240314, with an optional time after it
+# (CloudFront 2024-03-14-09, ALB 20240314T0925Z, S3 access logs 2024-03-14-09-26-53).
+_DATE = re.compile(
+    r"(?<!\d)(20\d\d)[-/_.]?(0[1-9]|1[0-2])[-/_.]?(0[1-9]|[12]\d|3[01])"
+    r"(?:[-T/_ ]?([01]\d|2[0-3])(?:[-:]?([0-5]\d)(?:[-:]?([0-5]\d))?)?)?(?!\d)"
+)
+_MAGIC = re.compile(r"[*?\[]")
+
+
+class RemoteError(Exception):
+    """A remote input that cannot be listed or read; the message names the URL and the reason."""
+
+
+def scheme_of(spec: str) -> str | None:
+    """The scheme of a remote input (``s3``, ``https``...), None for a local path or ``-``."""
+    m = _SCHEME.match(spec)
+    if m is None:
+        return None
+    scheme = m.group(1).lower()
+    return scheme if scheme in BUCKET_SCHEMES + WEB_SCHEMES else None
+
+
+@dataclass(frozen=True)
+class RemoteObject:
+    """One object: its URL, size in bytes (None when the server does not say) and file system."""
+
+    url: str
+    size: int | None
+    fs: Any = field(compare=False, repr=False)
+
+    def open(self) -> BinaryIO:
+        try:
+            raw = self.fs.open(self.url, "rb", block_size=READ_BLOCK_BYTES, cache_type="readahead")
+        except Exception as exc:  # noqa: BLE001 - every back end has its own errors: say which
+            raise RemoteError(_explain(self.url, exc, "open")) from None
+        return _RemoteFile(raw, self.url)  # type: ignore[return-value]
+
+
+class _RemoteFile:
+    """An open object whose read errors name the URL and say what went wrong (the object was
+    deleted, access was refused, the connection failed) instead of surfacing as a back end's
+    own exception, which readers would take for damaged data."""
+
+    def __init__(self, raw: Any, url: str):
+        self._raw = raw
+        self._url = url
+
+    def read(self, n: int = -1) -> bytes:
+        try:
+            return self._raw.read(n)
+        except Exception as exc:  # noqa: BLE001
+            raise RemoteError(_explain(self._url, exc, "read")) from None
+
+    def readinto(self, b: Any) -> int:
+        data = self.read(len(b))
+        b[: len(data)] = data
+        return len(data)
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self._raw.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._raw.tell()
+
+    def close(self) -> None:
+        self._raw.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._raw.closed
+
+
+def _explain(url: str, exc: BaseException, action: str) -> str:
+    """One line: the URL, what was being done (``list``, ``open``, ``read``) and why it failed."""
+    if isinstance(exc, FileNotFoundError):
+        reason = {"list": "no such bucket, object or prefix",
+                  "open": "no such object (deleted after it was listed?)",
+                  "read": "the object disappeared while it was being read"}[action]
+        return f"{url}: {reason}"
+    if isinstance(exc, PermissionError):
+        return (f"{url}: access denied ({exc}); check the credentials the storage client finds "
+                "(environment variables, profile, instance role)")
+    return f"{url}: cannot {action} it: {type(exc).__name__}: {exc}"
+
+
+def filesystem(spec: str) -> Any:
+    """The fsspec file system for a remote URL, or a RemoteError saying what to install."""
+    scheme = scheme_of(spec)
+    try:
+        import fsspec
+    except ImportError:
+        raise RemoteError(f"{spec}: reading {scheme}:// inputs needs the cloud extra: {INSTALL_HINT}") from None
+    try:
+        return fsspec.filesystem(scheme)
+    except ImportError as exc:
+        raise RemoteError(f"{spec}: reading {scheme}:// inputs needs the cloud extra: {INSTALL_HINT} ({exc})") from None
+
+
+def list_objects(spec: str) -> list[RemoteObject]:
+    """The objects a URL names (one object, a prefix or a glob), in no particular order."""
+    fs = filesystem(spec)
+    scheme = scheme_of(spec)
+    try:
+        if scheme in WEB_SCHEMES:  # a web server has no listing: the URL is one file
+            entries: Iterable[tuple[str, int | None]] = [(spec, fs.info(spec).get("size"))]
+        elif _MAGIC.search(spec):
+            entries = _entries(fs.glob(spec, detail=True))
+        else:
+            entries = _entries(fs.find(spec, detail=True))
+    except Exception as exc:  # noqa: BLE001 - the back end's own errors, put in one line
+        raise RemoteError(_explain(spec, exc, "list")) from None
+    finally:
+        fs.invalidate_cache()  # the listing is copied into compact tuples: do not keep it twice
+    found = list(entries)
+    if not found:
+        raise RemoteError(f"{spec}: no object matches this " + ("pattern" if _MAGIC.search(spec) else "prefix"))
+    protocol = scheme + "://" if scheme not in WEB_SCHEMES else ""
+    return [RemoteObject(url=protocol + name if protocol and "://" not in name else name, size=size, fs=fs)
+            for name, size in found]
+
+
+def _entries(listing: dict[str, dict]) -> list[tuple[str, int | None]]:
+    return [(name, info.get("size")) for name, info in listing.items() if info.get("type") != "directory"]
+
+
+def date_in(key: str) -> tuple[int, ...]:
+    """The date (and time) an object's key carries, as numbers: in its name, else in its folders
+    (Google's exports: ``2024/03/14/09:00:00_09:59:59_S0.json``); empty when it has none."""
+    name = key.rsplit("/", 1)[-1]
+    for text in (name, key):
+        m = _DATE.search(text)
+        if m:
+            return tuple(int(g) for g in m.groups() if g is not None)
+    return ()
