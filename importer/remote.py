@@ -33,7 +33,8 @@ _MAGIC = re.compile(r"[*?\[]")
 
 
 class RemoteError(Exception):
-    """A remote input that cannot be listed or read; the message names the URL and the reason."""
+    """A remote input that cannot be listed or read. A listing's error names the URL; an
+    object's says only why, since it is reported under the object's name."""
 
 
 def scheme_of(spec: str) -> str | None:
@@ -57,24 +58,23 @@ class RemoteObject:
         try:
             raw = self.fs.open(self.url, "rb", block_size=READ_BLOCK_BYTES, cache_type="readahead")
         except Exception as exc:  # noqa: BLE001 - every back end has its own errors: say which
-            raise RemoteError(_explain(self.url, exc, "open")) from None
-        return _RemoteFile(raw, self.url)  # type: ignore[return-value]
+            raise RemoteError(_explain(exc, "open")) from None
+        return _RemoteFile(raw)  # type: ignore[return-value]
 
 
 class _RemoteFile:
-    """An open object whose read errors name the URL and say what went wrong (the object was
+    """An open object whose read errors say what went wrong (the object was
     deleted, access was refused, the connection failed) instead of surfacing as a back end's
     own exception, which readers would take for damaged data."""
 
-    def __init__(self, raw: Any, url: str):
+    def __init__(self, raw: Any):
         self._raw = raw
-        self._url = url
 
     def read(self, n: int = -1) -> bytes:
         try:
             return self._raw.read(n)
         except Exception as exc:  # noqa: BLE001
-            raise RemoteError(_explain(self._url, exc, "read")) from None
+            raise RemoteError(_explain(exc, "read")) from None
 
     def readinto(self, b: Any) -> int:
         data = self.read(len(b))
@@ -101,17 +101,16 @@ class _RemoteFile:
         return self._raw.closed
 
 
-def _explain(url: str, exc: BaseException, action: str) -> str:
-    """One line: the URL, what was being done (``list``, ``open``, ``read``) and why it failed."""
+def _explain(exc: BaseException, action: str) -> str:
+    """Why ``action`` (``list``, ``open``, ``read``) failed, in one line (the caller names the URL)."""
     if isinstance(exc, FileNotFoundError):
-        reason = {"list": "no such bucket, object or prefix",
-                  "open": "no such object (deleted after it was listed?)",
-                  "read": "the object disappeared while it was being read"}[action]
-        return f"{url}: {reason}"
+        return {"list": "no such bucket, object or prefix",
+                "open": "no such object (deleted after it was listed?)",
+                "read": "the object disappeared while it was being read"}[action]
     if isinstance(exc, PermissionError):
-        return (f"{url}: access denied ({exc}); check the credentials the storage client finds "
+        return (f"access denied ({exc}); check the credentials the storage client finds "
                 "(environment variables, profile, instance role)")
-    return f"{url}: cannot {action} it: {type(exc).__name__}: {exc}"
+    return f"cannot {action} it: {type(exc).__name__}: {exc}"
 
 
 def filesystem(spec: str) -> Any:
@@ -139,7 +138,7 @@ def list_objects(spec: str) -> list[RemoteObject]:
         else:
             entries = _entries(fs.find(spec, detail=True))
     except Exception as exc:  # noqa: BLE001 - the back end's own errors, put in one line
-        raise RemoteError(_explain(spec, exc, "list")) from None
+        raise RemoteError(f"{spec}: {_explain(exc, 'list')}") from None
     finally:
         fs.invalidate_cache()  # the listing is copied into compact tuples: do not keep it twice
     found = list(entries)
