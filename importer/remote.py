@@ -46,7 +46,7 @@ def scheme_of(spec: str) -> str | None:
     return scheme if scheme in BUCKET_SCHEMES + WEB_SCHEMES else None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: a listing may hold 100,000 of them
 class RemoteObject:
     """One object: its URL, size in bytes (None when the server does not say) and file system."""
 

@@ -212,8 +212,13 @@ def expand_remote(spec: str) -> list[Source]:
         objects = list_objects(spec)
     except RemoteError as exc:
         raise SourceError(str(exc)) from None
-    objects.sort(key=lambda o: (date_in(o.url), _rotation_key(PurePosixPath(o.url))))
+    objects.sort(key=_age_key)
     return [Source(name=o.url, remote=o) for o in objects]
+
+
+def _age_key(remote: RemoteObject) -> tuple[tuple[int, ...], tuple[str, int, str]]:
+    date = date_in(remote.url)  # the key's own order breaks ties between equal dates
+    return (date, ("", 0, remote.url)) if date else (date, _rotation_key(PurePosixPath(remote.url)))
 
 
 class _Position:
