@@ -97,6 +97,7 @@ def preview_command(
     from .mapping import load as load_mapping
     from .pipeline import ConfigError, check_log_options
     from .readers import FormatError, reader_for
+    from .remote import RemoteError
     from .report import redact_ips
     from .sources import SourceError, expand
 
@@ -123,7 +124,7 @@ def preview_command(
             reader = reader_for(source, log_format=log_format, column_map=column_map,
                                 custom_format=custom_format, timezone=timezone)
             batch = _first_rows(reader.read(source), PREVIEW_ROWS)
-        except (FormatError, OSError) as exc:
+        except (FormatError, RemoteError, OSError) as exc:
             typer.echo(f"   cannot read: {exc}")
             failed = True
             continue
