@@ -122,7 +122,7 @@ def filesystem(spec: str) -> Any:
     """The fsspec file system for a remote URL, or a RemoteError saying what to install."""
     scheme = scheme_of(spec)
     try:
-        import fsspec
+        import fsspec  # type: ignore[import-untyped]
     except ImportError:
         raise RemoteError(f"{spec}: reading {scheme}:// inputs needs the cloud extra: {INSTALL_HINT}") from None
     try:
@@ -151,15 +151,15 @@ def list_objects(spec: str) -> list[RemoteObject]:
     found = list(entries)
     if not found:
         raise RemoteError(f"{spec}: no object matches this " + ("pattern" if _MAGIC.search(spec) else "prefix"))
-    protocol = scheme + "://" if scheme not in WEB_SCHEMES else ""
-    return [RemoteObject(url=protocol + name if protocol and "://" not in name else name, size=size, fs=fs)
-            for name, size in found]
+    if scheme in WEB_SCHEMES:
+        return [RemoteObject(url=name, size=size, fs=fs) for name, size in found]
+    return [RemoteObject(url=name if "://" in name else f"{scheme}://{name}", size=size, fs=fs) for name, size in found]
 
 
 def _s3_entries(fs: Any, spec: str) -> list[tuple[str, int | None]]:
     """What an s3:// URL names: the object itself, else every key under it as a folder, or the
     keys a glob matches (listed from the glob's literal start)."""
-    from fsspec.utils import glob_translate
+    from fsspec.utils import glob_translate  # type: ignore[import-untyped]
 
     path = fs._strip_protocol(spec)
     bucket, key, _ = fs.split_path(path)
@@ -186,7 +186,7 @@ def _s3_listing(fs: Any, bucket: str, prefix: str) -> list[tuple[str, int | None
     keys), ElementTree ~5 ms (bench/remote.py prints the listing time). An answer other than a
     listing, a refusal or "no such bucket" (a redirect, a server error) falls back to the client's
     own listing, which retries and explains."""
-    from fsspec.asyn import sync
+    from fsspec.asyn import sync  # type: ignore[import-untyped]
 
     client = sync(fs.loop, _bucket_client, fs, bucket)
     entries: list[tuple[str, int | None]] = []

@@ -67,6 +67,12 @@ def test_glob_and_prefix_name_the_matching_objects_only(s3):
     s3.put("other/2024-03-10.log.gz", gzip.compress(b"x\n"))
     assert [s.name for s in expand([f"s3://{s3.name}/logs/*.log.gz"])] == wanted
     assert len(expand([f"s3://{s3.name}/logs/"])) == 4
+    assert len(expand([f"s3://{s3.name}/logs"])) == 4  # a folder with or without its slash
+    assert [s.name for s in expand([wanted[0]])] == [wanted[0]]  # an object: itself, not what it prefixes
+    s3.put("logs/2024-03-10.log.gz.1", b"x\n")
+    assert [s.name for s in expand([wanted[0]])] == [wanted[0]]
+    with pytest.raises(SourceError, match="no object matches this prefix"):  # a prefix is a folder, not a name's start
+        expand([f"s3://{s3.name}/log"])
     with pytest.raises(SourceError, match=rf"s3://{s3.name}/nothing/\*: no object matches this pattern"):
         expand([f"s3://{s3.name}/nothing/*"])
     with pytest.raises(SourceError, match=rf"s3://{s3.name}/nothing/: no object matches this prefix"):
