@@ -94,7 +94,9 @@ class ListingHandler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         query = parse_qs(urlparse(self.path).query)
-        body = self.pages[query["prefix"][0]][int(query.get("continuation-token", ["0"])[0])]
+        wanted = query["prefix"][0]  # s3fs asks for "tenth", the importer for "tenth/"
+        (pages,) = [pages for prefix, pages in self.pages.items() if prefix.startswith(wanted)]
+        body = pages[int(query.get("continuation-token", ["0"])[0])]
         self.send_response(200)
         self.send_header("Content-Type", "application/xml")
         self.send_header("Content-Length", str(len(body)))

@@ -19,6 +19,7 @@ import ssl
 import urllib.error
 import urllib.request
 import xml.etree.ElementTree as ET
+from urllib.parse import unquote_plus
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
@@ -125,8 +126,12 @@ def filesystem(spec: str) -> Any:
         import fsspec  # type: ignore[import-untyped]
     except ImportError:
         raise RemoteError(f"{spec}: reading {scheme}:// inputs needs the cloud extra: {INSTALL_HINT}") from None
+    options: dict[str, Any] = {}
+    if scheme == "s3":  # signed listing URLs (_s3_listing) in Signature V4, which every region takes
+        configured = fsspec.config.conf.get("s3", {}).get("config_kwargs", {})
+        options["config_kwargs"] = {**configured, "signature_version": "s3v4"}
     try:
-        return fsspec.filesystem(scheme)
+        return fsspec.filesystem(scheme, **options)
     except ImportError as exc:
         raise RemoteError(f"{spec}: reading {scheme}:// inputs needs the cloud extra: {INSTALL_HINT} ({exc})") from None
 
@@ -200,8 +205,10 @@ def _s3_listing(fs: Any, bucket: str, prefix: str) -> list[tuple[str, int | None
         except (OSError, ET.ParseError):  # an answer this reader does not expect: the client's own listing
             folder, _, start = prefix.rpartition("/")
             return _entries(fs.find(f"{bucket}/{folder}", prefix=start, detail=True))
+        encoded = page.findtext(f"{_S3_XML}EncodingType") == "url"  # as botocore asks, and decodes
         for item in page.iterfind(f"{_S3_XML}Contents"):
-            entries.append((f"{bucket}/{item.findtext(f'{_S3_XML}Key')}", int(item.findtext(f"{_S3_XML}Size") or 0)))
+            key = item.findtext(f"{_S3_XML}Key") or ""
+            entries.append((f"{bucket}/{unquote_plus(key) if encoded else key}", int(item.findtext(f"{_S3_XML}Size") or 0)))
         token = page.findtext(f"{_S3_XML}NextContinuationToken")
         if page.findtext(f"{_S3_XML}IsTruncated") != "true" or not token:
             return entries
