@@ -79,6 +79,13 @@ def test_glob_and_prefix_name_the_matching_objects_only(s3):
         expand([f"s3://{s3.name}/nothing/"])
 
 
+def test_keys_with_spaces_and_signs_are_listed_and_read_as_they_are(s3):
+    url = s3.put("odd/a b+c=d&e 2024-03-14.log", log_lines(0, 3))
+    (source,) = expand([f"s3://{s3.name}/odd/"])
+    assert source.name == url
+    assert open_source(source).stream.read() == log_lines(0, 3)
+
+
 def test_objects_are_streamed_and_decompressed_by_content(s3):
     text = log_lines(0, 2000)
     body = gzip.compress(text)
