@@ -194,12 +194,15 @@ def _s3_listing(fs: Any, bucket: str, prefix: str) -> list[tuple[str, int | None
     from fsspec.asyn import sync  # type: ignore[import-untyped]
 
     client = sync(fs.loop, _bucket_client, fs, bucket)
+    tls = None  # made once: loading the trusted certificates costs more than parsing a page
+    if client.meta.endpoint_url.startswith("https"):
+        tls = ssl.create_default_context(cafile=os.environ.get("AWS_CA_BUNDLE") or None)
     entries: list[tuple[str, int | None]] = []
     params: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix, "MaxKeys": 1000}
     while True:
         url = sync(fs.loop, client.generate_presigned_url, "list_objects_v2", Params=params, ExpiresIn=900)
         try:
-            page = ET.fromstring(_fetch(url))
+            page = ET.fromstring(_fetch(url, tls))
         except (FileNotFoundError, PermissionError):
             raise
         except (OSError, ET.ParseError):  # an answer this reader does not expect: the client's own listing
@@ -220,11 +223,10 @@ async def _bucket_client(fs: Any, bucket: str) -> Any:
     return await fs.get_s3(bucket)
 
 
-def _fetch(url: str) -> bytes:
+def _fetch(url: str, tls: ssl.SSLContext | None) -> bytes:
     """One listing page, or the error S3 answered, as the exception fsspec back ends raise."""
-    context = ssl.create_default_context(cafile=os.environ.get("AWS_CA_BUNDLE") or None)
     try:
-        with urllib.request.urlopen(url, timeout=60, context=context if url.startswith("https") else None) as answer:
+        with urllib.request.urlopen(url, timeout=60, context=tls) as answer:
             return answer.read()
     except urllib.error.HTTPError as exc:
         try:
