@@ -19,10 +19,10 @@ import ssl
 import urllib.error
 import urllib.request
 import xml.etree.ElementTree as ET
-from urllib.parse import unquote_plus
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
+from urllib.parse import unquote_plus
 
 INSTALL_HINT = "pip install 'plausible-importer[cloud]'"
 READ_BLOCK_BYTES = 8 << 20  # one ranged GET per 8 MiB: few round trips, bounded memory
