@@ -5,10 +5,11 @@ the ``cloud`` extra. Credentials come from where each back end usually finds the
 profile, instance or workload role); nothing is stored by us and nothing is written to local
 disk: objects are read as streams and decompressed on the way (:func:`importer.sources.open_source`).
 
-A URL with ``*``, ``?`` or ``[`` is a glob; any other bucket URL is a prefix, and means every
-object under it (at any depth: load-balancer logs sit under year/month/day folders). Objects come
-oldest first by the date in their key, which is how CloudFront, ALB/ELB, S3 server access logs
-and Google Cloud logging exports name them.
+A URL with ``*``, ``?`` or ``[`` is a glob; any other bucket URL names an object, or else a
+folder, meaning every object under it (at any depth: load-balancer logs sit under year/month/day
+folders). :func:`importer.sources.expand` puts them oldest first by the date in their key
+(:func:`date_in`), which is how CloudFront, ALB/ELB, S3 server access logs and Google Cloud
+logging exports name them.
 """
 
 from __future__ import annotations
