@@ -366,3 +366,14 @@ def test_preview_reads_a_bucket_and_names_an_object_it_cannot_read(tmp_path, s3)
     first, second = result.stdout.split(f"== s3://{s3.name}/logs/2024-03-15.log.gz")
     assert "format: combined" in first
     assert "cannot read: no such object (deleted after it was listed?)" in second
+
+
+def test_a_parquet_export_in_a_bucket_is_read_like_the_local_file(tmp_path, s3, receiver):
+    from importer import resources
+
+    local = resources.sample_data_dir() / "ga4-events.parquet"
+    url = s3.put("exports/2024-03-14/ga4-events.parquet", local.read_bytes())
+    report = pipeline.send([url], domain="example.com", mapping="ga4-bigquery", endpoint=receiver.endpoint, rate=0,
+                           rejects_path=tmp_path / "rejects.jsonl", failed_path=None)
+    assert report.skipped_sources == []
+    assert report.accepted == report.events == 9  # as from the local copy (tests/test_presets.py)
