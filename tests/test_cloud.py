@@ -227,14 +227,17 @@ def test_an_https_file_is_read_like_a_local_one(tmp_path, receiver):
     assert missing.returncode == 2 and "nothing.log.gz: no such bucket, object or prefix" in missing.stderr
 
 
-@pytest.mark.parametrize("absent", ["fsspec", "s3fs"])
-def test_without_the_cloud_extra_the_message_says_what_to_install(tmp_path, absent):
+@pytest.mark.parametrize(("url", "absent"), [("s3://bucket/logs/", "fsspec"), ("s3://bucket/logs/", "s3fs"),
+                                             ("gs://bucket/logs/", "gcsfs"), ("az://container/logs/", "adlfs")])
+def test_without_the_cloud_extra_the_message_says_what_to_install(tmp_path, url, absent):
     program = (f"import sys; sys.modules[{absent!r}] = None; sys.argv = ['plausible-import', 'send', "
-               "'s3://bucket/logs/', '--domain', 'example.com', '--dry-run']; "
+               f"{url!r}, '--domain', 'example.com', '--dry-run']; "
                "from importer.__main__ import main; main()")
-    result = subprocess.run([sys.executable, "-c", program], check=False, capture_output=True, text=True, cwd=tmp_path, timeout=60)
+    result = subprocess.run([sys.executable, "-c", program], check=False, capture_output=True, text=True, cwd=tmp_path,
+                            timeout=60)
     assert result.returncode == 2, result.stderr
-    assert "s3://bucket/logs/: reading s3:// inputs needs the cloud extra: pip install 'plausible-importer[cloud]'" \
+    scheme = url.split(":")[0]
+    assert f"{url}: reading {scheme}:// inputs needs the cloud extra: pip install 'plausible-importer[cloud]'" \
         in result.stderr
     assert "Traceback" not in result.stderr
 
