@@ -58,6 +58,7 @@ def read_events(
     With ``resume`` (a state file), rows already settled by an earlier run are left out.
     """
     from .readers import FormatError, reader_for
+    from .remote import RemoteError
 
     column_map = export_columns(mapper.mapping, read.log_timezone)
     previous: Reader | None = None  # a rotated W3C log goes on with the previous file's #Fields
@@ -100,7 +101,7 @@ def read_events(
                 yield events
             bad = f", {file_invalid:,} bad line{'s' if file_invalid != 1 else ''}" if file_invalid else ""
             report.sources.append((source.name, reader.name + bad))
-        except (FormatError, OSError) as exc:  # OSError: a file that cannot be opened (permissions, gone)
+        except (FormatError, RemoteError, OSError) as exc:  # OSError: a file that cannot be opened (permissions, gone)
             read_before = f" ({file_rows:,} rows read before)" if file_rows else ""
             report.skipped_sources.append(f"{source.name}: {redact_ips(str(exc))}{read_before}")
             rejects.write({"stage": "read", "file": source.name, "line": None, "reason": str(exc), "text": ""})

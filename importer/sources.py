@@ -1,9 +1,10 @@
-"""Where rows come from: paths, directories, globs and stdin, decompressed by content.
+"""Where rows come from: paths, directories, globs, stdin and remote URLs, decompressed by content.
 
 A :class:`Source` is one input (a file or stdin). :func:`expand` turns what a user typed into
 an ordered list of sources: rotated sets oldest first, so that events leave in the order they
 happened. :func:`line_blocks` reads a source as blocks of whole lines with their line numbers,
-so memory stays bounded whatever the file size.
+so memory stays bounded whatever the file size. Remote inputs (``s3://``, ``gs://``, ``az://``,
+``https://``) are listed and opened by :mod:`importer.remote`.
 """
 
 from __future__ import annotations
@@ -21,11 +22,13 @@ import time
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePath, PurePosixPath
 from typing import BinaryIO
 
 import numpy as np
 import pyarrow as pa
+
+from .remote import RemoteError, RemoteObject, date_in, list_objects, scheme_of
 
 STDIN = "-"
 PARTIAL_LINE_S = 10.0  # a plain file changed this recently may have a line being written at its end
@@ -41,22 +44,31 @@ _MAGIC = (
 
 
 class SourceError(Exception):
-    """An input that cannot be opened at all (missing file, unreadable directory)."""
+    """An input that cannot be opened at all (missing file, unreadable directory, a bucket that
+    cannot be listed)."""
 
 
 @dataclass(frozen=True)
 class Source:
-    """One input: a file path, or stdin when ``path`` is None. ``limit``: read only this many
-    bytes of the file (see :meth:`complete_lines`); ``held_back``: how many bytes that leaves."""
+    """One input: a file path, a remote object, or stdin when it has neither. ``limit``: read
+    only this many bytes of the file (see :meth:`complete_lines`); ``held_back``: how many bytes
+    that leaves."""
 
     name: str
     path: Path | None = None
     limit: int | None = None
     held_back: int = 0
+    remote: RemoteObject | None = None
+
+    @property
+    def stdin(self) -> bool:
+        return self.path is None and self.remote is None
 
     @property
     def size(self) -> int | None:
         """Size on disk (compressed), for progress; None for stdin."""
+        if self.remote is not None:
+            return self.remote.size
         if self.path is None:
             return None
         try:
@@ -66,6 +78,8 @@ class Source:
         return size if self.limit is None else min(size, self.limit)
 
     def open_raw(self) -> BinaryIO:
+        if self.remote is not None:
+            return self.remote.open()  # RemoteError when it cannot be opened or read
         if self.path is None:
             return sys.stdin.buffer
         raw = open(self.path, "rb")
@@ -130,7 +144,7 @@ class _Limited:
         return self._raw.closed
 
 
-def _rotation_key(path: Path) -> tuple[str, int, str]:
+def _rotation_key(path: PurePath) -> tuple[str, int, str]:
     """Sort key that puts a rotated set oldest first.
 
     ``access.log.3.gz`` < ``access.log.2.gz`` < ``access.log.1`` < ``access.log``; dateext
@@ -155,9 +169,16 @@ def expand(specs: list[str]) -> list[Source]:
     """
     sources: list[Source] = []
     seen: set[Path] = set()
+    seen_urls: set[str] = set()
     for spec in specs:
         if spec == STDIN:
             sources.append(Source(name="<stdin>"))
+            continue
+        if scheme_of(spec) is not None:
+            for source in expand_remote(spec):
+                if source.name not in seen_urls:
+                    seen_urls.add(source.name)
+                    sources.append(source)
             continue
         if any(ch in spec for ch in "*?["):
             paths = [Path(p) for p in glob.glob(spec, recursive=True)]
@@ -183,6 +204,22 @@ def expand(specs: list[str]) -> list[Source]:
             seen.add(resolved)
             sources.append(Source(name=str(p), path=p))
     return sources
+
+
+def expand_remote(spec: str) -> list[Source]:
+    """The objects a remote URL names, oldest first: by the date in their keys (how cloud
+    services name their log files), then as a rotated set, as local files are."""
+    try:
+        objects = list_objects(spec)
+    except RemoteError as exc:
+        raise SourceError(str(exc)) from None
+    objects.sort(key=_age_key)
+    return [Source(name=o.url, remote=o) for o in objects]
+
+
+def _age_key(remote: RemoteObject) -> tuple[tuple[int, ...], tuple[str, int, str]]:
+    date = date_in(remote.url)  # the key's own order breaks ties between equal dates
+    return (date, ("", 0, remote.url)) if date else (date, _rotation_key(PurePosixPath(remote.url)))
 
 
 class _Position:

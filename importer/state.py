@@ -41,6 +41,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .ledger import Ledger, Mark
+from .remote import RemoteError
 from .sources import Source, open_source
 
 HEAD_BYTES = 4096
@@ -278,11 +279,11 @@ class StateStore:
     def file_state(self, source: Source, stream_key: str | None = None) -> FileState | None:
         """Find (or register) the state of a file by its content, or of stdin by ``stream_key``;
         None for stdin without a key or an empty file."""
-        if source.path is None:
+        if source.stdin:
             return self._stream_state(source, stream_key) if stream_key else None
         try:
             head = read_head(source)
-        except OSError:
+        except (OSError, RemoteError):
             return None
         if not head:
             return None
@@ -413,7 +414,7 @@ class Resume:
         for index, source in enumerate(sources):
             state = self.store.file_state(source, self.stream_key)
             if state is None:
-                if source.path is None:
+                if source.stdin:
                     self.notices.append(f"{source.name}: piped input has no checkpoint and cannot be resumed: a "
                                         "re-run sends all of it again (--state-key NAME checkpoints a named stream)")
                 todo.append(source)

@@ -103,6 +103,7 @@ def preview_command(
     from ..options import ConfigError
     from ..pipeline import export_columns
     from ..readers import FormatError, reader_for
+    from ..remote import RemoteError
     from ..report import Report
     from ..sources import SourceError, expand
 
@@ -131,7 +132,7 @@ def preview_command(
                                            custom_format=read.custom_format, timezone=read.log_timezone,
                                            previous=previous, encoding=read.encoding, time_format=read.time_format)
             batch = _first_rows(reader.read(source), PREVIEW_ROWS)
-        except (FormatError, OSError) as exc:
+        except (FormatError, RemoteError, OSError) as exc:
             typer.echo(f"   cannot read: {exc}")
             report.skipped_sources.append(f"{source.name}: {exc}")
             failed = True

@@ -63,7 +63,7 @@ class CsvReader:
             lost = f"; rows from {first_row:,} on were not read" if first_row > 1 else ""
             raise FormatError(f"{source.name}: not readable as CSV: {exc}{lost}") from exc
         finally:
-            if source.path is not None:
+            if not source.stdin:
                 opened.raw.close()
 
 

@@ -264,7 +264,7 @@ class LogReader:
                     work = _ready(self.parser.parse(block, source.name))
                 yield self._completer(work, block, source.name, opened.position.consumed)
         finally:
-            if source.path is not None:
+            if not source.stdin:
                 opened.raw.close()
 
     def _parser_for(self, sample: Sample) -> Parser:

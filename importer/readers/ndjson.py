@@ -83,7 +83,7 @@ class NdjsonReader:
                     waiting = _Waiting()
                 block = following
         finally:
-            if source.path is not None:
+            if not source.stdin:
                 opened.raw.close()
 
 
@@ -92,7 +92,7 @@ def _check_later_columns(source: Source, missing: set[str], rest_exists: bool) -
     (found by their keys in the raw text, one more read of the file; stdin cannot be read
     twice, so there the columns are trusted to come, and a notice at the end of the
     stream says so when they never did)."""
-    if rest_exists and source.path is None:
+    if rest_exists and source.stdin:
         return
     if rest_exists:
         keys = {c: [b'"' + part.encode() + b'"' for part in c.split(".")] for c in missing}
@@ -111,7 +111,7 @@ def _check_later_columns(source: Source, missing: set[str], rest_exists: bool) -
                 keys = {c: ks for c, ks in keys.items() if ks}
                 tail = text[-NDJSON_MAX_KEY_BYTES:]
         finally:
-            if source.path is not None:
+            if not source.stdin:
                 opened.raw.close()
         missing = set(keys)
     if missing:

@@ -23,12 +23,12 @@ class ParquetReader:
         self.column_map = column_map
 
     def read(self, source: Source) -> Iterator[Batch]:
-        if source.path is None:
+        if source.stdin:
             raise FormatError("Parquet cannot be read from stdin; give a file path")
         import pyarrow.parquet as pq  # with pyarrow's file systems: ~20 ms, for Parquet inputs only
 
         try:
-            parquet = pq.ParquetFile(source.path)
+            parquet = pq.ParquetFile(source.path or source.open_raw())
         except (OSError, pa.ArrowException) as exc:  # empty, cut short, not Parquet at all
             raise FormatError(f"{source.name}: not readable as Parquet: {exc}") from exc
         names = parquet.schema_arrow.names
