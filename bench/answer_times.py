@@ -27,8 +27,13 @@ BROWSER = "Mozilla/5.0 (X11; Linux x86_64; rv:123.0) Gecko/20100101 Firefox/123.
 
 
 def start_receiver() -> tuple[subprocess.Popen, str]:
-    process = subprocess.Popen([sys.executable, "-m", "importer", "receiver", "--port", "0"], cwd=ROOT,
-                               stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    process = subprocess.Popen(
+        [sys.executable, "-m", "importer", "receiver", "--port", "0"],
+        cwd=ROOT,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     assert process.stderr is not None
     line = process.stderr.readline()  # "receiving on http://127.0.0.1:PORT/api/event"
     return process, line.split("receiving on ", 1)[1].split(",")[0].strip()
@@ -44,8 +49,11 @@ async def timed_requests(endpoint: str, requests: int, concurrency: int) -> list
     async def worker(session: aiohttp.ClientSession) -> None:
         for i in next_index:
             body = json.dumps({"name": "pageview", "url": f"https://example.com/p{i}", "domain": "example.com"})
-            headers = {"Content-Type": "application/json", "User-Agent": BROWSER,
-                       "X-Forwarded-For": f"198.51.100.{i % 250}"}
+            headers = {
+                "Content-Type": "application/json",
+                "User-Agent": BROWSER,
+                "X-Forwarded-For": f"198.51.100.{i % 250}",
+            }
             started = time.perf_counter()
             async with session.post(endpoint, data=body, headers=headers, allow_redirects=False) as response:
                 await response.read()
@@ -75,8 +83,11 @@ def main() -> None:
             times = sorted(asyncio.run(timed_requests(endpoint, args.requests, concurrency)))
             rate = len(times) / (time.perf_counter() - started)
             ms = [1000 * percentile(times, q) for q in (0.5, 0.9, 0.99, 0.999)] + [1000 * times[-1]]
-            print(f"{concurrency:>9} {rate:>7.0f} " + " ".join(f"{v:>7.1f}" for v in ms)
-                  + f"   (mean {1000 * statistics.fmean(times):.1f})")
+            print(
+                f"{concurrency:>9} {rate:>7.0f} "
+                + " ".join(f"{v:>7.1f}" for v in ms)
+                + f"   (mean {1000 * statistics.fmean(times):.1f})"
+            )
     finally:
         process.terminate()
         process.wait(10)

@@ -36,23 +36,68 @@ SEED = 20240314
 START = dt.datetime(2024, 3, 1, 0, 0, 0, tzinfo=dt.timezone(dt.timedelta(hours=1)))
 DAYS = 14
 
-PAGES = ["/", "/pricing", "/features", "/about", "/contact", "/blog/", "/docs/", "/docs/install",
-         "/docs/configuration", "/docs/api", "/blog/launch-week", "/blog/caf%C3%A9-culture", "/signup",
-         "/changelog", "/careers", "/privacy"] + [f"/blog/post-{i}" for i in range(60)] + \
-        [f"/docs/guide/{i}" for i in range(40)]
-ASSETS = ["/assets/app.css", "/assets/app.js", "/assets/logo.svg", "/img/hero.webp", "/fonts/inter.woff2",
-          "/favicon.ico"]
-REFERRERS = ["-", "-", "-", "https://www.google.com/", "https://www.google.de/", "https://www.bing.com/",
-             "https://duckduckgo.com/", "https://news.ycombinator.com/item?id=39000000",
-             "https://www.reddit.com/r/selfhosted/", "https://t.co/abc", "https://www.example.org/links",
-             "https://l.facebook.com/"]
-CAMPAIGNS = ["", "", "", "", "", "", "?utm_source=newsletter&utm_medium=email&utm_campaign=march",
-             "?ref=producthunt", "?utm_source=mastodon"]
+PAGES = (
+    [
+        "/",
+        "/pricing",
+        "/features",
+        "/about",
+        "/contact",
+        "/blog/",
+        "/docs/",
+        "/docs/install",
+        "/docs/configuration",
+        "/docs/api",
+        "/blog/launch-week",
+        "/blog/caf%C3%A9-culture",
+        "/signup",
+        "/changelog",
+        "/careers",
+        "/privacy",
+    ]
+    + [f"/blog/post-{i}" for i in range(60)]
+    + [f"/docs/guide/{i}" for i in range(40)]
+)
+ASSETS = [
+    "/assets/app.css",
+    "/assets/app.js",
+    "/assets/logo.svg",
+    "/img/hero.webp",
+    "/fonts/inter.woff2",
+    "/favicon.ico",
+]
+REFERRERS = [
+    "-",
+    "-",
+    "-",
+    "https://www.google.com/",
+    "https://www.google.de/",
+    "https://www.bing.com/",
+    "https://duckduckgo.com/",
+    "https://news.ycombinator.com/item?id=39000000",
+    "https://www.reddit.com/r/selfhosted/",
+    "https://t.co/abc",
+    "https://www.example.org/links",
+    "https://l.facebook.com/",
+]
+CAMPAIGNS = [
+    "",
+    "",
+    "",
+    "",
+    "",
+    "",
+    "?utm_source=newsletter&utm_medium=email&utm_campaign=march",
+    "?ref=producthunt",
+    "?utm_source=mastodon",
+]
 NON_HUMAN = [
     "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
     "Mozilla/5.0 (compatible; bingbot/2.0; +http://www.bing.com/bingbot.htm)",
     "Mozilla/5.0 (compatible; AhrefsBot/7.0; +http://ahrefs.com/robot/)",
-    "curl/8.5.0", "python-requests/2.31.0", "Go-http-client/1.1",
+    "curl/8.5.0",
+    "python-requests/2.31.0",
+    "Go-http-client/1.1",
     "Mozilla/5.0+(compatible; UptimeRobot/2.0; http://www.uptimerobot.com/)",
 ]
 
@@ -104,15 +149,21 @@ def generate(path: Path, lines: int, agents: int) -> None:
         t = start[s]
         ref = REFERRERS[int(rng.integers(0, len(REFERRERS)))]
         for p in range(int(pages[s])):
-            rows_ts.append(t); rows_vis.append(visitor[s]); rows_kind.append(0)
+            rows_ts.append(t)
+            rows_vis.append(visitor[s])
+            rows_kind.append(0)
             page = PAGES[int(rng.integers(0, len(PAGES)))]
             if p == 0:
                 page += CAMPAIGNS[int(rng.integers(0, len(CAMPAIGNS)))]
-            rows_path.append(page); rows_ref.append(ref if p == 0 else "https://example.com/")
+            rows_path.append(page)
+            rows_ref.append(ref if p == 0 else "https://example.com/")
             rows_status.append(200 if rng.random() > 0.03 else 404)
             for _ in range(int(rng.integers(0, 2))):
-                rows_ts.append(t + 0.2); rows_vis.append(visitor[s]); rows_kind.append(0)
-                rows_path.append(ASSETS[int(rng.integers(0, len(ASSETS)))]); rows_ref.append("https://example.com/")
+                rows_ts.append(t + 0.2)
+                rows_vis.append(visitor[s])
+                rows_kind.append(0)
+                rows_path.append(ASSETS[int(rng.integers(0, len(ASSETS)))])
+                rows_ref.append("https://example.com/")
                 rows_status.append(200)
             t += float(rng.exponential(120))
         total = len(rows_ts)
@@ -136,8 +187,7 @@ def generate(path: Path, lines: int, agents: int) -> None:
                 ua = NON_HUMAN[j % len(NON_HUMAN)]
                 when = START + dt.timedelta(seconds=float(bot_ts[j]))
                 target, ref, status = PAGES[j % len(PAGES)], "-", 200
-            out.write(f'{ip} - - [{when:%d/%b/%Y:%H:%M:%S %z}] "GET {target} HTTP/1.1" {status} 5120 '
-                      f'"{ref}" "{ua}"\n')
+            out.write(f'{ip} - - [{when:%d/%b/%Y:%H:%M:%S %z}] "GET {target} HTTP/1.1" {status} 5120 "{ref}" "{ua}"\n')
 
 
 CHILD = """
@@ -193,8 +243,9 @@ def run(log: Path, out: Path, cache: Path) -> tuple[dict, float, float]:
 
 
 def goaccess(log: Path, base: Path) -> tuple[float, float]:
-    _, wall, rss_mb = measured(["goaccess", str(log), "--log-format=COMBINED", "--no-progress",
-                                "-o", str(base / "goaccess.csv")])
+    _, wall, rss_mb = measured(
+        ["goaccess", str(log), "--log-format=COMBINED", "--no-progress", "-o", str(base / "goaccess.csv")]
+    )
     return wall, rss_mb
 
 
@@ -231,23 +282,33 @@ def main() -> None:
         walls.append(wall)
         peaks.append(rss)
         print(f"\n{label}")
-        print(f"  lines {data['rows_read']:,}  events {data['events']:,}  days {data['date_range']['days']}  "
-              f"sessions {data['sessions']:,}")
-        print(f"  wall {wall:.1f} s (process), {data['wall_s']:.1f} s in backfill  ->  "
-              f"{data['rows_read'] / wall:,.0f} lines/s;  peak RSS {rss:.0f} MB")
-        print(f"  user agents parsed {data['user_agents_parsed']:,} in {data['user_agent_seconds']:.1f} s"
-              f" (+{data['ua_from_cache']:,} from cache); IP lookups {data['ip_lookups']:,} in "
-              f"{data['ip_seconds']:.2f} s; spills {data['spills']}")
-        print("  files: " + ", ".join(f"{name.split('_2')[0].replace('imported_', '')} {n:,}"
-                                      for name, n in data["files"].items()))
+        print(
+            f"  lines {data['rows_read']:,}  events {data['events']:,}  days {data['date_range']['days']}  "
+            f"sessions {data['sessions']:,}"
+        )
+        print(
+            f"  wall {wall:.1f} s (process), {data['wall_s']:.1f} s in backfill  ->  "
+            f"{data['rows_read'] / wall:,.0f} lines/s;  peak RSS {rss:.0f} MB"
+        )
+        print(
+            f"  user agents parsed {data['user_agents_parsed']:,} in {data['user_agent_seconds']:.1f} s"
+            f" (+{data['ua_from_cache']:,} from cache); IP lookups {data['ip_lookups']:,} in "
+            f"{data['ip_seconds']:.2f} s; spills {data['spills']}"
+        )
+        print(
+            "  files: "
+            + ", ".join(f"{name.split('_2')[0].replace('imported_', '')} {n:,}" for name, n in data["files"].items())
+        )
         if data["problems"]:
             print("  PROBLEMS: " + "; ".join(data["problems"]))
     ga_wall, ga_rss = goaccess(log, base)
     print(f"\nGoAccess: wall {ga_wall:.1f} s;  peak RSS {ga_rss:.0f} MB")
     first, warm = walls[0] / ga_wall, walls[1] / ga_wall
-    print(f"\nfirst run {first:.2f}x GoAccess (target <= 2x: {'met' if first <= 2 else 'NOT met'}); "
-          f"warm run {warm:.2f}x (target <= 0.5x: {'met' if warm <= 0.5 else 'NOT met'}); "
-          f"peak RSS {max(peaks):.0f} MB (target <= 400 MB: {'met' if max(peaks) <= 400 else 'NOT met'})")
+    print(
+        f"\nfirst run {first:.2f}x GoAccess (target <= 2x: {'met' if first <= 2 else 'NOT met'}); "
+        f"warm run {warm:.2f}x (target <= 0.5x: {'met' if warm <= 0.5 else 'NOT met'}); "
+        f"peak RSS {max(peaks):.0f} MB (target <= 400 MB: {'met' if max(peaks) <= 400 else 'NOT met'})"
+    )
     if args.geo:
         geo_memory(args.geo)
     if not args.keep:

@@ -20,7 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.parse import peak_rss_mb  # noqa: E402
+from bench.parse import peak_rss_mb
 
 
 def write_export(path: Path, events: int) -> int:
@@ -42,22 +42,30 @@ def write_export(path: Path, events: int) -> int:
 
 def measure(path: str) -> dict:
     """In a child process: one dry run with the GA4 preset, its time and this process's peak RSS."""
-    import importer.mapping  # noqa: F401  (imports outside the clock)
     from importer.options import OutputOptions, ReadOptions
     from importer.pipeline import send
 
     started = time.perf_counter()
-    report = send([path], domain="example.com", dry_run=True, read=ReadOptions(mapping="ga4-bigquery"),
-                  outputs=OutputOptions(events=None, rejects=None, progress=False))
-    return {"seconds": time.perf_counter() - started, "rows": report.rows_read, "events": report.events,
-            "invalid": report.rows_invalid, "rss_mb": peak_rss_mb()}
+    report = send(
+        [path],
+        domain="example.com",
+        dry_run=True,
+        read=ReadOptions(mapping="ga4-bigquery"),
+        outputs=OutputOptions(events=None, rejects=None, progress=False),
+    )
+    return {
+        "seconds": time.perf_counter() - started,
+        "rows": report.rows_read,
+        "events": report.events,
+        "invalid": report.rows_invalid,
+        "rss_mb": peak_rss_mb(),
+    }
 
 
 def run_child(path: Path) -> dict:
     import subprocess
 
-    out = subprocess.run([sys.executable, __file__, "--measure", str(path)], check=True, capture_output=True,
-                         text=True)
+    out = subprocess.run([sys.executable, __file__, "--measure", str(path)], check=True, capture_output=True, text=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -84,9 +92,11 @@ def main() -> None:
         for label, path, rows in (("NDJSON", small, n), ("NDJSON, twice", large, 2 * n), ("Parquet", parquet, n)):
             result = run_child(path)
             assert result["rows"] == rows, result
-            print(f"{label:<14} {rows:>9,} events  {path.stat().st_size / 1e6:6.0f} MB  {result['seconds']:5.2f} s  "
-                  f"{rows / result['seconds']:>9,.0f} rows/s  peak RSS {result['rss_mb']:4.0f} MB  "
-                  f"events out {result['events']:,}  invalid {result['invalid']:,}")
+            print(
+                f"{label:<14} {rows:>9,} events  {path.stat().st_size / 1e6:6.0f} MB  {result['seconds']:5.2f} s  "
+                f"{rows / result['seconds']:>9,.0f} rows/s  peak RSS {result['rss_mb']:4.0f} MB  "
+                f"events out {result['events']:,}  invalid {result['invalid']:,}"
+            )
 
 
 if __name__ == "__main__":

@@ -36,8 +36,12 @@ def synthetic(out: Path, start: dt.date, days: int) -> BackfillReport:
             for i in range(days):
                 day = str(start + dt.timedelta(days=i))
                 for n in range(2):
-                    writer.writerow([day if name == "date" else f"/page-{(i + n) % 500}" if kind == "String" else 1
-                                     for name, kind in columns])
+                    writer.writerow(
+                        [
+                            day if name == "date" else f"/page-{(i + n) % 500}" if kind == "String" else 1
+                            for name, kind in columns
+                        ]
+                    )
         files[table] = str(path)
     return BackfillReport(out_dir=str(out), start=start, end=end, files=files)
 

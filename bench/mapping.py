@@ -38,8 +38,8 @@ import pyarrow as pa
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from importer import mapping, schema  # noqa: E402
-from importer.mapping import Mapper  # noqa: E402
+from importer import mapping, schema
+from importer.mapping import Mapper
 
 SEED = 20240314
 BATCH = 65_536
@@ -55,7 +55,9 @@ BROWSERS = [
 ROBOTS = [
     "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
     "Mozilla/5.0 (compatible; bingbot/2.0; +http://www.bing.com/bingbot.htm)",
-    "curl/8.5.0", "python-requests/2.31.0", "Go-http-client/1.1",
+    "curl/8.5.0",
+    "python-requests/2.31.0",
+    "Go-http-client/1.1",
     "Mozilla/5.0+(compatible; UptimeRobot/2.0; http://www.uptimerobot.com/)",
 ]
 
@@ -64,22 +66,30 @@ def build_frame(rows: int) -> list[pa.Table]:
     rng = np.random.default_rng(SEED)
     agents = [b.format(v=v) for b in BROWSERS for v in range(2, 10)] + ROBOTS
     ua_p = np.array([0.9 / 32] * 32 + [0.1 / len(ROBOTS)] * len(ROBOTS))
-    pages = (["/", "/pricing", "/signup", "/signup/done", "/login", "/search", "/about", "/healthz", "/status/db"]
-             + [f"/blog/post-{i}" for i in range(600)] + [f"/docs/section-{i % 40}/page-{i}" for i in range(900)]
-             + [f"/shop/{c}/SKU-{i:04d}" for c in ("shoes", "bags", "hats") for i in range(400)]
-             + [f"/files/report-{i}.pdf" for i in range(80)] + [f"/missing-{i}" for i in range(300)]
-             + [f"/assets/app-{i}.js" for i in range(50)] + [f"/img/pic-{i}.webp" for i in range(150)])
+    pages = (
+        ["/", "/pricing", "/signup", "/signup/done", "/login", "/search", "/about", "/healthz", "/status/db"]
+        + [f"/blog/post-{i}" for i in range(600)]
+        + [f"/docs/section-{i % 40}/page-{i}" for i in range(900)]
+        + [f"/shop/{c}/SKU-{i:04d}" for c in ("shoes", "bags", "hats") for i in range(400)]
+        + [f"/files/report-{i}.pdf" for i in range(80)]
+        + [f"/missing-{i}" for i in range(300)]
+        + [f"/assets/app-{i}.js" for i in range(50)]
+        + [f"/img/pic-{i}.webp" for i in range(150)]
+    )
     page_p = rng.dirichlet(np.full(len(pages), 0.3))
     queries = [None] * 6 + ["utm_source=newsletter", "q=shoes", "q=bags&page=2", "plan=pro", "gclid=abc123"]
     referrers = [None, None, "https://www.google.com/", "https://example.com/", "https://news.ycombinator.com/"]
-    start = dt.datetime(2024, 3, 14, tzinfo=dt.timezone.utc)
+    start = dt.datetime(2024, 3, 14, tzinfo=dt.UTC)
     out = []
     for first in range(0, rows, BATCH):
         n = min(BATCH, rows - first)
         path_idx = rng.choice(len(pages), n, p=page_p)
         path = pa.array(pages, pa.string()).take(pa.array(path_idx))
-        status = np.where(np.char.startswith(np.array(pages, dtype=object)[path_idx].astype(str), "/missing"), 404,
-                          rng.choice([200, 200, 200, 200, 304, 301], n))
+        status = np.where(
+            np.char.startswith(np.array(pages, dtype=object)[path_idx].astype(str), "/missing"),
+            404,
+            rng.choice([200, 200, 200, 200, 304, 301], n),
+        )
         columns = {
             "timestamp": pa.array(start + dt.timedelta(seconds=int(s)) for s in rng.integers(0, 86400, n)),
             "ip": pa.array([f"198.51.100.{i}" for i in range(256)]).take(pa.array(rng.integers(0, 256, n))),
@@ -118,13 +128,16 @@ def write_log(batches: list[pa.Table], path: Path) -> None:
     """The frame as a combined log (the same rows the mapping step alone is timed on)."""
     with open(path, "w", encoding="utf-8") as out:
         for batch in batches:
-            cols = batch.select(["ip", "timestamp", "method", "path", "query", "status", "bytes", "referrer",
-                                 "user_agent"]).to_pydict()
+            cols = batch.select(
+                ["ip", "timestamp", "method", "path", "query", "status", "bytes", "referrer", "user_agent"]
+            ).to_pydict()
             lines = []
-            for ip, ts, method, path_, query, status, size, ref, ua in zip(*cols.values()):
+            for ip, ts, method, path_, query, status, size, ref, ua in zip(*cols.values(), strict=False):
                 target = path_ + ("?" + query if query else "")
-                lines.append(f'{ip} - - [{ts:%d/%b/%Y:%H:%M:%S +0000}] "{method} {target} HTTP/1.1" {status} {size} '
-                             f'"{ref or "-"}" "{ua}"\n')
+                lines.append(
+                    f'{ip} - - [{ts:%d/%b/%Y:%H:%M:%S +0000}] "{method} {target} HTTP/1.1" {status} {size} '
+                    f'"{ref or "-"}" "{ua}"\n'
+                )
             out.write("".join(lines))
 
 
@@ -135,8 +148,13 @@ def time_run(m: mapping.Mapping, log: Path) -> tuple[float, float, int]:
 
     cpu = time.process_time()
     started = time.perf_counter()
-    report = send([log], "example.com", dry_run=True, read=ReadOptions(mapping=m),
-                  outputs=OutputOptions(rejects=None, failed=None))
+    report = send(
+        [log],
+        "example.com",
+        dry_run=True,
+        read=ReadOptions(mapping=m),
+        outputs=OutputOptions(rejects=None, failed=None),
+    )
     return time.perf_counter() - started, time.process_time() - cpu, report.events
 
 
@@ -177,12 +195,16 @@ def main() -> None:
         events, _ = info[label]
         print(f"{label:>9}: {best[label]:.3f} s  ({args.rows / best[label]:,.0f} rows/s, {events:,} events)")
     ratio = best["10 rules"] / best["web"]
-    print("rule matches:", ", ".join(f"{k} {v:,}" for k, v in sorted(info["10 rules"][1].items(), key=lambda kv: -kv[1])))
+    print(
+        "rule matches:", ", ".join(f"{k} {v:,}" for k, v in sorted(info["10 rules"][1].items(), key=lambda kv: -kv[1]))
+    )
     print(f"mapping step alone, ratio 10-rule / web: {ratio:.2f} ({(ratio - 1) * 100:+.0f}%)")
     paired.sort()
-    print(f"  (best runs against best runs; each round's own ratio: median {np.median(paired):.2f}, "
-          f"range {paired[0]:.2f}-{paired[-1]:.2f} over {len(paired)} rounds; CPU time, best against "
-          f"best: {best_cpu['10 rules'] / best_cpu['web']:.2f})")
+    print(
+        f"  (best runs against best runs; each round's own ratio: median {np.median(paired):.2f}, "
+        f"range {paired[0]:.2f}-{paired[-1]:.2f} over {len(paired)} rounds; CPU time, best against "
+        f"best: {best_cpu['10 rules'] / best_cpu['web']:.2f})"
+    )
     if args.no_run:
         return
     with tempfile.TemporaryDirectory() as tmp:
@@ -200,12 +222,14 @@ def main() -> None:
                 print(f"  send --dry-run, {label}: {seconds:.2f} s, CPU {cpu_seconds:.2f} s ({events:,} events)")
     # Each round's own ratio (web, then the 10 rules, back to back): a busy spell of the shared
     # machine hits both runs of a round; the median of the rounds is the figure.
-    rounds = sorted(ten / web for ten, web in zip(wall["10 rules"], wall["web"]))
+    rounds = sorted(ten / web for ten, web in zip(wall["10 rules"], wall["web"], strict=False))
     run_ratio = float(np.median(rounds))
     cpu_ratio = min(cpu["10 rules"]) / min(cpu["web"])
-    print(f"whole run (read + map), ratio 10-rule / web: {run_ratio:.2f} ({(run_ratio - 1) * 100:+.0f}%; median of "
-          f"{len(rounds)} rounds, range {rounds[0]:.2f}-{rounds[-1]:.2f}; CPU time, best against best: "
-          f"{cpu_ratio:.2f}); target <= 1.15 -> {'OK' if run_ratio <= 1.15 else 'OVER'}")
+    print(
+        f"whole run (read + map), ratio 10-rule / web: {run_ratio:.2f} ({(run_ratio - 1) * 100:+.0f}%; median of "
+        f"{len(rounds)} rounds, range {rounds[0]:.2f}-{rounds[-1]:.2f}; CPU time, best against best: "
+        f"{cpu_ratio:.2f}); target <= 1.15 -> {'OK' if run_ratio <= 1.15 else 'OVER'}"
+    )
 
 
 if __name__ == "__main__":

@@ -47,7 +47,7 @@ SEED = 20240314
 START = dt.datetime(2024, 3, 14, 0, 0, 0, tzinfo=dt.timezone(dt.timedelta(hours=1)))
 
 # The same browsers as the bundled sample log.
-from sample_data.generate import BROWSERS  # noqa: E402
+from sample_data.generate import BROWSERS
 
 OTHERS = [
     "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
@@ -60,8 +60,16 @@ OTHERS = [
 ]
 PAGES = ["/", "/pricing", "/docs/", "/blog/", "/about", "/contact", "/signup", "/login"]
 ASSETS = ["/static/app.css", "/static/app.js", "/img/logo.svg", "/favicon.ico", "/robots.txt"]
-REFERRERS = ["-", "-", "-", "https://www.google.com/", "https://duckduckgo.com/", "https://www.example.org/links",
-             "https://news.example.net/item?id=42", "https://www.example.com/"]
+REFERRERS = [
+    "-",
+    "-",
+    "-",
+    "https://www.google.com/",
+    "https://duckduckgo.com/",
+    "https://www.example.org/links",
+    "https://news.example.net/item?id=42",
+    "https://www.example.com/",
+]
 
 
 def _pools(rng: np.random.Generator):
@@ -69,8 +77,15 @@ def _pools(rng: np.random.Generator):
     ips += [f"2001:db8::{i:x}" for i in range(1, 400)]
     pages = PAGES + [f"/blog/post-{i}" for i in range(400)] + [f"/docs/page-{i}" for i in range(200)]
     queries = ["", "", "", "", "?utm_source=newsletter", "?plan=pro", "?q=plausible", "?page=2"]
-    uas = BROWSERS * 12 + [f"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
-                           f"Chrome/{100 + i}.0.0.0 Safari/537.36" for i in range(40)] + OTHERS * 3
+    uas = (
+        BROWSERS * 12
+        + [
+            f"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+            f"Chrome/{100 + i}.0.0.0 Safari/537.36"
+            for i in range(40)
+        ]
+        + OTHERS * 3
+    )
     return ips, pages, queries, uas
 
 
@@ -83,40 +98,72 @@ def _high_pools() -> dict:
     quads = rng.integers(1, 255, size=(n4, 4))
     ips = sorted({f"{a}.{b}.{c}.{d}" for a, b, c, d in quads.tolist()})
     ips += [f"2001:db8:{a:x}::{b:x}" for a, b in rng.integers(0, 65536, size=(5_000, 2)).tolist()]
-    systems = ["Windows NT 10.0; Win64; x64", "Macintosh; Intel Mac OS X 10_15_7", "X11; Linux x86_64",
-               "X11; Ubuntu; Linux x86_64", "Windows NT 6.1; Win64; x64"]
-    phones = ["Pixel 8", "Pixel 7a", "SM-S911B", "SM-A546B", "moto g power (2023)", "Redmi Note 12", "CPH2451",
-              "SM-G991B", "2201117TG", "V2111"]
+    systems = [
+        "Windows NT 10.0; Win64; x64",
+        "Macintosh; Intel Mac OS X 10_15_7",
+        "X11; Linux x86_64",
+        "X11; Ubuntu; Linux x86_64",
+        "Windows NT 6.1; Win64; x64",
+    ]
+    phones = [
+        "Pixel 8",
+        "Pixel 7a",
+        "SM-S911B",
+        "SM-A546B",
+        "moto g power (2023)",
+        "Redmi Note 12",
+        "CPH2451",
+        "SM-G991B",
+        "2201117TG",
+        "V2111",
+    ]
     uas: set[str] = set()
     while len(uas) < 19_000:
-        kind, major, build, patch = rng.integers(0, 100), rng.integers(90, 125), rng.integers(0, 6500), \
-            rng.integers(0, 250)
+        kind, major, build, patch = (
+            rng.integers(0, 100),
+            rng.integers(90, 125),
+            rng.integers(0, 6500),
+            rng.integers(0, 250),
+        )
         os_, phone = systems[rng.integers(0, len(systems))], phones[rng.integers(0, len(phones))]
         ios = f"{rng.integers(14, 18)}_{rng.integers(0, 7)}"
         if kind < 40:
-            uas.add(f"Mozilla/5.0 ({os_}) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/{major}.0.{build}.{patch} "
-                    "Safari/537.36")
+            uas.add(
+                f"Mozilla/5.0 ({os_}) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/{major}.0.{build}.{patch} "
+                "Safari/537.36"
+            )
         elif kind < 55:
-            uas.add(f"Mozilla/5.0 (Linux; Android {rng.integers(9, 15)}; {phone}) AppleWebKit/537.36 (KHTML, like "
-                    f"Gecko) Chrome/{major}.0.{build}.{patch} Mobile Safari/537.36")
+            uas.add(
+                f"Mozilla/5.0 (Linux; Android {rng.integers(9, 15)}; {phone}) AppleWebKit/537.36 (KHTML, like "
+                f"Gecko) Chrome/{major}.0.{build}.{patch} Mobile Safari/537.36"
+            )
         elif kind < 70:
-            uas.add(f"Mozilla/5.0 (iPhone; CPU iPhone OS {ios} like Mac OS X) AppleWebKit/605.1.15 (KHTML, like "
-                    f"Gecko) Version/{ios.split('_')[0]}.{rng.integers(0, 7)} Mobile/15E{rng.integers(100, 300)} "
-                    "Safari/604.1")
+            uas.add(
+                f"Mozilla/5.0 (iPhone; CPU iPhone OS {ios} like Mac OS X) AppleWebKit/605.1.15 (KHTML, like "
+                f"Gecko) Version/{ios.split('_')[0]}.{rng.integers(0, 7)} Mobile/15E{rng.integers(100, 300)} "
+                "Safari/604.1"
+            )
         elif kind < 82:
             uas.add(f"Mozilla/5.0 ({os_}; rv:{major}.0) Gecko/20100101 Firefox/{major}.0")
         elif kind < 90:
-            uas.add(f"Mozilla/5.0 ({os_}) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/{major}.0.0.0 "
-                    f"Safari/537.36 Edg/{major}.0.{build}.{patch}")
+            uas.add(
+                f"Mozilla/5.0 ({os_}) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/{major}.0.0.0 "
+                f"Safari/537.36 Edg/{major}.0.{build}.{patch}"
+            )
         elif kind < 94:
-            uas.add(f"Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_{rng.integers(0, 8)}) AppleWebKit/605.1.15 "
-                    f"(KHTML, like Gecko) Version/{rng.integers(14, 18)}.{rng.integers(0, 7)} Safari/605.1.15")
+            uas.add(
+                f"Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_{rng.integers(0, 8)}) AppleWebKit/605.1.15 "
+                f"(KHTML, like Gecko) Version/{rng.integers(14, 18)}.{rng.integers(0, 7)} Safari/605.1.15"
+            )
         else:  # crawlers, tools and monitors, versioned
             bot = ["Googlebot", "bingbot", "AhrefsBot", "SemrushBot", "YandexBot", "DotBot"][rng.integers(0, 6)]
             tool = ["curl", "python-requests", "Go-http-client", "okhttp", "Wget"][rng.integers(0, 5)]
-            uas.add(f"Mozilla/5.0 (compatible; {bot}/{rng.integers(1, 9)}.{rng.integers(0, 9)}; "
-                    f"+http://www.example.com/bot{rng.integers(0, 50)}.html)" if kind < 98 else
-                    f"{tool}/{rng.integers(1, 9)}.{rng.integers(0, 40)}.{rng.integers(0, 20)}")
+            uas.add(
+                f"Mozilla/5.0 (compatible; {bot}/{rng.integers(1, 9)}.{rng.integers(0, 9)}; "
+                f"+http://www.example.com/bot{rng.integers(0, 50)}.html)"
+                if kind < 98
+                else f"{tool}/{rng.integers(1, 9)}.{rng.integers(0, 40)}.{rng.integers(0, 20)}"
+            )
     uas_list = sorted(uas) + OTHERS
     targets: set[str] = set()
     words = [f"w{i}" for i in range(3_000)]
@@ -132,15 +179,22 @@ def _high_pools() -> dict:
             targets.add(f"/docs/{words[b]}/page-{a % 500}")
         else:
             targets.add(f"/static/app.{a:x}{b:x}.js" if kind < 92 else f"/img/p{a}-{b}.webp")
-    refs = ["-"] * 1_500 + [f"https://www.google.{tld}/" for tld in ("com", "de", "fr", "co.uk", "es")] + \
-        [f"https://site{i}.example.net/{words[i % 3000]}/{i}" for i in range(4_500)] + \
-        [f"https://news.example.org/item?id={i}" for i in range(500)]
+    refs = (
+        ["-"] * 1_500
+        + [f"https://www.google.{tld}/" for tld in ("com", "de", "fr", "co.uk", "es")]
+        + [f"https://site{i}.example.net/{words[i % 3000]}/{i}" for i in range(4_500)]
+        + [f"https://news.example.org/item?id={i}" for i in range(500)]
+    )
 
     def shuffled(values: list[str]) -> list[str]:  # so the popular head is a random draw, not A..Z
         return [values[i] for i in rng.permutation(len(values)).tolist()]
 
-    return {"ips": shuffled(ips), "uas": shuffled(uas_list), "targets": shuffled(sorted(targets)),
-            "refs": shuffled(refs)}
+    return {
+        "ips": shuffled(ips),
+        "uas": shuffled(uas_list),
+        "targets": shuffled(sorted(targets)),
+        "refs": shuffled(refs),
+    }
 
 
 _HIGH: dict | None = None
@@ -171,10 +225,14 @@ def traffic(n: int, seed: int = SEED, offset: int = 0, high: bool = False):
     t0 = START.timestamp() + offset * 86400
     seconds = (t0 + np.arange(n) * (86400 * 1_000_000 // max(n, 1)) / 1_000_000).astype(np.int64)
     return {
-        "ip": draw(len(ips)), "ips": ips,
-        "target": draw(len(targets)), "targets": targets,
-        "ua": draw(len(uas)), "uas": uas,
-        "ref": draw(len(refs)), "refs": refs,
+        "ip": draw(len(ips)),
+        "ips": ips,
+        "target": draw(len(targets)),
+        "targets": targets,
+        "ua": draw(len(uas)),
+        "uas": uas,
+        "ref": draw(len(refs)),
+        "refs": refs,
         "status": rng.choice([200, 200, 200, 200, 304, 301, 404, 500], n),
         "size": rng.integers(0, 60000, n),
         "method": rng.choice(["GET"] * 18 + ["POST", "HEAD"], n),
@@ -201,9 +259,17 @@ def combined_lines(n: int, offset: int = 0, high: bool = False) -> list[str]:
     ips, targets, uas, refs = t["ips"], t["targets"], t["uas"], t["refs"]
     return [
         f'{ips[a]} - - [{tm}] "{m} {targets[b]} HTTP/1.1" {st} {sz} "{refs[r]}" "{uas[u]}"'
-        for a, tm, m, b, st, sz, r, u in zip(t["ip"].tolist(), times, t["method"].tolist(), t["target"].tolist(),
-                                            t["status"].tolist(), t["size"].tolist(), t["ref"].tolist(),
-                                            t["ua"].tolist())
+        for a, tm, m, b, st, sz, r, u in zip(
+            t["ip"].tolist(),
+            times,
+            t["method"].tolist(),
+            t["target"].tolist(),
+            t["status"].tolist(),
+            t["size"].tolist(),
+            t["ref"].tolist(),
+            t["ua"].tolist(),
+            strict=False,
+        )
     ]
 
 
@@ -225,14 +291,24 @@ def _rows(n: int, offset: int):
     """Seeded requests as per-row tuples, for the non-combined format generators."""
     t = traffic(n, offset=offset)
     ips, targets, uas = t["ips"], t["targets"], t["uas"]
-    return [(ips[a], int(sec), m, targets[b], st, sz, REFERRERS[r], uas[u])
-            for a, sec, m, b, st, sz, r, u in zip(t["ip"].tolist(), t["seconds"].tolist(), t["method"].tolist(),
-                                                 t["target"].tolist(), t["status"].tolist(), t["size"].tolist(),
-                                                 t["ref"].tolist(), t["ua"].tolist())]
+    return [
+        (ips[a], int(sec), m, targets[b], st, sz, REFERRERS[r], uas[u])
+        for a, sec, m, b, st, sz, r, u in zip(
+            t["ip"].tolist(),
+            t["seconds"].tolist(),
+            t["method"].tolist(),
+            t["target"].tolist(),
+            t["status"].tolist(),
+            t["size"].tolist(),
+            t["ref"].tolist(),
+            t["ua"].tolist(),
+            strict=False,
+        )
+    ]
 
 
 def _utc(sec: int) -> dt.datetime:
-    return dt.datetime.fromtimestamp(sec, dt.timezone.utc)
+    return dt.datetime.fromtimestamp(sec, dt.UTC)
 
 
 def _split(target: str) -> tuple[str, str]:
@@ -243,6 +319,7 @@ def _split(target: str) -> tuple[str, str]:
 def _gen(fmt):
     def make(n: int, part: int) -> list[str]:
         return [fmt(*row) for row in _rows(n, part)]
+
     return make
 
 
@@ -254,64 +331,228 @@ def _json(obj) -> str:
     return json.dumps(obj, separators=(",", ":"))
 
 
-CF_FIELDS = ("date time x-edge-location sc-bytes c-ip cs-method cs(Host) cs-uri-stem sc-status cs(Referer) "
-             "cs(User-Agent) cs-uri-query cs(Cookie) x-edge-result-type x-edge-request-id x-host-header cs-protocol "
-             "cs-bytes time-taken")
-IIS_FIELDS = ("date time s-ip cs-method cs-uri-stem cs-uri-query s-port cs-username c-ip cs(User-Agent) cs(Referer) "
-              "sc-status sc-substatus sc-win32-status time-taken")
+CF_FIELDS = (
+    "date time x-edge-location sc-bytes c-ip cs-method cs(Host) cs-uri-stem sc-status cs(Referer) "
+    "cs(User-Agent) cs-uri-query cs(Cookie) x-edge-result-type x-edge-request-id x-host-header cs-protocol "
+    "cs-bytes time-taken"
+)
+IIS_FIELDS = (
+    "date time s-ip cs-method cs-uri-stem cs-uri-query s-port cs-username c-ip cs(User-Agent) cs(Referer) "
+    "sc-status sc-substatus sc-win32-status time-taken"
+)
 
 # name -> (line generator, header written before the lines)
 FORMAT_BENCH = {
-    "main": (_gen(lambda ip, sec, m, tg, st, sz, ref, ua: f'10.0.0.2 - - [{_clf(sec)}] "{m} {tg} HTTP/1.1" {st} {sz} '
-                  f'"{ref}" "{ua}" "{ip}, 10.0.0.1"'), ""),
-    "vhost_combined": (_gen(lambda ip, sec, m, tg, st, sz, ref, ua: f'www.example.com:443 {ip} - - [{_clf(sec)}] '
-                            f'"{m} {tg} HTTP/1.1" {st} {sz} "{ref}" "{ua}"'), ""),
-    "traefik": (_gen(lambda ip, sec, m, tg, st, sz, ref, ua: f'{ip} - - [{_clf(sec)}] "{m} {tg} HTTP/2.0" {st} {sz} '
-                     f'"{ref}" "{ua}" 17 "web@docker" "http://10.0.3.5:80" 3ms'), ""),
-    "haproxy": (_gen(lambda ip, sec, m, tg, st, sz, ref, ua: f'Mar 14 09:26:53 lb1 haproxy[2211]: {ip}:51544 '
-                     f'[{_clf(sec)[:-6]}.512] fe_https~ be_web/web1 0/0/1/14/15 {st} {sz} - - ---- 12/12/3/1/0 0/0 '
-                     f'{{www.example.com|{ua}|{ref}}} "{m} {tg} HTTP/1.1"'), ""),
-    "alb": (_gen(lambda ip, sec, m, tg, st, sz, ref, ua: f'h2 {_utc(sec):%Y-%m-%dT%H:%M:%S}.512345Z app/my-alb/0a1b '
-                 f'{ip}:51544 10.0.1.17:8080 0.001 0.014 0.000 {st} {st} 412 {sz} '
-                 f'"{m} https://www.example.com:443{tg} HTTP/2.0" "{ua}" TLS_AES_128_GCM_SHA256 TLSv1.3 '
-                 f'arn:aws:elasticloadbalancing:eu-central-1:111122223333:targetgroup/web/0f0e "Root=1-65f2" '
-                 f'"www.example.com" "-" 1 {_utc(sec):%Y-%m-%dT%H:%M:%S}.497000Z "forward" "-" "-" "10.0.1.17:8080" '
-                 f'"{st}" "-" "-" TID_0123'), ""),
-    "s3": (_gen(lambda ip, sec, m, tg, st, sz, ref, ua: f'0f1e2d3c example-site-bucket [{_clf(sec)}] {ip} - 3E57427F '
+    "main": (
+        _gen(
+            lambda ip, sec, m, tg, st, sz, ref, ua: (
+                f'10.0.0.2 - - [{_clf(sec)}] "{m} {tg} HTTP/1.1" {st} {sz} "{ref}" "{ua}" "{ip}, 10.0.0.1"'
+            )
+        ),
+        "",
+    ),
+    "vhost_combined": (
+        _gen(
+            lambda ip, sec, m, tg, st, sz, ref, ua: (
+                f'www.example.com:443 {ip} - - [{_clf(sec)}] "{m} {tg} HTTP/1.1" {st} {sz} "{ref}" "{ua}"'
+            )
+        ),
+        "",
+    ),
+    "traefik": (
+        _gen(
+            lambda ip, sec, m, tg, st, sz, ref, ua: (
+                f'{ip} - - [{_clf(sec)}] "{m} {tg} HTTP/2.0" {st} {sz} '
+                f'"{ref}" "{ua}" 17 "web@docker" "http://10.0.3.5:80" 3ms'
+            )
+        ),
+        "",
+    ),
+    "haproxy": (
+        _gen(
+            lambda ip, sec, m, tg, st, sz, ref, ua: (
+                f"Mar 14 09:26:53 lb1 haproxy[2211]: {ip}:51544 "
+                f"[{_clf(sec)[:-6]}.512] fe_https~ be_web/web1 0/0/1/14/15 {st} {sz} - - ---- 12/12/3/1/0 0/0 "
+                f'{{www.example.com|{ua}|{ref}}} "{m} {tg} HTTP/1.1"'
+            )
+        ),
+        "",
+    ),
+    "alb": (
+        _gen(
+            lambda ip, sec, m, tg, st, sz, ref, ua: (
+                f"h2 {_utc(sec):%Y-%m-%dT%H:%M:%S}.512345Z app/my-alb/0a1b "
+                f"{ip}:51544 10.0.1.17:8080 0.001 0.014 0.000 {st} {st} 412 {sz} "
+                f'"{m} https://www.example.com:443{tg} HTTP/2.0" "{ua}" TLS_AES_128_GCM_SHA256 TLSv1.3 '
+                f'arn:aws:elasticloadbalancing:eu-central-1:111122223333:targetgroup/web/0f0e "Root=1-65f2" '
+                f'"www.example.com" "-" 1 {_utc(sec):%Y-%m-%dT%H:%M:%S}.497000Z "forward" "-" "-" "10.0.1.17:8080" '
+                f'"{st}" "-" "-" TID_0123'
+            )
+        ),
+        "",
+    ),
+    "s3": (
+        _gen(
+            lambda ip, sec, m, tg, st, sz, ref, ua: (
+                f"0f1e2d3c example-site-bucket [{_clf(sec)}] {ip} - 3E57427F "
                 f'WEBSITE.GET.OBJECT index.html "{m} {tg} HTTP/1.1" {st} - {sz} {sz} 18 17 "{ref}" "{ua}" - '
-                f'SW52ZW50 - - - example-site-bucket.s3-website.eu-central-1.amazonaws.com - - -'), ""),
-    "w3c": (_gen(lambda ip, sec, m, tg, st, sz, ref, ua: f'{_utc(sec):%Y-%m-%d %H:%M:%S} 192.0.2.10 {m} '
-                 f'{_split(tg)[0]} {_split(tg)[1]} 443 - {ip} {ua.replace(" ", "+")} {ref} {st} 0 0 15'),
-            f"#Software: Microsoft Internet Information Services 10.0\n#Version: 1.0\n#Fields: {IIS_FIELDS}\n"),
-    "cloudfront": (_gen(lambda ip, sec, m, tg, st, sz, ref, ua: "\t".join([
-        f"{_utc(sec):%Y-%m-%d}", f"{_utc(sec):%H:%M:%S}", "FRA56-P1", str(sz), ip, m, "d111.cloudfront.net",
-        _split(tg)[0], str(st), ref, ua.replace(" ", "%20"), _split(tg)[1], "-", "Hit", "ExAmPlE==",
-        "www.example.com", "https", "412", "0.002"])), f"#Version: 1.0\n#Fields: {CF_FIELDS}\n"),
-    "bunny": (_gen(lambda ip, sec, m, tg, st, sz, ref, ua: f"HIT|{st}|{sec}512|{sz}|123456|{ip}|{ref}|"
-                   f"https://www.example.com{tg}|DE|{ua}|0123456789abcdef|DE"), ""),
-    "caddy": (_gen(lambda ip, sec, m, tg, st, sz, ref, ua: _json({
-        "level": "info", "ts": sec + 0.524, "logger": "http.log.access.log0", "msg": "handled request",
-        "request": {"remote_ip": ip, "remote_port": "51544", "proto": "HTTP/2.0", "method": m,
-                    "host": "www.example.com", "uri": tg, "headers": {"User-Agent": [ua], "Referer": [ref]}},
-        "bytes_read": 0, "user_id": "", "duration": 0.0015, "size": sz, "status": st, "resp_headers": {}})), ""),
-    "cloudflare": (_gen(lambda ip, sec, m, tg, st, sz, ref, ua: _json({
-        "ClientIP": ip, "ClientRequestHost": "www.example.com", "ClientRequestMethod": m, "ClientRequestURI": tg,
-        "ClientRequestReferer": "" if ref == "-" else ref, "ClientRequestUserAgent": ua, "EdgeResponseStatus": st,
-        "EdgeResponseBytes": sz, "EdgeStartTimestamp": sec * 1_000_000_000 + 512_000_000})), ""),
-    "traefik_json": (_gen(lambda ip, sec, m, tg, st, sz, ref, ua: _json({
-        "ClientAddr": f"{ip}:51544", "ClientHost": ip, "DownstreamContentSize": sz, "DownstreamStatus": st,
-        "RequestHost": "www.example.com", "RequestMethod": m, "RequestPath": tg, "RequestProtocol": "HTTP/2.0",
-        "StartUTC": f"{_utc(sec):%Y-%m-%dT%H:%M:%S}.512345678Z", "request_Referer": ref, "request_User-Agent": ua,
-        "level": "info", "msg": ""})), ""),
-    "gcp_lb": (_gen(lambda ip, sec, m, tg, st, sz, ref, ua: _json({
-        "httpRequest": {"requestMethod": m, "requestUrl": f"https://www.example.com{tg}", "status": st,
-                        "responseSize": str(sz), "userAgent": ua, "remoteIp": ip, "referer": ref},
-        "resource": {"type": "http_load_balancer"}, "timestamp": f"{_utc(sec):%Y-%m-%dT%H:%M:%S}.512345Z",
-        "severity": "INFO"})), ""),
-    "nginx_json": (_gen(lambda ip, sec, m, tg, st, sz, ref, ua: _json({
-        "time_iso8601": _utc(sec).isoformat(), "remote_addr": ip, "host": "www.example.com", "request_method": m,
-        "request_uri": tg, "status": str(st), "body_bytes_sent": str(sz), "http_referer": ref,
-        "http_user_agent": ua})), ""),
+                f"SW52ZW50 - - - example-site-bucket.s3-website.eu-central-1.amazonaws.com - - -"
+            )
+        ),
+        "",
+    ),
+    "w3c": (
+        _gen(
+            lambda ip, sec, m, tg, st, sz, ref, ua: (
+                f"{_utc(sec):%Y-%m-%d %H:%M:%S} 192.0.2.10 {m} "
+                f"{_split(tg)[0]} {_split(tg)[1]} 443 - {ip} {ua.replace(' ', '+')} {ref} {st} 0 0 15"
+            )
+        ),
+        f"#Software: Microsoft Internet Information Services 10.0\n#Version: 1.0\n#Fields: {IIS_FIELDS}\n",
+    ),
+    "cloudfront": (
+        _gen(
+            lambda ip, sec, m, tg, st, sz, ref, ua: "\t".join(
+                [
+                    f"{_utc(sec):%Y-%m-%d}",
+                    f"{_utc(sec):%H:%M:%S}",
+                    "FRA56-P1",
+                    str(sz),
+                    ip,
+                    m,
+                    "d111.cloudfront.net",
+                    _split(tg)[0],
+                    str(st),
+                    ref,
+                    ua.replace(" ", "%20"),
+                    _split(tg)[1],
+                    "-",
+                    "Hit",
+                    "ExAmPlE==",
+                    "www.example.com",
+                    "https",
+                    "412",
+                    "0.002",
+                ]
+            )
+        ),
+        f"#Version: 1.0\n#Fields: {CF_FIELDS}\n",
+    ),
+    "bunny": (
+        _gen(
+            lambda ip, sec, m, tg, st, sz, ref, ua: (
+                f"HIT|{st}|{sec}512|{sz}|123456|{ip}|{ref}|https://www.example.com{tg}|DE|{ua}|0123456789abcdef|DE"
+            )
+        ),
+        "",
+    ),
+    "caddy": (
+        _gen(
+            lambda ip, sec, m, tg, st, sz, ref, ua: _json(
+                {
+                    "level": "info",
+                    "ts": sec + 0.524,
+                    "logger": "http.log.access.log0",
+                    "msg": "handled request",
+                    "request": {
+                        "remote_ip": ip,
+                        "remote_port": "51544",
+                        "proto": "HTTP/2.0",
+                        "method": m,
+                        "host": "www.example.com",
+                        "uri": tg,
+                        "headers": {"User-Agent": [ua], "Referer": [ref]},
+                    },
+                    "bytes_read": 0,
+                    "user_id": "",
+                    "duration": 0.0015,
+                    "size": sz,
+                    "status": st,
+                    "resp_headers": {},
+                }
+            )
+        ),
+        "",
+    ),
+    "cloudflare": (
+        _gen(
+            lambda ip, sec, m, tg, st, sz, ref, ua: _json(
+                {
+                    "ClientIP": ip,
+                    "ClientRequestHost": "www.example.com",
+                    "ClientRequestMethod": m,
+                    "ClientRequestURI": tg,
+                    "ClientRequestReferer": "" if ref == "-" else ref,
+                    "ClientRequestUserAgent": ua,
+                    "EdgeResponseStatus": st,
+                    "EdgeResponseBytes": sz,
+                    "EdgeStartTimestamp": sec * 1_000_000_000 + 512_000_000,
+                }
+            )
+        ),
+        "",
+    ),
+    "traefik_json": (
+        _gen(
+            lambda ip, sec, m, tg, st, sz, ref, ua: _json(
+                {
+                    "ClientAddr": f"{ip}:51544",
+                    "ClientHost": ip,
+                    "DownstreamContentSize": sz,
+                    "DownstreamStatus": st,
+                    "RequestHost": "www.example.com",
+                    "RequestMethod": m,
+                    "RequestPath": tg,
+                    "RequestProtocol": "HTTP/2.0",
+                    "StartUTC": f"{_utc(sec):%Y-%m-%dT%H:%M:%S}.512345678Z",
+                    "request_Referer": ref,
+                    "request_User-Agent": ua,
+                    "level": "info",
+                    "msg": "",
+                }
+            )
+        ),
+        "",
+    ),
+    "gcp_lb": (
+        _gen(
+            lambda ip, sec, m, tg, st, sz, ref, ua: _json(
+                {
+                    "httpRequest": {
+                        "requestMethod": m,
+                        "requestUrl": f"https://www.example.com{tg}",
+                        "status": st,
+                        "responseSize": str(sz),
+                        "userAgent": ua,
+                        "remoteIp": ip,
+                        "referer": ref,
+                    },
+                    "resource": {"type": "http_load_balancer"},
+                    "timestamp": f"{_utc(sec):%Y-%m-%dT%H:%M:%S}.512345Z",
+                    "severity": "INFO",
+                }
+            )
+        ),
+        "",
+    ),
+    "nginx_json": (
+        _gen(
+            lambda ip, sec, m, tg, st, sz, ref, ua: _json(
+                {
+                    "time_iso8601": _utc(sec).isoformat(),
+                    "remote_addr": ip,
+                    "host": "www.example.com",
+                    "request_method": m,
+                    "request_uri": tg,
+                    "status": str(st),
+                    "body_bytes_sent": str(sz),
+                    "http_referer": ref,
+                    "http_user_agent": ua,
+                }
+            )
+        ),
+        "",
+    ),
 }
 
 
@@ -345,22 +586,32 @@ def measure(path: str, log_format: str | None) -> dict:
     """Run in a child process: one dry run, its wall time and this process's peak RSS."""
     import pyarrow as pa
 
-    import importer.mapping  # noqa: F401  (send imports these when it runs: here, outside the clock,
-    import importer.readers.detect  # noqa: F401  so that this figure is the run alone, without start-up)
     from importer.options import OutputOptions, ReadOptions
     from importer.pipeline import send
 
     pa.array([0])  # pyarrow imports pandas on its first conversion
     before = resource.getrusage(resource.RUSAGE_SELF)
     started = time.perf_counter()
-    report = send([path], domain="example.com", dry_run=True, read=ReadOptions(log_format=log_format),
-                  outputs=OutputOptions(events=None, rejects=None, progress=False))
+    report = send(
+        [path],
+        domain="example.com",
+        dry_run=True,
+        read=ReadOptions(log_format=log_format),
+        outputs=OutputOptions(events=None, rejects=None, progress=False),
+    )
     seconds = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_SELF)
     cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
     rss_mb = peak_rss_mb()
-    return {"rows": report.rows_read, "invalid": report.rows_invalid, "events": report.events,
-            "seconds": seconds, "cpu_s": cpu, "rss_mb": rss_mb, "format": report.sources[0][1] if report.sources else "?"}
+    return {
+        "rows": report.rows_read,
+        "invalid": report.rows_invalid,
+        "events": report.events,
+        "seconds": seconds,
+        "cpu_s": cpu,
+        "rss_mb": rss_mb,
+        "format": report.sources[0][1] if report.sources else "?",
+    }
 
 
 def run_child(path: Path, log_format: str | None = None) -> dict:
@@ -397,8 +648,10 @@ def byte_compile() -> str | None:
     compileall.compile_dir(str(package), quiet=1)
     after = len(list(cache.glob("*.pyc"))) if cache.is_dir() else 0
     if after > before:
-        return (f"byte-compiled {package} ({after - before} modules), as pip install leaves an installed "
-                f"package (PYTHONDONTWRITEBYTECODE={os.environ.get('PYTHONDONTWRITEBYTECODE', '')!r} here)")
+        return (
+            f"byte-compiled {package} ({after - before} modules), as pip install leaves an installed "
+            f"package (PYTHONDONTWRITEBYTECODE={os.environ.get('PYTHONDONTWRITEBYTECODE', '')!r} here)"
+        )
     return None
 
 
@@ -407,14 +660,21 @@ def run_cli(path: Path, workdir: Path) -> dict:
     time (interpreter start-up, imports, the run, exit) and CPU time of the process."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
-    out = subprocess.run([*cli_command(), "send", str(path), "--domain", "example.com", "--dry-run"],
-                         cwd=workdir, capture_output=True, text=True)
+    out = subprocess.run(
+        [*cli_command(), "send", str(path), "--domain", "example.com", "--dry-run"],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+    )
     wall = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if out.returncode != 0:
         raise SystemExit(f"plausible-import failed ({out.returncode}): {out.stderr[-2000:]}")
-    return {"wall": wall, "cpu_s": after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime,
-            "summary": out.stderr.strip().splitlines()[:3]}
+    return {
+        "wall": wall,
+        "cpu_s": after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime,
+        "summary": out.stderr.strip().splitlines()[:3],
+    }
 
 
 def run_goaccess(path: Path, workdir: Path) -> tuple[float, float] | None:
@@ -424,8 +684,12 @@ def run_goaccess(path: Path, workdir: Path) -> tuple[float, float] | None:
         return None
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
-    subprocess.run([exe, str(path), "--log-format=COMBINED", "--no-global-config", "-o", str(workdir / "goaccess.json")],
-                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(
+        [exe, str(path), "--log-format=COMBINED", "--no-global-config", "-o", str(workdir / "goaccess.json")],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     wall = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     return wall, after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
@@ -433,9 +697,11 @@ def run_goaccess(path: Path, workdir: Path) -> tuple[float, float] | None:
 
 def _line(label: str, result: dict) -> str:
     rate = result["rows"] / result["seconds"] if result["seconds"] else 0
-    return (f"{label:<16} {result['rows']:>10,} lines {result['seconds']:6.2f} s {rate:>10,.0f} lines/s  "
-            f"CPU {result['cpu_s']:5.2f} s  process {result['process_s']:5.2f} s  peak RSS {result['rss_mb']:4.0f} MB  "
-            f"events {result['events']:,}  invalid {result['invalid']:,}  [{result['format'].split(',')[0]}]")
+    return (
+        f"{label:<16} {result['rows']:>10,} lines {result['seconds']:6.2f} s {rate:>10,.0f} lines/s  "
+        f"CPU {result['cpu_s']:5.2f} s  process {result['process_s']:5.2f} s  peak RSS {result['rss_mb']:4.0f} MB  "
+        f"events {result['events']:,}  invalid {result['invalid']:,}  [{result['format'].split(',')[0]}]"
+    )
 
 
 def main() -> int:
@@ -463,8 +729,10 @@ def main() -> int:
             write_lines(high, combined_lines_high, 1_000_000)
         for label, is_high in (("standard", False), ("high-cardinality", True)):
             counts = distinct_counts(1_000_000, is_high)
-            print(f"{label} 1M: distinct IPs {counts['ip']:,}, user agents {counts['ua']:,}, "
-                  f"targets {counts['target']:,}, referrers {counts['ref']:,}")
+            print(
+                f"{label} 1M: distinct IPs {counts['ip']:,}, user agents {counts['ua']:,}, "
+                f"targets {counts['target']:,}, referrers {counts['ref']:,}"
+            )
         results = {}
         # The machine is shared and noisy: the 1M cases, the command as a user runs it and
         # GoAccess run alternately, --repeat times each, and the fastest run of each counts
@@ -477,8 +745,11 @@ def main() -> int:
             runs.append(run_child(one))
             print(_line("combined 1M", runs[-1]), flush=True)
             cli_runs.append(run_cli(one, workdir))
-            print(f"{'command 1M':<16} {'plausible-import send --dry-run':>33} {cli_runs[-1]['wall']:6.2f} s "
-                  f"(process)  CPU {cli_runs[-1]['cpu_s']:5.2f} s", flush=True)
+            print(
+                f"{'command 1M':<16} {'plausible-import send --dry-run':>33} {cli_runs[-1]['wall']:6.2f} s "
+                f"(process)  CPU {cli_runs[-1]['cpu_s']:5.2f} s",
+                flush=True,
+            )
             high_runs.append(run_child(high))
             print(_line("high-card 1M", high_runs[-1]), flush=True)
             go_runs.append(run_goaccess(one, workdir))
@@ -506,15 +777,21 @@ def main() -> int:
         base = results["combined 1M"]
         rate = base["rows"] / base["seconds"]
         print()
-        print(f"combined 1M, fastest of {args.repeat}: {base['seconds']:.2f} s = {rate:,.0f} lines/s "
-              f"(target >= 350,000): {'met' if rate >= 350_000 else 'NOT met'}")
-        print(f"the same command as a user runs it (plausible-import send FILE -d example.com --dry-run), "
-              f"fastest of {args.repeat}: {cli['wall']:.2f} s = {1_000_000 / cli['wall']:,.0f} lines/s, "
-              f"CPU {cli['cpu_s']:.2f} s")
+        print(
+            f"combined 1M, fastest of {args.repeat}: {base['seconds']:.2f} s = {rate:,.0f} lines/s "
+            f"(target >= 350,000): {'met' if rate >= 350_000 else 'NOT met'}"
+        )
+        print(
+            f"the same command as a user runs it (plausible-import send FILE -d example.com --dry-run), "
+            f"fastest of {args.repeat}: {cli['wall']:.2f} s = {1_000_000 / cli['wall']:,.0f} lines/s, "
+            f"CPU {cli['cpu_s']:.2f} s"
+        )
         hb = results["high-card 1M"]
-        print(f"high-cardinality 1M, fastest of {args.repeat}: {hb['seconds']:.2f} s = "
-              f"{hb['rows'] / hb['seconds']:,.0f} lines/s ({hb['seconds'] / base['seconds']:.2f}x the standard "
-              f"case's time; no target)")
+        print(
+            f"high-cardinality 1M, fastest of {args.repeat}: {hb['seconds']:.2f} s = "
+            f"{hb['rows'] / hb['seconds']:,.0f} lines/s ({hb['seconds'] / base['seconds']:.2f}x the standard "
+            f"case's time; no target)"
+        )
         for label in ("combined 1M", "combined 5M", "high-card 1M"):
             if label in results:
                 rss = results[label]["rss_mb"]
@@ -525,18 +802,28 @@ def main() -> int:
             go_wall, go_cpu = go
             target_ratio = go_wall / base["seconds"]
             process_ratio = go_wall / cli["wall"]
-            print(f"GoAccess 1M (same file, same run), fastest of {args.repeat}: {go_wall:.2f} s = "
-                  f"{1_000_000 / go_wall:,.0f} lines/s, CPU {go_cpu:.2f} s")
-            print(f"  ratio on the target's measure (parse + default mapping, dry run: the time the lines/s "
-                  f"figure uses): {target_ratio:.1f}x (target >= 10x): {'met' if target_ratio >= 10 else 'NOT met'}")
-            print(f"  ratio process to process (goaccess command vs the plausible-import command, interpreter "
-                  f"start-up and imports included): {process_ratio:.1f}x"
-                  f"{'' if process_ratio >= 10 else ' (under 10x: start-up is about 0.3 s of it)'}")
-            print(f"  CPU-time ratios: process to process {go_cpu / cli['cpu_s']:.1f}x, in-process "
-                  f"{go_cpu / base['cpu_s']:.1f}x (we use both cores, GoAccess one)")
+            print(
+                f"GoAccess 1M (same file, same run), fastest of {args.repeat}: {go_wall:.2f} s = "
+                f"{1_000_000 / go_wall:,.0f} lines/s, CPU {go_cpu:.2f} s"
+            )
+            print(
+                f"  ratio on the target's measure (parse + default mapping, dry run: the time the lines/s "
+                f"figure uses): {target_ratio:.1f}x (target >= 10x): {'met' if target_ratio >= 10 else 'NOT met'}"
+            )
+            print(
+                f"  ratio process to process (goaccess command vs the plausible-import command, interpreter "
+                f"start-up and imports included): {process_ratio:.1f}x"
+                f"{'' if process_ratio >= 10 else ' (under 10x: start-up is about 0.3 s of it)'}"
+            )
+            print(
+                f"  CPU-time ratios: process to process {go_cpu / cli['cpu_s']:.1f}x, in-process "
+                f"{go_cpu / base['cpu_s']:.1f}x (we use both cores, GoAccess one)"
+            )
         load = os.getloadavg()
-        print(f"load average during the run: {load[0]:.1f} {load[1]:.1f} {load[2]:.1f} (2 CPUs; others' jobs "
-              "slow both tools, us more since we use both cores)")
+        print(
+            f"load average during the run: {load[0]:.1f} {load[1]:.1f} {load[2]:.1f} (2 CPUs; others' jobs "
+            "slow both tools, us more since we use both cores)"
+        )
     finally:
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)

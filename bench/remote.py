@@ -39,11 +39,18 @@ sys.path.insert(0, str(ROOT))
 
 from importer.sources import expand, line_blocks, open_source
 
-ENV = {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1",
-       "AWS_EC2_METADATA_DISABLED": "true", "AWS_CONFIG_FILE": "/nonexistent",
-       "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent"}
-LINE = ('192.0.2.{ip} - - [14/Mar/2024:09:{m:02d}:{s:02d} +0000] "GET /page/{page} HTTP/1.1" 200 {size} '
-        '"https://example.org/from/{ref}" "Mozilla/5.0 (X11; Linux x86_64; rv:123.0) Gecko/20100101 Firefox/123.0"\n')
+ENV = {
+    "AWS_ACCESS_KEY_ID": "bench",
+    "AWS_SECRET_ACCESS_KEY": "bench",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_EC2_METADATA_DISABLED": "true",
+    "AWS_CONFIG_FILE": "/nonexistent",
+    "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent",
+}
+LINE = (
+    '192.0.2.{ip} - - [14/Mar/2024:09:{m:02d}:{s:02d} +0000] "GET /page/{page} HTTP/1.1" 200 {size} '
+    '"https://example.org/from/{ref}" "Mozilla/5.0 (X11; Linux x86_64; rv:123.0) Gecko/20100101 Firefox/123.0"\n'
+)
 
 
 def serve(conn, keys: int) -> None:
@@ -73,16 +80,23 @@ def listing_pages(prefix: str, count: int) -> list[bytes]:
         keys.append(f"{prefix}E2BENCH.2024-{1 + day // 28:02d}-{1 + day % 28:02d}-{hour:02d}.{i:08x}.gz")
     pages = []
     for start in range(0, count, 1000):
-        chunk = keys[start:start + 1000]
+        chunk = keys[start : start + 1000]
         more = start + 1000 < count
-        contents = "".join(f"<Contents><Key>{k}</Key><LastModified>2024-03-14T09:00:00.000Z</LastModified>"
-                           f"<ETag>&quot;{i:032x}&quot;</ETag><Size>{1000 + i}</Size><StorageClass>STANDARD</StorageClass>"
-                           "</Contents>" for i, k in enumerate(chunk, start))
-        pages.append((f'<?xml version="1.0" encoding="UTF-8"?><ListBucketResult '
-                      f'xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Name>bench</Name><Prefix>{prefix}</Prefix>'
-                      f"<KeyCount>{len(chunk)}</KeyCount><MaxKeys>1000</MaxKeys><IsTruncated>{str(more).lower()}"
-                      f"</IsTruncated>{f'<NextContinuationToken>{start // 1000 + 1}</NextContinuationToken>' if more else ''}"
-                      f"{contents}</ListBucketResult>").encode())
+        contents = "".join(
+            f"<Contents><Key>{k}</Key><LastModified>2024-03-14T09:00:00.000Z</LastModified>"
+            f"<ETag>&quot;{i:032x}&quot;</ETag><Size>{1000 + i}</Size><StorageClass>STANDARD</StorageClass>"
+            "</Contents>"
+            for i, k in enumerate(chunk, start)
+        )
+        pages.append(
+            (
+                f'<?xml version="1.0" encoding="UTF-8"?><ListBucketResult '
+                f'xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Name>bench</Name><Prefix>{prefix}</Prefix>'
+                f"<KeyCount>{len(chunk)}</KeyCount><MaxKeys>1000</MaxKeys><IsTruncated>{str(more).lower()}"
+                f"</IsTruncated>{f'<NextContinuationToken>{start // 1000 + 1}</NextContinuationToken>' if more else ''}"
+                f"{contents}</ListBucketResult>"
+            ).encode()
+        )
     return pages
 
 
@@ -111,8 +125,10 @@ class ListingHandler(BaseHTTPRequestHandler):
 def make_logs(directory: Path, files: int, lines: int) -> list[Path]:
     paths = []
     for f in range(files):
-        text = "".join(LINE.format(ip=i % 251, m=i // 60 % 60, s=i % 60, page=(i * 7919) % 5000, size=200 + i % 900,
-                                   ref=i % 97) for i in range(f * lines, (f + 1) * lines))
+        text = "".join(
+            LINE.format(ip=i % 251, m=i // 60 % 60, s=i % 60, page=(i * 7919) % 5000, size=200 + i % 900, ref=i % 97)
+            for i in range(f * lines, (f + 1) * lines)
+        )
         path = directory / f"access.log-202403{14 + f:02d}.gz"
         path.write_bytes(gzip.compress(text.encode(), compresslevel=6))
         paths.append(path)
@@ -185,8 +201,10 @@ def main() -> None:
             for name, spec in (("local", f"{tmp}/*.gz"), ("s3", "s3://bench/logs/")):
                 seconds, size = read_all(spec)
                 best[name] = min(best[name], seconds)
-        print(f"read {args.files} gzip'd logs, {compressed / 1e6:.1f} MB compressed, {size / 1e6:.1f} MB of text "
-              f"(fastest of {args.repeat}):")
+        print(
+            f"read {args.files} gzip'd logs, {compressed / 1e6:.1f} MB compressed, {size / 1e6:.1f} MB of text "
+            f"(fastest of {args.repeat}):"
+        )
         for name in ("local", "s3"):
             print(f"  {name:5}  {best[name]:6.2f} s  {size / 1e6 / best[name]:7.1f} MB/s of text")
         print(f"  s3 / local read rate: {best['local'] / best['s3']:.2f}")
@@ -198,10 +216,12 @@ def main() -> None:
     for spec in ("s3://bench/tenth/", "s3://bench/listing/"):
         f = listing(spec)
         count = int(f["count"])
-        print(f"list {count:>7,} keys ({spec}): {f['expand_s']:5.2f} s wall, {f['expand_cpu_s']:5.2f} s CPU; "
-              f"s3fs find alone {f['find_s']:5.2f} s wall, {f['find_cpu_s']:5.2f} s CPU "
-              f"(CPU ratio {f['expand_cpu_s'] / f['find_cpu_s']:.2f}); peak {f['peak'] / 1e6:5.1f} MB while listing "
-              f"({f['peak'] / count:.0f} B/key), kept {f['kept'] / 1e6:5.1f} MB ({f['kept'] / count:.0f} B/key)")
+        print(
+            f"list {count:>7,} keys ({spec}): {f['expand_s']:5.2f} s wall, {f['expand_cpu_s']:5.2f} s CPU; "
+            f"s3fs find alone {f['find_s']:5.2f} s wall, {f['find_cpu_s']:5.2f} s CPU "
+            f"(CPU ratio {f['expand_cpu_s'] / f['find_cpu_s']:.2f}); peak {f['peak'] / 1e6:5.1f} MB while listing "
+            f"({f['peak'] / count:.0f} B/key), kept {f['kept'] / 1e6:5.1f} MB ({f['kept'] / count:.0f} B/key)"
+        )
     parent.send("done")
     server.join(timeout=30)
 

@@ -34,10 +34,10 @@ import pyarrow as pa
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from importer import DeliveryOptions, OutputOptions, send  # noqa: E402
-from importer.events import EVENT_SCHEMA  # noqa: E402
-from importer.report import RejectsFile, Report  # noqa: E402
-from importer.sinks.http import HttpSender, SendOptions  # noqa: E402
+from importer import DeliveryOptions, OutputOptions, send
+from importer.events import EVENT_SCHEMA
+from importer.report import RejectsFile, Report
+from importer.sinks.http import HttpSender, SendOptions
 
 NGINX_CONF = """
 worker_processes 1;
@@ -69,8 +69,10 @@ http {{
 BROWSERS = [
     "Mozilla/5.0 (X11; Linux x86_64; rv:123.0) Gecko/20100101 Firefox/123.0",
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/122.0 Safari/537.36",
-    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_3 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
-    "Version/17.3 Mobile/15E148 Safari/604.1",
+    (
+        "Mozilla/5.0 (iPhone; CPU iPhone OS 17_3 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+        "Version/17.3 Mobile/15E148 Safari/604.1"
+    ),
 ]
 
 
@@ -87,7 +89,7 @@ class Nginx:
         self.logged = free_port()
         (root / "nginx.conf").write_text(NGINX_CONF.format(root=root, fast=self.fast, logged=self.logged))
 
-    def __enter__(self) -> "Nginx":
+    def __enter__(self) -> Nginx:
         nginx = shutil.which("nginx") or "/usr/sbin/nginx"
         subprocess.run([nginx, "-p", str(self.root), "-c", str(self.root / "nginx.conf")], check=True)
         for _ in range(100):
@@ -112,18 +114,37 @@ def wrk(url: str, seconds: int, root: Path) -> float | None:
     body = '{"name":"pageview","url":"https://example.com/","domain":"example.com"}'
     if shutil.which("wrk"):
         script = root / "post.lua"
-        script.write_text(f"wrk.method = 'POST'\nwrk.body = '{body}'\n"
-                          "wrk.headers['Content-Type'] = 'application/json'\n")
-        out = subprocess.run(["wrk", "-t1", "-c16", f"-d{seconds}s", "-s", str(script), url],
-                             capture_output=True, text=True).stdout
+        script.write_text(
+            f"wrk.method = 'POST'\nwrk.body = '{body}'\nwrk.headers['Content-Type'] = 'application/json'\n"
+        )
+        out = subprocess.run(
+            ["wrk", "-t1", "-c16", f"-d{seconds}s", "-s", str(script), url], capture_output=True, text=True
+        ).stdout
         for line in out.splitlines():
             if line.startswith("Requests/sec:"):
                 return float(line.split()[1])
     if shutil.which("ab"):
         data = root / "body.json"
         data.write_text(body)
-        out = subprocess.run(["ab", "-q", "-k", "-c16", "-t", str(seconds), "-n", "10000000", "-p", str(data),
-                              "-T", "application/json", url], capture_output=True, text=True).stdout
+        out = subprocess.run(
+            [
+                "ab",
+                "-q",
+                "-k",
+                "-c16",
+                "-t",
+                str(seconds),
+                "-n",
+                "10000000",
+                "-p",
+                str(data),
+                "-T",
+                "application/json",
+                url,
+            ],
+            capture_output=True,
+            text=True,
+        ).stdout
         for line in out.splitlines():
             if line.startswith("Requests per second:"):
                 return float(line.split()[3])
@@ -131,12 +152,22 @@ def wrk(url: str, seconds: int, root: Path) -> float | None:
 
 
 def events_table(n: int) -> pa.Table:
-    start = dt.datetime(2024, 3, 14, tzinfo=dt.timezone.utc)
-    rows = [{"name": "pageview", "url": f"https://example.com/page/{i % 5000}", "domain": "example.com",
-             "referrer": None if i % 4 else "https://www.example.org/", "props": None,
-             "user_agent": BROWSERS[i % 3], "ip": f"10.{i % 7}.{(i // 7) % 250}.{i % 200}",
-             "timestamp": start + dt.timedelta(milliseconds=i), "source_file": "bench.log", "source_line": i + 1}
-            for i in range(n)]
+    start = dt.datetime(2024, 3, 14, tzinfo=dt.UTC)
+    rows = [
+        {
+            "name": "pageview",
+            "url": f"https://example.com/page/{i % 5000}",
+            "domain": "example.com",
+            "referrer": None if i % 4 else "https://www.example.org/",
+            "props": None,
+            "user_agent": BROWSERS[i % 3],
+            "ip": f"10.{i % 7}.{(i // 7) % 250}.{i % 200}",
+            "timestamp": start + dt.timedelta(milliseconds=i),
+            "source_file": "bench.log",
+            "source_line": i + 1,
+        }
+        for i in range(n)
+    ]
     return pa.Table.from_pylist(rows, schema=EVENT_SCHEMA)
 
 
@@ -150,12 +181,14 @@ def run_sender(url: str, table: pa.Table, rate: float, concurrency: int) -> tupl
 
 
 def write_log(path: Path, n: int) -> None:
-    when = dt.datetime(2024, 3, 14, 9, 0, tzinfo=dt.timezone.utc)
+    when = dt.datetime(2024, 3, 14, 9, 0, tzinfo=dt.UTC)
     with open(path, "w") as out:
         for i in range(n):
             stamp = (when + dt.timedelta(seconds=i // 50)).strftime("%d/%b/%Y:%H:%M:%S +0000")
-            out.write(f'10.{i % 7}.{(i // 7) % 250}.{i % 200} - - [{stamp}] "GET /page/{i % 5000} HTTP/1.1" 200 512 '
-                      f'"-" "{BROWSERS[i % 3]}"\n')
+            out.write(
+                f'10.{i % 7}.{(i // 7) % 250}.{i % 200} - - [{stamp}] "GET /page/{i % 5000} HTTP/1.1" 200 512 '
+                f'"-" "{BROWSERS[i % 3]}"\n'
+            )
 
 
 def arrivals(path: Path, offset: int) -> list[float]:
@@ -176,8 +209,11 @@ def main() -> None:
     print(f"machine: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}")
     with Nginx(root) as sink:
         ceiling = wrk(sink.url(), 5, root)
-        print(f"wrk -t1 -c16, same sink          {ceiling:>10,.0f} requests/s" if ceiling else
-              "wrk/ab not found: no ceiling measured")
+        print(
+            f"wrk -t1 -c16, same sink          {ceiling:>10,.0f} requests/s"
+            if ceiling
+            else "wrk/ab not found: no ceiling measured"
+        )
 
         table = events_table(args.events)
         run_sender(sink.url(), table.slice(0, 2000), 0, args.concurrency)  # warm up
@@ -192,10 +228,13 @@ def main() -> None:
         log = root / "access.log"
         write_log(log, args.events)
         started = time.perf_counter()
-        result = send([log], domain="example.com", stderr=io.StringIO(),
-                      delivery=DeliveryOptions(endpoint=sink.url(), rate=0, concurrency=args.concurrency,
-                                               replay_history=True),
-                      outputs=OutputOptions(rejects=None, failed=None))
+        result = send(
+            [log],
+            domain="example.com",
+            stderr=io.StringIO(),
+            delivery=DeliveryOptions(endpoint=sink.url(), rate=0, concurrency=args.concurrency, replay_history=True),
+            outputs=OutputOptions(rejects=None, failed=None),
+        )
         seconds = time.perf_counter() - started
         assert result.accepted == result.events == args.events, result.as_dict()
         print(f"end to end (read+map+send) c={args.concurrency} {args.events / seconds:>10,.0f} events/s")
@@ -211,8 +250,10 @@ def main() -> None:
                 assert len(times) == n == report.accepted, (len(times), n, report.accepted)
                 seen = (n - 1) / (times[-1] - times[0])
                 error = seen / rate - 1
-                print(f"--rate {rate:,.0f} over {args.seconds:.0f} s            {seen:>10,.2f} events/s at the sink"
-                      f"  error {error:+.2%}  target within 2%: {'PASS' if abs(error) <= 0.02 else 'FAIL'}")
+                print(
+                    f"--rate {rate:,.0f} over {args.seconds:.0f} s            {seen:>10,.2f} events/s at the sink"
+                    f"  error {error:+.2%}  target within 2%: {'PASS' if abs(error) <= 0.02 else 'FAIL'}"
+                )
     shutil.rmtree(root, ignore_errors=True)
 
 

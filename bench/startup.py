@@ -34,11 +34,19 @@ def fastest(command: list[str], repeat: int) -> float:
 
 
 def heavy_modules_loaded() -> list[str]:
-    code = ("import sys\nsys.argv = ['plausible-import', '--help']\nfrom importer.cli import app\n"
-            "try:\n    app()\nexcept SystemExit:\n    pass\n"
-            f"print(','.join(m for m in {HEAVY!r} if m in sys.modules), file=sys.stderr)")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                          env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=ROOT)
+    code = (
+        "import sys\nsys.argv = ['plausible-import', '--help']\nfrom importer.cli import app\n"
+        "try:\n    app()\nexcept SystemExit:\n    pass\n"
+        f"print(','.join(m for m in {HEAVY!r} if m in sys.modules), file=sys.stderr)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        cwd=ROOT,
+    )
     lines = done.stderr.strip().splitlines()
     return [m for m in lines[-1].split(",") if m] if lines else []
 
@@ -51,8 +59,10 @@ def main() -> None:
     top = fastest([sys.executable, "-m", "importer", "--help"], args.repeat)
     send = fastest([sys.executable, "-m", "importer", "send", "--help"], args.repeat)
     print(f"python -c pass                 {baseline:6.3f} s")
-    print(f"plausible-import --help        {top:6.3f} s  ({top / baseline:.1f}x python -c pass; "
-          f"target < {TARGET_S} s: {'met' if top < TARGET_S else 'NOT met'})")
+    print(
+        f"plausible-import --help        {top:6.3f} s  ({top / baseline:.1f}x python -c pass; "
+        f"target < {TARGET_S} s: {'met' if top < TARGET_S else 'NOT met'})"
+    )
     print(f"plausible-import send --help   {send:6.3f} s  ({send / baseline:.1f}x python -c pass)")
     print(f"heavy modules loaded by --help: {', '.join(heavy_modules_loaded()) or 'none'}")
 

@@ -14,9 +14,18 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from .options import BackfillOptions, ConfigError, DeliveryOptions, OutputOptions, ReadOptions  # noqa: E402
-from .pipeline import HistoryRefused, send  # noqa: E402
-from .report import Report  # noqa: E402
+from .options import BackfillOptions, ConfigError, DeliveryOptions, OutputOptions, ReadOptions
+from .pipeline import HistoryRefused, send
+from .report import Report
 
-__all__ = ["send", "ReadOptions", "DeliveryOptions", "OutputOptions", "BackfillOptions", "ConfigError",
-           "HistoryRefused", "Report", "__version__"]
+__all__ = [
+    "BackfillOptions",
+    "ConfigError",
+    "DeliveryOptions",
+    "HistoryRefused",
+    "OutputOptions",
+    "ReadOptions",
+    "Report",
+    "__version__",
+    "send",
+]

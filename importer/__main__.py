@@ -21,10 +21,11 @@ def _interrupted(exc: BaseException) -> bool:
     """A KeyboardInterrupt, or an error it caused (Python 3.11 wraps one raised while a class
     is being created, in the middle of an import, in a RuntimeError)."""
     seen = 0
-    while exc is not None and seen < 10:
-        if isinstance(exc, KeyboardInterrupt):
+    cause: BaseException | None = exc
+    while cause is not None and seen < 10:
+        if isinstance(cause, KeyboardInterrupt):
             return True
-        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+        cause, seen = cause.__cause__ or cause.__context__, seen + 1
     return False
 
 

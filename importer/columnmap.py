@@ -25,7 +25,7 @@ import pyarrow as pa
 from . import schema
 
 # Canonical columns a map may feed, plus "url", which is split into host/path/query.
-MAPPABLE = tuple(c for c in schema.COLUMNS if c not in ("source_file", "source_line")) + ("url",)
+MAPPABLE = (*tuple(c for c in schema.COLUMNS if c not in ("source_file", "source_line")), "url")
 TIMESTAMP_FORMATS = ("iso", "unix_s", "unix_ms", "unix_us")
 INPUT_FORMATS = ("csv", "parquet", "ndjson")
 
@@ -92,4 +92,3 @@ class ColumnMap:
         if self.params:
             wanted.add(self.params.column)
         return wanted
-

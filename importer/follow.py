@@ -31,7 +31,7 @@ class TailFile:
         self.path = path
         self.stop = stop
         self.poll_s = poll_s
-        self._file = open(path, "rb")  # noqa: SIM115 -- the tail reads it until close()
+        self._file = open(path, "rb")
         st = os.fstat(self._file.fileno())
         self._identity = (st.st_dev, st.st_ino)
         self.rotated = False

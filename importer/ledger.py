@@ -24,8 +24,9 @@ class Mark:
 
     __slots__ = ("end", "file", "line", "size", "state")
 
-    def __init__(self, file: str, line: int, end: bool = False, size: int | None = None,
-                 state: FileState | None = None):
+    def __init__(
+        self, file: str, line: int, end: bool = False, size: int | None = None, state: FileState | None = None
+    ):
         self.file = file
         self.line = line
         self.end = end

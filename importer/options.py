@@ -21,7 +21,7 @@ import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Union
+from typing import TYPE_CHECKING
 
 from .report import redact_url
 
@@ -35,8 +35,8 @@ DEFAULT_REJECTS = Path("plausible-import.rejects.jsonl")
 DEFAULT_FAILED = Path("plausible-import.failed.jsonl")
 STDOUT = "-"  # as --output or --report: standard output
 
-PathLike = Union[str, Path]
-TimeBound = Union[str, dt.date, dt.datetime, None]
+PathLike = str | Path
+TimeBound = str | dt.date | dt.datetime | None
 
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 
@@ -161,8 +161,9 @@ def check_endpoint(url: str) -> None:
     except ValueError as exc:
         raise ConfigError(f"--endpoint {shown!r}: not a URL ({exc}); give one such as {EXAMPLE_ENDPOINT}") from None
     if parts.scheme not in ("http", "https"):
-        raise ConfigError(f"--endpoint {shown!r}: the URL needs http:// or https:// in front "
-                          f"(Plausible's is {EXAMPLE_ENDPOINT})")
+        raise ConfigError(
+            f"--endpoint {shown!r}: the URL needs http:// or https:// in front (Plausible's is {EXAMPLE_ENDPOINT})"
+        )
     if not parts.hostname:
         raise ConfigError(f"--endpoint {shown!r}: the URL has no host; give one such as {EXAMPLE_ENDPOINT}")
     if port == 0:
@@ -203,12 +204,18 @@ class DeliveryOptions:
 
     def __post_init__(self) -> None:
         check_endpoint(self.endpoint)
-        for name, value, least in (("--rate", self.rate, 0), ("--timeout", self.timeout_s, 0),
-                                   ("--max-retry-time", self.max_retry_s, 0), ("--drain-timeout", self.drain_s, 0),
-                                   ("--backoff", self.backoff_s, 0), ("--concurrency", self.concurrency, 1),
-                                   ("--max-attempts", self.max_attempts, 1),
-                                   ("--retry-dropped", self.retry_dropped, 0), ("--wait", self.wait_s, 0),
-                                   ("--max-unanswered", self.max_unanswered, 0)):
+        for name, value, least in (
+            ("--rate", self.rate, 0),
+            ("--timeout", self.timeout_s, 0),
+            ("--max-retry-time", self.max_retry_s, 0),
+            ("--drain-timeout", self.drain_s, 0),
+            ("--backoff", self.backoff_s, 0),
+            ("--concurrency", self.concurrency, 1),
+            ("--max-attempts", self.max_attempts, 1),
+            ("--retry-dropped", self.retry_dropped, 0),
+            ("--wait", self.wait_s, 0),
+            ("--max-unanswered", self.max_unanswered, 0),
+        ):
             if math.isnan(value) or value < least:
                 raise ConfigError(f"{name} must be {least} or more, not {value}")
         if not 0 <= self.max_dropped_share <= 1:
@@ -218,9 +225,11 @@ class DeliveryOptions:
         parse_pace(self.pace)
         object.__setattr__(self, "headers", tuple(self.header_pairs))
         if "@" in urllib.parse.urlsplit(self.endpoint).netloc and any(
-                name.lower() == "authorization" for name, _ in self.header_pairs):
-            raise ConfigError("give credentials either in --endpoint (user:password@) or in an Authorization "
-                              "--header, not both")
+            name.lower() == "authorization" for name, _ in self.header_pairs
+        ):
+            raise ConfigError(
+                "give credentials either in --endpoint (user:password@) or in an Authorization --header, not both"
+            )
 
     def tls(self) -> ssl.SSLContext | bool:
         """The TLS context for an https endpoint (``--ca-bundle``), or a ConfigError."""
@@ -255,8 +264,12 @@ class OutputOptions:
 
     def check_writable(self) -> None:
         """Every file can be written: one ConfigError naming the option, before anything is sent."""
-        for option, path in (("--report", self.report), ("--rejects", self.rejects), ("--failed", self.failed),
-                             ("--output", self.events)):
+        for option, path in (
+            ("--report", self.report),
+            ("--rejects", self.rejects),
+            ("--failed", self.failed),
+            ("--output", self.events),
+        ):
             if path is not None and str(path) != STDOUT:
                 check_writable_file(Path(path), option)
 
@@ -309,8 +322,10 @@ class BackfillOptions:
         try:
             object.__setattr__(self, "site_timezone", check_zone(self.site_timezone, "--site-timezone"))
         except ConfigError:
-            raise ConfigError(f"--site-timezone {self.site_timezone!r}: give the site's time zone as an IANA "
-                              "name, e.g. Europe/Berlin or UTC (Site settings > General in Plausible)") from None
+            raise ConfigError(
+                f"--site-timezone {self.site_timezone!r}: give the site's time zone as an IANA "
+                "name, e.g. Europe/Berlin or UTC (Site settings > General in Plausible)"
+            ) from None
 
     def check_writable(self) -> None:
         check_writable_dir(Path(self.out_dir), "--out")

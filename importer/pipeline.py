@@ -18,11 +18,11 @@ import itertools
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from .options import (ConfigError, DeliveryOptions, OutputOptions, ReadOptions, check_send, normalise_domain)
+from .options import ConfigError, DeliveryOptions, OutputOptions, ReadOptions, check_send, normalise_domain
 from .report import INVALID_SAMPLES, RejectsFile, Report, redact_ips, write_json_report
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -34,7 +34,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .sources import Source
     from .state import Resume
 
-__all__ = ["send", "read_events", "expand_inputs", "ConfigError", "HistoryRefused"]
+__all__ = ["ConfigError", "HistoryRefused", "expand_inputs", "read_events", "send"]
 
 HISTORY_AGE = dt.timedelta(days=1)
 
@@ -44,7 +44,7 @@ class HistoryRefused(ConfigError):
 
 
 def read_events(
-    sources: Sequence[Source],
+    sources: Iterable[Source],
     mapper: Mapper,
     report: Report,
     rejects: RejectsFile,
@@ -67,9 +67,16 @@ def read_events(
         try:
             file_invalid = 0
             damaged = False
-            reader = previous = reader_for(source, log_format=read.log_format, column_map=column_map,
-                                           custom_format=read.custom_format, timezone=read.log_timezone,
-                                           previous=previous, encoding=read.encoding, time_format=read.time_format)
+            reader = previous = reader_for(
+                source,
+                log_format=read.log_format,
+                column_map=column_map,
+                custom_format=read.custom_format,
+                timezone=read.log_timezone,
+                previous=previous,
+                encoding=read.encoding,
+                time_format=read.time_format,
+            )
             batches = _unless_unreadable(reader.read(source), source)
             if resume is not None:
                 batches = resume.batches(source, batches)
@@ -86,10 +93,11 @@ def read_events(
                     file_invalid += 1
                     if file_invalid <= INVALID_SAMPLES:  # the first few bad lines of each file, quoted
                         report.invalid_samples.append(
-                            f"{rejected.file}:{rejected.line}: {rejected.reason}: {redact_ips(rejected.text)[:160]!r}")
+                            f"{rejected.file}:{rejected.line}: {rejected.reason}: {redact_ips(rejected.text)[:160]!r}"
+                        )
                 for notice in batch.notices:
                     rejects.write(notice.as_record())
-                    report.notices.append(f"{notice.file}: {notice.reason} (after line {notice.line - 1})")
+                    report.notices.append(f"{notice.file}: {notice.reason} (after line {(notice.line or 1) - 1})")
                 mapped = mapper.apply(batch.table)
                 report.rows_filtered.update(mapped.filtered)
                 report.extra_events += mapped.extra_events
@@ -158,7 +166,7 @@ def time_warning(events: pa.Table, now: dt.datetime | None = None) -> str | None
 
 def time_note(oldest: dt.datetime | None, now: dt.datetime | None = None) -> str | None:
     """The note on dates for events as old as ``oldest`` (None: no note needed)."""
-    now = now or dt.datetime.now(dt.timezone.utc)
+    now = now or dt.datetime.now(dt.UTC)
     if oldest is None or oldest > now - HISTORY_AGE:
         return None
     return (
@@ -179,22 +187,29 @@ def open_resume(delivery: DeliveryOptions, domain: str) -> Resume:
     try:
         assert delivery.state is not None
         endpoint = delivery.endpoint
-        store = StateStore(Path(delivery.state), scope=f"{without_userinfo(endpoint)} {domain}",
-                           old_scope=f"{endpoint} {domain}", wait_s=delivery.wait_s)
+        store = StateStore(
+            Path(delivery.state),
+            scope=f"{without_userinfo(endpoint)} {domain}",
+            old_scope=f"{endpoint} {domain}",
+            wait_s=delivery.wait_s,
+        )
         return Resume(store, stream_key=delivery.state_key)
     except StateError as exc:
         raise ConfigError(str(exc)) from None
 
 
 def history_message(oldest: dt.datetime) -> str:
-    return (f"these events happened as early as {oldest:%Y-%m-%d %H:%M} UTC, more than a day ago, and Plausible's "
-            "/api/event dates every event at the moment it arrives: sending them would put that history onto today. "
-            "Load history with its real dates with 'plausible-import backfill' (Plausible's CSV import); to send it "
-            "as today's traffic anyway, add --replay-history")
+    return (
+        f"these events happened as early as {oldest:%Y-%m-%d %H:%M} UTC, more than a day ago, and Plausible's "
+        "/api/event dates every event at the moment it arrives: sending them would put that history onto today. "
+        "Load history with its real dates with 'plausible-import backfill' (Plausible's CSV import); to send it "
+        "as today's traffic anyway, add --replay-history"
+    )
 
 
-def refuse_history(events: Iterator[pa.Table], confirm: Callable[[str], bool] | None,
-                   now: dt.datetime | None = None) -> Iterator[pa.Table]:
+def refuse_history(
+    events: Iterator[pa.Table], confirm: Callable[[str], bool] | None, now: dt.datetime | None = None
+) -> Iterator[pa.Table]:
     """``events`` again, once its first batch showed no data older than a day, or the user
     (``confirm``, asked with the reason) agreed to replay it; else HistoryRefused, before
     anything is sent."""
@@ -204,7 +219,7 @@ def refuse_history(events: Iterator[pa.Table], confirm: Callable[[str], bool] | 
         if batch.num_rows:
             break
     oldest = oldest_time(head[-1]) if head and head[-1].num_rows else None
-    if oldest is not None and oldest < (now or dt.datetime.now(dt.timezone.utc)) - HISTORY_AGE:
+    if oldest is not None and oldest < (now or dt.datetime.now(dt.UTC)) - HISTORY_AGE:
         message = history_message(oldest)
         if confirm is None or not confirm(message):
             raise HistoryRefused(message)
@@ -229,8 +244,17 @@ class StdoutEvents:
         sys.stdout.flush()
 
 
-def make_sink(dry_run: bool, delivery: DeliveryOptions, outputs: OutputOptions, report: Report, rejects: RejectsFile,
-              failed: RejectsFile, bar: Progress, resume: Resume | None, stop_reading: Callable[[], None]) -> Any:
+def make_sink(
+    dry_run: bool,
+    delivery: DeliveryOptions,
+    outputs: OutputOptions,
+    report: Report,
+    rejects: RejectsFile,
+    failed: RejectsFile,
+    bar: Progress,
+    resume: Resume | None,
+    stop_reading: Callable[[], None],
+) -> Any:
     """Where the events go: the one place that chooses the sink (a dry run's writer or the sender)."""
     from . import sinks
     from .sinks.http import SendOptions
@@ -243,20 +267,40 @@ def make_sink(dry_run: bool, delivery: DeliveryOptions, outputs: OutputOptions, 
         if message:
             bar.write(message)
 
-    options = SendOptions(endpoint=delivery.endpoint, rate=delivery.rate, concurrency=delivery.concurrency,
-                          timeout_s=delivery.timeout_s, max_attempts=delivery.max_attempts,
-                          max_retry_s=delivery.max_retry_s, retry_dropped=delivery.retry_dropped,
-                          pace=delivery.pace_factor, drain_s=delivery.drain_s, backoff_base_s=delivery.backoff_s,
-                          headers=tuple(delivery.header_pairs), max_unanswered=delivery.max_unanswered,
-                          check_connection=delivery.check_connection)
-    return sinks.make_sink(report, dry_run=dry_run, output=Path(outputs.events) if outputs.events else None,
-                           options=options, rejects=rejects, failed=failed, ledger=resume.ledger if resume else None,
-                           on_settled=bar.settled, on_first_batch=warn_once, on_retry=bar.retrying,
-                           stop_reading=stop_reading, tls=delivery.tls() if not dry_run else True)
+    options = SendOptions(
+        endpoint=delivery.endpoint,
+        rate=delivery.rate,
+        concurrency=delivery.concurrency,
+        timeout_s=delivery.timeout_s,
+        max_attempts=delivery.max_attempts,
+        max_retry_s=delivery.max_retry_s,
+        retry_dropped=delivery.retry_dropped,
+        pace=delivery.pace_factor,
+        drain_s=delivery.drain_s,
+        backoff_base_s=delivery.backoff_s,
+        headers=tuple(delivery.header_pairs),
+        max_unanswered=delivery.max_unanswered,
+        check_connection=delivery.check_connection,
+    )
+    return sinks.make_sink(
+        report,
+        dry_run=dry_run,
+        output=Path(outputs.events) if outputs.events else None,
+        options=options,
+        rejects=rejects,
+        failed=failed,
+        ledger=resume.ledger if resume else None,
+        on_settled=bar.settled,
+        on_first_batch=warn_once,
+        on_retry=bar.retrying,
+        stop_reading=stop_reading,
+        tls=delivery.tls() if not dry_run else True,
+    )
 
 
-def plan_resume(sources: list[Source], delivery: DeliveryOptions, domain: str,
-                report: Report) -> tuple[list[Source], Resume]:
+def plan_resume(
+    sources: list[Source], delivery: DeliveryOptions, domain: str, report: Report
+) -> tuple[list[Source], Resume]:
     """Leave out what an earlier run settled (the state file), and lines still being written."""
     from .state import StateError
 
@@ -266,7 +310,10 @@ def plan_resume(sources: list[Source], delivery: DeliveryOptions, domain: str,
         sources = [source.complete_lines() for source in sources]
         report.notices.extend(
             f"{s.name}: its last line has no newline yet and the file changed seconds ago (being "
-            f"written?): those {s.held_back:,} bytes are left for the next run" for s in sources if s.held_back)
+            f"written?): those {s.held_back:,} bytes are left for the next run"
+            for s in sources
+            if s.held_back
+        )
     assert delivery.state is not None
     resume = open_resume(delivery, domain)
     try:
@@ -317,16 +364,23 @@ def send(
     failed = RejectsFile(Path(outputs.failed) if outputs.failed else None, run_id=report.run_id)
     total_bytes = sum(s.size or 0 for s in sources) or None
     stop_reading = threading.Event()  # set by the sender on SIGINT/SIGTERM
+    to_read: Iterable[Source] = sources
     if delivery.follow:
         from .follow import follow_sources
 
-        sources = follow_sources(list(sources), stop_reading,
-                                 plan=(lambda more: resume.plan(more, follow=True)) if resume else None)
-    bar = Progress(outputs.progress, total_bytes, events_label="events written" if dry_run else "events sent",
-                   stream=stderr or sys.stderr, report=report)
+        to_read = follow_sources(
+            list(sources), stop_reading, plan=(lambda more: resume.plan(more, follow=True)) if resume else None
+        )
+    bar = Progress(
+        outputs.progress,
+        total_bytes,
+        events_label="events written" if dry_run else "events sent",
+        stream=stderr or sys.stderr,
+        report=report,
+    )
     since, until = read.window
     mapper = Mapper(loaded, domain, since=since, until=until)
-    events = read_events(sources, mapper, report, rejects, read=read, progress=bar, resume=resume)
+    events = read_events(to_read, mapper, report, rejects, read=read, progress=bar, resume=resume)
     try:
         if not dry_run and not delivery.replay_history:
             events = refuse_history(events, confirm_history)
@@ -347,8 +401,9 @@ def send(
     return report
 
 
-def finish_report(report: Report, rejects: RejectsFile, failed: RejectsFile, resume: Resume | None, mapper: Mapper,
-                  started: float) -> None:
+def finish_report(
+    report: Report, rejects: RejectsFile, failed: RejectsFile, resume: Resume | None, mapper: Mapper, started: float
+) -> None:
     """What the run's report learns at its end: files written, what resume skipped, notices."""
     if failed.count:
         report.failed_path = str(failed.path)

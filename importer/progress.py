@@ -21,8 +21,15 @@ if TYPE_CHECKING:  # pragma: no cover
 class Progress:
     """Input bytes read (share and ETA when the total is known), rows read, and event outcomes."""
 
-    def __init__(self, enabled: bool, total_bytes: int | None, events_label: str = "events sent",
-                 stream: TextIO | None = None, interval_s: float = 10.0, report: Report | None = None):
+    def __init__(
+        self,
+        enabled: bool,
+        total_bytes: int | None,
+        events_label: str = "events sent",
+        stream: TextIO | None = None,
+        interval_s: float = 10.0,
+        report: Report | None = None,
+    ):
         self.stream = stream or sys.stderr
         self.enabled = enabled
         self.total_bytes = total_bytes
@@ -41,8 +48,16 @@ class Progress:
         self._events_label = events_label
         self._bar: tqdm | None = None
         if self.tty:
-            self._bar = tqdm(desc="input", total=total_bytes, unit="B", unit_scale=True, unit_divisor=1024,
-                             file=self.stream, dynamic_ncols=True, leave=True)
+            self._bar = tqdm(
+                desc="input",
+                total=total_bytes,
+                unit="B",
+                unit_scale=True,
+                unit_divisor=1024,
+                file=self.stream,
+                dynamic_ncols=True,
+                leave=True,
+            )
 
     @property
     def bytes_read(self) -> int:
@@ -95,8 +110,10 @@ class Progress:
         if report is None or report.dry_run:
             counts = f"{self.events:,} {self._events_label}"
         else:
-            counts = (f"accepted {report.accepted:,}, dropped {report.dropped:,}, rejected {report.rejected:,}, "
-                      f"failed {report.failed:,}")
+            counts = (
+                f"accepted {report.accepted:,}, dropped {report.dropped:,}, rejected {report.rejected:,}, "
+                f"failed {report.failed:,}"
+            )
         return f"{self.rows:,} rows, {counts}" + (f"; {self.retry_message}" if self.retry_message else "")
 
     def _maybe_print(self) -> None:
@@ -121,8 +138,11 @@ class Progress:
 
     def _print_line(self, now: float) -> None:
         elapsed = max(now - self._started, 1e-9)
-        print(f"progress: {self._share(now)}{self._outcomes()} ({self.events / elapsed:,.0f} events/s)",
-              file=self.stream, flush=True)
+        print(
+            f"progress: {self._share(now)}{self._outcomes()} ({self.events / elapsed:,.0f} events/s)",
+            file=self.stream,
+            flush=True,
+        )
 
     def close(self) -> None:
         """End the bar where the input stopped: an interrupted run does not show 100%."""

@@ -64,7 +64,7 @@ class RemoteObject:
     def open(self) -> BinaryIO:
         try:
             raw = self.fs.open(self.url, "rb", block_size=READ_BLOCK_BYTES, cache_type="readahead")
-        except Exception as exc:  # noqa: BLE001 - every back end has its own errors: say which
+        except Exception as exc:
             raise RemoteError(_explain(exc, "open")) from None
         return _RemoteFile(raw)  # type: ignore[return-value]
 
@@ -80,7 +80,7 @@ class _RemoteFile:
     def read(self, n: int = -1) -> bytes:
         try:
             return self._raw.read(n)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise RemoteError(_explain(exc, "read")) from None
 
     def readinto(self, b: Any) -> int:
@@ -111,12 +111,16 @@ class _RemoteFile:
 def _explain(exc: BaseException, action: str) -> str:
     """Why ``action`` (``list``, ``open``, ``read``) failed, in one line (the caller names the URL)."""
     if isinstance(exc, FileNotFoundError):
-        return {"list": "no such bucket, object or prefix",
-                "open": "no such object (deleted after it was listed?)",
-                "read": "the object disappeared while it was being read"}[action]
+        return {
+            "list": "no such bucket, object or prefix",
+            "open": "no such object (deleted after it was listed?)",
+            "read": "the object disappeared while it was being read",
+        }[action]
     if isinstance(exc, PermissionError):
-        return (f"access denied ({exc}); check the credentials the storage client finds "
-                "(environment variables, profile, instance role)")
+        return (
+            f"access denied ({exc}); check the credentials the storage client finds "
+            "(environment variables, profile, instance role)"
+        )
     return f"cannot {action} it: {type(exc).__name__}: {exc}"
 
 
@@ -124,7 +128,7 @@ def filesystem(spec: str) -> Any:
     """The fsspec file system for a remote URL, or a RemoteError saying what to install."""
     scheme = scheme_of(spec)
     try:
-        import fsspec  # type: ignore[import-untyped]
+        import fsspec
     except ImportError:
         raise RemoteError(f"{spec}: reading {scheme}:// inputs needs the cloud extra: {INSTALL_HINT}") from None
     options: dict[str, Any] = {}
@@ -150,7 +154,7 @@ def list_objects(spec: str) -> list[RemoteObject]:
             entries = _entries(fs.glob(spec, detail=True))
         else:
             entries = _entries(fs.find(spec, detail=True))
-    except Exception as exc:  # noqa: BLE001 - the back end's own errors, put in one line
+    except Exception as exc:
         raise RemoteError(f"{spec}: {_explain(exc, 'list')}") from None
     finally:
         fs.invalidate_cache()  # the listing is copied into compact tuples: do not keep it twice
@@ -165,15 +169,14 @@ def list_objects(spec: str) -> list[RemoteObject]:
 def _s3_entries(fs: Any, spec: str) -> list[tuple[str, int | None]]:
     """What an s3:// URL names: the object itself, else every key under it as a folder, or the
     keys a glob matches (listed from the glob's literal start)."""
-    from fsspec.utils import glob_translate  # type: ignore[import-untyped]
+    from fsspec.utils import glob_translate
 
     path = fs._strip_protocol(spec)
     bucket, key, _ = fs.split_path(path)
     magic = _MAGIC.search(key)
     if magic:
         pattern = re.compile(glob_translate(path))
-        return [(name, size) for name, size in _s3_listing(fs, bucket, key[: magic.start()])
-                if pattern.match(name)]
+        return [(name, size) for name, size in _s3_listing(fs, bucket, key[: magic.start()]) if pattern.match(name)]
     listed = _s3_listing(fs, bucket, key)
     exact = [(name, size) for name, size in listed if name == path]
     if exact:
@@ -192,7 +195,7 @@ def _s3_listing(fs: Any, bucket: str, prefix: str) -> list[tuple[str, int | None
     keys), ElementTree ~5 ms (bench/remote.py prints the listing time). An answer other than a
     listing, a refusal or "no such bucket" (a redirect, a server error) falls back to the client's
     own listing, which retries and explains."""
-    from fsspec.asyn import sync  # type: ignore[import-untyped]
+    from fsspec.asyn import sync
 
     client = sync(fs.loop, _bucket_client, fs, bucket)
     tls = None  # made once: loading the trusted certificates costs more than parsing a page
@@ -212,7 +215,9 @@ def _s3_listing(fs: Any, bucket: str, prefix: str) -> list[tuple[str, int | None
         encoded = page.findtext(f"{_S3_XML}EncodingType") == "url"  # as botocore asks, and decodes
         for item in page.iterfind(f"{_S3_XML}Contents"):
             key = item.findtext(f"{_S3_XML}Key") or ""
-            entries.append((f"{bucket}/{unquote_plus(key) if encoded else key}", int(item.findtext(f"{_S3_XML}Size") or 0)))
+            entries.append(
+                (f"{bucket}/{unquote_plus(key) if encoded else key}", int(item.findtext(f"{_S3_XML}Size") or 0))
+            )
         token = page.findtext(f"{_S3_XML}NextContinuationToken")
         if page.findtext(f"{_S3_XML}IsTruncated") != "true" or not token:
             return entries

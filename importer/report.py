@@ -151,10 +151,12 @@ class Report:
         lines = []
         if self.mostly_dropped:
             share = "every event" if not self.accepted else f"{self.dropped / (self.accepted + self.dropped):.0%}"
-            lines.append(f"warning: Plausible dropped {share} it answered ({self.dropped:,} events, "
-                         "202 with x-plausible-dropped): most often --domain is not a site on that Plausible "
-                         "instance; else it took the visitors for bots (user agents, data-center IPs) or "
-                         "throttled the site")
+            lines.append(
+                f"warning: Plausible dropped {share} it answered ({self.dropped:,} events, "
+                "202 with x-plausible-dropped): most often --domain is not a site on that Plausible "
+                "instance; else it took the visitors for bots (user agents, data-center IPs) or "
+                "throttled the site"
+            )
         return lines
 
     def add_reading(self, table: SummaryTable) -> None:
@@ -175,9 +177,11 @@ class Report:
 
     def reading_trailer(self) -> list[str]:
         """Lines under the table: bad lines quoted, notices, inputs skipped."""
-        return ([f"invalid: {sample}" for sample in self.invalid_samples]
-                + [f"note: {notice}" for notice in self.notices]
-                + [f"skipped: {skipped}" for skipped in self.skipped_sources])
+        return (
+            [f"invalid: {sample}" for sample in self.invalid_samples]
+            + [f"note: {notice}" for notice in self.notices]
+            + [f"skipped: {skipped}" for skipped in self.skipped_sources]
+        )
 
     def summary(self) -> str:
         """A plain-text table for the end of a run."""
@@ -196,8 +200,10 @@ class Report:
             add("  failed", self.failed)
             add("retries", self.retries)
             if self.timeouts:
-                add("no answer in time", f"{self.timeouts:,} tries (--timeout); "
-                                         f"{self.maybe_duplicated:,} events may have arrived twice")
+                add(
+                    "no answer in time",
+                    f"{self.timeouts:,} tries (--timeout); {self.maybe_duplicated:,} events may have arrived twice",
+                )
         add("duration", f"{self.duration_s:.1f} s")
         if self.rejects_path:
             add("rejects file", self.rejects_path)
@@ -212,16 +218,23 @@ class Report:
         if self.window is not None:
             add("in-flight window", f"{self.window:,} events (a crash re-sends at most these)")
         if self.interrupted is not None:
-            add("interrupted", f"by signal {self.interrupted}: {self.drained:,} in-flight events drained, "
-                               f"{self.cut_off:,} cut off (not sent or cut mid-request)")
+            add(
+                "interrupted",
+                f"by signal {self.interrupted}: {self.drained:,} in-flight events drained, "
+                f"{self.cut_off:,} cut off (not sent or cut mid-request)",
+            )
             if self.state_path and not self.state_error:
                 add("  next run", f"state saved: sends again {self.resend:,} events (listed in the failed file)")
             elif self.state_path:
-                add("  next run", "the state file could not be saved (see above): it may send again what this "
-                                  "run delivered")
+                add(
+                    "  next run",
+                    "the state file could not be saved (see above): it may send again what this run delivered",
+                )
             else:
-                add("  next run", "no state file: nothing records what was sent; "
-                                  "the failed file lists the events cut off")
+                add(
+                    "  next run",
+                    "no state file: nothing records what was sent; the failed file lists the events cut off",
+                )
         return table.render(self.reading_trailer() + self.warnings())
 
 
@@ -287,8 +300,9 @@ def redact_url(text: str) -> str:
     ``--endpoint http://user:pass@host/api/event`` is printed in summaries and stored with
     failed events; the password must stay on the command line.
     """
+
     def replace(match: re.Match) -> str:
-        user = match.group(0)[len(match.group(1)):-1].split(":", 1)[0]
+        user = match.group(0)[len(match.group(1)) : -1].split(":", 1)[0]
         return f"{match.group(1)}{user}:***@"
 
     return _URL_USERINFO.sub(replace, text) if text else text
@@ -339,8 +353,11 @@ class RejectsFile:
         if self.path is None:
             return
         if record.get("stage") == "read":
-            record = {**record, "text": redact_ips(record.get("text") or ""),
-                      "reason": redact_ips(record.get("reason") or "")}
+            record = {
+                **record,
+                "text": redact_ips(record.get("text") or ""),
+                "reason": redact_ips(record.get("reason") or ""),
+            }
         elif "reason" in record:  # an error message may quote an address or the endpoint
             record = {**record, "reason": redact_url(redact_ips(str(record["reason"])))}
         stamp = {"run": self.run_id, "time": f"{dt.datetime.now(dt.UTC):%Y-%m-%dT%H:%M:%S.%fZ}"}
@@ -389,8 +406,11 @@ class RejectsFile:
             record = json.loads(line)
         except ValueError:
             return False
-        return (isinstance(record, dict) and record.get("stage") == "send"
-                and (record.get("file_id"), record.get("line")) in settled)
+        return (
+            isinstance(record, dict)
+            and record.get("stage") == "send"
+            and (record.get("file_id"), record.get("line")) in settled
+        )
 
     def close(self) -> None:
         with self._lock:

@@ -23,7 +23,7 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath, PurePosixPath
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import numpy as np
 import pyarrow as pa
@@ -85,7 +85,7 @@ class Source:
         raw = open(self.path, "rb")
         return raw if self.limit is None else _Limited(raw, self.limit)  # type: ignore[return-value]
 
-    def complete_lines(self, now: float | None = None) -> "Source":
+    def complete_lines(self, now: float | None = None) -> Source:
         """This source, without its last line if that line looks half written: a plain file
         changed in the last :data:`PARTIAL_LINE_S` seconds whose last byte is not a newline
         (a server writing it right now). A run that keeps state leaves that line to the next run
@@ -127,9 +127,9 @@ class _Limited:
         self._left -= len(data)
         return data
 
-    def readinto(self, b) -> int:
+    def readinto(self, b: Any) -> int:
         view = memoryview(b)[: self._left]
-        n = self._raw.readinto(view) or 0
+        n = self._raw.readinto(view) or 0  # type: ignore[attr-defined]  # a file opened "rb" has readinto
         self._left -= n
         return n
 
@@ -338,7 +338,7 @@ def open_source(source: Source) -> OpenSource:
         # A followed live log (importer.follow): plain text, read as it grows; each read
         # returns what is there, so lines go out as soon as they are written.
         return OpenSource(stream=position, position=position, compression=None, raw=raw)  # type: ignore[arg-type]
-    buffered = io.BufferedReader(position, buffer_size=1 << 20)  # type: ignore[arg-type]
+    buffered = io.BufferedReader(position, buffer_size=1 << 20)  # type: ignore[type-var]  # _Position reads like a raw file
     compression = detect_compression(buffered.peek(8)[:8])
     stream: BinaryIO
     if compression == "gzip":
@@ -348,9 +348,9 @@ def open_source(source: Source) -> OpenSource:
     elif compression == "xz":
         stream = lzma.LZMAFile(buffered)  # type: ignore[assignment]
     elif compression == "zstd":
-        stream = io.BufferedReader(_ZstdReader(buffered))  # type: ignore[assignment]
+        stream = io.BufferedReader(_ZstdReader(buffered))
     else:
-        stream = buffered  # type: ignore[assignment]
+        stream = buffered
     return OpenSource(stream=stream, position=position, compression=compression, raw=raw)
 
 
@@ -484,16 +484,13 @@ def _may_have_long_lines(data: bytes, limit: int) -> bool:
     bytes holds a line end (a longer line would cover one such window whole). A few hundred
     short ``find`` calls instead of a scan of the whole block."""
     window = max(limit // 2, 1)
-    for start in range(0, len(data) - window + 1, window):
-        if data.find(b"\n", start, start + window) < 0:
-            return True
-    return False
+    return any(data.find(b"\n", start, start + window) < 0 for start in range(0, len(data) - window + 1, window))
 
 
 def _finish_block(data: bytes, first_line: int, max_line_bytes: int, truncated: str | None) -> LineBlock:
     too_long: list[tuple[int, bytes]] = []
-    long_idx = _long_lines(data, max_line_bytes) if _may_have_long_lines(data, max_line_bytes) else ()
-    if len(long_idx):
+    long_idx = _long_lines(data, max_line_bytes) if _may_have_long_lines(data, max_line_bytes) else None
+    if long_idx is not None and len(long_idx):
         data, too_long = _drop_lines(data, long_idx, first_line)
     return LineBlock(
         data=data,
@@ -502,4 +499,3 @@ def _finish_block(data: bytes, first_line: int, max_line_bytes: int, truncated: 
         too_long=too_long,
         truncated=truncated,
     )
-

@@ -31,7 +31,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -96,7 +96,7 @@ def read_head(source: Source, limit: int = HEAD_BYTES) -> bytes:
         while size < limit:
             try:
                 chunk = opened.stream.read(limit - size)
-            except Exception:  # noqa: BLE001 - a damaged stream: identify by what decoded
+            except Exception:
                 break
             if not chunk:
                 break
@@ -213,7 +213,7 @@ class StateStore:
     def _take_lock(self, wait_s: float) -> IO[str]:
         lock_path = self.lock_path
         _create_private(lock_path)
-        lock_file = open(lock_path, "a+")  # noqa: SIM115 - held until close()
+        lock_file = open(lock_path, "a+")
         deadline = time.monotonic() + max(0.0, wait_s)
         while True:
             try:
@@ -225,8 +225,10 @@ class StateStore:
             time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
         lock_file.close()
         waited = f" after waiting {wait_s:g} s (--wait)" if wait_s > 0 else " (--wait SECONDS queues for it)"
-        raise StateBusy(f"state file {self.path}: another run is using it for the same endpoint and domain "
-                        f"(its lock is held){waited}")
+        raise StateBusy(
+            f"state file {self.path}: another run is using it for the same endpoint and domain "
+            f"(its lock is held){waited}"
+        )
 
     def _open(self, old_scope: str | None) -> sqlite3.Connection:
         # SQLite creates the -wal and -shm files with the mode of the database file.
@@ -273,8 +275,9 @@ class StateStore:
         except FileNotFoundError:
             same = False
         if not same:
-            raise StateError(f"state file {self.path}: it was deleted or replaced during the run; "
-                             "progress can no longer be saved")
+            raise StateError(
+                f"state file {self.path}: it was deleted or replaced during the run; progress can no longer be saved"
+            )
 
     def file_state(self, source: Source, stream_key: str | None = None) -> FileState | None:
         """Find (or register) the state of a file by its content, or of stdin by ``stream_key``;
@@ -288,71 +291,102 @@ class StateStore:
         if not head:
             return None
         with self._lock, self._failing("record the file in it"):
-            lengths = [row[0] for row in self._db.execute(
-                "SELECT DISTINCT head_len FROM files WHERE scope = ? AND head_len BETWEEN 1 AND ? "
-                "ORDER BY head_len DESC",
-                (self.scope, len(head)))]
+            lengths = [
+                row[0]
+                for row in self._db.execute(
+                    "SELECT DISTINCT head_len FROM files WHERE scope = ? AND head_len BETWEEN 1 AND ? "
+                    "ORDER BY head_len DESC",
+                    (self.scope, len(head)),
+                )
+            ]
             found = None
             for length in lengths:
                 found = self._db.execute(
                     "SELECT id, settled_line, complete_size, head_len FROM files "
                     "WHERE scope = ? AND head_len = ? AND head_hash = ? ORDER BY id LIMIT 1",
-                    (self.scope, length, _digest(head[:length]))).fetchone()
+                    (self.scope, length, _digest(head[:length])),
+                ).fetchone()
                 if found:
                     break
             now = time.time()
             if found is None:
                 cursor = self._db.execute(
                     "INSERT INTO files (scope, head_len, head_hash, name, updated_at) VALUES (?, ?, ?, ?, ?)",
-                    (self.scope, len(head), _digest(head), source.name, now))
-                return FileState(file_id=int(cursor.lastrowid), name=source.name, size=source.size)
+                    (self.scope, len(head), _digest(head), source.name, now),
+                )
+                return FileState(file_id=int(cursor.lastrowid or 0), name=source.name, size=source.size)
             file_id, settled, complete, head_len = found
             if head_len < len(head):  # the file has grown past its old head: identify it more surely
-                self._db.execute("UPDATE files SET head_len = ?, head_hash = ? WHERE id = ?",
-                                 (len(head), _digest(head), file_id))
+                self._db.execute(
+                    "UPDATE files SET head_len = ?, head_hash = ? WHERE id = ?", (len(head), _digest(head), file_id)
+                )
             self._db.execute("UPDATE files SET name = ?, updated_at = ? WHERE id = ?", (source.name, now, file_id))
             pending = {row[0] for row in self._db.execute("SELECT line FROM pending WHERE file_id = ?", (file_id,))}
-            done = {row[0] for row in self._db.execute("SELECT line FROM done WHERE file_id = ? AND line > ?",
-                                                       (file_id, settled))}
+            done = {
+                row[0]
+                for row in self._db.execute("SELECT line FROM done WHERE file_id = ? AND line > ?", (file_id, settled))
+            }
             rejected = self._lines_above("rejected", file_id, settled)
-        return FileState(file_id=file_id, name=source.name, settled_line=settled, pending=pending, done=done,
-                         rejected=rejected, complete_size=complete, size=source.size)
+        return FileState(
+            file_id=file_id,
+            name=source.name,
+            settled_line=settled,
+            pending=pending,
+            done=done,
+            rejected=rejected,
+            complete_size=complete,
+            size=source.size,
+        )
 
     def _stream_state(self, source: Source, key: str) -> FileState:
         """A named stream (stdin under ``--state-key``): its lines count from the stream's start."""
         name = f"{source.name} ({key})"
         tag = _digest(f"stream:{key}".encode())
         with self._lock, self._failing("record the stream in it"):
-            found = self._db.execute("SELECT id, settled_line FROM files WHERE scope = ? AND head_len = -1 "
-                                     "AND head_hash = ?", (self.scope, tag)).fetchone()
+            found = self._db.execute(
+                "SELECT id, settled_line FROM files WHERE scope = ? AND head_len = -1 AND head_hash = ?",
+                (self.scope, tag),
+            ).fetchone()
             if found is None:
                 cursor = self._db.execute(
                     "INSERT INTO files (scope, head_len, head_hash, name, updated_at) VALUES (?, -1, ?, ?, ?)",
-                    (self.scope, tag, name, time.time()))
-                return FileState(file_id=int(cursor.lastrowid), name=name)
+                    (self.scope, tag, name, time.time()),
+                )
+                return FileState(file_id=int(cursor.lastrowid or 0), name=name)
             file_id, settled = found
             pending = {row[0] for row in self._db.execute("SELECT line FROM pending WHERE file_id = ?", (file_id,))}
-            done = {row[0] for row in self._db.execute("SELECT line FROM done WHERE file_id = ? AND line > ?",
-                                                       (file_id, settled))}
+            done = {
+                row[0]
+                for row in self._db.execute("SELECT line FROM done WHERE file_id = ? AND line > ?", (file_id, settled))
+            }
             rejected = self._lines_above("rejected", file_id, settled)
-        return FileState(file_id=file_id, name=name, settled_line=settled, pending=pending, done=done,
-                         rejected=rejected)
+        return FileState(
+            file_id=file_id, name=name, settled_line=settled, pending=pending, done=done, rejected=rejected
+        )
 
     def _lines_above(self, table: str, file_id: int, settled: int) -> set[int]:
-        return {row[0] for row in self._db.execute(f"SELECT line FROM {table} WHERE file_id = ? AND line > ?",
-                                                   (file_id, settled))}
+        return {
+            row[0]
+            for row in self._db.execute(f"SELECT line FROM {table} WHERE file_id = ? AND line > ?", (file_id, settled))
+        }
 
     def remember_rejected(self, file_id: int, lines: list[int]) -> None:
         """These invalid lines are in the rejects file now: a re-read after a crash skips them."""
         if not lines:
             return
         with self._lock, self._failing("save the checkpoint"):
-            self._db.executemany("INSERT OR IGNORE INTO rejected (file_id, line) VALUES (?, ?)",
-                                 [(file_id, line) for line in lines])
+            self._db.executemany(
+                "INSERT OR IGNORE INTO rejected (file_id, line) VALUES (?, ?)", [(file_id, line) for line in lines]
+            )
 
-    def save(self, settled: dict[int, int], complete: dict[int, int | None],
-             pending_add: list[tuple[int, int]], pending_done: list[tuple[int, int]],
-             done_add: list[tuple[int, int]] = ()) -> None:
+    def save(
+        self,
+        settled: dict[int, int],
+        complete: dict[int, int | None],
+        pending_add: list[tuple[int, int]],
+        pending_done: list[tuple[int, int]],
+        done_add: Sequence[tuple[int, int]] = (),
+    ) -> None:
         """Record progress in one transaction: new settled lines, completed files, pending lines,
         and lines decided above the settled line."""
         if not (settled or complete or pending_add or pending_done or done_add):
@@ -364,8 +398,10 @@ class StateStore:
             db.execute("BEGIN IMMEDIATE")
             try:
                 for file_id, line in settled.items():
-                    db.execute("UPDATE files SET settled_line = MAX(settled_line, ?), updated_at = ? WHERE id = ?",
-                               (line, now, file_id))
+                    db.execute(
+                        "UPDATE files SET settled_line = MAX(settled_line, ?), updated_at = ? WHERE id = ?",
+                        (line, now, file_id),
+                    )
                     db.execute("DELETE FROM done WHERE file_id = ? AND line <= ?", (file_id, line))
                     db.execute("DELETE FROM rejected WHERE file_id = ? AND line <= ?", (file_id, line))
                 if done_add:
@@ -415,8 +451,10 @@ class Resume:
             state = self.store.file_state(source, self.stream_key)
             if state is None:
                 if source.stdin:
-                    self.notices.append(f"{source.name}: piped input has no checkpoint and cannot be resumed: a "
-                                        "re-run sends all of it again (--state-key NAME checkpoints a named stream)")
+                    self.notices.append(
+                        f"{source.name}: piped input has no checkpoint and cannot be resumed: a "
+                        "re-run sends all of it again (--state-key NAME checkpoints a named stream)"
+                    )
                 todo.append(source)
                 continue
             if state.file_id in self._by_id:
@@ -457,10 +495,13 @@ class Resume:
             if lines is not None:
                 top = max(top, pc.max(lines).as_py() or 0)
             if state.settled_line or state.pending or state.done or state.rejected:
-                kept_rejected = [r for r in batch.rejected
-                                 if r.line is None or r.line in state.pending
-                                 or (r.line > state.settled_line and r.line not in state.done
-                                     and r.line not in state.rejected)]
+                kept_rejected = [
+                    r
+                    for r in batch.rejected
+                    if r.line is None
+                    or r.line in state.pending
+                    or (r.line > state.settled_line and r.line not in state.done and r.line not in state.rejected)
+                ]
                 skipped = len(batch.rejected) - len(kept_rejected)
                 if lines is not None:
                     keep = pc.greater(lines, state.settled_line)

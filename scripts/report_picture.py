@@ -20,8 +20,14 @@ from importer.backfill import backfill
 from importer.html import backfill_page, write_page
 from importer.options import BackfillOptions, OutputOptions
 
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--no-first-run"]
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
 
 
 def main() -> None:
@@ -34,9 +40,12 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "import"
-        report = backfill([resources.sample_data_dir() / "access.log"], "example.com",
-                          BackfillOptions(site_timezone="UTC", out_dir=out),
-                          outputs=OutputOptions(rejects=None, failed=None))
+        report = backfill(
+            [resources.sample_data_dir() / "access.log"],
+            "example.com",
+            BackfillOptions(site_timezone="UTC", out_dir=out),
+            outputs=OutputOptions(rejects=None, failed=None),
+        )
         # The bundled sample covers two days; a fixed out_dir keeps the picture free of temp paths.
         report.out_dir = "import/"
         html = backfill_page(report)
@@ -48,8 +57,9 @@ def main() -> None:
             options.out.parent.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(options.out))
             browser.close()
-    print(f"{options.out}: {options.out.stat().st_size:,} bytes; the sample's report.html: "
-          f"{len(html.encode()):,} bytes")
+    print(
+        f"{options.out}: {options.out.stat().st_size:,} bytes; the sample's report.html: {len(html.encode()):,} bytes"
+    )
 
 
 if __name__ == "__main__":

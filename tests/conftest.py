@@ -12,17 +12,27 @@ import pytest
 from importer.receiver import Faults, Receiver
 
 BROWSER = "Mozilla/5.0 (X11; Linux x86_64; rv:123.0) Gecko/20100101 Firefox/123.0"
-IPHONE = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_3 like Mac OS X) AppleWebKit/605.1.15 "
-          "(KHTML, like Gecko) Version/17.3 Mobile/15E148 Safari/604.1")
+IPHONE = (
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_3 like Mac OS X) AppleWebKit/605.1.15 "
+    "(KHTML, like Gecko) Version/17.3 Mobile/15E148 Safari/604.1"
+)
 
 
 def clf_time(when: dt.datetime) -> str:
     return when.strftime("%d/%b/%Y:%H:%M:%S %z")
 
 
-def combined_line(ip: str = "203.0.113.5", when: dt.datetime | None = None, method: str = "GET",
-                  target: str = "/", status: int = 200, size: str | int = 512, referrer: str = "-",
-                  user_agent: str = BROWSER, vhost: str | None = None) -> str:
+def combined_line(
+    ip: str = "203.0.113.5",
+    when: dt.datetime | None = None,
+    method: str = "GET",
+    target: str = "/",
+    status: int = 200,
+    size: str | int = 512,
+    referrer: str = "-",
+    user_agent: str = BROWSER,
+    vhost: str | None = None,
+) -> str:
     """One nginx/Apache combined line (vhost-prefixed when ``vhost`` is given)."""
     when = when or dt.datetime(2024, 3, 14, 9, 26, 53, tzinfo=dt.timezone(dt.timedelta(hours=1)))
     line = f'{ip} - - [{clf_time(when)}] "{method} {target} HTTP/1.1" {status} {size} "{referrer}" "{user_agent}"'

@@ -89,8 +89,14 @@ def handmade(tmp_path_factory):
     base = tmp_path_factory.mktemp("backfill")
     log = write_log(base / "access.log", handmade_lines())
     out = base / "out"
-    report = backfill([log], domain="example.com", target=BackfillOptions(site_timezone=TZ, out_dir=out), ua_cache=None,
-                      today=dt.date(2026, 11, 30), outputs=OutputOptions(rejects=base / "rejects.jsonl", failed=None))
+    report = backfill(
+        [log],
+        domain="example.com",
+        target=BackfillOptions(site_timezone=TZ, out_dir=out),
+        ua_cache=None,
+        today=dt.date(2026, 11, 30),
+        outputs=OutputOptions(rejects=base / "rejects.jsonl", failed=None),
+    )
     frames = {table: read_table(Path(path), table) for table, path in report.files.items()}
     return report, frames, log, base
 
@@ -102,7 +108,9 @@ def rows(frame: pd.DataFrame, date: str) -> list[dict]:
 
 
 def same(frame: pd.DataFrame, date: str, expected: list[dict]) -> None:
-    key = lambda r: json.dumps(r, sort_keys=True, default=str)  # noqa: E731
+    def key(r):
+        return json.dumps(r, sort_keys=True, default=str)
+
     assert rows(frame, date) == sorted(expected, key=key)
 
 
@@ -472,9 +480,13 @@ def test_pageviews_per_day_equal_send_dry_run(handmade, tmp_path):
 @pytest.mark.parametrize("tz", ["UTC", "America/New_York"])
 def test_sample_data_matches_send_dry_run(tmp_path, tz):
     sample = Path(__file__).resolve().parent.parent / "sample_data" / "access.log"
-    report = backfill([sample], domain="example.com",
-                      target=BackfillOptions(site_timezone=tz, out_dir=tmp_path / "out"), ua_cache=None,
-                      outputs=OutputOptions(rejects=None, failed=None))
+    report = backfill(
+        [sample],
+        domain="example.com",
+        target=BackfillOptions(site_timezone=tz, out_dir=tmp_path / "out"),
+        ua_cache=None,
+        outputs=OutputOptions(rejects=None, failed=None),
+    )
     assert report.ok, report.problems
     assert len(report.files) == 10
     expected = dry_run_pageviews_by_day(sample, tmp_path, tz)
@@ -505,9 +517,14 @@ def test_spilling_to_disk_and_unordered_inputs_give_the_same_files(tmp_path, han
     # Newest lines first in one file, the rest in another: days are complete only at the end.
     first = write_log(tmp_path / "b.log", list(reversed(lines[10:])))
     second = write_log(tmp_path / "a.log", lines[:10])
-    again = backfill([first, second], domain="example.com",
-                     target=BackfillOptions(site_timezone=TZ, out_dir=tmp_path / "out"), ua_cache=None, memory_limit=1,
-                     outputs=OutputOptions(rejects=None, failed=None))
+    again = backfill(
+        [first, second],
+        domain="example.com",
+        target=BackfillOptions(site_timezone=TZ, out_dir=tmp_path / "out"),
+        ua_cache=None,
+        memory_limit=1,
+        outputs=OutputOptions(rejects=None, failed=None),
+    )
     assert again.spills >= 2
     for table in TABLES:
         other = read_table(Path(again.files[table]), table)
@@ -517,14 +534,24 @@ def test_spilling_to_disk_and_unordered_inputs_give_the_same_files(tmp_path, han
 
 def test_short_range_warns(tmp_path):
     log = write_log(tmp_path / "one.log", [combined_line(when=at(14, 12, 0))])
-    report = backfill([log], domain="example.com", target=BackfillOptions(site_timezone=TZ, out_dir=tmp_path / "out"),
-                      ua_cache=None, outputs=OutputOptions(rejects=None, failed=None))
+    report = backfill(
+        [log],
+        domain="example.com",
+        target=BackfillOptions(site_timezone=TZ, out_dir=tmp_path / "out"),
+        ua_cache=None,
+        outputs=OutputOptions(rejects=None, failed=None),
+    )
     assert report.ok and report.days == 1
     assert any("shorter than 3 days" in w for w in report.warnings)
     # A second run into the same directory over other dates: the old files are pointed out.
     log2 = write_log(tmp_path / "two.log", [combined_line(when=at(20, 12, 0))])
-    again = backfill([log2], domain="example.com", target=BackfillOptions(site_timezone=TZ, out_dir=tmp_path / "out"),
-                     ua_cache=None, outputs=OutputOptions(rejects=None, failed=None))
+    again = backfill(
+        [log2],
+        domain="example.com",
+        target=BackfillOptions(site_timezone=TZ, out_dir=tmp_path / "out"),
+        ua_cache=None,
+        outputs=OutputOptions(rejects=None, failed=None),
+    )
     assert any("10 other imported_*.csv" in w and "_20240320_20240320.csv" in w for w in again.warnings)
 
 
@@ -535,16 +562,32 @@ def test_cli_backfill(tmp_path, monkeypatch):
 
     log = write_log(tmp_path / "access.log", handmade_lines())
     out = tmp_path / "csv"
-    result = CliRunner().invoke(app, ["backfill", str(log), "--domain", "example.com", "--site-timezone", TZ,
-                                      "--out", str(out), "--report", str(tmp_path / "r.json"), "--no-progress",
-                                      "--rejects", str(tmp_path / "rej.jsonl")])
+    result = CliRunner().invoke(
+        app,
+        [
+            "backfill",
+            str(log),
+            "--domain",
+            "example.com",
+            "--site-timezone",
+            TZ,
+            "--out",
+            str(out),
+            "--report",
+            str(tmp_path / "r.json"),
+            "--no-progress",
+            "--rejects",
+            str(tmp_path / "rej.jsonl"),
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert len(list(out.glob("imported_*_20240314_20240316.csv"))) == 10
     data = json.loads((tmp_path / "r.json").read_text())
     assert data["events"] == 11 and data["rows_invalid"] == 1
     assert len(json.loads((tmp_path / "ua.json").read_text())["agents"]) == 4  # the four browsers
-    bad = CliRunner().invoke(app, ["backfill", str(log), "--domain", "example.com", "--site-timezone", "Nowhere/Land",
-                                   "--out", str(out)])
+    bad = CliRunner().invoke(
+        app, ["backfill", str(log), "--domain", "example.com", "--site-timezone", "Nowhere/Land", "--out", str(out)]
+    )
     assert bad.exit_code == 2
 
 
@@ -597,9 +640,13 @@ def test_sample_data_agrees_with_a_naive_reading_of_the_rules(tmp_path, tz):
     events = tmp_path / "events.jsonl"
     send([sample], domain="example.com", dry_run=True, outputs=OutputOptions(events=events, rejects=None))
     expected = naive_sessions(events, tz)
-    report = backfill([sample], domain="example.com",
-                      target=BackfillOptions(site_timezone=tz, out_dir=tmp_path / "out"), ua_cache=None,
-                      outputs=OutputOptions(rejects=None, failed=None))
+    report = backfill(
+        [sample],
+        domain="example.com",
+        target=BackfillOptions(site_timezone=tz, out_dir=tmp_path / "out"),
+        ua_cache=None,
+        outputs=OutputOptions(rejects=None, failed=None),
+    )
     assert report.ok, report.problems
     v = read_table(Path(report.files["imported_visitors"]), "imported_visitors")
     got = {r.pop("date"): r for r in v.to_dict("records")}

@@ -31,8 +31,8 @@ from importer.backfill.aggregate import drops_as_bot
 from importer.backfill.devices import DeviceParser
 from importer.backfill.geo import GeoLookup
 from importer.backfill.referrers import resolve, url_host
-from importer.plausible import LINK_URL_EVENTS, PATH_EVENTS, plausible_browser
 from importer.options import BackfillOptions, OutputOptions, ReadOptions
+from importer.plausible import LINK_URL_EVENTS, PATH_EVENTS, plausible_browser
 
 chdb_session = pytest.importorskip("chdb.session")
 
@@ -279,8 +279,13 @@ def prepared(tmp_path_factory):
         for i in (0, 5)
     ]
     inputs = [write_log(base / "handmade.log", handmade_lines() + midnight_lines() + downloads), SAMPLE]
-    send(inputs, "example.com", dry_run=True, read=ReadOptions(mapping=MAPPING),
-         outputs=OutputOptions(events=base / "events.jsonl", rejects=None))
+    send(
+        inputs,
+        "example.com",
+        dry_run=True,
+        read=ReadOptions(mapping=MAPPING),
+        outputs=OutputOptions(events=base / "events.jsonl", rejects=None),
+    )
     prepare(base / "events.jsonl", base / "prepared.jsonl")
     return base, inputs
 

@@ -212,14 +212,22 @@ def test_visitor_is_ip_and_user_agent(tmp_path):
 
 def test_web_goals_mapping_end_to_end(tmp_path):
     when = dt.datetime(2024, 3, 14, 9, 0, tzinfo=UTC)
-    log = write_log(tmp_path / "a.log", [
-        combined_line(when=when, target="/"),
-        combined_line(when=when + dt.timedelta(minutes=1), target="/missing", status=404),
-        combined_line(when=when + dt.timedelta(minutes=2), target="/files/report.pdf"),
-    ])
-    report = backfill([log], domain="example.com",
-                      target=BackfillOptions(site_timezone="UTC", out_dir=tmp_path / "out"), ua_cache=None,
-                      read=ReadOptions(mapping="web-goals"), outputs=OutputOptions(rejects=None, failed=None))
+    log = write_log(
+        tmp_path / "a.log",
+        [
+            combined_line(when=when, target="/"),
+            combined_line(when=when + dt.timedelta(minutes=1), target="/missing", status=404),
+            combined_line(when=when + dt.timedelta(minutes=2), target="/files/report.pdf"),
+        ],
+    )
+    report = backfill(
+        [log],
+        domain="example.com",
+        target=BackfillOptions(site_timezone="UTC", out_dir=tmp_path / "out"),
+        ua_cache=None,
+        read=ReadOptions(mapping="web-goals"),
+        outputs=OutputOptions(rejects=None, failed=None),
+    )
     custom = read_table(Path(report.files["imported_custom_events"]), "imported_custom_events")
     got = sorted(custom.drop(columns="date").to_dict("records"), key=lambda r: r["name"])
     assert got == [
@@ -232,11 +240,17 @@ def test_web_goals_mapping_end_to_end(tmp_path):
 
 
 def test_no_events_writes_nothing(tmp_path):
-    log = write_log(tmp_path / "bots.log", [
-        combined_line(user_agent="Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)")])
-    report = backfill([log], domain="example.com",
-                      target=BackfillOptions(site_timezone="UTC", out_dir=tmp_path / "out"), ua_cache=None,
-                      outputs=OutputOptions(rejects=None, failed=None))
+    log = write_log(
+        tmp_path / "bots.log",
+        [combined_line(user_agent="Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)")],
+    )
+    report = backfill(
+        [log],
+        domain="example.com",
+        target=BackfillOptions(site_timezone="UTC", out_dir=tmp_path / "out"),
+        ua_cache=None,
+        outputs=OutputOptions(rejects=None, failed=None),
+    )
     assert not report.ok and report.files == {}
     assert any("no events" in w for w in report.warnings)
     assert not list((tmp_path / "out").glob("*.csv")) if (tmp_path / "out").exists() else True

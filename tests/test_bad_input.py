@@ -193,7 +193,15 @@ def test_a_file_that_cannot_be_opened_is_skipped_and_the_next_is_read(tmp_path):
     gone = Source("gone.log", tmp_path / "gone.log")  # named, then rotated away before it was read
     unreadable = Source("dir.log", tmp_path)  # opening it raises IsADirectoryError, as PermissionError would
     report, rejects = Report(), RejectsFile(tmp_path / "r.jsonl")
-    list(read_events([gone, unreadable, Source("ok.log", log)], Mapper(load("web"), "example.com"), report, rejects, read=ReadOptions()))
+    list(
+        read_events(
+            [gone, unreadable, Source("ok.log", log)],
+            Mapper(load("web"), "example.com"),
+            report,
+            rejects,
+            read=ReadOptions(),
+        )
+    )
     rejects.close()
     assert report.events == 1
     assert [s.split(":")[0] for s in report.skipped_sources] == ["gone.log", "dir.log"]

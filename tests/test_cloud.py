@@ -35,12 +35,15 @@ from werkzeug.serving import make_server
 
 from importer import pipeline
 from importer import sources as sources_mod
+from importer.options import DeliveryOptions, OutputOptions, ReadOptions
 from importer.remote import date_in
 from importer.sources import SourceError, expand, open_source
-from importer.options import DeliveryOptions, OutputOptions, ReadOptions
 
-FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                    "AWS_DEFAULT_REGION": "us-east-1"}
+FAKE_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
 
 
 def test_keys_sort_by_the_date_they_carry(s3):
@@ -48,10 +51,14 @@ def test_keys_sort_by_the_date_they_carry(s3):
         "cf/EZZZ.2024-03-14-10.b2.gz",
         "cf/EAAA.2024-03-14-11.a1.gz",
         "cf/EZZZ.2024-03-14-09.c3.gz",
-        ("alb/AWSLogs/123456789012/elasticloadbalancing/us-east-1/2024/03/15/"
-         "123456789012_elasticloadbalancing_us-east-1_app.web.50dc6c495c0c9188_20240315T0005Z_10.0.0.1_2et2e1mx.log.gz"),
-        ("alb/AWSLogs/123456789012/elasticloadbalancing/us-east-1/2024/03/14/"
-         "123456789012_elasticloadbalancing_us-east-1_app.web.50dc6c495c0c9188_20240314T2355Z_10.0.0.1_3et2e1mx.log.gz"),
+        (
+            "alb/AWSLogs/123456789012/elasticloadbalancing/us-east-1/2024/03/15/"
+            "123456789012_elasticloadbalancing_us-east-1_app.web.50dc6c495c0c9188_20240315T0005Z_10.0.0.1_2et2e1mx.log.gz"
+        ),
+        (
+            "alb/AWSLogs/123456789012/elasticloadbalancing/us-east-1/2024/03/14/"
+            "123456789012_elasticloadbalancing_us-east-1_app.web.50dc6c495c0c9188_20240314T2355Z_10.0.0.1_3et2e1mx.log.gz"
+        ),
     ]
     for key in keys:
         s3.put(key, gzip.compress(b"x\n"))
@@ -105,8 +112,12 @@ def test_send_from_a_bucket_delivers_every_event_and_writes_nothing_to_disk(tmp_
     scratch.mkdir()
     home = tmp_path / "home"
     home.mkdir()
-    result = send(tmp_path, receiver, f"s3://{s3.name}/logs/",
-                  env={"TMPDIR": str(scratch), "HOME": str(home), "XDG_CACHE_HOME": str(home / ".cache")})
+    result = send(
+        tmp_path,
+        receiver,
+        f"s3://{s3.name}/logs/",
+        env={"TMPDIR": str(scratch), "HOME": str(home), "XDG_CACHE_HOME": str(home / ".cache")},
+    )
     assert result.returncode == 0, result.stderr
     assert pages_of(receiver) == pages(0, 150)
     order = [int(e["url"].rsplit("/p", 1)[1]) for e in receiver.events]
@@ -156,8 +167,7 @@ def test_a_key_deleted_after_listing_is_skipped_and_named(tmp_path, s3, receiver
     assert first not in result.stderr.split("skipped:", 1)[1]
 
 
-def test_a_key_that_vanishes_while_read_keeps_the_rows_before_and_resumes_after(tmp_path, s3, receiver,
-                                                                                   monkeypatch):
+def test_a_key_that_vanishes_while_read_keeps_the_rows_before_and_resumes_after(tmp_path, s3, receiver, monkeypatch):
     monkeypatch.setattr(sources_mod, "BLOCK_BYTES", 64 << 10)
     monkeypatch.setattr("importer.remote.READ_BLOCK_BYTES", 64 << 10)
     text = log_lines(0, 1200, user_agent=BROWSER + " x" * 900)  # ~2.4 MB plain: several ranged reads of ~1 MiB
@@ -226,18 +236,30 @@ def test_an_https_file_is_read_like_a_local_one(tmp_path, receiver):
     assert missing.returncode == 2 and "nothing.log.gz: no such bucket, object or prefix" in missing.stderr
 
 
-@pytest.mark.parametrize(("url", "absent"), [("s3://bucket/logs/", "fsspec"), ("s3://bucket/logs/", "s3fs"),
-                                             ("gs://bucket/logs/", "gcsfs"), ("az://container/logs/", "adlfs")])
+@pytest.mark.parametrize(
+    ("url", "absent"),
+    [
+        ("s3://bucket/logs/", "fsspec"),
+        ("s3://bucket/logs/", "s3fs"),
+        ("gs://bucket/logs/", "gcsfs"),
+        ("az://container/logs/", "adlfs"),
+    ],
+)
 def test_without_the_cloud_extra_the_message_says_what_to_install(tmp_path, url, absent):
-    program = (f"import sys; sys.modules[{absent!r}] = None; sys.argv = ['plausible-import', 'send', "
-               f"{url!r}, '--domain', 'example.com', '--dry-run']; "
-               "from importer.__main__ import main; main()")
-    result = subprocess.run([sys.executable, "-c", program], check=False, capture_output=True, text=True, cwd=tmp_path,
-                            timeout=60)
+    program = (
+        f"import sys; sys.modules[{absent!r}] = None; sys.argv = ['plausible-import', 'send', "
+        f"{url!r}, '--domain', 'example.com', '--dry-run']; "
+        "from importer.__main__ import main; main()"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", program], check=False, capture_output=True, text=True, cwd=tmp_path, timeout=60
+    )
     assert result.returncode == 2, result.stderr
     scheme = url.split(":")[0]
-    assert f"{url}: reading {scheme}:// inputs needs the cloud extra: pip install 'plausible-importer[cloud]'" \
+    assert (
+        f"{url}: reading {scheme}:// inputs needs the cloud extra: pip install 'plausible-importer[cloud]'"
         in result.stderr
+    )
     assert "Traceback" not in result.stderr
 
 
@@ -276,12 +298,20 @@ class S3Server:
     def env(self) -> dict[str, str]:
         """What a client needs to reach this server with fake credentials, and nothing else:
         no profile files, no instance metadata service."""
-        return {**FAKE_CREDENTIALS, "AWS_ENDPOINT_URL": self.endpoint, "AWS_EC2_METADATA_DISABLED": "true",
-                "AWS_CONFIG_FILE": "/nonexistent", "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent"}
+        return {
+            **FAKE_CREDENTIALS,
+            "AWS_ENDPOINT_URL": self.endpoint,
+            "AWS_EC2_METADATA_DISABLED": "true",
+            "AWS_CONFIG_FILE": "/nonexistent",
+            "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent",
+        }
 
     def _wrapped(self, environ: dict, start_response: Any) -> Any:
-        is_object_read = (environ["REQUEST_METHOD"] == "GET" and environ["PATH_INFO"].count("/") >= 2
-                          and "list-type" not in environ.get("QUERY_STRING", ""))
+        is_object_read = (
+            environ["REQUEST_METHOD"] == "GET"
+            and environ["PATH_INFO"].count("/") >= 2
+            and "list-type" not in environ.get("QUERY_STRING", "")
+        )
         if is_object_read:
             self.hooks.reads.append(environ["PATH_INFO"])
             if self.hooks.before_read is not None:
@@ -339,8 +369,13 @@ class Bucket:
 
 
 def log_lines(first: int, n: int, user_agent: str = BROWSER) -> bytes:
-    return "".join(combined_line(ip=f"192.0.2.{i % 9}", target=f"/p{i}", when=START + dt.timedelta(seconds=i),
-                                 user_agent=user_agent) + "\n" for i in range(first, first + n)).encode()
+    return "".join(
+        combined_line(
+            ip=f"192.0.2.{i % 9}", target=f"/p{i}", when=START + dt.timedelta(seconds=i), user_agent=user_agent
+        )
+        + "\n"
+        for i in range(first, first + n)
+    ).encode()
 
 
 def pages(first: int, n: int) -> Counter:
@@ -355,23 +390,54 @@ def _outputs(tmp_path: Path) -> OutputOptions:
     return OutputOptions(rejects=tmp_path / "rejects.jsonl", failed=tmp_path / "failed.jsonl")
 
 
-def send(tmp_path: Path, receiver, *inputs: str, env: dict[str, str] | None = None,
-         extra: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "importer", "send", "--replay-history", *inputs, "--domain", "example.com",
-               "--endpoint", receiver.endpoint, "--rate", "0", "--no-progress",
-               "--failed", str(tmp_path / "failed.jsonl"), "--rejects", str(tmp_path / "rejects.jsonl"),
-               "--report", str(tmp_path / "report.json"), *extra]
-    return subprocess.run(command, check=False, capture_output=True, text=True, cwd=tmp_path, timeout=120,
-                          env={**os.environ, **(env or {})})
-
+def send(
+    tmp_path: Path, receiver, *inputs: str, env: dict[str, str] | None = None, extra: tuple[str, ...] = ()
+) -> subprocess.CompletedProcess:
+    command = [
+        sys.executable,
+        "-m",
+        "importer",
+        "send",
+        "--replay-history",
+        *inputs,
+        "--domain",
+        "example.com",
+        "--endpoint",
+        receiver.endpoint,
+        "--rate",
+        "0",
+        "--no-progress",
+        "--failed",
+        str(tmp_path / "failed.jsonl"),
+        "--rejects",
+        str(tmp_path / "rejects.jsonl"),
+        "--report",
+        str(tmp_path / "report.json"),
+        *extra,
+    ]
+    return subprocess.run(
+        command,
+        check=False,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+        env={**os.environ, **(env or {})},
+    )
 
 
 def test_preview_reads_a_bucket_and_names_an_object_it_cannot_read(tmp_path, s3):
     s3.put("logs/2024-03-14.log.gz", gzip.compress(log_lines(0, 5)))
     s3.put("logs/2024-03-15.log.gz", gzip.compress(log_lines(5, 5)))
     s3.server.hooks.before_read = lambda path: s3.delete("logs/2024-03-15.log.gz")
-    result = subprocess.run([sys.executable, "-m", "importer", "preview", f"s3://{s3.name}/logs/"], check=False,
-                            capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "importer", "preview", f"s3://{s3.name}/logs/"],
+        check=False,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+    )
     assert result.returncode == 1, result.stderr
     first, second = result.stdout.split(f"== s3://{s3.name}/logs/2024-03-15.log.gz")
     assert "format: combined" in first
@@ -383,8 +449,12 @@ def test_a_parquet_export_in_a_bucket_is_read_like_the_local_file(tmp_path, s3, 
 
     local = resources.sample_data_dir() / "ga4-events.parquet"
     url = s3.put("exports/2024-03-14/ga4-events.parquet", local.read_bytes())
-    report = pipeline.send([url], "example.com", read=ReadOptions(mapping="ga4-bigquery"),
-                           delivery=_delivery(receiver, None),
-                           outputs=OutputOptions(rejects=tmp_path / "rejects.jsonl", failed=None))
+    report = pipeline.send(
+        [url],
+        "example.com",
+        read=ReadOptions(mapping="ga4-bigquery"),
+        delivery=_delivery(receiver, None),
+        outputs=OutputOptions(rejects=tmp_path / "rejects.jsonl", failed=None),
+    )
     assert report.skipped_sources == []
     assert report.accepted == report.events == 9  # as from the local copy (tests/test_presets.py)

@@ -69,35 +69,46 @@ def test_mixed_directory_is_detected_per_file_and_sent(tmp_path, receiver):
     folder.mkdir()
     for name in ("cloudfront.log", "alb.log", "caddy.log"):
         (folder / name).write_bytes((FIXTURES / name).read_bytes())
-    report = send([folder], domain="example.com",
-                  delivery=DeliveryOptions(endpoint=receiver.endpoint, rate=0, state=None, replay_history=True),
-                  outputs=OutputOptions(rejects=tmp_path / "rejects.jsonl", failed=tmp_path / "failed.jsonl"))
+    report = send(
+        [folder],
+        domain="example.com",
+        delivery=DeliveryOptions(endpoint=receiver.endpoint, rate=0, state=None, replay_history=True),
+        outputs=OutputOptions(rejects=tmp_path / "rejects.jsonl", failed=tmp_path / "failed.jsonl"),
+    )
     formats = {Path(f).name: fmt.split(",")[0] for f, fmt in report.sources}
     assert formats == {"cloudfront.log": "cloudfront", "alb.log": "alb", "caddy.log": "caddy"}
     # rows: cloudfront 3 (status 000 filtered), alb 3 (a non-HTTP row filtered), caddy 2 (runtime line not a row)
     assert report.rows_read == 8 and report.rows_invalid == 0
     assert report.rows_read == report.rows_invalid + sum(report.rows_filtered.values()) + report.events
     got = sorted((e["url"], e["x_forwarded_for"]) for e in receiver.events)
-    assert got == sorted([
-        ("https://www.example.com/pricing?plan=pro", "203.0.113.42"),  # cloudfront
-        ("https://www.example.com/docs/", "203.0.113.77"),  # cloudfront, original client from x-forwarded-for
-        ("https://www.example.com/pricing?plan=pro", "203.0.113.42"),  # alb (port 443 dropped)
-        ("https://www.example.com/docs/", "2001:db8::42"),  # alb, IPv6 client
-        ("https://www.example.com/pricing?plan=pro", "203.0.113.42"),  # caddy client_ip, not the proxy
-        ("https://www.example.com/docs/", "2001:db8::11"),  # caddy
-    ])
+    assert got == sorted(
+        [
+            ("https://www.example.com/pricing?plan=pro", "203.0.113.42"),  # cloudfront
+            ("https://www.example.com/docs/", "203.0.113.77"),  # cloudfront, original client from x-forwarded-for
+            ("https://www.example.com/pricing?plan=pro", "203.0.113.42"),  # alb (port 443 dropped)
+            ("https://www.example.com/docs/", "2001:db8::42"),  # alb, IPv6 client
+            ("https://www.example.com/pricing?plan=pro", "203.0.113.42"),  # caddy client_ip, not the proxy
+            ("https://www.example.com/docs/", "2001:db8::11"),  # caddy
+        ]
+    )
     assert report.accepted == 6
 
 
 def test_bad_lines_are_counted_per_file_quoted_and_all_in_the_rejects_file(tmp_path):
     rejects = tmp_path / "rejects.jsonl"
-    report = send([FIXTURES / "nginx.json", FIXTURES / "iis.log"], domain="example.com", dry_run=True,
-                  outputs=OutputOptions(rejects=rejects))
+    report = send(
+        [FIXTURES / "nginx.json", FIXTURES / "iis.log"],
+        domain="example.com",
+        dry_run=True,
+        outputs=OutputOptions(rejects=rejects),
+    )
     assert report.rows_invalid == 2
     sources = dict(report.sources)
     assert sources[str(FIXTURES / "nginx.json")].endswith(", 1 bad line")
-    assert any(s.startswith(f"{FIXTURES / 'iis.log'}:12: does not match") and "'2024-03-14 09:00:02" in s
-               for s in report.invalid_samples)
+    assert any(
+        s.startswith(f"{FIXTURES / 'iis.log'}:12: does not match") and "'2024-03-14 09:00:02" in s
+        for s in report.invalid_samples
+    )
     records = [json.loads(line) for line in rejects.read_text().splitlines()]
     assert sorted((Path(r["file"]).name, r["line"]) for r in records) == [("iis.log", 12), ("nginx.json", 5)]
     assert "w3c, detected, 75% of sample" in report.summary()

@@ -11,7 +11,7 @@ from importer.readers.custom import compile_format
 from importer.readers.detect import LogReader
 from importer.sources import Source
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 def parse(fmt: str, *lines: str, tmp_path, timezone: str = "UTC"):
@@ -42,11 +42,18 @@ def test_nginx_log_format_directive_with_trailing_timings(tmp_path):
 
 
 def test_nginx_variables_for_iso_time_forwarded_for_host_and_split_request(tmp_path):
-    rows, _ = parse('$time_iso8601 $http_x_forwarded_for $host "$request_method $request_uri" $status',
-                    '2024-03-14T09:26:53+01:00 203.0.113.9,10.0.0.1 WWW.example.com "GET /x?y=2" 200',
-                    tmp_path=tmp_path)
+    rows, _ = parse(
+        '$time_iso8601 $http_x_forwarded_for $host "$request_method $request_uri" $status',
+        '2024-03-14T09:26:53+01:00 203.0.113.9,10.0.0.1 WWW.example.com "GET /x?y=2" 200',
+        tmp_path=tmp_path,
+    )
     assert rows[0]["ip"] == "203.0.113.9"
-    assert (rows[0]["host"], rows[0]["method"], rows[0]["path"], rows[0]["query"]) == ("www.example.com", "GET", "/x", "y=2")
+    assert (rows[0]["host"], rows[0]["method"], rows[0]["path"], rows[0]["query"]) == (
+        "www.example.com",
+        "GET",
+        "/x",
+        "y=2",
+    )
     assert rows[0]["timestamp"] == dt.datetime(2024, 3, 14, 8, 26, 53, tzinfo=UTC)
 
 
@@ -65,28 +72,35 @@ def test_apache_logformat_line_as_pasted_from_the_config(tmp_path):
 
 
 def test_apache_epoch_time_and_dash_bytes(tmp_path):
-    rows, _ = parse('%{msec}t %a "%r" %>s %b %D', '1710404813512 192.0.2.1 "GET / HTTP/1.1" 200 - 1234',
-                    tmp_path=tmp_path)
+    rows, _ = parse(
+        '%{msec}t %a "%r" %>s %b %D', '1710404813512 192.0.2.1 "GET / HTTP/1.1" 200 - 1234', tmp_path=tmp_path
+    )
     assert rows[0]["timestamp"] == dt.datetime(2024, 3, 14, 8, 26, 53, 512000, tzinfo=UTC)
     assert rows[0]["bytes"] is None
 
 
 def test_nginx_json_log_format_becomes_a_key_map(tmp_path):
     fmt = """log_format j escape=json '{"t":"$time_iso8601","addr":"$remote_addr","req":"$request","st":$status}';"""
-    rows, rejected = parse(fmt, '{"t":"2024-03-14T09:26:53+01:00","addr":"203.0.113.1","req":"GET /j HTTP/1.1","st":200}',
-                           '{"t":"2024-03-14T09:26:54+01:00","addr":"203.0.113.2","req":"GET /k HTTP/1.1","st":}',
-                           tmp_path=tmp_path)
+    rows, rejected = parse(
+        fmt,
+        '{"t":"2024-03-14T09:26:53+01:00","addr":"203.0.113.1","req":"GET /j HTTP/1.1","st":200}',
+        '{"t":"2024-03-14T09:26:54+01:00","addr":"203.0.113.2","req":"GET /k HTTP/1.1","st":}',
+        tmp_path=tmp_path,
+    )
     assert [(r["ip"], r["path"], r["status"]) for r in rows] == [("203.0.113.1", "/j", 200)]
     assert rejected[0].line == 2  # an unquoted empty $status makes invalid JSON
 
 
-@pytest.mark.parametrize("fmt, message", [
-    ("", "empty"),
-    ("just words", "nginx log_format"),
-    ('$remote_addr "$request" $status', "no time field"),
-    ("%h %t %>s", "no request"),
-    ('%{%d/%b/%Y %Q}t "%r"', "%Q is not supported"),
-])
+@pytest.mark.parametrize(
+    ("fmt", "message"),
+    [
+        ("", "empty"),
+        ("just words", "nginx log_format"),
+        ('$remote_addr "$request" $status', "no time field"),
+        ("%h %t %>s", "no request"),
+        ('%{%d/%b/%Y %Q}t "%r"', "%Q is not supported"),
+    ],
+)
 def test_unusable_formats_are_clear_errors(fmt, message):
     with pytest.raises(FormatError, match=message):
         compile_format(fmt)

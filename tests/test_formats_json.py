@@ -41,8 +41,9 @@ def _clean(name: str) -> list[str]:
     return out
 
 
-@pytest.mark.parametrize("fixture, fmt", [("traefik.json", "traefik_json"), ("gcp_lb.json", "gcp_lb"),
-                                          ("caddy.log", "caddy")])
+@pytest.mark.parametrize(
+    ("fixture", "fmt"), [("traefik.json", "traefik_json"), ("gcp_lb.json", "gcp_lb"), ("caddy.log", "caddy")]
+)
 def test_columnar_and_line_paths_agree(fixture, fmt):
     fast, slow = _both(fmt, _clean(fixture))
     assert fast is not None, "the columnar path should take these lines"
@@ -64,8 +65,11 @@ def test_nginx_json_with_missing_keys_is_rejected_the_same_way():
     fast, slow = _both("nginx_json", [good[0], odd, good[1]])
     assert fast is not None
     assert fast.table.to_pylist() == slow.table.to_pylist()
-    assert [(r.line, r.reason) for r in fast.rejected] == [(r.line, r.reason) for r in slow.rejected] \
+    assert (
+        [(r.line, r.reason) for r in fast.rejected]
+        == [(r.line, r.reason) for r in slow.rejected]
         == [(2, "JSON without the keys of the nginx_json format")]
+    )
 
 
 def test_blocks_the_columnar_path_cannot_take_fall_back():
@@ -76,8 +80,10 @@ def test_blocks_the_columnar_path_cannot_take_fall_back():
 
 def test_columnar_path_reads_zone_less_times_in_the_given_zone():
     base = {"remote_addr": "198.51.100.50", "request_uri": "/z", "status": "200"}
-    lines = [json.dumps({"time_iso8601": "2024-03-14T09:26:53", **base}),
-             json.dumps({"time_iso8601": "2024-03-14T09:26:54+01:00", **base})]
+    lines = [
+        json.dumps({"time_iso8601": "2024-03-14T09:26:53", **base}),
+        json.dumps({"time_iso8601": "2024-03-14T09:26:54+01:00", **base}),
+    ]
     parser = FORMATS_BY_NAME["nginx_json"].parser("Europe/Berlin")
     block = _block(lines)
     batch = parser._parse_columnar(block, block_lines(block.data)[0], "f")

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from importer.pipeline import ConfigError, send
 from importer.options import OutputOptions, ReadOptions
+from importer.pipeline import ConfigError, send
 
 LAYOUTS = Path(__file__).parent / "fixtures" / "formats" / "layouts"
 
@@ -27,11 +27,24 @@ CASES = {
     "apache-duration.log": ({}, "combined with 1 trailing field, detected, 100% of sample", 0, 2, 0),
     "apache-strftime.log": ({"custom_format": APACHE_STRFTIME}, "custom", 0, 2, 0),
     "apache-msec.log": ({"custom_format": '%{msec}t %a "%r" %>s "%{User-Agent}i"'}, "custom", 0, 2, 0),
-    "nginx-iso-msec.log": ({"custom_format": '$time_iso8601 $msec $remote_addr "$request" $status "$http_user_agent"'},
-                           "custom", 0, 2, 0),
-    "nginx-own-time.log": ({"custom_format": '$time_dotted $remote_addr "$request" $status "$http_user_agent"',
-                            "time_format": "%d.%m.%Y %H:%M:%S", "timezone": "Europe/Berlin"},
-                           "custom, times without zone read as Europe/Berlin", 0, 2, 0),
+    "nginx-iso-msec.log": (
+        {"custom_format": '$time_iso8601 $msec $remote_addr "$request" $status "$http_user_agent"'},
+        "custom",
+        0,
+        2,
+        0,
+    ),
+    "nginx-own-time.log": (
+        {
+            "custom_format": '$time_dotted $remote_addr "$request" $status "$http_user_agent"',
+            "time_format": "%d.%m.%Y %H:%M:%S",
+            "timezone": "Europe/Berlin",
+        },
+        "custom, times without zone read as Europe/Berlin",
+        0,
+        2,
+        0,
+    ),
     "comments.log": ({}, "combined, detected, 100% of sample", 4, 2, 0),
     "iis-rotated": ({}, "w3c, detected, 100% of sample", 6, 3, 0),
     "cdn-uri-no-slash.log": ({}, "w3c, detected, 100% of sample", 2, 2, 0),
@@ -45,8 +58,13 @@ def dry_run(tmp_path: Path, name: str, **options):
     out = tmp_path / "events.jsonl"
     if "timezone" in options:
         options["log_timezone"] = options.pop("timezone")
-    report = send([LAYOUTS / name], "example.com", dry_run=True, read=ReadOptions(**options),
-                  outputs=OutputOptions(events=out, rejects=tmp_path / "rejects.jsonl", progress=False))
+    report = send(
+        [LAYOUTS / name],
+        "example.com",
+        dry_run=True,
+        read=ReadOptions(**options),
+        outputs=OutputOptions(events=out, rejects=tmp_path / "rejects.jsonl", progress=False),
+    )
     events = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
     return report, events
 
@@ -62,7 +80,8 @@ def test_layout_gives_exactly_the_expected_events(tmp_path, name):
     report, events = dry_run(tmp_path, name, **options)
     assert events == expected_events(name)
     assert [fmt for _, fmt in report.sources] == [format_line + (f", {invalid} bad line" if invalid else "")] * len(
-        report.sources)
+        report.sources
+    )
     assert (report.lines_skipped, report.rows_read, report.rows_invalid) == (skipped, rows_read, invalid)
     assert report.as_dict()["lines_skipped"] == skipped
 
@@ -85,7 +104,7 @@ def test_bad_encoding_and_time_format_options_are_configuration_errors(tmp_path)
     with pytest.raises(ConfigError, match="unknown encoding"):
         dry_run(tmp_path, "cp1252.log", encoding="klingon")
     with pytest.raises(ConfigError, match="%Q is not supported"):
-        dry_run(tmp_path, "nginx-own-time.log", custom_format="$time_x $remote_addr \"$request\"", time_format="%Q")
+        dry_run(tmp_path, "nginx-own-time.log", custom_format='$time_x $remote_addr "$request"', time_format="%Q")
     with pytest.raises(ConfigError, match="--time-format reads the time of a --log-format"):
         dry_run(tmp_path, "nginx-own-time.log", time_format="%d.%m.%Y")
 
@@ -93,7 +112,9 @@ def test_bad_encoding_and_time_format_options_are_configuration_errors(tmp_path)
 def test_detection_failure_suggests_the_servers_own_format_line(tmp_path):
     path = tmp_path / "odd.log"
     path.write_text("hello world\nfoo bar\n")
-    report = send([path], "example.com", dry_run=True, outputs=OutputOptions(rejects=tmp_path / "r.jsonl", progress=False))
+    report = send(
+        [path], "example.com", dry_run=True, outputs=OutputOptions(rejects=tmp_path / "r.jsonl", progress=False)
+    )
     (message,) = report.skipped_sources
     assert "--log-format '$remote_addr - $remote_user [$time_local]" in message
     assert "%{User-Agent}i\" %D' (Apache's LogFormat)" in message

@@ -21,8 +21,8 @@ from hypothesis import strategies as st
 from importer.mapping import Mapper, load
 from importer.options import ReadOptions
 from importer.pipeline import read_events
-from importer.readers.detect import FORMATS, LogReader
 from importer.readers.csv import CsvReader
+from importer.readers.detect import FORMATS, LogReader
 from importer.readers.ndjson import NdjsonReader
 from importer.report import RejectsFile, Report
 from importer.sources import Source

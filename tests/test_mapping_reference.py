@@ -107,17 +107,62 @@ PROBE = r"""
     when.columns.query = { equals = "x=1" }
 """
 
-QUERIES = [None, None, "", "utm_source=news", "utm_source=", "q=shoes&page=2", "q=", "q=caf%C3%A9",
-           "utm_source=a&q=b", "x=1", 'q=say "hi"']
-REFERRERS = [None, None, "", "https://www.google.com/", "https://google.de/x", "http://www.google.com/",
-             "https://example.com/", "https://news.example/a\\b"]
+QUERIES = [
+    None,
+    None,
+    "",
+    "utm_source=news",
+    "utm_source=",
+    "q=shoes&page=2",
+    "q=",
+    "q=caf%C3%A9",
+    "utm_source=a&q=b",
+    "x=1",
+    'q=say "hi"',
+]
+REFERRERS = [
+    None,
+    None,
+    "",
+    "https://www.google.com/",
+    "https://google.de/x",
+    "http://www.google.com/",
+    "https://example.com/",
+    "https://news.example/a\\b",
+]
 HOSTS = ["example.com", "www.example.com", "other.org"]
 METHODS = ["GET", "GET", "POST", "HEAD", "PUT", None]
 STATUSES = [200, 204, 301, 404, 500]
-FIXED_PATHS = ["/", "/search", "/find", "/pricing", "/login", "/healthz", "/status/db", "/status/", "/blog/a",
-               "/blog/a/b", "/blog/", "/docs/", "/shop/Shoes/SKU-1", "/shop/hats/sku-1", "/files/a.PDF",
-               "/files/b.zip", "/x.pdf.html", "/é/ü", '/q"uote', "/back\\slash", "/tab\there", "relative", None,
-               "/missing/x", "/missing/x/y", "/docs/x\ny", "/blog/new\nline", "/status/\n"]
+FIXED_PATHS = [
+    "/",
+    "/search",
+    "/find",
+    "/pricing",
+    "/login",
+    "/healthz",
+    "/status/db",
+    "/status/",
+    "/blog/a",
+    "/blog/a/b",
+    "/blog/",
+    "/docs/",
+    "/shop/Shoes/SKU-1",
+    "/shop/hats/sku-1",
+    "/files/a.PDF",
+    "/files/b.zip",
+    "/x.pdf.html",
+    "/é/ü",
+    '/q"uote',
+    "/back\\slash",
+    "/tab\there",
+    "relative",
+    None,
+    "/missing/x",
+    "/missing/x/y",
+    "/docs/x\ny",
+    "/blog/new\nline",
+    "/status/\n",
+]
 
 
 # --- the rules, read row by row -------------------------------------------------------------
@@ -132,7 +177,7 @@ def under(path: str, prefix: str) -> bool:
 
 
 def one_segment_under(path: str, prefix: str) -> bool:
-    return path.startswith(prefix) and "/" not in path[len(prefix):]
+    return path.startswith(prefix) and "/" not in path[len(prefix) :]
 
 
 def props(*pairs) -> list | None:
@@ -142,18 +187,21 @@ def props(*pairs) -> list | None:
 
 # Rules that make a path wait on two rules with conditions (the "Odd" rule on every path):
 # without them, each candidate row waits on one rule and the engine groups them by one sort.
-OVERLAPPING = [r"""
+OVERLAPPING = [
+    r"""
     [[rules]]
     name = "Docs referred"
     when.path = "/docs/**"
     when.columns.referrer = { present = true }
     props = { ref = "{referrer}", kind = "referred" }
-""", r"""
+""",
+    r"""
     [[rules]]
     name = "Odd {method}"
     when.columns.method = { not_in = ["GET", "POST", "HEAD"] }
     props = { status = "{status}" }
-"""]
+""",
+]
 
 
 def expected(r: dict, probe: bool = False, overlap: bool = True):
@@ -172,8 +220,12 @@ def expected(r: dict, probe: bool = False, overlap: bool = True):
     if path in ("/search", "/find") and query is not None and (m := re.search(r"q=(?P<term>[^&]*)", query)):
         return "Search", "Search", props(("term", m["term"])), None
     if m := PRODUCT.search(path):
-        return ("Product: {sku}", f"Product: {m['sku']}",
-                props(("sku", m["sku"]), ("category", m["category"]), ("page", path)), None)
+        return (
+            "Product: {sku}",
+            f"Product: {m['sku']}",
+            props(("sku", m["sku"]), ("category", m["category"]), ("page", path)),
+            None,
+        )
     if under(path, "/docs/") and ref is not None and GOOGLE.search(ref):
         return "Docs from Google", "Docs from Google", props(("page", path)), None
     if overlap and under(path, "/docs/") and ref:
@@ -199,6 +251,7 @@ def expected(r: dict, probe: bool = False, overlap: bool = True):
 
 # --- data -----------------------------------------------------------------------------------
 
+
 def make_rows(rng: random.Random, n: int, first_new: int, new: int) -> list[dict]:
     """Rows over the fixed paths and over generated ones; ``new`` generated paths per family
     start at ``first_new``, so each batch brings paths the earlier ones did not have."""
@@ -216,30 +269,43 @@ def make_rows(rng: random.Random, n: int, first_new: int, new: int) -> list[dict
             path = f"/blog/post-{i}"
         else:
             path = f"/files/report-{i}.{rng.choice(['pdf', 'zip', 'txt'])}"
-        rows.append(dict(
-            timestamp=dt.datetime(2024, 3, 14, tzinfo=dt.timezone.utc), ip="203.0.113.9", user_agent="Mozilla/5.0",
-            method=rng.choice(METHODS), host=rng.choice(HOSTS), path=path, query=rng.choice(QUERIES),
-            status=rng.choice(STATUSES), bytes=1, referrer=rng.choice(REFERRERS),
-        ))
+        rows.append(
+            dict(
+                timestamp=dt.datetime(2024, 3, 14, tzinfo=dt.UTC),
+                ip="203.0.113.9",
+                user_agent="Mozilla/5.0",
+                method=rng.choice(METHODS),
+                host=rng.choice(HOSTS),
+                path=path,
+                query=rng.choice(QUERIES),
+                status=rng.choice(STATUSES),
+                bytes=1,
+                referrer=rng.choice(REFERRERS),
+            )
+        )
     return rows
 
 
 def frame(rows: list[dict], first_line: int) -> pa.Table:
-    columns = {name: pa.array([r[name] for r in rows], type=schema.CANONICAL_SCHEMA.field(name).type)
-               for name in rows[0]}
+    columns = {
+        name: pa.array([r[name] for r in rows], type=schema.CANONICAL_SCHEMA.field(name).type) for name in rows[0]
+    }
     columns["source_file"] = pa.array(["t"] * len(rows))
     columns["source_line"] = pa.array(range(first_line, first_line + len(rows)), pa.int64())
     return schema.conform(columns, len(rows))
 
 
-@pytest.mark.parametrize("seed, sizes, probe, overlap", [
-    (1, [3, 40, 700, 5000, 12, 20000, 300], False, True),  # tiny, small and large batches; many new paths at once
-    (2, [1, 1, 2, 64, 65, 257, 1000], False, True),  # around the few-rows and few-values thresholds
-    (3, [5, 300, 8000, 30], True, True),  # a rule that drops rows on a condition
-    # no path waits on two rules with conditions: candidate rows are grouped by one sort
-    (4, [3, 40, 700, 5000, 12, 20000, 300], False, False),
-    (5, [5, 300, 8000, 30], True, False),
-])
+@pytest.mark.parametrize(
+    ("seed", "sizes", "probe", "overlap"),
+    [
+        (1, [3, 40, 700, 5000, 12, 20000, 300], False, True),  # tiny, small and large batches; many new paths at once
+        (2, [1, 1, 2, 64, 65, 257, 1000], False, True),  # around the few-rows and few-values thresholds
+        (3, [5, 300, 8000, 30], True, True),  # a rule that drops rows on a condition
+        # no path waits on two rules with conditions: candidate rows are grouped by one sort
+        (4, [3, 40, 700, 5000, 12, 20000, 300], False, False),
+        (5, [5, 300, 8000, 30], True, False),
+    ],
+)
 def test_mapper_agrees_with_the_rules_read_row_by_row(tmp_path, seed, sizes, probe, overlap):
     path = tmp_path / "reference.toml"
     rules = textwrap.dedent(RULES)
@@ -263,10 +329,11 @@ def test_mapper_agrees_with_the_rules_read_row_by_row(tmp_path, seed, sizes, pro
         want = [(n, e) for n, e in matched if e[1] is not None]
         events = mapped.events.to_pylist()
         assert [e["source_line"] for e in events] == [n for n, _ in want], f"batch {number}: rows kept"
-        for event, (n, (label, name, pairs, interactive)) in zip(events, want):
+        for event, (n, (label, name, pairs, interactive)) in zip(events, want, strict=False):
             got_props = None if event["props"] is None else json.loads(event["props"], object_pairs_hook=list)
             assert (event["name"], got_props, event["interactive"]) == (name, pairs, interactive), (
-                f"batch {number}, line {n} ({label}): {rows[n - line]}")
+                f"batch {number}, line {n} ({label}): {rows[n - line]}"
+            )
             if name == "File Download":  # the url prop is the event's URL
                 assert got_props == [("url", event["url"])]
         for _, (label, *_rest) in matched:
@@ -274,8 +341,9 @@ def test_mapper_agrees_with_the_rules_read_row_by_row(tmp_path, seed, sizes, pro
         for label, count in mapped.rules.items():
             if label not in ("health", "probe"):
                 totals[label] = totals.get(label, 0) - count
-        probed = sum(1 for r in rows
-                     if probe and expected(r, False, overlap) is not None and expected(r, probe, overlap) is None)
+        probed = sum(
+            1 for r in rows if probe and expected(r, False, overlap) is not None and expected(r, probe, overlap) is None
+        )
         assert mapped.filtered.get("rule:probe", 0) == probed
         assert mapped.filtered.get("limit:empty_name", 0) == len(matched) - len(want)
         line += size

@@ -37,8 +37,12 @@ MAPPING = """
 
 
 def record(i: int, **extra) -> str:
-    row = {"time": f"2024-03-14T10:{i // 60 % 60:02d}:{i % 60:02d}Z", "page": {"url": f"https://example.com/p{i}"},
-           "ip": "203.0.113.7", "ua": "Mozilla/5.0 (X11; Linux x86_64; rv:123.0) Gecko/20100101 Firefox/123.0"}
+    row = {
+        "time": f"2024-03-14T10:{i // 60 % 60:02d}:{i % 60:02d}Z",
+        "page": {"url": f"https://example.com/p{i}"},
+        "ip": "203.0.113.7",
+        "ua": "Mozilla/5.0 (X11; Linux x86_64; rv:123.0) Gecko/20100101 Firefox/123.0",
+    }
     row.update(extra)
     return json.dumps(row)
 
@@ -81,8 +85,13 @@ def test_a_file_is_read_block_by_block_and_a_late_field_is_found(tmp_path, small
     assert by_path["/p28"] == 30 and by_path["/p29"] == 32 and by_path["/p59"] == 62
     assert [r["plan"] for r in rows if r["plan"] is not None] == ["pro"]
     out = tmp_path / "events.jsonl"
-    report = send([path], domain="example.com", dry_run=True, read=ReadOptions(mapping=m),
-                  outputs=OutputOptions(events=out, rejects=None))
+    report = send(
+        [path],
+        domain="example.com",
+        dry_run=True,
+        read=ReadOptions(mapping=m),
+        outputs=OutputOptions(events=out, rejects=None),
+    )
     events = [json.loads(line) for line in out.read_text().splitlines()]
     assert report.events == 60 and report.events_by_name == {"Signup": 1, "pageview": 59}
     assert [e["props"] for e in events if e["name"] == "Signup"] == [{"plan": "pro"}]
@@ -99,8 +108,9 @@ def test_bad_lines_are_rejected_one_by_one_and_the_rows_around_them_kept(tmp_pat
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     m = load(tmp_path)
     rejects = tmp_path / "rejects.jsonl"
-    report = send([path], domain="example.com", dry_run=True, read=ReadOptions(mapping=m),
-                  outputs=OutputOptions(rejects=rejects))
+    report = send(
+        [path], domain="example.com", dry_run=True, read=ReadOptions(mapping=m), outputs=OutputOptions(rejects=rejects)
+    )
     assert report.rows_read == 40 and report.rows_invalid == 4 and report.events == 36
     written = [json.loads(line) for line in rejects.read_text().splitlines()]
     assert [(r["file"], r["line"]) for r in written] == [(str(path), n) for n in (6, 18, 24, 32)]
@@ -113,15 +123,17 @@ def test_a_column_the_file_never_has_is_one_clear_error_before_any_row(tmp_path,
     path = tmp_path / "export.jsonl"
     path.write_text("\n".join(record(i) for i in range(30)) + "\n", encoding="utf-8")
     m = load(tmp_path, MAPPING.replace('plan = "plan"\n    [[rules]]', 'plan = "plan_typo"\n    [[rules]]'))
-    report = send([path], domain="example.com", dry_run=True, read=ReadOptions(mapping=m),
-                  outputs=OutputOptions(rejects=None))
+    report = send(
+        [path], domain="example.com", dry_run=True, read=ReadOptions(mapping=m), outputs=OutputOptions(rejects=None)
+    )
     assert report.events == 0 and report.rows_read == 0
     assert len(report.skipped_sources) == 1 and "plan_typo" in report.skipped_sources[0]
 
 
 @pytest.mark.parametrize("late", [True, False])
-def test_stdin_cannot_be_searched_ahead_so_a_column_that_never_came_is_a_notice(tmp_path, small_blocks,
-                                                                              monkeypatch, late):
+def test_stdin_cannot_be_searched_ahead_so_a_column_that_never_came_is_a_notice(
+    tmp_path, small_blocks, monkeypatch, late
+):
     """On stdin a column the first rows lack is trusted to come later (the stream cannot be
     read twice): when it does, its values count; when it never does, the rows still go out
     and the report says which column never appeared."""
@@ -131,28 +143,47 @@ def test_stdin_cannot_be_searched_ahead_so_a_column_that_never_came_is_a_notice(
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(("\n".join(lines) + "\n").encode())))
     out = tmp_path / "events.jsonl"
     rejects = tmp_path / "rejects.jsonl"
-    report = send(["-"], domain="example.com", dry_run=True, read=ReadOptions(mapping=load(tmp_path)),
-                  outputs=OutputOptions(events=out, rejects=rejects))
+    report = send(
+        ["-"],
+        domain="example.com",
+        dry_run=True,
+        read=ReadOptions(mapping=load(tmp_path)),
+        outputs=OutputOptions(events=out, rejects=rejects),
+    )
     assert report.rows_read == 40 and report.events == 40 and report.rows_invalid == 0
     never = [n for n in report.notices if "never appeared" in n]
     if late:
         assert report.events_by_name == {"Signup": 1, "pageview": 39} and never == []
     else:
         assert report.events_by_name == {"pageview": 40}
-        assert never == ["<stdin>: column(s) plan named in the mapping's [input] table never appeared: "
-                         "no row had a value for them (after line 40)"]
+        assert never == [
+            (
+                "<stdin>: column(s) plan named in the mapping's [input] table never appeared: "
+                "no row had a value for them (after line 40)"
+            )
+        ]
         assert "never appeared" in rejects.read_text()
 
 
 def test_the_ga4_sample_read_in_blocks_gives_the_same_events_as_whole(tmp_path, small_blocks):
     sample = resources.sample_data_dir() / "ga4-events.jsonl"
     out = tmp_path / "blocks.jsonl"
-    send([sample], domain="example.com", dry_run=True, read=ReadOptions(mapping="ga4-bigquery"),
-         outputs=OutputOptions(events=out, rejects=None))
+    send(
+        [sample],
+        domain="example.com",
+        dry_run=True,
+        read=ReadOptions(mapping="ga4-bigquery"),
+        outputs=OutputOptions(events=out, rejects=None),
+    )
     whole = tmp_path / "whole.jsonl"
     ndjson.NDJSON_BLOCK_BYTES, ndjson.ROWS_PER_BATCH = 32 << 20, 65_536  # (monkeypatch restores them)
-    send([sample], domain="example.com", dry_run=True, read=ReadOptions(mapping="ga4-bigquery"),
-         outputs=OutputOptions(events=whole, rejects=None))
+    send(
+        [sample],
+        domain="example.com",
+        dry_run=True,
+        read=ReadOptions(mapping="ga4-bigquery"),
+        outputs=OutputOptions(events=whole, rejects=None),
+    )
     assert out.read_text() == whole.read_text() and out.read_text().count("\n") == 9
 
 
@@ -162,7 +193,12 @@ def test_a_truncated_compressed_export_keeps_what_came_before_and_says_so(tmp_pa
     data = gzip.compress(("\n".join(record(i, plan="pro" if i == 3 else None) for i in range(400)) + "\n").encode())
     path = tmp_path / "export.jsonl.gz"
     path.write_bytes(data[: len(data) * 2 // 3])  # the copy stopped two thirds of the way
-    report = send([path], domain="example.com", dry_run=True, read=ReadOptions(mapping=load(tmp_path)),
-                  outputs=OutputOptions(rejects=None))
+    report = send(
+        [path],
+        domain="example.com",
+        dry_run=True,
+        read=ReadOptions(mapping=load(tmp_path)),
+        outputs=OutputOptions(rejects=None),
+    )
     assert 0 < report.events < 400 and report.rows_invalid <= 1  # the last line may be cut short
     assert any("compressed" in notice for notice in report.notices), report.notices

@@ -69,8 +69,9 @@ def test_the_plain_line_gives_share_eta_and_outcomes_by_bytes():
 
 def test_stdin_has_no_share_and_a_dry_run_counts_events_written():
     out = io.StringIO()
-    bar = Progress(True, total_bytes=None, events_label="events written", stream=out, interval_s=0.0,
-                   report=Report(dry_run=True))
+    bar = Progress(
+        True, total_bytes=None, events_label="events written", stream=out, interval_s=0.0, report=Report(dry_run=True)
+    )
     bar.rows_read(5, position=500)
     bar.settled(5)
     bar.close()

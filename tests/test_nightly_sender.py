@@ -15,19 +15,28 @@ import pytest
 from conftest import BROWSER
 
 from importer.events import EVENT_SCHEMA
+from importer.options import ConfigError, check_endpoint
 from importer.receiver import Faults
 from importer.report import RejectsFile, Report
 from importer.sinks import make_sink
 from importer.sinks.dryrun import DryRunWriter
-from importer.options import ConfigError, check_endpoint
 from importer.sinks.http import HttpSender, SendOptions
 
 
 def events(count: int) -> pa.Table:
-    base = {"name": "pageview", "domain": "example.com", "referrer": None, "props": None, "user_agent": BROWSER,
-            "timestamp": dt.datetime(2024, 3, 14, tzinfo=dt.UTC), "source_file": "t.log"}
-    rows = [{**base, "url": f"https://example.com/{i}", "ip": f"203.0.113.{i % 250}", "source_line": i + 1}
-            for i in range(count)]
+    base = {
+        "name": "pageview",
+        "domain": "example.com",
+        "referrer": None,
+        "props": None,
+        "user_agent": BROWSER,
+        "timestamp": dt.datetime(2024, 3, 14, tzinfo=dt.UTC),
+        "source_file": "t.log",
+    }
+    rows = [
+        {**base, "url": f"https://example.com/{i}", "ip": f"203.0.113.{i % 250}", "source_line": i + 1}
+        for i in range(count)
+    ]
     return pa.Table.from_pylist(rows, schema=EVENT_SCHEMA)
 
 
@@ -39,8 +48,9 @@ def closed_port() -> int:
 
 def sender(endpoint: str, tmp_path, report: Report | None = None, **options) -> tuple[HttpSender, Report]:
     report = report or Report()
-    opts = SendOptions(**{"endpoint": endpoint, "rate": 0, "concurrency": 2, "backoff_base_s": 0.01,
-                          "backoff_cap_s": 0.05, **options})
+    opts = SendOptions(
+        **{"endpoint": endpoint, "rate": 0, "concurrency": 2, "backoff_base_s": 0.01, "backoff_cap_s": 0.05, **options}
+    )
     return HttpSender(opts, report, RejectsFile(tmp_path / "failed.jsonl"), seed=1, handle_signals=False), report
 
 
@@ -62,6 +72,7 @@ class Batches:
 
 
 # -- one sink protocol -------------------------------------------------------------------------------
+
 
 def test_make_sink_gives_the_dry_run_writer_or_the_sender_and_both_run_the_same_way(tmp_path, receiver):
     table = events(30)
@@ -110,13 +121,17 @@ def test_interrupt_right_after_start_accounts_every_event_read(tmp_path, make_re
 
 # -- fail fast -----------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("url, words", [
-    ("127.0.0.1:8000/api/event", "http:// or https://"),
-    ("plausible.example.com/api/event", "http:// or https://"),
-    ("ftp://example.com/api/event", "http:// or https://"),
-    ("http:///api/event", "no host"),
-    ("https://example.com:99999/api/event", "not a URL"),
-])
+
+@pytest.mark.parametrize(
+    ("url", "words"),
+    [
+        ("127.0.0.1:8000/api/event", "http:// or https://"),
+        ("plausible.example.com/api/event", "http:// or https://"),
+        ("ftp://example.com/api/event", "http:// or https://"),
+        ("http:///api/event", "no host"),
+        ("https://example.com:99999/api/event", "not a URL"),
+    ],
+)
 def test_check_endpoint_refuses_a_url_it_cannot_send_to(url, words):
     with pytest.raises(ConfigError) as caught:
         check_endpoint(url)
@@ -147,8 +162,9 @@ def test_a_closed_port_stops_before_reading_with_one_line_naming_host_and_error(
 def test_connection_errors_in_a_row_stop_the_run_and_the_retry_shows_why(tmp_path):
     port = closed_port()
     shown: list[str] = []
-    s, report = sender(f"http://127.0.0.1:{port}/api/event", tmp_path, check_connection=False,
-                       max_unanswered=20, max_attempts=5)
+    s, report = sender(
+        f"http://127.0.0.1:{port}/api/event", tmp_path, check_connection=False, max_unanswered=20, max_attempts=5
+    )
     s.on_retry = shown.append
     started = time.monotonic()
     s.run(iter([events(2000)]))
@@ -183,6 +199,7 @@ def test_a_503_now_and_then_after_events_were_accepted_does_not_stop_the_run(tmp
 
 
 # -- everything dropped ----------------------------------------------------------------------------------
+
 
 def test_all_events_dropped_warns_with_the_likely_causes_and_exits_3(tmp_path, make_receiver):
     dropping = make_receiver(Faults(drop_share=1.0))

@@ -15,8 +15,8 @@ from pathlib import Path
 from conftest import combined_line, write_log
 
 from importer import send
-from importer.receiver import Faults
 from importer.options import DeliveryOptions, OutputOptions
+from importer.receiver import Faults
 
 
 def records(path: Path) -> list[dict]:
@@ -25,17 +25,37 @@ def records(path: Path) -> list[dict]:
 
 def mixed_log(path: Path, n: int) -> set[int]:
     """n lines, every tenth garbage; returns the garbage lines' numbers."""
-    lines = [f"garbage {i}" if i % 10 == 9 else combined_line(ip=f"198.51.100.{i % 50}", target=f"/p{i}")
-             for i in range(n)]
+    lines = [
+        f"garbage {i}" if i % 10 == 9 else combined_line(ip=f"198.51.100.{i % 50}", target=f"/p{i}") for i in range(n)
+    ]
     write_log(path, lines)
     return {i + 1 for i in range(n) if i % 10 == 9}
 
 
 def cli(tmp_path: Path, log: Path, endpoint: str, tag: str) -> subprocess.Popen:
-    command = [sys.executable, "-m", "importer", "send", "--replay-history", str(log), "--domain", "example.com", "--endpoint", endpoint,
-               "--rate", "1000", "--state", str(tmp_path / "state.sqlite"), "--no-progress",
-               "--rejects", str(tmp_path / "rejects.jsonl"), "--failed", str(tmp_path / "failed.jsonl"),
-               "--report", str(tmp_path / f"report-{tag}.json")]
+    command = [
+        sys.executable,
+        "-m",
+        "importer",
+        "send",
+        "--replay-history",
+        str(log),
+        "--domain",
+        "example.com",
+        "--endpoint",
+        endpoint,
+        "--rate",
+        "1000",
+        "--state",
+        str(tmp_path / "state.sqlite"),
+        "--no-progress",
+        "--rejects",
+        str(tmp_path / "rejects.jsonl"),
+        "--failed",
+        str(tmp_path / "failed.jsonl"),
+        "--report",
+        str(tmp_path / f"report-{tag}.json"),
+    ]
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
 
 
@@ -65,8 +85,9 @@ def test_rejected_lines_are_written_once_across_a_crash_and_carry_run_and_time(t
 
 
 def run(tmp_path: Path, log: Path, endpoint: str, **options):
-    delivery = DeliveryOptions(endpoint=endpoint, rate=0, backoff_s=0.01, state=tmp_path / "state.sqlite",
-                               replay_history=True, **options)
+    delivery = DeliveryOptions(
+        endpoint=endpoint, rate=0, backoff_s=0.01, state=tmp_path / "state.sqlite", replay_history=True, **options
+    )
     outputs = OutputOptions(rejects=tmp_path / "rejects.jsonl", failed=tmp_path / "failed.jsonl")
     return send([log], "example.com", delivery=delivery, outputs=outputs)
 
@@ -100,12 +121,19 @@ def test_without_a_state_file_the_failed_file_is_left_alone(tmp_path, make_recei
     log = tmp_path / "access.log"
     write_log(log, [combined_line(ip=f"198.51.100.{i}", target=f"/p{i}") for i in range(10)])
     failing = make_receiver(Faults(fail_first=3, retry_after=None))
-    send([log], "example.com",
-         delivery=DeliveryOptions(endpoint=failing.endpoint, rate=0, max_attempts=1, concurrency=1, replay_history=True),
-         outputs=OutputOptions(failed=tmp_path / "failed.jsonl", rejects=None))
+    send(
+        [log],
+        "example.com",
+        delivery=DeliveryOptions(endpoint=failing.endpoint, rate=0, max_attempts=1, concurrency=1, replay_history=True),
+        outputs=OutputOptions(failed=tmp_path / "failed.jsonl", rejects=None),
+    )
     healthy = make_receiver()
-    again = send([log], "example.com", delivery=DeliveryOptions(endpoint=healthy.endpoint, rate=0, replay_history=True),
-                 outputs=OutputOptions(failed=tmp_path / "failed.jsonl", rejects=None))
+    again = send(
+        [log],
+        "example.com",
+        delivery=DeliveryOptions(endpoint=healthy.endpoint, rate=0, replay_history=True),
+        outputs=OutputOptions(failed=tmp_path / "failed.jsonl", rejects=None),
+    )
     assert again.accepted == 10 and again.failed_resolved == 0
     assert len(records(tmp_path / "failed.jsonl")) == 3
 

@@ -14,13 +14,13 @@ from conftest import combined_line, write_log
 
 from importer import mapping as mapping_mod
 from importer.mapping import Mapper
+from importer.options import ReadOptions
 from importer.pipeline import read_events
 from importer.receiver import Faults
 from importer.report import RejectsFile, Report
 from importer.sinks.http import HttpSender, SendOptions
 from importer.sources import Source
 from importer.state import Resume, StateBusy, StateStore
-from importer.options import ReadOptions
 
 
 def log_of(path: Path, n: int, prefix: str = "p") -> Path:
@@ -28,9 +28,29 @@ def log_of(path: Path, n: int, prefix: str = "p") -> Path:
 
 
 def cli_send(tmp_path: Path, log: Path, endpoint: str, domain: str, state: Path) -> subprocess.Popen:
-    command = [sys.executable, "-m", "importer", "send", "--replay-history", str(log), "--domain", domain, "--endpoint", endpoint,
-               "--rate", "400", "--state", str(state), "--no-progress", "--report", str(tmp_path / f"{domain}.json"),
-               "--failed", str(tmp_path / f"failed-{domain}.jsonl"), "--rejects", str(tmp_path / f"rej-{domain}.jsonl")]
+    command = [
+        sys.executable,
+        "-m",
+        "importer",
+        "send",
+        "--replay-history",
+        str(log),
+        "--domain",
+        domain,
+        "--endpoint",
+        endpoint,
+        "--rate",
+        "400",
+        "--state",
+        str(state),
+        "--no-progress",
+        "--report",
+        str(tmp_path / f"{domain}.json"),
+        "--failed",
+        str(tmp_path / f"failed-{domain}.jsonl"),
+        "--rejects",
+        str(tmp_path / f"rej-{domain}.jsonl"),
+    ]
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
 
 
@@ -61,7 +81,7 @@ def test_the_same_job_twice_is_still_refused(tmp_path):
     state = tmp_path / "state.sqlite"
     first = StateStore(state, scope="http://h/api/event a.example")
     try:
-        with pytest.raises(StateBusy, match="another run is using it .*--wait SECONDS"):
+        with pytest.raises(StateBusy, match=r"another run is using it .*--wait SECONDS"):
             StateStore(state, scope="http://h/api/event a.example")
         StateStore(state, scope="http://h/api/event b.example").close()  # another site: its own lock
     finally:
@@ -72,16 +92,19 @@ def test_wait_queues_for_the_lock_instead_of_failing(tmp_path):
     state = tmp_path / "state.sqlite"
     scope = "http://h/api/event a.example"
     holder = StateStore(state, scope=scope)
-    script = ("import sys, time; from importer.state import StateStore, StateBusy\n"
-              "started = time.monotonic()\n"
-              "try:\n"
-              f"    StateStore(sys.argv[1], scope={scope!r}, wait_s=float(sys.argv[2])).close()\n"
-              "except StateBusy as exc:\n"
-              "    print('busy', exc); sys.exit(2)\n"
-              "print('got it after', round(time.monotonic() - started, 1))\n")
+    script = (
+        "import sys, time; from importer.state import StateStore, StateBusy\n"
+        "started = time.monotonic()\n"
+        "try:\n"
+        f"    StateStore(sys.argv[1], scope={scope!r}, wait_s=float(sys.argv[2])).close()\n"
+        "except StateBusy as exc:\n"
+        "    print('busy', exc); sys.exit(2)\n"
+        "print('got it after', round(time.monotonic() - started, 1))\n"
+    )
     queued = subprocess.Popen([sys.executable, "-c", script, str(state), "30"], stdout=subprocess.PIPE, text=True)
-    impatient = subprocess.run([sys.executable, "-c", script, str(state), "0.3"], stdout=subprocess.PIPE,
-                               text=True, check=False, timeout=60)
+    impatient = subprocess.run(
+        [sys.executable, "-c", script, str(state), "0.3"], stdout=subprocess.PIPE, text=True, check=False, timeout=60
+    )
     assert impatient.returncode == 2 and "after waiting 0.3 s (--wait)" in impatient.stdout
     time.sleep(1.0)
     assert queued.poll() is None  # still waiting
@@ -106,8 +129,9 @@ def _send_stdin(tmp_path: Path, lines: list[str], endpoint: str, key: str | None
         sources = resume.plan([Source(name="<stdin>")])
         mapper = Mapper(mapping_mod.load("web"), "example.com")
         events = read_events(sources, mapper, report, rejects, read=ReadOptions(), resume=resume)
-        HttpSender(SendOptions(endpoint=endpoint, rate=0), report, rejects, ledger=resume.ledger,
-                   handle_signals=False).run(events)
+        HttpSender(
+            SendOptions(endpoint=endpoint, rate=0), report, rejects, ledger=resume.ledger, handle_signals=False
+        ).run(events)
     finally:
         store.close()
     return report, resume

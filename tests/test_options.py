@@ -19,21 +19,24 @@ from importer.options import BackfillOptions
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.mark.parametrize("make, option", [
-    (lambda: ReadOptions(log_timezone="Mars/Olympus"), "--log-timezone"),
-    (lambda: ReadOptions(log_format="combined", custom_format="%h"), "--log-format"),
-    (lambda: ReadOptions(since="2024-03-02", until="2024-03-01"), "--since"),
-    (lambda: ReadOptions(since="soon"), "--since"),
-    (lambda: DeliveryOptions(rate=-1), "--rate"),
-    (lambda: DeliveryOptions(concurrency=0), "--concurrency"),
-    (lambda: DeliveryOptions(max_attempts=0), "--max-attempts"),
-    (lambda: DeliveryOptions(retry_dropped=-1), "--retry-dropped"),
-    (lambda: DeliveryOptions(timeout_s=float("nan")), "--timeout"),
-    (lambda: DeliveryOptions(pace="fast"), "--pace"),
-    (lambda: DeliveryOptions(headers=("no colon here",)), "--header"),
-    (lambda: DeliveryOptions(headers=("Bad Name: x",)), "--header"),
-    (lambda: BackfillOptions(site_timezone="Nowhere/Land", out_dir="x"), "--site-timezone"),
-])
+@pytest.mark.parametrize(
+    ("make", "option"),
+    [
+        (lambda: ReadOptions(log_timezone="Mars/Olympus"), "--log-timezone"),
+        (lambda: ReadOptions(log_format="combined", custom_format="%h"), "--log-format"),
+        (lambda: ReadOptions(since="2024-03-02", until="2024-03-01"), "--since"),
+        (lambda: ReadOptions(since="soon"), "--since"),
+        (lambda: DeliveryOptions(rate=-1), "--rate"),
+        (lambda: DeliveryOptions(concurrency=0), "--concurrency"),
+        (lambda: DeliveryOptions(max_attempts=0), "--max-attempts"),
+        (lambda: DeliveryOptions(retry_dropped=-1), "--retry-dropped"),
+        (lambda: DeliveryOptions(timeout_s=float("nan")), "--timeout"),
+        (lambda: DeliveryOptions(pace="fast"), "--pace"),
+        (lambda: DeliveryOptions(headers=("no colon here",)), "--header"),
+        (lambda: DeliveryOptions(headers=("Bad Name: x",)), "--header"),
+        (lambda: BackfillOptions(site_timezone="Nowhere/Land", out_dir="x"), "--site-timezone"),
+    ],
+)
 def test_a_bad_value_is_a_config_error_naming_its_option(make, option):
     with pytest.raises(ConfigError) as error:
         make()
@@ -80,8 +83,13 @@ def export_timestamp(tmp_path: Path, zone_line: str, log_timezone: str) -> str:
     export = tmp_path / "export.csv"
     export.write_text(f'time,url,ip,ua\n2024-03-01 10:00:00,https://example.com/,203.0.113.9,"{UA}"\n')
     out = tmp_path / "events.jsonl"
-    send([export], "example.com", dry_run=True, read=ReadOptions(mapping=str(mapping), log_timezone=log_timezone),
-         outputs=OutputOptions(events=out, rejects=None, failed=None))
+    send(
+        [export],
+        "example.com",
+        dry_run=True,
+        read=ReadOptions(mapping=str(mapping), log_timezone=log_timezone),
+        outputs=OutputOptions(events=out, rejects=None, failed=None),
+    )
     return json.loads(out.read_text().splitlines()[0])["timestamp"]
 
 
@@ -93,9 +101,11 @@ def test_the_log_timezone_reads_export_times_without_an_offset(tmp_path):
 
 
 def test_importing_the_package_and_the_command_line_loads_nothing_heavy():
-    code = ("import sys, importer, importer.cli; "
-            "print(sorted(m for m in ('pyarrow', 'pandas', 'numpy', 'aiohttp', 'rich', 'importer.mapping') "
-            "if m in sys.modules))")
+    code = (
+        "import sys, importer, importer.cli; "
+        "print(sorted(m for m in ('pyarrow', 'pandas', 'numpy', 'aiohttp', 'rich', 'importer.mapping') "
+        "if m in sys.modules))"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
     assert done.stdout.strip() == "[]"
 

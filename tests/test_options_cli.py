@@ -16,11 +16,10 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import combined_line, write_log
 from typer.testing import CliRunner
 
 from importer.cli import app
-
-from conftest import combined_line, write_log
 
 SECRET = "t0p-s3cret-token"
 CONFIG = f"""
@@ -42,8 +41,14 @@ site-timezone = "Europe/Paris"
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "importer", *args], capture_output=True, text=True, timeout=120,
-                          env={**os.environ, **(env or {})}, cwd=cwd)
+    return subprocess.run(
+        [sys.executable, "-m", "importer", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **(env or {})},
+        cwd=cwd,
+    )
 
 
 def invoke(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
@@ -109,11 +114,14 @@ def test_the_default_config_file_and_the_environment_reach_a_run(here):
     assert domain_sent("--profile", "shop") == "shop.example.org"
 
 
-@pytest.mark.parametrize("text, named", [
-    ("bogus = 1\n", "'bogus'"),
-    ('[profiles.blog]\ndomain = "x.org"\nrat = 5\n', "[profiles.blog]"),
-    ("endpoint = \n", "not valid TOML"),
-])
+@pytest.mark.parametrize(
+    ("text", "named"),
+    [
+        ("bogus = 1\n", "'bogus'"),
+        ('[profiles.blog]\ndomain = "x.org"\nrat = 5\n', "[profiles.blog]"),
+        ("endpoint = \n", "not valid TOML"),
+    ],
+)
 def test_a_bad_config_file_is_one_line_naming_the_file_and_key(here, text, named):
     config = here / "config.toml"
     config.write_text(text, encoding="utf-8")
@@ -136,12 +144,41 @@ def test_an_unknown_profile_or_a_missing_named_file_is_an_error(here):
 def test_a_secret_header_appears_in_no_output_file_or_stream(tmp_path, receiver):
     log = write_log(tmp_path / "access.log", [combined_line(target="/a"), "not a log line"])
     endpoint = receiver.endpoint.replace("http://", "http://user:pw-in-url@").replace("/api/event", "/api/missing")
-    both = run_cli("send", str(log), "-d", "example.com", "--endpoint", endpoint, "--replay-history",
-                   "--header", f"Authorization: Bearer {SECRET}", cwd=tmp_path)
+    both = run_cli(
+        "send",
+        str(log),
+        "-d",
+        "example.com",
+        "--endpoint",
+        endpoint,
+        "--replay-history",
+        "--header",
+        f"Authorization: Bearer {SECRET}",
+        cwd=tmp_path,
+    )
     assert both.returncode == 2 and "not both" in both.stderr and SECRET not in both.stderr + both.stdout
-    done = run_cli("send", str(log), "-d", "example.com", "--endpoint", endpoint, "--rate", "0", "--replay-history",
-                   "--header", f"X-Proxy-Token: {SECRET}", "--header", f"Proxy-Authorization: Bearer {SECRET}",
-                   "--max-attempts", "1", "--report", "report.json", "--state", "state.sqlite", cwd=tmp_path)
+    done = run_cli(
+        "send",
+        str(log),
+        "-d",
+        "example.com",
+        "--endpoint",
+        endpoint,
+        "--rate",
+        "0",
+        "--replay-history",
+        "--header",
+        f"X-Proxy-Token: {SECRET}",
+        "--header",
+        f"Proxy-Authorization: Bearer {SECRET}",
+        "--max-attempts",
+        "1",
+        "--report",
+        "report.json",
+        "--state",
+        "state.sqlite",
+        cwd=tmp_path,
+    )
     assert done.returncode == 1, done.stderr  # the 404 makes the event fail: its error is written
     written = [p for p in tmp_path.rglob("*") if p.is_file()]
     names = {p.name for p in written}
@@ -152,15 +189,19 @@ def test_a_secret_header_appears_in_no_output_file_or_stream(tmp_path, receiver)
 
 def test_the_old_timezone_names_say_what_they_became(here):
     log = write_log(here / "access.log", [combined_line()])
-    for command, old, new in [("send", "--timezone", "--log-timezone"), ("preview", "--timezone", "--log-timezone"),
-                              ("backfill", "--timezone", "--site-timezone"), ("backfill", "--tz", "--site-timezone")]:
+    for command, old, new in [
+        ("send", "--timezone", "--log-timezone"),
+        ("preview", "--timezone", "--log-timezone"),
+        ("backfill", "--timezone", "--site-timezone"),
+        ("backfill", "--tz", "--site-timezone"),
+    ]:
         extra = ["-d", "example.com"] if command != "preview" else []
         done = invoke(command, str(log), *extra, old, "Europe/Berlin")
         assert done.returncode == 2 and f"use {new}" in done.stderr, (command, old, done.stderr)
 
 
 def old_and_recent_logs(tmp_path: Path) -> tuple[Path, Path]:
-    now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     old = write_log(tmp_path / "old.log", [combined_line(target="/old")])  # 2024
     recent = write_log(tmp_path / "recent.log", [combined_line(target="/new", when=now - dt.timedelta(hours=2))])
     return old, recent
@@ -181,8 +222,14 @@ def test_history_is_refused_without_a_terminal_before_anything_is_sent(tmp_path,
 def run_on_terminal(args: list[str], answer: bytes, cwd: Path) -> tuple[int, str]:
     """Run the command with a pty as its terminal, answer its question, return (status, screen)."""
     leader, follower = pty.openpty()
-    process = subprocess.Popen([sys.executable, "-m", "importer", *args], stdin=follower, stdout=follower,
-                               stderr=follower, cwd=cwd, close_fds=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "importer", *args],
+        stdin=follower,
+        stdout=follower,
+        stderr=follower,
+        cwd=cwd,
+        close_fds=True,
+    )
     os.close(follower)
     screen, answered, deadline = b"", False, time.monotonic() + 60
     try:
@@ -210,8 +257,18 @@ def run_on_terminal(args: list[str], answer: bytes, cwd: Path) -> tuple[int, str
 
 def test_on_a_terminal_history_is_sent_only_when_the_user_says_yes(tmp_path, receiver):
     old, _ = old_and_recent_logs(tmp_path)
-    args = ["send", str(old), "-d", "example.com", "--endpoint", receiver.endpoint, "--rate", "0", "--no-progress",
-            "--no-state"]
+    args = [
+        "send",
+        str(old),
+        "-d",
+        "example.com",
+        "--endpoint",
+        receiver.endpoint,
+        "--rate",
+        "0",
+        "--no-progress",
+        "--no-state",
+    ]
     status, screen = run_on_terminal(args, b"\n", tmp_path)  # Enter: the default, no
     assert status == 2 and "more than a day ago" in screen and "nothing sent" in screen, screen
     assert receiver.stats.accepted == 0
@@ -224,12 +281,12 @@ def test_unwritable_outputs_stop_the_run_before_anything_is_sent(here, receiver)
     send = ["send", str(log), "-d", "example.com", "--endpoint", receiver.endpoint, "--replay-history", "--no-state"]
     backfill = ["backfill", str(log), "-d", "example.com", "--site-timezone", "UTC"]
     cases = [
-        (send + ["--rejects", "/proc/x"], "--rejects /proc/x"),
-        (send + ["--failed", "/proc/x/failed.jsonl"], "--failed"),
-        (send + ["--report", str(here)], "is a directory"),
-        (send + ["--dry-run", "--output", str(here)], "--output"),
-        (backfill + ["--out", "/proc/x"], "--out /proc/x"),
-        (backfill + ["--out", str(log)], "not a directory"),
+        ([*send, "--rejects", "/proc/x"], "--rejects /proc/x"),
+        ([*send, "--failed", "/proc/x/failed.jsonl"], "--failed"),
+        ([*send, "--report", str(here)], "is a directory"),
+        ([*send, "--dry-run", "--output", str(here)], "--output"),
+        ([*backfill, "--out", "/proc/x"], "--out /proc/x"),
+        ([*backfill, "--out", str(log)], "not a directory"),
     ]
     for args, expected in cases:
         done = invoke(*args, "--no-progress")
@@ -242,8 +299,10 @@ def test_a_dash_writes_events_and_the_report_to_standard_output(here):
     log = write_log(here / "access.log", [combined_line(target="/a"), combined_line(target="/b")])
     events = invoke("send", str(log), "-d", "example.com", "--dry-run", "--output", "-", "--no-progress")
     assert events.returncode == 0, events.stderr
-    assert [json.loads(line)["url"] for line in events.stdout.splitlines()] == ["https://example.com/a",
-                                                                             "https://example.com/b"]
+    assert [json.loads(line)["url"] for line in events.stdout.splitlines()] == [
+        "https://example.com/a",
+        "https://example.com/b",
+    ]
     report = invoke("send", str(log), "-d", "example.com", "--dry-run", "--report", "-", "--no-progress")
     assert report.returncode == 0 and json.loads(report.stdout)["events"] == 2
     assert not (here / "-").exists()

@@ -24,8 +24,13 @@ DOC_RANGE = ipaddress.ip_network("2001:db8::/32")
 
 def run(tmp_path: Path, preset: str, sample: str) -> tuple[list[dict], dict]:
     out = tmp_path / f"{preset}.jsonl"
-    report = send([SAMPLES / sample], domain="example.com", dry_run=True, read=ReadOptions(mapping=preset),
-                  outputs=OutputOptions(events=out, rejects=tmp_path / "rejects.jsonl"))
+    report = send(
+        [SAMPLES / sample],
+        domain="example.com",
+        dry_run=True,
+        read=ReadOptions(mapping=preset),
+        outputs=OutputOptions(events=out, rejects=tmp_path / "rejects.jsonl"),
+    )
     data = report.as_dict()
     assert data["rows_read"] == data["rows_invalid"] + sum(data["rows_filtered"].values()) + data["events"]
     assert data["rows_invalid"] == 0
@@ -55,8 +60,12 @@ GA4_EXPECTED = [
     ("purchase", f"{SITE}/checkout/done", {"transaction_id": "T-1001"}, {"amount": "129.9", "currency": "EUR"}),
     ("pageview", f"{SITE}/blog/launch-week", None, None),
     # An int_value param (video_percent = 0) becomes the string "0".
-    ("video_start", f"{SITE}/blog/launch-week", {"video_title": "Launch week", "video_percent": "0",
-                                                  "video_provider": "youtube"}, None),
+    (
+        "video_start",
+        f"{SITE}/blog/launch-week",
+        {"video_title": "Launch week", "video_percent": "0", "video_provider": "youtube"},
+        None,
+    ),
 ]
 
 
@@ -81,9 +90,13 @@ def test_ga4_bigquery_export(tmp_path, sample):
 
 
 def test_ga4_revenue_reaches_the_receiver(tmp_path, receiver):
-    report = send([SAMPLES / "ga4-events.parquet"], domain="example.com", read=ReadOptions(mapping="ga4-bigquery"),
-                  delivery=DeliveryOptions(endpoint=receiver.endpoint, rate=0, replay_history=True),
-                  outputs=OutputOptions(rejects=tmp_path / "rejects.jsonl", failed=None))
+    report = send(
+        [SAMPLES / "ga4-events.parquet"],
+        domain="example.com",
+        read=ReadOptions(mapping="ga4-bigquery"),
+        delivery=DeliveryOptions(endpoint=receiver.endpoint, rate=0, replay_history=True),
+        outputs=OutputOptions(rejects=tmp_path / "rejects.jsonl", failed=None),
+    )
     assert report.accepted == report.events == 9
     purchase = [e for e in receiver.events if e["name"] == "purchase"]
     assert len(purchase) == 1 and purchase[0]["revenue"] == {"amount": "129.9", "currency": "EUR"}
@@ -92,6 +105,7 @@ def test_ga4_revenue_reaches_the_receiver(tmp_path, receiver):
 
 
 # --- Umami ------------------------------------------------------------------------------------
+
 
 def test_umami_export(tmp_path):
     events, report = run(tmp_path, "umami", "umami-events.csv")
@@ -114,6 +128,7 @@ def test_umami_export(tmp_path):
 
 
 # --- Matomo -----------------------------------------------------------------------------------
+
 
 def test_matomo_export(tmp_path):
     events, report = run(tmp_path, "matomo", "matomo-actions.csv")
@@ -142,17 +157,25 @@ def test_matomo_export_as_the_mysql_client_writes_it(tmp_path):
     with open(SAMPLES / "matomo-actions.csv", newline="", encoding="utf-8") as f:
         rows = list(csv.reader(f))
     tsv = tmp_path / "matomo-actions.tsv"
-    tsv.write_text("".join("\t".join(v if v or n == 0 else "NULL" for v in row) + "\n"
-                           for n, row in enumerate(rows)), encoding="utf-8")
+    tsv.write_text(
+        "".join("\t".join(v if v or n == 0 else "NULL" for v in row) + "\n" for n, row in enumerate(rows)),
+        encoding="utf-8",
+    )
     assert "NULL" in tsv.read_text()
     out = tmp_path / "tsv.jsonl"
-    send([tsv], domain="example.com", dry_run=True, read=ReadOptions(mapping="matomo"),
-         outputs=OutputOptions(events=out, rejects=None))
+    send(
+        [tsv],
+        domain="example.com",
+        dry_run=True,
+        read=ReadOptions(mapping="matomo"),
+        outputs=OutputOptions(events=out, rejects=None),
+    )
     events, _ = run(tmp_path, "matomo", "matomo-actions.csv")
     assert [json.loads(line) for line in out.read_text().splitlines()] == events
 
 
 # --- Simple Analytics ------------------------------------------------------------------------
+
 
 def test_simple_analytics_export(tmp_path):
     events, report = run(tmp_path, "simple-analytics", "simple-analytics-datapoints.csv")
@@ -171,6 +194,7 @@ def test_simple_analytics_export(tmp_path):
 
 
 # --- PostHog ----------------------------------------------------------------------------------
+
 
 def test_posthog_export(tmp_path):
     events, report = run(tmp_path, "posthog", "posthog-events.jsonl")
@@ -194,6 +218,7 @@ def test_posthog_export(tmp_path):
 
 # --- Snowplow ---------------------------------------------------------------------------------
 
+
 def test_snowplow_enriched_tsv(tmp_path):
     events, report = run(tmp_path, "snowplow", "snowplow-enriched.tsv")
     assert summary(events) == [
@@ -215,14 +240,19 @@ def test_snowplow_enriched_tsv(tmp_path):
 
 # --- Segment ----------------------------------------------------------------------------------
 
+
 def test_segment_export(tmp_path):
     events, report = run(tmp_path, "segment", "segment-events.csv")
     assert summary(events) == [
         ("pageview", f"{SITE}/pricing?plan=pro", None, None),
         ("Signed Up", f"{SITE}/signup", {"plan": "pro", "trial": "true"}, None),
         # revenue and currency are revenue, not props.
-        ("Order Completed", f"{SITE}/checkout", {"order_id": "50314b8e", "coupon": "SPRING"},
-         {"amount": "120.00", "currency": "USD"}),
+        (
+            "Order Completed",
+            f"{SITE}/checkout",
+            {"order_id": "50314b8e", "coupon": "SPRING"},
+            {"amount": "120.00", "currency": "USD"},
+        ),
         ("pageview", f"{SITE}/docs/", None, None),
         ("pageview", f"{SITE}/docs/install", None, None),
     ]
@@ -237,8 +267,13 @@ def test_segment_export(tmp_path):
 
 def test_an_export_read_with_the_wrong_preset_is_skipped_with_a_clear_reason(tmp_path):
     # Matomo's column names are not in Umami's file: the file is skipped, not read as empty rows.
-    report = send([SAMPLES / "umami-events.csv"], domain="example.com", dry_run=True,
-                  read=ReadOptions(mapping="matomo"), outputs=OutputOptions(rejects=tmp_path / "rejects.jsonl"))
+    report = send(
+        [SAMPLES / "umami-events.csv"],
+        domain="example.com",
+        dry_run=True,
+        read=ReadOptions(mapping="matomo"),
+        outputs=OutputOptions(rejects=tmp_path / "rejects.jsonl"),
+    )
     assert report.rows_read == 0 and report.events == 0
     assert len(report.skipped_sources) == 1
     reason = report.skipped_sources[0]

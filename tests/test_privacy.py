@@ -36,11 +36,28 @@ def cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
 
 
 def send(tmp_path: Path, log: Path, endpoint: str, tag: str, *extra: str) -> subprocess.CompletedProcess:
-    return cli(tmp_path, "send", str(log), "--domain", "example.com", "--endpoint", endpoint, "--rate", "0",
-               "--replay-history",
-               "--state", str(tmp_path / "state.sqlite"), "--no-progress", "--backoff", "0.01",
-               "--failed", str(tmp_path / f"failed-{tag}.jsonl"), "--rejects", str(tmp_path / f"rejects-{tag}.jsonl"),
-               *extra)
+    return cli(
+        tmp_path,
+        "send",
+        str(log),
+        "--domain",
+        "example.com",
+        "--endpoint",
+        endpoint,
+        "--rate",
+        "0",
+        "--replay-history",
+        "--state",
+        str(tmp_path / "state.sqlite"),
+        "--no-progress",
+        "--backoff",
+        "0.01",
+        "--failed",
+        str(tmp_path / f"failed-{tag}.jsonl"),
+        "--rejects",
+        str(tmp_path / f"rejects-{tag}.jsonl"),
+        *extra,
+    )
 
 
 def with_password(endpoint: str, path: str = "/api/event") -> str:

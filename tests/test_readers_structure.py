@@ -26,8 +26,10 @@ def _relative_imports(tree: ast.AST, module: str) -> list[tuple[str, bool]]:
 
 
 def _graph() -> dict[str, list[tuple[str, bool]]]:
-    return {path.stem: _relative_imports(ast.parse(path.read_text(encoding="utf-8")), path.stem)
-            for path in READERS.glob("*.py")}
+    return {
+        path.stem: _relative_imports(ast.parse(path.read_text(encoding="utf-8")), path.stem)
+        for path in READERS.glob("*.py")
+    }
 
 
 def test_reader_modules_import_each_other_without_a_circle():
@@ -47,8 +49,13 @@ def test_reader_modules_import_each_other_without_a_circle():
 
 
 def test_no_reader_module_imports_a_sibling_inside_a_function():
-    late = [(module, name) for module, imports in _graph().items() if module != "__init__"
-            for name, top in imports if not top]
+    late = [
+        (module, name)
+        for module, imports in _graph().items()
+        if module != "__init__"
+        for name, top in imports
+        if not top
+    ]
     assert late == []
 
 
@@ -68,7 +75,9 @@ def test_column_map_specs_live_outside_the_readers():
 
 
 def test_the_command_line_starts_without_loading_the_format_modules():
-    code = ("import sys, importer.cli; "
-            "print(sorted(m for m in sys.modules if m.startswith('importer.readers.') and m != 'importer.readers.base'))")
+    code = (
+        "import sys, importer.cli; "
+        "print(sorted(m for m in sys.modules if m.startswith('importer.readers.') and m != 'importer.readers.base'))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
     assert out.stdout.strip() == "[]"

@@ -27,9 +27,28 @@ def test_follow_forwards_new_lines_across_rotation_and_resumes_exactly(tmp_path,
     log = tmp_path / "access.log"
     log.write_text(lines(0, 5))
     state = tmp_path / "state.sqlite"
-    command = [sys.executable, "-m", "importer", "send", str(log), "--domain", "example.com", "--replay-history",
-               "--endpoint", receiver.endpoint, "--rate", "0", "--state", str(state), "--no-progress", "--follow",
-               "--failed", str(tmp_path / "failed.jsonl"), "--rejects", str(tmp_path / "rejects.jsonl")]
+    command = [
+        sys.executable,
+        "-m",
+        "importer",
+        "send",
+        str(log),
+        "--domain",
+        "example.com",
+        "--replay-history",
+        "--endpoint",
+        receiver.endpoint,
+        "--rate",
+        "0",
+        "--state",
+        str(state),
+        "--no-progress",
+        "--follow",
+        "--failed",
+        str(tmp_path / "failed.jsonl"),
+        "--rejects",
+        str(tmp_path / "rejects.jsonl"),
+    ]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
     try:
         wait_for(lambda: receiver.stats.accepted >= 5)

@@ -29,11 +29,35 @@ WINDOW = CONCURRENCY * (QUEUE + 1)
 
 
 def start(tmp_path: Path, log: Path, endpoint: str, tag: str, rate: str = "0") -> subprocess.Popen:
-    command = [sys.executable, "-m", "importer", "send", "--replay-history", str(log), "--domain", "example.com",
-               "--endpoint", endpoint, "--rate", rate, "--concurrency", str(CONCURRENCY),
-               "--state", str(tmp_path / "state.sqlite"), "--no-progress",
-               "--report", str(tmp_path / f"report-{tag}.json"), "--failed", str(tmp_path / f"failed-{tag}.jsonl"),
-               "--rejects", str(tmp_path / f"rejects-{tag}.jsonl"), "--drain-timeout", "5", "--backoff", "0.01"]
+    command = [
+        sys.executable,
+        "-m",
+        "importer",
+        "send",
+        "--replay-history",
+        str(log),
+        "--domain",
+        "example.com",
+        "--endpoint",
+        endpoint,
+        "--rate",
+        rate,
+        "--concurrency",
+        str(CONCURRENCY),
+        "--state",
+        str(tmp_path / "state.sqlite"),
+        "--no-progress",
+        "--report",
+        str(tmp_path / f"report-{tag}.json"),
+        "--failed",
+        str(tmp_path / f"failed-{tag}.jsonl"),
+        "--rejects",
+        str(tmp_path / f"rejects-{tag}.jsonl"),
+        "--drain-timeout",
+        "5",
+        "--backoff",
+        "0.01",
+    ]
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
 
 
@@ -61,7 +85,9 @@ def test_kill_9_twice_then_resume_loses_nothing_and_resends_at_most_the_window(t
     log = tmp_path / "access.log"
     pages = make_log(log, 3000)
     receiver = make_receiver(Faults(fail_share=0.02, retry_after="0", seed=9))
-    received = lambda: receiver.stats.accepted  # noqa: E731
+
+    def received():
+        return receiver.stats.accepted
 
     for tag, kill_at in (("a", 500), ("b", 1500)):
         process = start(tmp_path, log, receiver.endpoint, tag, rate="3000")

@@ -21,9 +21,12 @@ def line(i: int) -> str:
 
 
 def run(log, state, receiver, tmp_path):
-    return send([log], domain="example.com",
-                delivery=DeliveryOptions(endpoint=receiver.endpoint, rate=0, state=state, replay_history=True),
-                outputs=OutputOptions(rejects=tmp_path / "rejects.jsonl", failed=None))
+    return send(
+        [log],
+        domain="example.com",
+        delivery=DeliveryOptions(endpoint=receiver.endpoint, rate=0, state=state, replay_history=True),
+        outputs=OutputOptions(rejects=tmp_path / "rejects.jsonl", failed=None),
+    )
 
 
 def test_a_line_being_written_waits_for_the_next_run(tmp_path, receiver):

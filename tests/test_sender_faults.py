@@ -58,11 +58,22 @@ def invariant(report: Report) -> None:
 
 
 def run(path, receiver, tmp_path, **kw) -> Report:
-    options = dict(endpoint=receiver.endpoint, rate=0, concurrency=8, state=tmp_path / "state.sqlite",
-                   backoff_s=0.01, max_attempts=8, replay_history=True)
+    options = dict(
+        endpoint=receiver.endpoint,
+        rate=0,
+        concurrency=8,
+        state=tmp_path / "state.sqlite",
+        backoff_s=0.01,
+        max_attempts=8,
+        replay_history=True,
+    )
     options.update(kw)
-    report = send([path], "example.com", delivery=DeliveryOptions(**options),
-                  outputs=OutputOptions(rejects=tmp_path / "rejects.jsonl", failed=tmp_path / "failed.jsonl"))
+    report = send(
+        [path],
+        "example.com",
+        delivery=DeliveryOptions(**options),
+        outputs=OutputOptions(rejects=tmp_path / "rejects.jsonl", failed=tmp_path / "failed.jsonl"),
+    )
     invariant(report)
     return report
 
@@ -175,19 +186,27 @@ def test_a_second_nightly_run_sends_nothing_and_rotation_is_recognised(tmp_path,
     (tmp_path / "access.log.2.gz").write_bytes(gzip.compress(log.read_bytes()))
     log.unlink()
     new_pages = make_log(log, 30, first=1000)
-    rotated = send([tmp_path / "access.log.2.gz", log], domain="example.com",
-                   delivery=DeliveryOptions(endpoint=receiver.endpoint, rate=0, state=tmp_path / "state.sqlite",
-                                            replay_history=True),
-                   outputs=OutputOptions(rejects=None, failed=None))
+    rotated = send(
+        [tmp_path / "access.log.2.gz", log],
+        domain="example.com",
+        delivery=DeliveryOptions(
+            endpoint=receiver.endpoint, rate=0, state=tmp_path / "state.sqlite", replay_history=True
+        ),
+        outputs=OutputOptions(rejects=None, failed=None),
+    )
     invariant(rotated)
     assert rotated.accepted == 30 and rotated.rows_skipped == 250
     expected = Counter(first_pages + [f"/p{i}" for i in range(200, 250)] + new_pages)
     assert pages_of(receiver) == expected  # every page exactly once over four runs
     # Another endpoint (or domain) is another job: the same file is sent there in full.
-    other = send([log], domain="example.org",
-                 delivery=DeliveryOptions(endpoint=receiver.endpoint, rate=0, state=tmp_path / "state.sqlite",
-                                          replay_history=True),
-                 outputs=OutputOptions(rejects=None, failed=None))
+    other = send(
+        [log],
+        domain="example.org",
+        delivery=DeliveryOptions(
+            endpoint=receiver.endpoint, rate=0, state=tmp_path / "state.sqlite", replay_history=True
+        ),
+        outputs=OutputOptions(rejects=None, failed=None),
+    )
     assert other.accepted == 30
 
 
@@ -288,10 +307,14 @@ def test_a_second_run_on_the_same_state_file_is_refused_while_the_first_runs(tmp
 def test_a_copy_of_a_file_in_the_same_run_is_not_sent_twice(tmp_path, receiver):
     pages = make_log(tmp_path / "access.log", 40)
     (tmp_path / "access.log.bak").write_bytes((tmp_path / "access.log").read_bytes())
-    report = send([tmp_path / "access.log", tmp_path / "access.log.bak"], domain="example.com",
-                  delivery=DeliveryOptions(endpoint=receiver.endpoint, rate=0, state=tmp_path / "state.sqlite",
-                                           replay_history=True),
-                  outputs=OutputOptions(rejects=None, failed=None))
+    report = send(
+        [tmp_path / "access.log", tmp_path / "access.log.bak"],
+        domain="example.com",
+        delivery=DeliveryOptions(
+            endpoint=receiver.endpoint, rate=0, state=tmp_path / "state.sqlite", replay_history=True
+        ),
+        outputs=OutputOptions(rejects=None, failed=None),
+    )
     invariant(report)
     assert report.accepted == 40
     assert report.files_skipped == [f"{tmp_path / 'access.log.bak'} (same content as {tmp_path / 'access.log'})"]

@@ -111,10 +111,24 @@ def test_the_cli_exits_1_on_a_login_redirect_and_says_where_it_pointed(tmp_path,
     make_log(tmp_path / "access.log", 113)
     login = make_receiver(Faults(answer_status=200, answer_body=b"<html>login</html>"))
     redirector = make_receiver(Faults(answer_status=302, location=login.endpoint.replace("/api/event", "/login")))
-    done = _cli("send", str(tmp_path / "access.log"), "-d", "example.com", "--endpoint", redirector.endpoint,
-                "--replay-history",
-                "--no-progress", "--rate", "0", "--state", str(tmp_path / "s.sqlite"),
-                "--failed", str(tmp_path / "failed.jsonl"), "--rejects", str(tmp_path / "rejects.jsonl"))
+    done = _cli(
+        "send",
+        str(tmp_path / "access.log"),
+        "-d",
+        "example.com",
+        "--endpoint",
+        redirector.endpoint,
+        "--replay-history",
+        "--no-progress",
+        "--rate",
+        "0",
+        "--state",
+        str(tmp_path / "s.sqlite"),
+        "--failed",
+        str(tmp_path / "failed.jsonl"),
+        "--rejects",
+        str(tmp_path / "rejects.jsonl"),
+    )
     assert done.returncode == 1, done.stderr
     assert "HTTP 302" in done.stderr and "/login" in done.stderr
     assert login.stats.requests == login.stats.other_requests == 0
@@ -206,10 +220,23 @@ def test_an_untrusted_certificate_stops_the_run_at_once_and_ca_bundle_delivers(t
 def test_the_cli_takes_ca_bundle_and_refuses_a_file_that_is_not_one(tmp_path, https_receiver):
     receiver, cert = https_receiver
     make_log(tmp_path / "access.log", 20)
-    common = ["send", str(tmp_path / "access.log"), "-d", "example.com", "--endpoint", receiver.endpoint,
-              "--replay-history",
-              "--no-progress", "--rate", "0", "--no-state", "--failed", str(tmp_path / "f.jsonl"),
-              "--rejects", str(tmp_path / "r.jsonl")]
+    common = [
+        "send",
+        str(tmp_path / "access.log"),
+        "-d",
+        "example.com",
+        "--endpoint",
+        receiver.endpoint,
+        "--replay-history",
+        "--no-progress",
+        "--rate",
+        "0",
+        "--no-state",
+        "--failed",
+        str(tmp_path / "f.jsonl"),
+        "--rejects",
+        str(tmp_path / "r.jsonl"),
+    ]
     env = {"SSL_CERT_FILE": ""}
     untrusted = _cli(*common, env=env)
     assert untrusted.returncode == 1 and "certificate" in untrusted.stderr and receiver.stats.accepted == 0
@@ -288,10 +315,23 @@ def test_a_huge_answer_body_is_not_read_whole(tmp_path, make_receiver):
 def test_the_receiver_command_serves_https_and_plays_a_redirect(tmp_path):
     cert, key = _self_signed(tmp_path)
     make_log(tmp_path / "access.log", 5)
-    common = ["send", str(tmp_path / "access.log"), "-d", "example.com", "--no-progress", "--rate", "0",
-              "--replay-history",
-              "--no-state", "--failed", str(tmp_path / "f.jsonl"), "--rejects", str(tmp_path / "r.jsonl"),
-              "--ca-bundle", str(cert)]
+    common = [
+        "send",
+        str(tmp_path / "access.log"),
+        "-d",
+        "example.com",
+        "--no-progress",
+        "--rate",
+        "0",
+        "--replay-history",
+        "--no-state",
+        "--failed",
+        str(tmp_path / "f.jsonl"),
+        "--rejects",
+        str(tmp_path / "r.jsonl"),
+        "--ca-bundle",
+        str(cert),
+    ]
     for extra, expected in (([], 0), (["--answer-status", "302", "--location", "http://127.0.0.1:9/x"], 1)):
         server = subprocess.Popen(
             [

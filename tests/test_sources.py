@@ -10,23 +10,26 @@ import sys
 
 import pyarrow as pa
 import pytest
+from conftest import combined_line
 
 from importer.readers import reader_for
 from importer.sources import Source, SourceError, expand
-
-from conftest import combined_line
 
 
 def rows_of(source: Source):
     reader = reader_for(source)
     batches = list(reader.read(source))
-    return ([r for b in batches for r in b.table.to_pylist()], [r for b in batches for r in b.rejected],
-            [n for b in batches for n in b.notices])
+    return (
+        [r for b in batches for r in b.table.to_pylist()],
+        [r for b in batches for r in b.rejected],
+        [n for b in batches for n in b.notices],
+    )
 
 
 def _lines(n: int, start: int = 0) -> bytes:
-    return ("\n".join(combined_line(ip=f"192.0.2.{i % 250 + 1}", target=f"/p{i}") for i in range(start, start + n))
-            + "\n").encode()
+    return (
+        "\n".join(combined_line(ip=f"192.0.2.{i % 250 + 1}", target=f"/p{i}") for i in range(start, start + n)) + "\n"
+    ).encode()
 
 
 def _zstd(data: bytes) -> bytes:
@@ -36,10 +39,16 @@ def _zstd(data: bytes) -> bytes:
     return sink.getvalue().to_pybytes()
 
 
-@pytest.mark.parametrize("name, compress", [
-    ("a.log.gz", gzip.compress), ("a.log.bz2", bz2.compress), ("a.log.xz", lzma.compress), ("a.log.zst", _zstd),
-    ("no-extension", gzip.compress),  # recognised by content, not by name
-])
+@pytest.mark.parametrize(
+    ("name", "compress"),
+    [
+        ("a.log.gz", gzip.compress),
+        ("a.log.bz2", bz2.compress),
+        ("a.log.xz", lzma.compress),
+        ("a.log.zst", _zstd),
+        ("no-extension", gzip.compress),  # recognised by content, not by name
+    ],
+)
 def test_compressed_inputs(tmp_path, name, compress):
     path = tmp_path / name
     path.write_bytes(compress(_lines(50)))

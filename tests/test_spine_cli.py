@@ -8,32 +8,65 @@ import subprocess
 import sys
 import time
 
-from importer import resources
-
 from conftest import combined_line, write_log
 
-REPORT_KEYS = ["lines_skipped", "rows_read", "rows_invalid", "inputs_damaged", "rows_filtered", "events", "extra_events",
-               "events_by_name", "sent",
-               "accepted", "dropped", "rejected", "failed", "retries", "timeouts", "maybe_duplicated", "duration_s"]
+from importer import resources
+
+REPORT_KEYS = [
+    "lines_skipped",
+    "rows_read",
+    "rows_invalid",
+    "inputs_damaged",
+    "rows_filtered",
+    "events",
+    "extra_events",
+    "events_by_name",
+    "sent",
+    "accepted",
+    "dropped",
+    "rejected",
+    "failed",
+    "retries",
+    "timeouts",
+    "maybe_duplicated",
+    "duration_s",
+]
 
 
 def run_cli(*args: str, cwd=None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "importer", *args], capture_output=True, text=True, cwd=cwd,
-                          timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "importer", *args], capture_output=True, text=True, cwd=cwd, timeout=120
+    )
 
 
 def test_send_to_the_receiver_writes_the_report_and_the_summary(tmp_path, receiver):
-    log = write_log(tmp_path / "access.log", [
-        combined_line(target="/a", referrer="https://www.example.org/"),
-        combined_line(target="/b?utm_source=x"),
-        combined_line(target="/app.js"),
-        combined_line(user_agent="curl/8.5.0"),
-        "not a log line",
-    ])
+    log = write_log(
+        tmp_path / "access.log",
+        [
+            combined_line(target="/a", referrer="https://www.example.org/"),
+            combined_line(target="/b?utm_source=x"),
+            combined_line(target="/app.js"),
+            combined_line(user_agent="curl/8.5.0"),
+            "not a log line",
+        ],
+    )
     report_path = tmp_path / "report.json"
-    result = run_cli("send", str(log), "--domain", "example.com", "--endpoint", receiver.endpoint, "--rate", "0",
-                     "--replay-history",
-                     "--report", str(report_path), "--rejects", str(tmp_path / "rejects.jsonl"), "--no-progress")
+    result = run_cli(
+        "send",
+        str(log),
+        "--domain",
+        "example.com",
+        "--endpoint",
+        receiver.endpoint,
+        "--rate",
+        "0",
+        "--replay-history",
+        "--report",
+        str(report_path),
+        "--rejects",
+        str(tmp_path / "rejects.jsonl"),
+        "--no-progress",
+    )
     assert result.returncode == 0, result.stderr
     report = json.loads(report_path.read_text())
     assert list(report) == REPORT_KEYS
@@ -49,13 +82,19 @@ def test_send_to_the_receiver_writes_the_report_and_the_summary(tmp_path, receiv
 
 
 def test_dry_run_output_has_one_json_line_per_event_with_original_time(tmp_path):
-    log = write_log(tmp_path / "access.log", [
-        '203.0.113.42 - - [14/Mar/2024:09:26:53 +0100] "GET /pricing?plan=pro HTTP/1.1" 200 5123 '
-        '"https://www.example.org/" "Mozilla/5.0 (X11; Linux x86_64; rv:123.0) Gecko/20100101 Firefox/123.0"',
-    ])
+    log = write_log(
+        tmp_path / "access.log",
+        [
+            (
+                '203.0.113.42 - - [14/Mar/2024:09:26:53 +0100] "GET /pricing?plan=pro HTTP/1.1" 200 5123 '
+                '"https://www.example.org/" "Mozilla/5.0 (X11; Linux x86_64; rv:123.0) Gecko/20100101 Firefox/123.0"'
+            ),
+        ],
+    )
     out = tmp_path / "events.jsonl"
-    result = run_cli("send", str(log), "--domain", "example.com", "--dry-run", "--output", str(out), "--no-progress",
-                     cwd=tmp_path)
+    result = run_cli(
+        "send", str(log), "--domain", "example.com", "--dry-run", "--output", str(out), "--no-progress", cwd=tmp_path
+    )
     assert result.returncode == 0, result.stderr
     (line,) = out.read_text().splitlines()
     assert json.loads(line) == {
@@ -76,8 +115,19 @@ def test_csv_and_parquet_exports_give_the_same_events_as_each_other(tmp_path):
     outputs = {}
     for name in ("export.csv", "export.parquet"):
         out = tmp_path / f"{name}.jsonl"
-        result = run_cli("send", str(sample / name), "--mapping", "sample-export", "--domain", "example.com",
-                         "--dry-run", "--output", str(out), "--no-progress", cwd=tmp_path)
+        result = run_cli(
+            "send",
+            str(sample / name),
+            "--mapping",
+            "sample-export",
+            "--domain",
+            "example.com",
+            "--dry-run",
+            "--output",
+            str(out),
+            "--no-progress",
+            cwd=tmp_path,
+        )
         assert result.returncode == 0, result.stderr
         outputs[name] = [json.loads(line) for line in out.read_text().splitlines()]
     assert outputs["export.csv"] == outputs["export.parquet"]
@@ -104,13 +154,34 @@ def test_exit_code_is_0_when_all_accepted_and_1_when_events_fail(tmp_path, recei
     mapping.write_text('extends = "web"\n[event]\nname = "' + "n" * 120 + '"\n')
     log = write_log(tmp_path / "access.log", [combined_line()])
     # 120 characters is Plausible's limit, so this is accepted ...
-    ok = run_cli("send", "--replay-history", str(log), "--domain", "example.com", "--endpoint", receiver.endpoint,
-                 "--mapping", str(mapping), "--no-progress", cwd=tmp_path)
+    ok = run_cli(
+        "send",
+        "--replay-history",
+        str(log),
+        "--domain",
+        "example.com",
+        "--endpoint",
+        receiver.endpoint,
+        "--mapping",
+        str(mapping),
+        "--no-progress",
+        cwd=tmp_path,
+    )
     assert ok.returncode == 0, ok.stderr
     # ... while an endpoint that answers 404 makes the event fail.
-    fail = run_cli("send", "--replay-history", str(log), "--domain", "example.com", "--endpoint",
-                   receiver.endpoint.replace("/api/event", "/api/missing"), "--no-progress", "--max-attempts", "1",
-                   cwd=tmp_path)
+    fail = run_cli(
+        "send",
+        "--replay-history",
+        str(log),
+        "--domain",
+        "example.com",
+        "--endpoint",
+        receiver.endpoint.replace("/api/event", "/api/missing"),
+        "--no-progress",
+        "--max-attempts",
+        "1",
+        cwd=tmp_path,
+    )
     assert fail.returncode == 1
     assert "failed" in fail.stderr
 
@@ -126,11 +197,24 @@ def test_demo_replays_the_sample_log_to_a_local_receiver(tmp_path):
 
 def test_ctrl_c_before_sending_exits_130_with_one_line(tmp_path, receiver):
     # A live endpoint: with nothing listening the run would now stop by itself before reading stdin.
-    command = [sys.executable, "-m", "importer", "send", "--replay-history", "-", "--domain", "example.com",
-               "--endpoint", receiver.endpoint, "--state", str(tmp_path / "state.sqlite"),
-               "--no-progress"]
-    process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True, cwd=tmp_path)
+    command = [
+        sys.executable,
+        "-m",
+        "importer",
+        "send",
+        "--replay-history",
+        "-",
+        "--domain",
+        "example.com",
+        "--endpoint",
+        receiver.endpoint,
+        "--state",
+        str(tmp_path / "state.sqlite"),
+        "--no-progress",
+    ]
+    process = subprocess.Popen(
+        command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path
+    )
     time.sleep(1.5)  # started, and waiting for input on stdin
     process.send_signal(signal.SIGINT)
     _, err = process.communicate(timeout=30)

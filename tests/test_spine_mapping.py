@@ -6,13 +6,12 @@ import datetime as dt
 
 import pyarrow as pa
 import pytest
+from conftest import BROWSER, IPHONE
 
 from importer import mapping, schema
 from importer.mapping import Mapper, MappingError
 
-from conftest import BROWSER, IPHONE
-
-T0 = dt.datetime(2024, 3, 14, 8, 0, tzinfo=dt.timezone.utc)
+T0 = dt.datetime(2024, 3, 14, 8, 0, tzinfo=dt.UTC)
 
 
 def frame(rows: list[dict]) -> pa.Table:
@@ -36,13 +35,18 @@ def page(**overrides) -> dict:
 
 
 @pytest.mark.parametrize(
-    "row, reason",
+    ("row", "reason"),
     [
         (page(path=None, method=None), "bad_request"),
         (page(user_agent=None), "empty_user_agent"),
         (page(user_agent="Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"), "bot"),
         (page(user_agent="Mozilla/5.0 (compatible; SemrushBot/7~bl; +http://www.semrush.com/bot.html)"), "bot"),
-        (page(user_agent="Mozilla/5.0 AppleWebKit/537.36 (KHTML, like Gecko; compatible; GPTBot/1.1; +https://openai.com/gptbot)"), "bot"),
+        (
+            page(
+                user_agent="Mozilla/5.0 AppleWebKit/537.36 (KHTML, like Gecko; compatible; GPTBot/1.1; +https://openai.com/gptbot)"
+            ),
+            "bot",
+        ),
         (page(user_agent="facebookexternalhit/1.1 (+http://www.facebook.com/externalhit_uatext.php)"), "bot"),
         (page(user_agent="curl/8.5.0"), "http_client"),
         (page(user_agent="Wget/1.21.4"), "http_client"),
@@ -52,7 +56,12 @@ def page(**overrides) -> dict:
         (page(user_agent="Mozilla/5.0+(compatible; UptimeRobot/2.0; http://www.uptimerobot.com/)"), "monitoring"),
         (page(user_agent="Pingdom.com_bot_version_1.4_(http://www.pingdom.com/)"), "monitoring"),
         (page(user_agent="kube-probe/1.29"), "monitoring"),
-        (page(user_agent="Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/122.0.0.0 Safari/537.36"), "headless_browser"),
+        (
+            page(
+                user_agent="Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/122.0.0.0 Safari/537.36"
+            ),
+            "headless_browser",
+        ),
         (page(method="POST"), "method"),
         (page(method="HEAD"), "method"),
         (page(status=404), "status"),
@@ -88,7 +97,9 @@ def test_each_drop_is_counted_under_its_reason(row, reason):
         page(path="/blog/post.html"),
         page(path="/robots.txt.html"),
         page(user_agent=IPHONE),
-        page(user_agent="Mozilla/5.0 (Linux; Android 10; CUBOT X30) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Mobile Safari/537.36"),
+        page(
+            user_agent="Mozilla/5.0 (Linux; Android 10; CUBOT X30) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Mobile Safari/537.36"
+        ),
     ],
 )
 def test_people_viewing_pages_are_kept(row):

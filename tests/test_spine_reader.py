@@ -8,14 +8,13 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
+from conftest import BROWSER, combined_line, write_log
 
 from importer import schema
 from importer.readers import FormatError, reader_for
 from importer.sources import Source, line_blocks, open_source
 
-from conftest import BROWSER, combined_line, write_log
-
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 def read_all(path: Path, **kwargs):
@@ -36,11 +35,20 @@ def format_name(reader) -> str:
 
 def test_combined_fields_are_canonical(tmp_path):
     when = dt.datetime(2024, 3, 14, 9, 26, 53, tzinfo=dt.timezone(dt.timedelta(hours=1)))
-    path = write_log(tmp_path / "access.log", [
-        combined_line(ip="203.0.113.42", when=when, target="/blog/post?utm_source=newsletter&x=1",
-                      status=200, size=5123, referrer="https://www.example.org/links"),
-        combined_line(ip="2001:db8::7", when=when, target="/docs/", status=304, size="-", referrer="-"),
-    ])
+    path = write_log(
+        tmp_path / "access.log",
+        [
+            combined_line(
+                ip="203.0.113.42",
+                when=when,
+                target="/blog/post?utm_source=newsletter&x=1",
+                status=200,
+                size=5123,
+                referrer="https://www.example.org/links",
+            ),
+            combined_line(ip="2001:db8::7", when=when, target="/docs/", status=304, size="-", referrer="-"),
+        ],
+    )
     reader, table, rejected, _, rows_read = read_all(path)
     schema.validate(table)
     assert format_name(reader) == "combined"
@@ -63,14 +71,17 @@ def test_combined_fields_are_canonical(tmp_path):
 
 
 def test_escapes_apache_quotes_and_nginx_hex(tmp_path):
-    path = write_log(tmp_path / "access.log", [
-        # Apache escapes a quote inside a field as \" ...
-        combined_line(user_agent='Mozilla/5.0 (X11) \\"quoted\\" build'),
-        # ... nginx as \x22, and writes every byte >= 0x80 as \xHH.
-        combined_line(target="/blog/caf\\xC3\\xA9", user_agent="Mozilla/5.0 \\x22q\\x22 caf\\xC3\\xA9"),
-        # A literal backslash is written doubled.
-        combined_line(user_agent="Mozilla/5.0 back\\\\slash"),
-    ])
+    path = write_log(
+        tmp_path / "access.log",
+        [
+            # Apache escapes a quote inside a field as \" ...
+            combined_line(user_agent='Mozilla/5.0 (X11) \\"quoted\\" build'),
+            # ... nginx as \x22, and writes every byte >= 0x80 as \xHH.
+            combined_line(target="/blog/caf\\xC3\\xA9", user_agent="Mozilla/5.0 \\x22q\\x22 caf\\xC3\\xA9"),
+            # A literal backslash is written doubled.
+            combined_line(user_agent="Mozilla/5.0 back\\\\slash"),
+        ],
+    )
     _, table, rejected, _, _ = read_all(path)
     assert not rejected
     uas = table.column("user_agent").to_pylist()
@@ -97,7 +108,7 @@ def test_odd_lines_are_rejected_with_reasons_and_neighbours_survive(tmp_path):
     path = tmp_path / "access.log"
     path.write_bytes(b"\n".join(raw_lines) + b"\n")
     _, table, rejected, _, rows_read = read_all(path)
-    kept = dict(zip(table.column("path").to_pylist(), table.column("source_line").to_pylist()))
+    kept = dict(zip(table.column("path").to_pylist(), table.column("source_line").to_pylist(), strict=False))
     assert kept == {"/one": 1, "/three": 3, "/five": 5, "/seven": 7, "/nine": 9, "/eleven": 11}
     bad = {r.line: r.reason for r in rejected}
     assert set(bad) == {2, 4, 6, 8}
@@ -111,10 +122,13 @@ def test_odd_lines_are_rejected_with_reasons_and_neighbours_survive(tmp_path):
 
 
 def test_request_line_dash_and_tls_junk_parse_as_rows_without_a_path(tmp_path):
-    path = write_log(tmp_path / "access.log", [
-        '198.51.100.77 - - [14/Mar/2024:09:00:00 +0100] "-" 400 0 "-" "-"',
-        '203.0.113.9 - - [14/Mar/2024:09:00:00 +0100] "\\x16\\x03\\x01\\x02\\x00\\x01" 400 157 "-" "-"',
-    ])
+    path = write_log(
+        tmp_path / "access.log",
+        [
+            '198.51.100.77 - - [14/Mar/2024:09:00:00 +0100] "-" 400 0 "-" "-"',
+            '203.0.113.9 - - [14/Mar/2024:09:00:00 +0100] "\\x16\\x03\\x01\\x02\\x00\\x01" 400 157 "-" "-"',
+        ],
+    )
     _, table, rejected, _, _ = read_all(path)
     assert not rejected
     assert table.column("path").to_pylist() == [None, None]
@@ -124,12 +138,14 @@ def test_request_line_dash_and_tls_junk_parse_as_rows_without_a_path(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "lines, expected",
+    ("lines", "expected"),
     [
         (['198.51.100.23 - alice [14/Mar/2024:09:26:53 -0400] "GET /docs/ HTTP/1.1" 200 7734'], "common"),
         ([combined_line(vhost="www.example.com:443")], "vhost_combined"),
-        (['www.example.com 198.51.100.23 - - [14/Mar/2024:09:26:53 -0400] "GET /docs/ HTTP/1.1" 200 7734'],
-         "vhost_common"),
+        (
+            ['www.example.com 198.51.100.23 - - [14/Mar/2024:09:26:53 -0400] "GET /docs/ HTTP/1.1" 200 7734'],
+            "vhost_common",
+        ),
         ([combined_line()], "combined"),
     ],
 )
@@ -144,7 +160,9 @@ def test_vhost_host_is_lowercased_without_port_and_common_has_no_agent(tmp_path)
     path = write_log(tmp_path / "v.log", [combined_line(vhost="WWW.Example.COM:443", target="/a")])
     _, table, _, _, _ = read_all(path)
     assert table.column("host").to_pylist() == ["www.example.com"]
-    path = write_log(tmp_path / "c.log", ['198.51.100.23 - alice [14/Mar/2024:09:26:53 -0400] "GET /docs/ HTTP/1.1" 200 -'])
+    path = write_log(
+        tmp_path / "c.log", ['198.51.100.23 - alice [14/Mar/2024:09:26:53 -0400] "GET /docs/ HTTP/1.1" 200 -']
+    )
     _, table, _, _, _ = read_all(path)
     row = table.to_pylist()[0]
     assert row["user_agent"] is None and row["referrer"] is None and row["bytes"] is None
@@ -174,7 +192,7 @@ def test_line_numbers_across_block_boundaries(tmp_path):
     blocks = list(line_blocks(opened, block_bytes=4096))
     assert len(blocks) > 10
     assert blocks[0].first_line == 1
-    for before, after in zip(blocks, blocks[1:]):
+    for before, after in zip(blocks, blocks[1:], strict=False):
         assert after.first_line == before.first_line + before.line_count
     assert sum(b.line_count for b in blocks) == 3000
 

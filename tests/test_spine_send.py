@@ -8,6 +8,7 @@ import random
 from collections import Counter
 
 import pyarrow as pa
+from conftest import BROWSER, IPHONE, combined_line, write_log
 
 from importer import DeliveryOptions, OutputOptions, send
 from importer.events import EVENT_SCHEMA
@@ -15,10 +16,11 @@ from importer.receiver import Faults
 from importer.report import RejectsFile, Report
 from importer.sinks.http import HttpSender, SendOptions
 
-from conftest import BROWSER, IPHONE, combined_line, write_log
-
-BOTS = ["Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)", "curl/8.5.0",
-        "Mozilla/5.0+(compatible; UptimeRobot/2.0; http://www.uptimerobot.com/)"]
+BOTS = [
+    "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
+    "curl/8.5.0",
+    "Mozilla/5.0+(compatible; UptimeRobot/2.0; http://www.uptimerobot.com/)",
+]
 ANDROID = "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/122.0.0.0 Mobile Safari/537.36"
 
 
@@ -36,10 +38,21 @@ def generated_log(tmp_path, seed: int = 7, people: int = 120):
         query = "utm_source=newsletter&utm_campaign=spring" if i % 5 == 0 else ""
         referrer = "https://www.example.org/links" if i % 4 == 0 else "-"
         target = path + (f"?{query}" if query else "")
-        lines.append(combined_line(ip=ip, when=when, target=target, status=200 if i % 6 else 304,
-                                   referrer=referrer, user_agent=ua))
-        expected.append({"url": f"https://example.com{target}", "referrer": None if referrer == "-" else referrer,
-                         "user_agent": ua, "x_forwarded_for": ip, "name": "pageview", "domain": "example.com"})
+        lines.append(
+            combined_line(
+                ip=ip, when=when, target=target, status=200 if i % 6 else 304, referrer=referrer, user_agent=ua
+            )
+        )
+        expected.append(
+            {
+                "url": f"https://example.com{target}",
+                "referrer": None if referrer == "-" else referrer,
+                "user_agent": ua,
+                "x_forwarded_for": ip,
+                "name": "pageview",
+                "domain": "example.com",
+            }
+        )
         kind = rng.randrange(6)
         if kind == 0:
             lines.append(combined_line(ip=ip, when=when, target="/assets/site.css", user_agent=ua))
@@ -61,8 +74,14 @@ def generated_log(tmp_path, seed: int = 7, people: int = 120):
 
 
 def key(event: dict) -> tuple:
-    return (event["name"], event["url"], event["domain"], event["referrer"], event["user_agent"],
-            event["x_forwarded_for"])
+    return (
+        event["name"],
+        event["url"],
+        event["domain"],
+        event["referrer"],
+        event["user_agent"],
+        event["x_forwarded_for"],
+    )
 
 
 def assert_invariants(report: Report) -> None:
@@ -72,9 +91,12 @@ def assert_invariants(report: Report) -> None:
 
 def test_send_delivers_exactly_the_expected_events(tmp_path, receiver):
     path, expected, filtered, invalid, total = generated_log(tmp_path)
-    report = send([path], domain="example.com",
-                  delivery=DeliveryOptions(endpoint=receiver.endpoint, rate=0, replay_history=True),
-                  outputs=OutputOptions(rejects=tmp_path / "rejects.jsonl"))
+    report = send(
+        [path],
+        domain="example.com",
+        delivery=DeliveryOptions(endpoint=receiver.endpoint, rate=0, replay_history=True),
+        outputs=OutputOptions(rejects=tmp_path / "rejects.jsonl"),
+    )
     assert_invariants(report)
     assert report.rows_read == total
     assert report.rows_invalid == invalid
@@ -93,8 +115,11 @@ def test_send_delivers_exactly_the_expected_events(tmp_path, receiver):
 
 def test_events_of_one_visitor_arrive_in_order(tmp_path, receiver):
     path, expected, *_ = generated_log(tmp_path, people=300)
-    send([path], domain="example.com",
-         delivery=DeliveryOptions(endpoint=receiver.endpoint, rate=0, concurrency=8, replay_history=True))
+    send(
+        [path],
+        domain="example.com",
+        delivery=DeliveryOptions(endpoint=receiver.endpoint, rate=0, concurrency=8, replay_history=True),
+    )
     by_visitor: dict[tuple, list[str]] = {}
     for event in receiver.events:
         by_visitor.setdefault((event["x_forwarded_for"], event["user_agent"]), []).append(event["url"])
@@ -107,9 +132,12 @@ def test_events_of_one_visitor_arrive_in_order(tmp_path, receiver):
 def test_503s_and_dropped_connections_are_retried_without_loss_or_duplicates(tmp_path, make_receiver):
     path, expected, *_ = generated_log(tmp_path, people=60)
     receiver = make_receiver(Faults(fail_share=0.25, reset_share=0.15, retry_after="0", seed=3))
-    report = send([path], domain="example.com",
-                  delivery=DeliveryOptions(endpoint=receiver.endpoint, rate=0, max_attempts=12, replay_history=True),
-                  outputs=OutputOptions(rejects=tmp_path / "rejects.jsonl"))
+    report = send(
+        [path],
+        domain="example.com",
+        delivery=DeliveryOptions(endpoint=receiver.endpoint, rate=0, max_attempts=12, replay_history=True),
+        outputs=OutputOptions(rejects=tmp_path / "rejects.jsonl"),
+    )
     assert_invariants(report)
     assert report.accepted == len(expected) and report.failed == 0
     assert report.retries >= receiver.stats.failed + receiver.stats.resets > 0
@@ -117,9 +145,17 @@ def test_503s_and_dropped_connections_are_retried_without_loss_or_duplicates(tmp
 
 
 def _events(rows: list[dict]) -> pa.Table:
-    base = {"name": "pageview", "url": "https://example.com/", "domain": "example.com", "referrer": None,
-            "props": None, "user_agent": BROWSER, "ip": "203.0.113.5",
-            "timestamp": dt.datetime(2024, 3, 14, tzinfo=dt.timezone.utc), "source_file": "t.log"}
+    base = {
+        "name": "pageview",
+        "url": "https://example.com/",
+        "domain": "example.com",
+        "referrer": None,
+        "props": None,
+        "user_agent": BROWSER,
+        "ip": "203.0.113.5",
+        "timestamp": dt.datetime(2024, 3, 14, tzinfo=dt.UTC),
+        "source_file": "t.log",
+    }
     full = [{**base, **row, "source_line": i + 1} for i, row in enumerate(rows)]
     return pa.Table.from_pylist(full, schema=EVENT_SCHEMA)
 
@@ -148,8 +184,10 @@ def test_a_400_is_rejected_once_with_the_servers_error(tmp_path, receiver):
 
 def test_dropped_events_are_counted_as_dropped_not_accepted(tmp_path, make_receiver):
     receiver = make_receiver(Faults(drop_share=0.5, seed=11))
-    table = _events([{"url": f"https://example.com/{i}"} for i in range(40)]
-                    + [{"user_agent": "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"}])
+    table = _events(
+        [{"url": f"https://example.com/{i}"} for i in range(40)]
+        + [{"user_agent": "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"}]
+    )
     report, _ = _run_sender(receiver.endpoint, table, tmp_path)
     assert report.dropped == receiver.stats.dropped >= 1
     assert report.accepted == receiver.stats.accepted == len(receiver.events)
@@ -184,13 +222,16 @@ def test_a_wrong_endpoint_stops_the_run_instead_of_failing_every_event(tmp_path,
 
 
 def test_rejected_lines_keep_their_text_but_not_visitors_addresses(tmp_path):
-    log = write_log(tmp_path / "access.log", [
-        combined_line(),
-        combined_line(),
-        '198.51.100.77 - - [14/Mar/2024:09:00:00 +0100] "GET /x HTTP/1.1" 200 5 "-" "Mozilla/5.0 (trunc',
-        "2001:db8::42 sent something that is not a log line",
-        combined_line(),
-    ])
+    log = write_log(
+        tmp_path / "access.log",
+        [
+            combined_line(),
+            combined_line(),
+            '198.51.100.77 - - [14/Mar/2024:09:00:00 +0100] "GET /x HTTP/1.1" 200 5 "-" "Mozilla/5.0 (trunc',
+            "2001:db8::42 sent something that is not a log line",
+            combined_line(),
+        ],
+    )
     rejects = tmp_path / "rejects.jsonl"
     report = send([log], domain="example.com", dry_run=True, outputs=OutputOptions(rejects=rejects))
     text = rejects.read_text()

@@ -22,11 +22,35 @@ WINDOW = CONCURRENCY * 33  # SendOptions.window: concurrency x (queue per worker
 
 
 def start(tmp_path: Path, log: Path, endpoint: str, tag: str, state: Path, rate: str = "0") -> subprocess.Popen:
-    command = [sys.executable, "-m", "importer", "send", "--replay-history", str(log), "--domain", "example.com",
-               "--endpoint", endpoint, "--rate", rate, "--concurrency", str(CONCURRENCY),
-               "--state", str(state), "--no-progress", "--backoff", "0.01", "--drain-timeout", "5",
-               "--report", str(tmp_path / f"report-{tag}.json"), "--failed", str(tmp_path / f"failed-{tag}.jsonl"),
-               "--rejects", str(tmp_path / f"rejects-{tag}.jsonl")]
+    command = [
+        sys.executable,
+        "-m",
+        "importer",
+        "send",
+        "--replay-history",
+        str(log),
+        "--domain",
+        "example.com",
+        "--endpoint",
+        endpoint,
+        "--rate",
+        rate,
+        "--concurrency",
+        str(CONCURRENCY),
+        "--state",
+        str(state),
+        "--no-progress",
+        "--backoff",
+        "0.01",
+        "--drain-timeout",
+        "5",
+        "--report",
+        str(tmp_path / f"report-{tag}.json"),
+        "--failed",
+        str(tmp_path / f"failed-{tag}.jsonl"),
+        "--rejects",
+        str(tmp_path / f"rejects-{tag}.jsonl"),
+    ]
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
 
 

@@ -158,7 +158,11 @@ def test_every_fixture_agent():
     entries = {entry["user_agent"]: entry for entry in fixture_entries()}
     agents = sorted(entries)
     batch = uadb.resolve(agents, DeviceParser._convert)
-    differ = [(ua, got) for ua, got in zip(agents, batch) if got != DeviceParser._convert(FixtureResult(entries[ua]))]
+    differ = [
+        (ua, got)
+        for ua, got in zip(agents, batch, strict=False)
+        if got != DeviceParser._convert(FixtureResult(entries[ua]))
+    ]
     wrong = [(ua, got, expected) for ua, got in differ if got != (expected := reference(ua))]
     print(
         f"{len(agents)} fixture agents; {len(differ)} differ from the fixture; {len(wrong)} differ from device-detector"

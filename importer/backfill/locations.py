@@ -38,7 +38,7 @@ COUNTRY_ALIASES = {
     "czech republic": "CZ",
     "macedonia": "MK",
     "ivory coast": "CI",
-    "côte d’ivoire": "CI",  # noqa: RUF001 -- the typographic apostrophe exports write
+    "côte d’ivoire": "CI",  # noqa: RUF001 - the apostrophe exports write in this name
     "cape verde": "CV",
     "palestine": "PS",
     "micronesia": "FM",

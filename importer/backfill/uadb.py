@@ -262,7 +262,7 @@ def _resolve_here(agents: Sequence[str], convert: Callable[[object], T]) -> list
         for ua in agents:
             try:
                 out.append(convert(DeviceDetector(ua).parse()))
-            except Exception:  # noqa: BLE001 - a user agent the library chokes on is just unknown
+            except Exception:
                 out.append(None)
     return out
 
@@ -274,7 +274,6 @@ def resolve(agents: Sequence[str], convert: Callable[[object], T], workers: int 
     workers = workers or os.cpu_count() or 1
     if workers < 2 or len(agents) < PARALLEL_FROM or "fork" not in multiprocessing.get_all_start_methods():
         return _resolve_here(agents, convert)
-    import device_detector  # noqa: F401  (loaded once, before the fork, for every worker)
 
     shares = [list(agents[i::workers]) for i in range(workers)]
     with multiprocessing.get_context("fork").Pool(workers) as pool:

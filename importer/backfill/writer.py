@@ -141,7 +141,7 @@ class CsvWriter:
         self._tmp = {table: out_dir / f".{table}.partial.csv" for table in TABLES}
         self._files = {}
         for table, path in self._tmp.items():
-            handle = open(path, "w", encoding="utf-8", newline="")  # noqa: SIM115 -- open until finish()/abort()
+            handle = open(path, "w", encoding="utf-8", newline="")
             csv.writer(handle, quoting=csv.QUOTE_ALL, lineterminator="\n").writerow(columns(table))
             self._files[table] = handle
         self.paths: dict[str, Path] = {}

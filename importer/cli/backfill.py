@@ -4,22 +4,43 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
 from ..options import DEFAULT_REJECTS, ConfigError
-from .common import (Encoding, TimeFormat, ConfigOption, CustomFormat, Domain, FormatName, LogTimezone, MappingName, NoProgress,
-                     OldTimezoneForSite, ProfileOption, RejectsPath, ReportPath, Since, Sources, Until, fail,
-                     read_options)
+from .common import (
+    ConfigOption,
+    CustomFormat,
+    Domain,
+    Encoding,
+    FormatName,
+    LogTimezone,
+    MappingName,
+    NoProgress,
+    OldTimezoneForSite,
+    ProfileOption,
+    RejectsPath,
+    ReportPath,
+    Since,
+    Sources,
+    TimeFormat,
+    Until,
+    fail,
+    read_options,
+)
 
 
 def backfill_command(
     sources: Sources,
     domain: Domain,
-    site_timezone: Annotated[str, typer.Option(
-        "--site-timezone", help="The site's time zone in Plausible (IANA name, e.g. Europe/Berlin): the "
-        "dates of the files.")],
+    site_timezone: Annotated[
+        str,
+        typer.Option(
+            "--site-timezone",
+            help="The site's time zone in Plausible (IANA name, e.g. Europe/Berlin): the dates of the files.",
+        ),
+    ],
     out: Annotated[Path, typer.Option("--out", "-o", help="Directory for the ten imported_*.csv files.")],
     mapping: MappingName = "web",
     report: ReportPath = None,
@@ -35,17 +56,21 @@ def backfill_command(
     config: ConfigOption = None,
     profile: ProfileOption = None,
     timezone: OldTimezoneForSite = None,
-    html: Annotated[Optional[Path], typer.Option(
-        "--html", help="Write the HTML report here (default: OUT/report.html).")] = None,
-    native_start: Annotated[Optional[str], typer.Option(
-        "--native-start", help="The site's first day of Plausible data (YYYY-MM-DD): the report shows the cut.")] = None,
+    html: Annotated[
+        Path | None, typer.Option("--html", help="Write the HTML report here (default: OUT/report.html).")
+    ] = None,
+    native_start: Annotated[
+        str | None,
+        typer.Option(
+            "--native-start", help="The site's first day of Plausible data (YYYY-MM-DD): the report shows the cut."
+        ),
+    ] = None,
 ) -> None:
     """Write Plausible's ten CSV import files (history with its real dates) from logs or exports."""
     from ..backfill import backfill  # heavy imports only when the command runs
+    from ..html import backfill_page, write_page
     from ..mapping import MappingError
     from ..options import BackfillOptions, OutputOptions
-
-    from ..html import backfill_page, write_page
 
     read = read_options(mapping, log_format, custom_format, log_timezone, since, until, encoding, time_format)
     try:

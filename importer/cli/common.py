@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, Optional
+from typing import Annotated, Any, NoReturn
 
 import typer
 
@@ -34,6 +34,7 @@ def exit_code(report: Any) -> int:
 # (typer carries its own copy of Click, so parameters and commands are told apart by what they
 # have, not by Click's classes.)
 
+
 def setting_keys(command: Any) -> dict[str, str]:
     """Config key (long option without dashes) -> parameter name, for one command."""
     keys = {}
@@ -56,7 +57,7 @@ def all_setting_keys(ctx: typer.Context) -> set[str]:
     return {key for command in commands(ctx).values() for key in setting_keys(command)}
 
 
-def _apply_settings(ctx: typer.Context, param: Any, value: Optional[str]) -> Optional[str]:
+def _apply_settings(ctx: typer.Context, param: Any, value: str | None) -> str | None:
     """Eager callback of --config and --profile: once both are known, the file, the profile and
     the environment become the command's defaults (the command line still wins)."""
     from .settings import SettingsError, resolve
@@ -65,8 +66,9 @@ def _apply_settings(ctx: typer.Context, param: Any, value: Optional[str]) -> Opt
         ctx.meta[f"importer.{param.name}"] = value
     keys = setting_keys(ctx.command)
     try:
-        found = resolve(keys, all_setting_keys(ctx), ctx.meta.get("importer.config"),
-                        ctx.meta.get("importer.profile"), os.environ)
+        found = resolve(
+            keys, all_setting_keys(ctx), ctx.meta.get("importer.config"), ctx.meta.get("importer.profile"), os.environ
+        )
     except SettingsError as exc:
         fail(str(exc))
     params = {p.name: p for p in ctx.command.params}
@@ -81,64 +83,124 @@ def _apply_settings(ctx: typer.Context, param: Any, value: Optional[str]) -> Opt
     return value
 
 
-ConfigOption = Annotated[Optional[Path], typer.Option(
-    "--config", is_eager=True, callback=_apply_settings, help="TOML file of option values and [profiles.NAME] "
-    "(default: $PLAUSIBLE_IMPORT_CONFIG, else $XDG_CONFIG_HOME/plausible-import/config.toml if it exists).")]
-ProfileOption = Annotated[Optional[str], typer.Option(
-    "--profile", is_eager=True, callback=_apply_settings,
-    help="Use the config file's [profiles.NAME] (one per site); default: $PLAUSIBLE_IMPORT_PROFILE.")]
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        is_eager=True,
+        callback=_apply_settings,
+        help="TOML file of option values and [profiles.NAME] "
+        "(default: $PLAUSIBLE_IMPORT_CONFIG, else $XDG_CONFIG_HOME/plausible-import/config.toml if it exists).",
+    ),
+]
+ProfileOption = Annotated[
+    str | None,
+    typer.Option(
+        "--profile",
+        is_eager=True,
+        callback=_apply_settings,
+        help="Use the config file's [profiles.NAME] (one per site); default: $PLAUSIBLE_IMPORT_PROFILE.",
+    ),
+]
 
 
 # --- options that two or more commands share -------------------------------------------
 
+
 def _renamed(new: str, meaning: str) -> Any:
-    def callback(ctx: typer.Context, param: Any, value: Optional[str]) -> None:
+    def callback(ctx: typer.Context, param: Any, value: str | None) -> None:
         if value is not None:
             fail(f"--timezone was renamed: use {new} ({meaning})")
+
     return callback
 
 
 Sources = Annotated[list[str], typer.Argument(help="Log files, exports, directories, globs, or - for stdin.")]
 Domain = Annotated[str, typer.Option("--domain", "-d", help="The site's domain as set in Plausible.")]
 MappingName = Annotated[str, typer.Option("--mapping", "-m", help="A built-in mapping name or a TOML file.")]
-ReportPath = Annotated[Optional[Path], typer.Option(
-    "--report", help="Write the run's report as JSON here (-: standard output).")]
-RejectsPath = Annotated[Path, typer.Option(
-    "--rejects", help="JSON lines of input that could not be used, with the reason.")]
+ReportPath = Annotated[
+    Path | None, typer.Option("--report", help="Write the run's report as JSON here (-: standard output).")
+]
+RejectsPath = Annotated[
+    Path, typer.Option("--rejects", help="JSON lines of input that could not be used, with the reason.")
+]
 NoProgress = Annotated[bool, typer.Option("--no-progress", help="No progress bars or progress lines.")]
-FormatName = Annotated[Optional[str], typer.Option(
-    "--format", help="Log format instead of detecting it (see: plausible-import formats).")]
-CustomFormat = Annotated[Optional[str], typer.Option(
-    "--log-format", help="Your server's nginx log_format or Apache LogFormat string, compiled into a parser.")]
-LogTimezone = Annotated[str, typer.Option(
-    "--log-timezone", help="IANA zone of times written without an offset, in logs and exports (a mapping's "
-    "input.timezone other than UTC wins for its exports).")]
-Encoding = Annotated[str, typer.Option(
-    "--encoding", help="The logs' text encoding when it is not UTF-8 (latin-1, cp1252, big5...).")]
-TimeFormat = Annotated[Optional[str], typer.Option(
-    "--time-format", help="strftime format of the time in your --log-format (e.g. '%d.%m.%Y %H:%M:%S').")]
-Since = Annotated[Optional[str], typer.Option(
-    "--since", help="Only rows at or after this date/time (UTC unless given).")]
-Until = Annotated[Optional[str], typer.Option(
-    "--until", help="Only rows before this time; a date includes that whole day.")]
-OldTimezoneForLogs = Annotated[Optional[str], typer.Option(
-    "--timezone", hidden=True, is_eager=True, expose_value=False,
-    callback=_renamed("--log-timezone", "the zone of log times written without an offset"))]
-OldTimezoneForSite = Annotated[Optional[str], typer.Option(
-    "--timezone", "--tz", hidden=True, is_eager=True, expose_value=False,
-    callback=_renamed("--site-timezone", "the site's time zone in Plausible; --log-timezone is the zone of "
-                      "log times written without an offset"))]
+FormatName = Annotated[
+    str | None, typer.Option("--format", help="Log format instead of detecting it (see: plausible-import formats).")
+]
+CustomFormat = Annotated[
+    str | None,
+    typer.Option(
+        "--log-format", help="Your server's nginx log_format or Apache LogFormat string, compiled into a parser."
+    ),
+]
+LogTimezone = Annotated[
+    str,
+    typer.Option(
+        "--log-timezone",
+        help="IANA zone of times written without an offset, in logs and exports (a mapping's "
+        "input.timezone other than UTC wins for its exports).",
+    ),
+]
+Encoding = Annotated[
+    str, typer.Option("--encoding", help="The logs' text encoding when it is not UTF-8 (latin-1, cp1252, big5...).")
+]
+TimeFormat = Annotated[
+    str | None,
+    typer.Option("--time-format", help="strftime format of the time in your --log-format (e.g. '%d.%m.%Y %H:%M:%S')."),
+]
+Since = Annotated[str | None, typer.Option("--since", help="Only rows at or after this date/time (UTC unless given).")]
+Until = Annotated[
+    str | None, typer.Option("--until", help="Only rows before this time; a date includes that whole day.")
+]
+OldTimezoneForLogs = Annotated[
+    str | None,
+    typer.Option(
+        "--timezone",
+        hidden=True,
+        is_eager=True,
+        expose_value=False,
+        callback=_renamed("--log-timezone", "the zone of log times written without an offset"),
+    ),
+]
+OldTimezoneForSite = Annotated[
+    str | None,
+    typer.Option(
+        "--timezone",
+        "--tz",
+        hidden=True,
+        is_eager=True,
+        expose_value=False,
+        callback=_renamed(
+            "--site-timezone",
+            "the site's time zone in Plausible; --log-timezone is the zone of log times written without an offset",
+        ),
+    ),
+]
 
 
-
-def read_options(mapping: str, log_format: Optional[str], custom_format: Optional[str], log_timezone: str,
-                 since: Optional[str], until: Optional[str], encoding: str = "utf-8",
-                 time_format: Optional[str] = None) -> ReadOptions:
+def read_options(
+    mapping: str,
+    log_format: str | None,
+    custom_format: str | None,
+    log_timezone: str,
+    since: str | None,
+    until: str | None,
+    encoding: str = "utf-8",
+    time_format: str | None = None,
+) -> ReadOptions:
     """The shared reading options as a ReadOptions, or the one-line error."""
     try:
-        return ReadOptions(mapping=mapping, log_format=log_format, custom_format=custom_format,
-                           log_timezone=log_timezone, since=since, until=until, encoding=encoding,
-                           time_format=time_format)
+        return ReadOptions(
+            mapping=mapping,
+            log_format=log_format,
+            custom_format=custom_format,
+            log_timezone=log_timezone,
+            since=since,
+            until=until,
+            encoding=encoding,
+            time_format=time_format,
+        )
     except ConfigError as exc:
         fail(str(exc))
 

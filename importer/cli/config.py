@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -13,11 +13,18 @@ from .common import commands, fail, setting_keys
 
 def config_command(
     ctx: typer.Context,
-    config: Annotated[Optional[Path], typer.Option(
-        "--config", help="TOML file (default: $PLAUSIBLE_IMPORT_CONFIG, else "
-        "$XDG_CONFIG_HOME/plausible-import/config.toml if it exists).")] = None,
-    profile: Annotated[Optional[str], typer.Option(
-        "--profile", help="The [profiles.NAME] to apply; default: $PLAUSIBLE_IMPORT_PROFILE.")] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            help="TOML file (default: $PLAUSIBLE_IMPORT_CONFIG, else "
+            "$XDG_CONFIG_HOME/plausible-import/config.toml if it exists).",
+        ),
+    ] = None,
+    profile: Annotated[
+        str | None,
+        typer.Option("--profile", help="The [profiles.NAME] to apply; default: $PLAUSIBLE_IMPORT_PROFILE."),
+    ] = None,
     command: Annotated[str, typer.Option("--command", help="Whose options to show: send or backfill.")] = "send",
 ) -> None:
     """Print the settings send (or backfill) takes from the config file, a profile and the
@@ -35,8 +42,10 @@ def config_command(
     except SettingsError as exc:
         fail(str(exc))
     params = {p.name: p for p in by_name[command].params}
-    typer.echo(f"# plausible-import {command}: config file {path or 'none'}, profile "
-               f"{profile or os.environ.get('PLAUSIBLE_IMPORT_PROFILE') or 'none'}")
+    typer.echo(
+        f"# plausible-import {command}: config file {path or 'none'}, profile "
+        f"{profile or os.environ.get('PLAUSIBLE_IMPORT_PROFILE') or 'none'}"
+    )
     for key in sorted(keys):
         if key in found:
             value, origin = found[key].value, found[key].origin

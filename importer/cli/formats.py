@@ -6,16 +6,48 @@ Neither command touches the network. ``preview`` reads only the first rows of ea
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
-from .common import Encoding, TimeFormat, CustomFormat, FormatName, LogTimezone, OldTimezoneForLogs, fail, read_options, write_run_html
+from .common import (
+    CustomFormat,
+    Encoding,
+    FormatName,
+    LogTimezone,
+    OldTimezoneForLogs,
+    TimeFormat,
+    fail,
+    read_options,
+    write_run_html,
+)
 
-PREVIEW_COLUMNS = ("source_line", "timestamp", "ip", "method", "host", "path", "query", "status", "bytes",
-                   "referrer", "user_agent")
-WIDTH = {"source_line": 6, "timestamp": 19, "ip": 15, "method": 6, "host": 16, "path": 24, "query": 14, "status": 3,
-         "bytes": 7, "referrer": 22, "user_agent": 30}
+PREVIEW_COLUMNS = (
+    "source_line",
+    "timestamp",
+    "ip",
+    "method",
+    "host",
+    "path",
+    "query",
+    "status",
+    "bytes",
+    "referrer",
+    "user_agent",
+)
+WIDTH = {
+    "source_line": 6,
+    "timestamp": 19,
+    "ip": 15,
+    "method": 6,
+    "host": 16,
+    "path": 24,
+    "query": 14,
+    "status": 3,
+    "bytes": 7,
+    "referrer": 22,
+    "user_agent": 30,
+}
 HEAD = {"source_line": "line", "timestamp": "time (UTC)", "user_agent": "user agent"}
 
 
@@ -77,14 +109,14 @@ def formats_command() -> None:
     typer.echo("custom  (--log-format)")
     typer.echo("  your server's nginx log_format or Apache LogFormat string, compiled into a parser, e.g.")
     typer.echo("    --log-format '$remote_addr - $remote_user [$time_local] \"$request\" $status $body_bytes_sent'")
-    typer.echo("    --log-format '%h %l %u %t \"%r\" %>s %b \"%{Referer}i\" \"%{User-Agent}i\"'")
+    typer.echo('    --log-format \'%h %l %u %t "%r" %>s %b "%{Referer}i" "%{User-Agent}i"\'')
     typer.echo("")
     typer.echo("CSV and Parquet exports are read through a mapping with an [input] table (see the README).")
 
 
 def preview_command(
     files: list[str] = typer.Argument(..., help="Log files (or directories, globs, - for stdin)."),
-    mapping: Optional[str] = typer.Option(None, "--mapping", "-m", help="Also show the events rows become."),
+    mapping: str | None = typer.Option(None, "--mapping", "-m", help="Also show the events rows become."),
     domain: str = typer.Option("example.com", "--domain", "-d", help="Domain for URLs of rows without a host."),
     log_format: FormatName = None,
     custom_format: CustomFormat = None,
@@ -93,7 +125,7 @@ def preview_command(
     time_format: TimeFormat = None,
     rows: int = typer.Option(10, "--rows", "-n", help="How many parsed rows to show per file."),
     timezone: OldTimezoneForLogs = None,
-    html: Optional[Path] = typer.Option(
+    html: Path | None = typer.Option(
         None, "--html", help="Also write an HTML report of what the first rows would send (mapping: web unless -m)."
     ),
 ) -> None:
@@ -128,9 +160,16 @@ def preview_command(
     for source in sources:
         typer.echo(f"== {source.name}")
         try:
-            reader = previous = reader_for(source, log_format=read.log_format, column_map=column_map,
-                                           custom_format=read.custom_format, timezone=read.log_timezone,
-                                           previous=previous, encoding=read.encoding, time_format=read.time_format)
+            reader = previous = reader_for(
+                source,
+                log_format=read.log_format,
+                column_map=column_map,
+                custom_format=read.custom_format,
+                timezone=read.log_timezone,
+                previous=previous,
+                encoding=read.encoding,
+                time_format=read.time_format,
+            )
             batch = _first_rows(reader.read(source), PREVIEW_ROWS)
         except (FormatError, RemoteError, OSError) as exc:
             typer.echo(f"   cannot read: {exc}")

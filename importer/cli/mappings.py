@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
@@ -11,7 +11,7 @@ from .common import fail
 
 
 def mappings_command(
-    show: Optional[str] = typer.Argument(None, help="A built-in name (or a TOML path): print its rules instead."),
+    show: str | None = typer.Argument(None, help="A built-in name (or a TOML path): print its rules instead."),
 ) -> None:
     """List the built-in mappings (use one with --mapping NAME), or show one's rules."""
     from ..mapping import MappingError, describe_builtins, load
@@ -22,7 +22,9 @@ def mappings_command(
         width = max(len(name) for name, _ in rows)
         for name, description in rows:
             typer.echo(f"{name.ljust(width)}  {description}")
-        typer.echo(f"\n(files in {resources.mappings_dir()}; `plausible-import mappings NAME` shows one's rules)", err=True)
+        typer.echo(
+            f"\n(files in {resources.mappings_dir()}; `plausible-import mappings NAME` shows one's rules)", err=True
+        )
         return
     try:
         m = load(show)
@@ -40,8 +42,10 @@ def mappings_command(
     specs = m.raw.get("rules", [])
     for i, rule in enumerate(m.rules, 1):
         spec = specs[i - 1] if i <= len(specs) else {}
-        what = "drop" if rule.drop else f"-> {rule.name.source!r}"
-        extras = [f"{key} {_text(spec[key])}" for key in ("props", "props_from", "revenue", "interactive") if key in spec]
+        what = "drop" if rule.drop or rule.name is None else f"-> {rule.name.source!r}"
+        extras = [
+            f"{key} {_text(spec[key])}" for key in ("props", "props_from", "revenue", "interactive") if key in spec
+        ]
         from_table = DOWNLOADS_RULE in spec  # the rule the [downloads] table stands for
         if from_table:
             extras.append('props {"url": "{url}"}')
@@ -57,15 +61,18 @@ def _lists(m: Any) -> None:
     filters = m.raw.get("filters", {})
     typer.echo(f"drop 206 Partial Content: {'yes' if m.drop_partial_content else 'no'}")
     endpoints = filters.get("endpoints", []) + filters.get("endpoints_add", [])
-    for label, values in (("static assets (static_extensions, static_files)",
-                           sorted(m.static_extensions) + sorted(m.static_files)),
-                          ("files that are not pages (not_page_extensions)", sorted(m.not_page_extensions)),
-                          ("endpoints that are not pages (endpoints, globs)", endpoints)):
+    for label, values in (
+        ("static assets (static_extensions, static_files)", sorted(m.static_extensions) + sorted(m.static_files)),
+        ("files that are not pages (not_page_extensions)", sorted(m.not_page_extensions)),
+        ("endpoints that are not pages (endpoints, globs)", endpoints),
+    ):
         if values:
             typer.echo(f"{label}: {', '.join(values)}")
     if m.downloads:
-        typer.echo(f"downloads: {m.downloads.name!r} for {', '.join(sorted(m.downloads.extensions))}; one per "
-                   f"visitor, file and session (requests at most {m.downloads.gap_seconds // 60} minutes apart)")
+        typer.echo(
+            f"downloads: {m.downloads.name!r} for {', '.join(sorted(m.downloads.extensions))}; one per "
+            f"visitor, file and session (requests at most {m.downloads.gap_seconds // 60} minutes apart)"
+        )
 
 
 def _conditions(when: dict) -> str:

@@ -4,7 +4,6 @@ replay of the bundled sample log to it."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -15,7 +14,7 @@ from .common import exit_code, fail
 def receiver_command(
     port: int = typer.Option(8000, help="Port to listen on (0: any free port)."),
     host: str = typer.Option("127.0.0.1", help="Address to listen on."),
-    record: Optional[Path] = typer.Option(None, "--record", help="Append accepted events here as JSON lines."),
+    record: Path | None = typer.Option(None, "--record", help="Append accepted events here as JSON lines."),
     fail_share: float = typer.Option(0.0, help="Share of requests answered 503 (with Retry-After)."),
     fail_first: int = typer.Option(0, help="Answer the first N requests with 503."),
     burst_every: int = typer.Option(0, help="With --burst-length M: of every N requests, the first M get 503."),
@@ -25,13 +24,16 @@ def receiver_command(
     delay: float = typer.Option(0.0, help="Seconds to wait before each answer."),
     drop_share: float = typer.Option(0.0, help="Share of good events answered 202 with x-plausible-dropped."),
     slow_first: int = typer.Option(0, help="With --delay: only the first N requests are slow."),
-    answer_status: int = typer.Option(0, help="Answer every event with this status (e.g. 302, 200, 400), recording "
-                                      "nothing: what a misconfigured endpoint does."),
-    location: Optional[str] = typer.Option(None, help="With --answer-status 3xx: the Location header."),
+    answer_status: int = typer.Option(
+        0,
+        help="Answer every event with this status (e.g. 302, 200, 400), recording "
+        "nothing: what a misconfigured endpoint does.",
+    ),
+    location: str | None = typer.Option(None, help="With --answer-status 3xx: the Location header."),
     body_bytes: int = typer.Option(0, help="Pad every answer's body to this many bytes."),
-    tls_cert: Optional[Path] = typer.Option(None, help="Serve https with this certificate (PEM; with --tls-key)."),
-    tls_key: Optional[Path] = typer.Option(None, help="The private key of --tls-cert (PEM)."),
-    seed: Optional[int] = typer.Option(None, help="Seed for the fault shares, for repeatable runs."),
+    tls_cert: Path | None = typer.Option(None, help="Serve https with this certificate (PEM; with --tls-key)."),
+    tls_key: Path | None = typer.Option(None, help="The private key of --tls-cert (PEM)."),
+    seed: int | None = typer.Option(None, help="Seed for the fault shares, for repeatable runs."),
 ) -> None:
     """Run a local Plausible-compatible /api/event that validates and records events."""
     import asyncio
@@ -39,10 +41,21 @@ def receiver_command(
 
     from ..receiver import Faults, Receiver
 
-    faults = Faults(fail_share=fail_share, fail_first=fail_first, burst_every=burst_every, burst_length=burst_length,
-                    retry_after=retry_after or None,
-                    reset_share=reset_share, delay_s=delay, drop_share=drop_share, seed=seed, slow_first=slow_first,
-                    answer_status=answer_status, location=location, body_bytes=body_bytes)
+    faults = Faults(
+        fail_share=fail_share,
+        fail_first=fail_first,
+        burst_every=burst_every,
+        burst_length=burst_length,
+        retry_after=retry_after or None,
+        reset_share=reset_share,
+        delay_s=delay,
+        drop_share=drop_share,
+        seed=seed,
+        slow_first=slow_first,
+        answer_status=answer_status,
+        location=location,
+        body_bytes=body_bytes,
+    )
     tls = None
     if tls_cert is not None:
         tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -86,14 +99,23 @@ def demo_command(
     receiver = Receiver(record=record, keep_events=False)
     with receiver.running():
         typer.echo(f"demo: a local Plausible-compatible receiver listens on {receiver.endpoint}", err=True)
-        typer.echo(f"demo: plausible-import send {sample} --domain example.com --endpoint {receiver.endpoint} "
-                   "--replay-history",
-                   err=True)
+        typer.echo(
+            f"demo: plausible-import send {sample} --domain example.com --endpoint {receiver.endpoint} "
+            "--replay-history",
+            err=True,
+        )
         # The sample is old on purpose: the demo replays it onto today, as send --replay-history does.
         delivery = DeliveryOptions(endpoint=receiver.endpoint, rate=rate, concurrency=8, replay_history=True)
-        result = send([sample], "example.com", delivery=delivery,
-                      outputs=OutputOptions(rejects=Path("demo-rejects.jsonl"), progress=not no_progress))
+        result = send(
+            [sample],
+            "example.com",
+            delivery=delivery,
+            outputs=OutputOptions(rejects=Path("demo-rejects.jsonl"), progress=not no_progress),
+        )
     typer.echo(result.summary(), err=True)
-    typer.echo(f"demo: the receiver recorded {receiver.stats.accepted:,} events in {record}; "
-               "point --endpoint at your Plausible to send your own logs.", err=True)
+    typer.echo(
+        f"demo: the receiver recorded {receiver.stats.accepted:,} events in {record}; "
+        "point --endpoint at your Plausible to send your own logs.",
+        err=True,
+    )
     raise typer.Exit(exit_code(result))

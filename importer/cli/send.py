@@ -5,19 +5,42 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
 from ..options import DEFAULT_ENDPOINT, DEFAULT_FAILED, DEFAULT_REJECTS, ConfigError
-from .common import (Encoding, TimeFormat, write_run_html, ConfigOption, CustomFormat, Domain, FormatName, LogTimezone, MappingName, NoProgress,
-                     OldTimezoneForLogs, ProfileOption, RejectsPath, ReportPath, Since, Sources, Until, exit_code,
-                     fail, read_options)
+from .common import (
+    ConfigOption,
+    CustomFormat,
+    Domain,
+    Encoding,
+    FormatName,
+    LogTimezone,
+    MappingName,
+    NoProgress,
+    OldTimezoneForLogs,
+    ProfileOption,
+    RejectsPath,
+    ReportPath,
+    Since,
+    Sources,
+    TimeFormat,
+    Until,
+    exit_code,
+    fail,
+    read_options,
+    write_run_html,
+)
 
-STATE_HELP = ("Checkpoint file (SQLite) for resume. Default: $PLAUSIBLE_IMPORT_STATE, else "
-              "$XDG_STATE_HOME/plausible-import/state.sqlite (~/.local/state/plausible-import/state.sqlite).")
-TIMEOUT_HELP = ("Seconds to wait to connect, then for each answer (no answer in time is retried and counted as a "
-                "possible duplicate).")
+STATE_HELP = (
+    "Checkpoint file (SQLite) for resume. Default: $PLAUSIBLE_IMPORT_STATE, else "
+    "$XDG_STATE_HOME/plausible-import/state.sqlite (~/.local/state/plausible-import/state.sqlite)."
+)
+TIMEOUT_HELP = (
+    "Seconds to wait to connect, then for each answer (no answer in time is retried and counted as a "
+    "possible duplicate)."
+)
 
 
 # The options only send has (those it shares with other commands are in .common).
@@ -25,46 +48,84 @@ Endpoint = Annotated[str, typer.Option("--endpoint", help="Plausible's event end
 Rate = Annotated[float, typer.Option("--rate", help="Events per second at most (0: unlimited).")]
 Concurrency = Annotated[int, typer.Option("--concurrency", help="Requests in flight at once.")]
 DryRun = Annotated[bool, typer.Option("--dry-run", help="Send nothing.")]
-Output = Annotated[Optional[Path], typer.Option(
-    "--output", "-o", help="With --dry-run: write events as JSON lines (-: standard output).")]
+Output = Annotated[
+    Path | None,
+    typer.Option("--output", "-o", help="With --dry-run: write events as JSON lines (-: standard output)."),
+]
 Timeout = Annotated[float, typer.Option("--timeout", help=TIMEOUT_HELP)]
 MaxAttempts = Annotated[int, typer.Option("--max-attempts", help="Tries per event on errors worth retrying.")]
-State = Annotated[Optional[Path], typer.Option("--state", help=STATE_HELP)]
+State = Annotated[Path | None, typer.Option("--state", help=STATE_HELP)]
 NoState = Annotated[bool, typer.Option("--no-state", help="Keep no checkpoint: send everything given.")]
 Failed = Annotated[Path, typer.Option("--failed", help="JSON lines of events that failed, with the last error.")]
-RetryDropped = Annotated[int, typer.Option(
-    "--retry-dropped", help="Send an event answered as dropped up to N more times.")]
+RetryDropped = Annotated[
+    int, typer.Option("--retry-dropped", help="Send an event answered as dropped up to N more times.")
+]
 MaxRetryTime = Annotated[float, typer.Option("--max-retry-time", help="Seconds to keep retrying one event.")]
 Pace = Annotated[str, typer.Option("--pace", help="asap, realtime (original gaps), or a speed-up factor such as 10.")]
-DrainTimeout = Annotated[float, typer.Option(
-    "--drain-timeout", help="On Ctrl-C/SIGTERM, seconds to let in-flight requests finish.")]
+DrainTimeout = Annotated[
+    float, typer.Option("--drain-timeout", help="On Ctrl-C/SIGTERM, seconds to let in-flight requests finish.")
+]
 Backoff = Annotated[float, typer.Option("--backoff", help="Base of the exponential retry backoff, in seconds.")]
-Follow = Annotated[bool, typer.Option(
-    "--follow", "-f", help="Keep reading the last input as it grows, across rotations.")]
-CaBundle = Annotated[Optional[Path], typer.Option(
-    "--ca-bundle", help="PEM file of the CA(s) to trust for an https endpoint instead of the system's "
-    "(for a private CA; SSL_CERT_FILE also works).")]
-Header = Annotated[Optional[list[str]], typer.Option(
-    "--header", help="'Name: value' sent with every request (repeatable), e.g. for an authenticating proxy; "
-    "values never appear in output.")]
-Wait = Annotated[float, typer.Option(
-    "--wait", help="Wait up to SECONDS for another run of the same job (state file, endpoint, domain) to finish "
-    "instead of exiting 2.")]
-StateKey = Annotated[Optional[str], typer.Option(
-    "--state-key", help="Checkpoint standard input under NAME: lines are counted from the stream's start, so a "
-    "re-run sends only new lines.")]
-MaxDroppedShare = Annotated[float, typer.Option(
-    "--max-dropped-share", help="Exit 3 when Plausible drops more than this share of the answered events "
-    "(1.0: only when it drops all).")]
-MaxUnanswered = Annotated[int, typer.Option(
-    "--max-unanswered", help="Stop after N tries in a row get no answer (or a 5xx before anything was accepted); "
-    "0 never stops.")]
-NoConnectionCheck = Annotated[bool, typer.Option(
-    "--no-connection-check", help="Do not open a test connection to the endpoint before reading.")]
-Html = Annotated[Optional[Path], typer.Option("--html", help="Also write an HTML report of the run here.")]
-ReplayHistory = Annotated[bool, typer.Option(
-    "--replay-history", help="Send data older than a day as today's traffic (for history with its real dates, "
-    "use backfill).")]
+Follow = Annotated[
+    bool, typer.Option("--follow", "-f", help="Keep reading the last input as it grows, across rotations.")
+]
+CaBundle = Annotated[
+    Path | None,
+    typer.Option(
+        "--ca-bundle",
+        help="PEM file of the CA(s) to trust for an https endpoint instead of the system's "
+        "(for a private CA; SSL_CERT_FILE also works).",
+    ),
+]
+Header = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--header",
+        help="'Name: value' sent with every request (repeatable), e.g. for an authenticating proxy; "
+        "values never appear in output.",
+    ),
+]
+Wait = Annotated[
+    float,
+    typer.Option(
+        "--wait",
+        help="Wait up to SECONDS for another run of the same job (state file, endpoint, domain) to finish "
+        "instead of exiting 2.",
+    ),
+]
+StateKey = Annotated[
+    str | None,
+    typer.Option(
+        "--state-key",
+        help="Checkpoint standard input under NAME: lines are counted from the stream's start, so a "
+        "re-run sends only new lines.",
+    ),
+]
+MaxDroppedShare = Annotated[
+    float,
+    typer.Option(
+        "--max-dropped-share",
+        help="Exit 3 when Plausible drops more than this share of the answered events (1.0: only when it drops all).",
+    ),
+]
+MaxUnanswered = Annotated[
+    int,
+    typer.Option(
+        "--max-unanswered",
+        help="Stop after N tries in a row get no answer (or a 5xx before anything was accepted); 0 never stops.",
+    ),
+]
+NoConnectionCheck = Annotated[
+    bool, typer.Option("--no-connection-check", help="Do not open a test connection to the endpoint before reading.")
+]
+Html = Annotated[Path | None, typer.Option("--html", help="Also write an HTML report of the run here.")]
+ReplayHistory = Annotated[
+    bool,
+    typer.Option(
+        "--replay-history",
+        help="Send data older than a day as today's traffic (for history with its real dates, use backfill).",
+    ),
+]
 
 
 def send_command(
@@ -118,20 +179,44 @@ def send_command(
     read = read_options(mapping, log_format, custom_format, log_timezone, since, until, encoding, time_format)
     try:
         delivery = DeliveryOptions(
-            endpoint=endpoint, rate=rate, concurrency=concurrency, timeout_s=timeout, max_attempts=max_attempts,
-            retry_dropped=retry_dropped, max_retry_s=max_retry_time, pace=pace, drain_s=drain_timeout,
-            backoff_s=backoff, ca_bundle=ca_bundle, headers=tuple(header or ()), follow=follow,
-            state=_state_path(state, no_state or dry_run), replay_history=replay_history, wait_s=wait,
-            state_key=state_key, max_dropped_share=max_dropped_share, max_unanswered=max_unanswered,
-            check_connection=not no_connection_check)
-        outputs = OutputOptions(report=report, rejects=rejects, failed=failed, events=output,
-                                progress=not no_progress)
+            endpoint=endpoint,
+            rate=rate,
+            concurrency=concurrency,
+            timeout_s=timeout,
+            max_attempts=max_attempts,
+            retry_dropped=retry_dropped,
+            max_retry_s=max_retry_time,
+            pace=pace,
+            drain_s=drain_timeout,
+            backoff_s=backoff,
+            ca_bundle=ca_bundle,
+            headers=tuple(header or ()),
+            follow=follow,
+            state=_state_path(state, no_state or dry_run),
+            replay_history=replay_history,
+            wait_s=wait,
+            state_key=state_key,
+            max_dropped_share=max_dropped_share,
+            max_unanswered=max_unanswered,
+            check_connection=not no_connection_check,
+        )
+        outputs = OutputOptions(report=report, rejects=rejects, failed=failed, events=output, progress=not no_progress)
         asked: list[bool] = []
-        result = send(sources, domain, read=read, delivery=delivery, outputs=outputs, dry_run=dry_run,
-                      confirm_history=_ask_on_terminal(sources, asked))
+        result = send(
+            sources,
+            domain,
+            read=read,
+            delivery=delivery,
+            outputs=outputs,
+            dry_run=dry_run,
+            confirm_history=_ask_on_terminal(sources, asked),
+        )
     except HistoryRefused as exc:
-        fail("nothing sent: you answered no (--replay-history sends it anyway; backfill keeps the real dates)"
-             if asked else str(exc))
+        fail(
+            "nothing sent: you answered no (--replay-history sends it anyway; backfill keeps the real dates)"
+            if asked
+            else str(exc)
+        )
     except (ConfigError, MappingError) as exc:
         fail(str(exc))
     except KeyboardInterrupt:
@@ -146,7 +231,7 @@ def send_command(
     raise typer.Exit(exit_code(result))
 
 
-def _state_path(state: Optional[Path], none: bool) -> Optional[Path]:
+def _state_path(state: Path | None, none: bool) -> Path | None:
     if none:
         return None
     from ..state import default_state_path
@@ -154,7 +239,7 @@ def _state_path(state: Optional[Path], none: bool) -> Optional[Path]:
     return state or default_state_path()
 
 
-def _ask_on_terminal(sources: list[str], asked: list[bool]) -> Optional[Callable[[str], bool]]:
+def _ask_on_terminal(sources: list[str], asked: list[bool]) -> Callable[[str], bool] | None:
     """On a terminal (and not reading standard input), ask before replaying history onto today;
     without one (a cron job) there is no one to ask: the run is refused."""
     if "-" in sources or not sys.stdin.isatty():

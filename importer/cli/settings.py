@@ -66,14 +66,21 @@ def _keys(table: Mapping[str, Any], known: Iterable[str], where: str) -> dict[st
     for key, value in table.items():
         name = key.replace("_", "-")
         if name not in known:
-            raise SettingsError(f"{where}: unknown key {key!r} (keys are long options without the dashes, "
-                                "e.g. endpoint, domain, log-timezone)")
+            raise SettingsError(
+                f"{where}: unknown key {key!r} (keys are long options without the dashes, "
+                "e.g. endpoint, domain, log-timezone)"
+            )
         out[name] = value
     return out
 
 
-def resolve(keys: Iterable[str], known: Iterable[str], explicit_config: str | None, profile: str | None,
-            environ: Mapping[str, str]) -> dict[str, Setting]:
+def resolve(
+    keys: Iterable[str],
+    known: Iterable[str],
+    explicit_config: str | None,
+    profile: str | None,
+    environ: Mapping[str, str],
+) -> dict[str, Setting]:
     """The value of each option in ``keys`` that the file, a profile or the environment sets, with
     its origin; ``known`` are every command's keys (a backfill key in the file is no error for send)."""
     known = set(known)
@@ -81,14 +88,18 @@ def resolve(keys: Iterable[str], known: Iterable[str], explicit_config: str | No
     profiles = data.get(PROFILES, {})
     if not isinstance(profiles, dict) or not all(isinstance(v, dict) for v in profiles.values()):
         raise SettingsError(f"config file {path}: [{PROFILES}] must hold tables such as [{PROFILES}.blog]")
-    settings = {key: Setting(value, str(path)) for key, value in
-                _keys({k: v for k, v in data.items() if k != PROFILES}, known, f"config file {path}").items()}
+    settings = {
+        key: Setting(value, str(path))
+        for key, value in _keys({k: v for k, v in data.items() if k != PROFILES}, known, f"config file {path}").items()
+    }
     profile = profile or environ.get(PROFILE_ENV)
     if profile:
         if profile not in profiles:
             where = f"config file {path}" if path else "no config file"
-            raise SettingsError(f"--profile {profile!r}: {where} has no [{PROFILES}.{profile}] "
-                                f"(profiles: {', '.join(sorted(profiles)) or 'none'})")
+            raise SettingsError(
+                f"--profile {profile!r}: {where} has no [{PROFILES}.{profile}] "
+                f"(profiles: {', '.join(sorted(profiles)) or 'none'})"
+            )
         table = _keys(profiles[profile], known, f"config file {path}, [{PROFILES}.{profile}]")
         settings.update({key: Setting(value, f"profile {profile} in {path}") for key, value in table.items()})
     for key in keys:

@@ -30,6 +30,20 @@ from .model import ColumnCondition, Mapping, Rule, StatusRule, Template, glob_to
 from .spec import PARENT_RULES, MappingError, builtin_names, resolve
 
 __all__ = [
-    "FILTER_ORDER", "PARENT_RULES", "ColumnCondition", "Mapped", "Mapper", "Mapping", "MappingError", "Rule",
-    "StatusRule", "Template", "builtin_names", "date_bound", "describe_builtins", "glob_to_regex", "load", "resolve",
+    "FILTER_ORDER",
+    "PARENT_RULES",
+    "ColumnCondition",
+    "Mapped",
+    "Mapper",
+    "Mapping",
+    "MappingError",
+    "Rule",
+    "StatusRule",
+    "Template",
+    "builtin_names",
+    "date_bound",
+    "describe_builtins",
+    "glob_to_regex",
+    "load",
+    "resolve",
 ]

@@ -25,8 +25,9 @@ class VisitorCache:
     agents: dict[str, str] = field(default_factory=dict)
 
 
-def event_base(m: Mapping, values: dict[str, pa.Array], n: int, domain: str,
-               visitors: VisitorCache) -> dict[str, pa.Array]:
+def event_base(
+    m: Mapping, values: dict[str, pa.Array], n: int, domain: str, visitors: VisitorCache
+) -> dict[str, pa.Array]:
     """The rows' columns, plus ``domain`` and ``url``, with ``referrer`` rendered and visitors
     synthesised as the mapping says."""
     values = dict(values)
@@ -49,8 +50,7 @@ def event_base(m: Mapping, values: dict[str, pa.Array], n: int, domain: str,
     else:
         # "?query" where there is a query; nothing where it is null or empty.
         query_part = pc.if_else(pc.equal(query, ""), pa.scalar(None, pa.string()), join("?", query, ""))
-        values["url"] = join(f"{m.scheme}://", host, path, query_part, "",
-                             null_handling="replace", null_replacement="")
+        values["url"] = join(f"{m.scheme}://", host, path, query_part, "", null_handling="replace", null_replacement="")
     if m.referrer is not None:
         values["referrer"] = chunk(m.referrer.render(values, n))
     if m.visitor:
@@ -82,6 +82,7 @@ def _filter_query(m: Mapping, query: pa.Array) -> pa.Array:
 def _synthesise_visitor(v: dict[str, str], values: dict[str, pa.Array], cache: VisitorCache) -> None:
     """Exports without IPs or user agents: a stable address and a built UA per visitor."""
     if "id" in v:
+
         def addresses(distinct: pa.Array) -> pa.Array:
             out = []
             for value in distinct.to_pylist():
@@ -105,7 +106,7 @@ def _synthesise_visitor(v: dict[str, str], values: dict[str, pa.Array], cache: V
         for value in distinct.to_pylist():
             if value not in cache.agents:
                 items = [None if x == "\x00" else x for x in value.split("\x01")]
-                cache.agents[value] = synthetic_user_agent(**dict(zip(parts, items)))
+                cache.agents[value] = synthetic_user_agent(**dict(zip(parts, items, strict=False)))
             out.append(cache.agents[value])
         return pa.array(out, pa.string())
 

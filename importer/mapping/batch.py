@@ -72,8 +72,9 @@ class Columns:
             return encoding[0], encoding[1][rows]
         return encode(self.values[column].take(pa.array(rows)))
 
-    def per_row(self, column: str, fn: Callable[[pa.Array], pa.Array | np.ndarray],
-                rows: np.ndarray | None = None) -> np.ndarray:
+    def per_row(
+        self, column: str, fn: Callable[[pa.Array], pa.Array | np.ndarray], rows: np.ndarray | None = None
+    ) -> np.ndarray:
         """A boolean function of the column's values, evaluated once per distinct value
         (null counts as false), for every row or for ``rows`` (then on their values alone,
         unless the column is encoded already: a rule's candidate rows are often few)."""

@@ -33,8 +33,9 @@ class DownloadMemory:
         self.lock = threading.Lock()
 
 
-def fold_downloads(downloads: Downloads, columns: Columns, keep: np.ndarray, memory: DownloadMemory,
-                   tally: Tally) -> np.ndarray:
+def fold_downloads(
+    downloads: Downloads, columns: Columns, keep: np.ndarray, memory: DownloadMemory, tally: Tally
+) -> np.ndarray:
     """``keep`` without the requests that repeat a download (counted as ``same_download``)."""
     candidates = keep & columns.per_row("path", lambda paths: has_extension(paths, downloads.extensions))
     candidates &= _DOWNLOAD_STATUS.holds(columns["status"])

@@ -116,8 +116,14 @@ class Pools:
         def nulls() -> Pool:
             return Pool(pa.nulls(1, pa.string()), n)
 
-        return cls(Pool(pa.array([default_name], pa.string()), n), nulls(), nulls(), nulls(),
-                   np.zeros(n, bool), np.zeros(n, bool))
+        return cls(
+            Pool(pa.array([default_name], pa.string()), n),
+            nulls(),
+            nulls(),
+            nulls(),
+            np.zeros(n, bool),
+            np.zeros(n, bool),
+        )
 
 
 def build_events(m: Mapping, columns: Columns, tally: Tally) -> pa.Table:
@@ -146,15 +152,18 @@ def _with_pageviews(m: Mapping, table: pa.Table, at: np.ndarray, tally: Tally) -
     pageviews = table.take(pa.array(at))
     for column in ("props", "revenue_amount", "revenue_currency", "interactive"):
         i = pageviews.schema.get_field_index(column)
-        pageviews = pageviews.set_column(i, pageviews.schema.field(i), pa.nulls(len(at), pageviews.schema.field(i).type))
+        pageviews = pageviews.set_column(
+            i, pageviews.schema.field(i), pa.nulls(len(at), pageviews.schema.field(i).type)
+        )
     i = pageviews.schema.get_field_index("name")
     pageviews = pageviews.set_column(i, pageviews.schema.field(i), repeat_string(m.event_name, len(at)))
     order = np.insert(np.arange(table.num_rows), at, table.num_rows + np.arange(len(at)))
     return pa.concat_tables([table, pageviews]).take(pa.array(order))
 
 
-def _render_rule(m: Mapping, rule: Rule, columns: Columns, where: np.ndarray, pools: Pools,
-                 truncated: Counter[str]) -> None:
+def _render_rule(
+    m: Mapping, rule: Rule, columns: Columns, where: np.ndarray, pools: Pools, truncated: Counter[str]
+) -> None:
     assert rule.name is not None  # (a rule that does not drop rows has a name)
     rows = RuleRows(rule, columns, where)
     pools.names.place(where, *rows.render(rule.name))
@@ -163,16 +172,18 @@ def _render_rule(m: Mapping, rule: Rule, columns: Columns, where: np.ndarray, po
         pools.props.place(where, props, at)
     if rule.revenue_amount is not None and rule.revenue_currency is not None:
         lv = rows.level(rule.revenue_amount.refs + rule.revenue_currency.refs)
-        amount, currency = _revenue(rule.revenue_amount.render(lv.values, lv.size),
-                                    rule.revenue_currency.render(lv.values, lv.size))
+        amount, currency = _revenue(
+            rule.revenue_amount.render(lv.values, lv.size), rule.revenue_currency.render(lv.values, lv.size)
+        )
         pools.amount.place(where, amount, lv.at)
         pools.currency.place(where, currency, lv.at)
     if rule.interactive is False:
         pools.not_interactive[where] = True
 
 
-def _props(m: Mapping, rows: RuleRows, columns: Columns, bad: np.ndarray,
-           truncated: Counter[str]) -> tuple[pa.Array, np.ndarray]:
+def _props(
+    m: Mapping, rows: RuleRows, columns: Columns, bad: np.ndarray, truncated: Counter[str]
+) -> tuple[pa.Array, np.ndarray]:
     """A rule's props JSON and each of its rows' position among the values: per distinct value
     when no value is over a limit (the usual case), else per row, where limits are applied."""
     rule, where = rows.rule, rows.where
@@ -207,8 +218,9 @@ def _revenue(amount: pa.Array, currency: pa.Array) -> tuple[pa.Array, pa.Array]:
     return pc.if_else(ok, amount, _NULL), pc.if_else(ok, code, _NULL)
 
 
-def _assemble(m: Mapping, columns: Columns, pools: Pools, keep: np.ndarray,
-              tally: Tally) -> tuple[pa.Table, np.ndarray]:
+def _assemble(
+    m: Mapping, columns: Columns, pools: Pools, keep: np.ndarray, tally: Tally
+) -> tuple[pa.Table, np.ndarray]:
     """The events of the rows ``keep`` marks, within Plausible's limits: over-long names are cut
     (or, with the ``reject`` policy, left out), blank names, rejected props and over-long URLs
     left out; each counted. Also the rows the events come from."""
@@ -243,8 +255,10 @@ def _assemble(m: Mapping, columns: Columns, pools: Pools, keep: np.ndarray,
         out[k] = pool.values().take(pa.array(pool.at[rows]))
     out["interactive"] = pc.if_else(pa.array(pools.not_interactive[rows]), False, pa.scalar(None, pa.bool_()))
     arrays = [chunk(out[f.name]) for f in ev.EVENT_SCHEMA]
-    table = pa.Table.from_arrays([a if a.type == f.type else a.cast(f.type) for a, f in zip(arrays, ev.EVENT_SCHEMA)],
-                                 schema=ev.EVENT_SCHEMA)
+    table = pa.Table.from_arrays(
+        [a if a.type == f.type else a.cast(f.type) for a, f in zip(arrays, ev.EVENT_SCHEMA, strict=True)],
+        schema=ev.EVENT_SCHEMA,
+    )
     for field in ev.LOCATION_FIELDS:  # an export's visitor location, for the backfill
         if field in m.visitor:
             location = chunk(columns[m.visitor[field]]).cast(pa.string())

@@ -45,8 +45,14 @@ FILTER_ORDER = (
 Window = tuple[dt.datetime | None, dt.datetime | None]
 
 
-def keep_rows(mapping: Mapping, columns: Columns, window: Window, classifier: Classifier,
-              ip_cache: dict[str | None, bool], tally: Tally) -> np.ndarray:
+def keep_rows(
+    mapping: Mapping,
+    columns: Columns,
+    window: Window,
+    classifier: Classifier,
+    ip_cache: dict[str | None, bool],
+    tally: Tally,
+) -> np.ndarray:
     """The rows no filter drops; the others are counted in ``tally`` under the first filter
     they fail (and, for ``unmatched_host``, under their host)."""
     keep = np.ones(columns.n, bool)
@@ -69,8 +75,9 @@ def note_hosts(hosts: pa.Array, tally: Tally) -> None:
         tally.unmatched_hosts[item["values"]] += item["counts"]
 
 
-def _drops(mapping: Mapping, columns: Columns, window: Window, classifier: Classifier,
-           ip_cache: dict[str | None, bool]) -> list[tuple[str, np.ndarray]]:
+def _drops(
+    mapping: Mapping, columns: Columns, window: Window, classifier: Classifier, ip_cache: dict[str | None, bool]
+) -> list[tuple[str, np.ndarray]]:
     """(reason, drop mask) pairs, in no particular order."""
     m = mapping
     drops = [("bad_request", columns.per_row("path", lambda p: pc.invert(pc.fill_null(pc.starts_with(p, "/"), False))))]
@@ -103,8 +110,9 @@ def _drops(mapping: Mapping, columns: Columns, window: Window, classifier: Class
     # A file the [downloads] table tracks is a download, not a page; its range requests are
     # folded into one download later (see .downloads), so neither of these drops it.
     tracked = m.downloads.extensions if m.downloads else frozenset()
-    download = (columns.per_row("path", lambda paths: has_extension(paths, tracked))
-                if tracked else np.zeros(columns.n, bool))
+    download = (
+        columns.per_row("path", lambda paths: has_extension(paths, tracked)) if tracked else np.zeros(columns.n, bool)
+    )
     if m.drop_partial_content:
         status = columns["status"]
         drops.append(("partial_content", np_bool(pc.fill_null(pc.equal(status, 206), False)) & ~download))
@@ -202,7 +210,7 @@ def date_bound(value: object, *, end: bool = False) -> dt.datetime | None:
             if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
                 parsed = dt.datetime.fromisoformat(text) + (dt.timedelta(days=1) if end else dt.timedelta())
             else:
-                parsed = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))  # noqa: FURB162
+                parsed = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
         except ValueError:
             flag = "--until" if end else "--since"
             raise ValueError(f"{flag} {text!r}: give a date (2024-03-01) or a time (2024-03-01T12:00:00Z)") from None

@@ -9,7 +9,6 @@ from collections import Counter
 from typing import Any
 
 from .. import schema
-from ..plausible import MAX_NAME_CHARS, MAX_PROP_KEY_BYTES, MAX_PROPS
 from ..columnmap import (
     INPUT_FORMATS,
     MAPPABLE,
@@ -17,6 +16,7 @@ from ..columnmap import (
     ColumnMap,
     ParamsSpec,
 )
+from ..plausible import MAX_NAME_CHARS, MAX_PROP_KEY_BYTES, MAX_PROPS
 from .model import (
     ColumnCondition,
     Downloads,
@@ -56,8 +56,11 @@ def load(name_or_path: str) -> Mapping:
     scheme = url.get("scheme", event.get("scheme", "https"))
     one_of(scheme, ("http", "https"), origin, "url.scheme" if "scheme" in url else "event.scheme")
     known = columns | {"domain"}
-    templates = {part: Template.parse(url[part], known, origin, f"url.{part}")
-                 for part in ("host", "path", "query") if part in url}
+    templates = {
+        part: Template.parse(url[part], known, origin, f"url.{part}")
+        for part in ("host", "path", "query")
+        if part in url
+    }
     query_params = one_of(url.get("query_params", "all"), ("all", "plausible", "none"), origin, "url.query_params")
     site = data.get("site", {})
     unmatched = one_of(site.get("unmatched", "drop"), ("drop", "domain"), origin, "site.unmatched")
@@ -108,21 +111,28 @@ def _filters(filters: dict[str, Any], origin: str) -> dict[str, Any]:
         if k in filters:
             check_regex(filters[k], origin, f"filters.{k}")
     paths = tuple(glob_to_regex(g) for g in filters.get("paths", [])) + (
-        (filters["path_regex"],) if "path_regex" in filters else ())
+        (filters["path_regex"],) if "path_regex" in filters else ()
+    )
     exclude_paths = tuple(glob_to_regex(g) for g in filters.get("exclude_paths", [])) + (
-        (filters["exclude_path_regex"],) if "exclude_path_regex" in filters else ())
+        (filters["exclude_path_regex"],) if "exclude_path_regex" in filters else ()
+    )
     networks = []
     for i, item in enumerate(filters.get("exclude_ips", [])):
         try:
             networks.append(ipaddress.ip_network(item.strip(), strict=False))
         except ValueError:
-            raise MappingError(f"{origin}: 'filters.exclude_ips[{i}]' {item!r} is not an IP address or CIDR range") from None
+            raise MappingError(
+                f"{origin}: 'filters.exclude_ips[{i}]' {item!r} is not an IP address or CIDR range"
+            ) from None
     return {
         "non_human": filters.get("non_human", True),
         "methods": tuple(m.upper() for m in filters.get("methods", [])),
         "statuses": StatusRule.parse(filters["statuses"], origin) if filters.get("statuses") else None,
-        "exclude_statuses": (StatusRule.parse(filters["exclude_statuses"], origin, "filters.exclude_statuses")
-                          if filters.get("exclude_statuses") else None),
+        "exclude_statuses": (
+            StatusRule.parse(filters["exclude_statuses"], origin, "filters.exclude_statuses")
+            if filters.get("exclude_statuses")
+            else None
+        ),
         "static_extensions": frozenset(e.lower().lstrip(".") for e in filters.get("static_extensions", [])),
         "static_files": frozenset(f.lower() for f in filters.get("static_files", [])),
         "drop_partial_content": filters.get("drop_partial_content", False),
@@ -166,16 +176,24 @@ def _downloads(spec: dict[str, Any] | None, origin: str) -> Downloads | None:
 def _download_rule(downloads: Downloads, index: int, origin: str) -> Rule:
     """The rule the ``[downloads]`` table stands for, first among its file's rules."""
     pattern = r"(?i)\.(" + "|".join(sorted(downloads.extensions)) + ")$"
-    return Rule(label="file download", index=index, name=Template.parse(downloads.name, set(), origin, "downloads.name"),
-                path_regex=pattern, status=StatusRule(frozenset({2}), frozenset({304})), methods=("GET",),
-                props=(("url", Template.parse("{url}", {"url"}, origin, "downloads")),))
+    return Rule(
+        label="file download",
+        index=index,
+        name=Template.parse(downloads.name, set(), origin, "downloads.name"),
+        path_regex=pattern,
+        status=StatusRule(frozenset({2}), frozenset({304})),
+        methods=("GET",),
+        props=(("url", Template.parse("{url}", {"url"}, origin, "downloads")),),
+    )
 
 
 def _site_hosts(site: dict[str, Any], origin: str) -> dict[str, str]:
     site_hosts = {h.strip().lower(): d.strip().lower() for h, d in site.get("hosts", {}).items()}
     for host, domain in site_hosts.items():
         if not domain or "/" in domain or " " in domain:
-            raise MappingError(f"{origin}: 'site.hosts.{host}' must be a site domain such as example.com, not {domain!r}")
+            raise MappingError(
+                f"{origin}: 'site.hosts.{host}' must be a site domain such as example.com, not {domain!r}"
+            )
     return site_hosts
 
 
@@ -198,7 +216,9 @@ def _column_map(spec: dict[str, Any], origin: str) -> ColumnMap:
             "or a strptime pattern such as '%Y-%m-%d %H:%M:%S'"
         )
     if spec.get("format") not in (None, "auto", *INPUT_FORMATS):
-        raise MappingError(f"{origin}: 'input.format' must be one of {', '.join(INPUT_FORMATS)}, not {spec['format']!r}")
+        raise MappingError(
+            f"{origin}: 'input.format' must be one of {', '.join(INPUT_FORMATS)}, not {spec['format']!r}"
+        )
     delimiter = spec.get("delimiter")
     if delimiter is not None and len(delimiter) != 1:
         raise MappingError(f"{origin}: 'input.delimiter' must be one character, not {delimiter!r}")
@@ -207,17 +227,30 @@ def _column_map(spec: dict[str, Any], origin: str) -> ColumnMap:
         p = spec["params"]
         if "column" not in p:
             raise MappingError(f"{origin}: 'input.params' needs 'column' (the column holding the parameters)")
-        params = ParamsSpec(column=p["column"], keys=tuple(p.get("keys", [])), bag=p.get("bag"),
-                            exclude=frozenset(p.get("exclude", [])), exclude_prefixes=tuple(p.get("exclude_prefixes", [])))
+        params = ParamsSpec(
+            column=p["column"],
+            keys=tuple(p.get("keys", [])),
+            bag=p.get("bag"),
+            exclude=frozenset(p.get("exclude", [])),
+            exclude_prefixes=tuple(p.get("exclude_prefixes", [])),
+        )
     try:
         zoneinfo.ZoneInfo(spec.get("timezone", "UTC"))
     except (KeyError, ValueError, OSError):  # (ZoneInfoNotFoundError is a KeyError)
-        raise MappingError(f"{origin}: 'input.timezone' {spec.get('timezone')!r} is not an IANA time zone name") from None
+        raise MappingError(
+            f"{origin}: 'input.timezone' {spec.get('timezone')!r} is not an IANA time zone name"
+        ) from None
     try:
         return ColumnMap(
-            columns=dict(spec["columns"]), format=spec.get("format", "auto"), timestamp_format=fmt,
-            timezone=spec.get("timezone", "UTC"), extra=dict(spec.get("extra", {})), params=params,
-            delimiter=delimiter, quote=spec.get("quote", True), header=tuple(spec.get("header", [])),
+            columns=dict(spec["columns"]),
+            format=spec.get("format", "auto"),
+            timestamp_format=fmt,
+            timezone=spec.get("timezone", "UTC"),
+            extra=dict(spec.get("extra", {})),
+            params=params,
+            delimiter=delimiter,
+            quote=spec.get("quote", True),
+            header=tuple(spec.get("header", [])),
             null_values=tuple(spec.get("null_values", [])),
         )
     except ValueError as exc:
@@ -238,7 +271,7 @@ def _column_condition(column: str, spec: Any, origin: str, key: str) -> ColumnCo
         return ColumnCondition(column, "equals", (text(spec),))
     if len(spec) != 1:
         raise MappingError(f"{origin}: '{key}' must hold exactly one of equals, in, not_in, regex, present")
-    (op, value), = spec.items()
+    ((op, value),) = spec.items()
     if op == "equals":
         return ColumnCondition(column, "equals", (text(value),))
     if op in ("in", "not_in"):
@@ -257,8 +290,9 @@ def _column_condition(column: str, spec: Any, origin: str, key: str) -> ColumnCo
     raise MappingError(f"{origin}: unknown key '{key}.{op}' (known keys here: equals, in, not_in, regex, present)")
 
 
-def _rules(data: dict[str, Any], columns: set[str], origin: str, bags: set[str],
-           downloads: Downloads | None) -> tuple[Rule, ...]:
+def _rules(
+    data: dict[str, Any], columns: set[str], origin: str, bags: set[str], downloads: Downloads | None
+) -> tuple[Rule, ...]:
     rules: list[Rule] = []
     labels: Counter[str] = Counter()
     sources = data.get(RULE_SOURCES)
@@ -295,8 +329,9 @@ def _paths(when: dict[str, Any], origin: str, key: str) -> tuple[tuple[str, ...]
 def _rule(spec: dict[str, Any], i: int, columns: set[str], origin: str, key: str, bags: set[str]) -> Rule:
     drop = spec.get("drop", False)
     if drop and any(k in spec for k in ("name", "props", "props_from", "revenue", "interactive", "also_pageview")):
-        raise MappingError(f"{origin}: '{key}' drops rows, so it may not also set name, props, revenue, "
-                           f"interactive or also_pageview")
+        raise MappingError(
+            f"{origin}: '{key}' drops rows, so it may not also set name, props, revenue, interactive or also_pageview"
+        )
     if not drop and "name" not in spec:
         raise MappingError(f"{origin}: '{key}' needs a 'name' (the event name) or 'drop = true'")
     when = spec.get("when", {})
@@ -331,12 +366,22 @@ def _rule(spec: dict[str, Any], i: int, columns: set[str], origin: str, key: str
         amount = Template.parse(revenue["amount"], known, origin, f"{key}.revenue.amount")
         currency = Template.parse(revenue["currency"], known, origin, f"{key}.revenue.currency")
     return Rule(
-        label=spec.get("label") or ("drop" if drop else spec["name"]), index=i, drop=drop, name=name,
-        path_literals=path_literals, path_regexes=path_regexes, path_regex=path_regex, path_groups=tuple(path_groups),
+        label=spec.get("label") or ("drop" if drop else spec["name"]),
+        index=i,
+        drop=drop,
+        name=name,
+        path_literals=path_literals,
+        path_regexes=path_regexes,
+        path_regex=path_regex,
+        path_groups=tuple(path_groups),
         status=StatusRule.parse(when["status"], origin, f"{key}.when.status") if when.get("status") else None,
-        methods=tuple(m.upper() for m in when.get("method", [])), columns=tuple(conditions),
-        props=props, props_from=props_from,
-        revenue_amount=amount, revenue_currency=currency, interactive=spec.get("interactive"),
+        methods=tuple(m.upper() for m in when.get("method", [])),
+        columns=tuple(conditions),
+        props=props,
+        props_from=props_from,
+        revenue_amount=amount,
+        revenue_currency=currency,
+        interactive=spec.get("interactive"),
         also_pageview=spec.get("also_pageview", False),
     )
 

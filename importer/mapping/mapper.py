@@ -47,8 +47,9 @@ class Mapped:
 class Mapper:
     """Applies one mapping to canonical batches; holds per-run caches and notes for the summary."""
 
-    def __init__(self, mapping: Mapping, domain: str, *, since: dt.datetime | None = None,
-                 until: dt.datetime | None = None):
+    def __init__(
+        self, mapping: Mapping, domain: str, *, since: dt.datetime | None = None, until: dt.datetime | None = None
+    ):
         self.mapping = mapping
         self.domain = domain
         self.since = since
@@ -92,13 +93,16 @@ class Mapper:
         if self.unmatched_hosts:
             hosts = ", ".join(f"{h} ({c:,})" for h, c in self.unmatched_hosts.most_common(20))
             more = len(self.unmatched_hosts) - 20
-            out.append(f"hosts not in the mapping's [site.hosts] table: {hosts}" + (f" and {more} more" if more > 0 else ""))
-        labels = {"name": f"event names cut to {MAX_NAME_CHARS} characters",
-                  "url": f"URLs cut to {MAX_URL_BYTES:,} bytes",
-                  "props_count": f"events with more than {MAX_PROPS} props (extra props left out)",
-                  "prop_key": f"prop keys cut to {MAX_PROP_KEY_BYTES} bytes",
-                  "prop_value": f"prop values cut to {MAX_PROP_VALUE_BYTES:,} bytes"}
+            out.append(
+                f"hosts not in the mapping's [site.hosts] table: {hosts}" + (f" and {more} more" if more > 0 else "")
+            )
+        labels = {
+            "name": f"event names cut to {MAX_NAME_CHARS} characters",
+            "url": f"URLs cut to {MAX_URL_BYTES:,} bytes",
+            "props_count": f"events with more than {MAX_PROPS} props (extra props left out)",
+            "prop_key": f"prop keys cut to {MAX_PROP_KEY_BYTES} bytes",
+            "prop_value": f"prop values cut to {MAX_PROP_VALUE_BYTES:,} bytes",
+        }
         for what, count in sorted(self.truncated.items()):
             out.append(f"{labels.get(what, what)}: {count:,}")
         return out
-

@@ -44,8 +44,11 @@ def path_verdicts(rules: tuple[Rule, ...], paths: pa.Array) -> np.ndarray:
     path_regex (rules without path conditions hold everywhere)."""
     out = np.ones((len(paths), len(rules)), bool)
     ids = {literal: i for i, literal in enumerate(sorted({p for r in rules for p in r.path_literals}))}
-    literal_at = (positions(pc.fill_null(pc.index_in(paths, value_set=pa.array(list(ids), pa.string())), -1))
-                  if ids else np.full(len(paths), -1))  # which rule literal each path is: one lookup for all
+    literal_at = (
+        positions(pc.fill_null(pc.index_in(paths, value_set=pa.array(list(ids), pa.string())), -1))
+        if ids
+        else np.full(len(paths), -1)
+    )  # which rule literal each path is: one lookup for all
     for j, rule in enumerate(rules):
         if not rule.has_path_condition:
             continue

@@ -17,8 +17,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..readers.base import repeat_string
 from ..columnmap import ColumnMap
+from ..readers.base import repeat_string
 from .arrow import as_string, join
 from .spec import MappingError
 
@@ -104,7 +104,7 @@ class Template:
         escaped = text.replace("{{", "\0").replace("}}", "\1")
         for match in _REF.finditer(escaped):
             if match.start() > pos:
-                parts.append((False, escaped[pos:match.start()]))
+                parts.append((False, escaped[pos : match.start()]))
             ref = match.group(1).strip()
             if ref not in known:
                 raise MappingError(
@@ -195,7 +195,7 @@ class Rule:
         """Each named regex group the rule's templates may use -> (the column, the pattern)."""
         out = {g: (c.column, c.pattern) for c in self.columns if c.op == "regex" for g in c.groups}
         if self.path_regex is not None:
-            out.update({g: ("path", self.path_regex) for g in self.path_groups})
+            out.update(dict.fromkeys(self.path_groups, ("path", self.path_regex)))
         return out
 
 

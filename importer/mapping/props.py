@@ -13,8 +13,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..plausible import MAX_PROP_KEY_BYTES, MAX_PROP_VALUE_BYTES, MAX_PROPS
 from ..columnmap import BAG_TYPE
+from ..plausible import MAX_PROP_KEY_BYTES, MAX_PROP_VALUE_BYTES, MAX_PROPS
 from .arrow import join, np_bool
 from .spec import MappingError
 
@@ -58,8 +58,9 @@ def template_pairs(rendered: list[tuple[str, pa.Array]]) -> list[pa.Array]:
     return pairs
 
 
-def bag_pairs(bag: pa.Array, taken: list[str], policy: str, truncated: Counter[str], bad: np.ndarray,
-              origin: str) -> pa.Array:
+def bag_pairs(
+    bag: pa.Array, taken: list[str], policy: str, truncated: Counter[str], bad: np.ndarray, origin: str
+) -> pa.Array:
     """A parameter bag -> per row '"k":"v",...' (null when empty), within Plausible's limits."""
     if bag.type != BAG_TYPE:
         raise MappingError(f"{origin}: props_from names a column that is not a parameter bag")
@@ -67,8 +68,10 @@ def bag_pairs(bag: pa.Array, taken: list[str], policy: str, truncated: Counter[s
     flat = pc.list_flatten(bag)
     parent = pc.list_parent_indices(bag).to_numpy(zero_copy_only=False).astype(np.int64)
     key, val = pc.struct_field(flat, "key"), pc.struct_field(flat, "value")
-    ok = pc.and_(pc.fill_null(pc.greater(pc.utf8_length(pc.utf8_trim_whitespace(val)), 0), False),
-                 pc.fill_null(pc.greater(pc.utf8_length(key), 0), False))
+    ok = pc.and_(
+        pc.fill_null(pc.greater(pc.utf8_length(pc.utf8_trim_whitespace(val)), 0), False),
+        pc.fill_null(pc.greater(pc.utf8_length(key), 0), False),
+    )
     if taken:
         ok = pc.and_(ok, pc.invert(pc.fill_null(pc.is_in(key, value_set=pa.array(taken, pa.string())), False)))
     okn = ok.to_numpy(zero_copy_only=False)
@@ -92,8 +95,9 @@ def bag_pairs(bag: pa.Array, taken: list[str], policy: str, truncated: Counter[s
     return pc.if_else(pa.array(offsets[1:] > offsets[:-1]), joined, _NULL)
 
 
-def _bag_limit(values: pa.Array, parent: np.ndarray, what: str, limit: int, policy: str,
-               truncated: Counter[str], bad: np.ndarray) -> pa.Array:
+def _bag_limit(
+    values: pa.Array, parent: np.ndarray, what: str, limit: int, policy: str, truncated: Counter[str], bad: np.ndarray
+) -> pa.Array:
     over = np_bool(pc.greater(pc.binary_length(values), limit))
     if not over.any():
         return values

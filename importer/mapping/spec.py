@@ -107,8 +107,14 @@ _SPEC: dict[str, Any] = {
 }
 ADD_SUFFIX = "_add"  # a list key ending so adds to the list of the same name (and to the file it extends)
 
-_TYPE_NAMES: dict[Any, str] = {str: "a string", bool: "true or false", int: "an integer", float: "a number",
-                               list: "a list", dict: "a table"}
+_TYPE_NAMES: dict[Any, str] = {
+    str: "a string",
+    bool: "true or false",
+    int: "an integer",
+    float: "a number",
+    list: "a list",
+    dict: "a table",
+}
 
 
 def _type_name(expected: Any) -> str:
@@ -209,19 +215,22 @@ def read_toml(path: Path, chain: tuple[Path, ...] = ()) -> dict[str, Any]:
     data = _parse_file(path)
     check_shape(data, _SPEC, "", origin)
     if "downloads" in data:
-        data["rules"] = [{DOWNLOADS_RULE: True}] + data.get("rules", [])
+        data["rules"] = [{DOWNLOADS_RULE: True}, *data.get("rules", [])]
     if "rules" in data:
-        data[RULE_SOURCES] = [(origin, "downloads" if DOWNLOADS_RULE in spec else f"rules[{j}]")
-                              for j, spec in enumerate(data["rules"])]
+        data[RULE_SOURCES] = [
+            (origin, "downloads" if DOWNLOADS_RULE in spec else f"rules[{j}]") for j, spec in enumerate(data["rules"])
+        ]
     placement = data.pop("parent_rules", None)
     if placement is not None:
         one_of(placement, PARENT_RULES, origin, "parent_rules")
         if "extends" not in data:
-            raise MappingError(f"{origin}: 'parent_rules' says where the rules of the mapping this file "
-                               f"extends go, but the file has no 'extends'")
+            raise MappingError(
+                f"{origin}: 'parent_rules' says where the rules of the mapping this file "
+                f"extends go, but the file has no 'extends'"
+            )
     if "extends" not in data:
         return data
-    parent = read_toml(resolve(data["extends"], path.parent), chain + (path.resolve(),))
+    parent = read_toml(resolve(data["extends"], path.parent), (*chain, path.resolve()))
     parent.pop("name", None)
     parent.pop("description", None)
     merged = _merge(parent, {k: v for k, v in data.items() if k != "extends"})

@@ -59,8 +59,9 @@ def too_long_rejects(block: LineBlock, source_name: str, limit: int = MAX_LINE_B
 
 def too_long_only(block: LineBlock, source_name: str) -> Batch:
     """The batch of a block that holds no parseable line: only its over-long ones."""
-    return Batch(table=schema.empty_frame(), rows_read=len(block.too_long),
-                 rejected=too_long_rejects(block, source_name))
+    return Batch(
+        table=schema.empty_frame(), rows_read=len(block.too_long), rejected=too_long_rejects(block, source_name)
+    )
 
 
 class Reader(Protocol):

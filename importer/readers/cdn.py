@@ -13,6 +13,7 @@ def _get(fields: dict[str, pa.Array]) -> dict[str, pa.Array]:
     fields["method"] = repeat_string("GET", len(fields["url"]))
     return fields
 
+
 BUNNY = LineFormat(
     name="bunny",
     description="Bunny CDN log (pipe-separated; epoch milliseconds; full URL; no method logged: GET assumed)",

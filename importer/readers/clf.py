@@ -56,8 +56,14 @@ class ClfLayout:
 
 
 def _fields(prefix: int, with_ref_ua: bool) -> dict[str, int]:
-    f = {"ip": prefix, "time": prefix + 3, "tz": prefix + 4, "request": prefix + 5,
-         "status": prefix + 6, "bytes": prefix + 7}
+    f = {
+        "ip": prefix,
+        "time": prefix + 3,
+        "tz": prefix + 4,
+        "request": prefix + 5,
+        "status": prefix + 6,
+        "bytes": prefix + 7,
+    }
     if prefix:
         f["host"] = 0
     if with_ref_ua:
@@ -115,6 +121,7 @@ LAYOUTS: tuple[ClfLayout, ...] = (
 
 LAYOUTS_BY_NAME = {layout.name: layout for layout in LAYOUTS}
 
+
 def _strptime_clf(values: pa.Array) -> pa.Array:
     return pc.strptime(values, format="[%d/%b/%Y:%H:%M:%S", unit="s", error_is_null=True)
 
@@ -126,11 +133,21 @@ def _clf_offset(tz: str | None) -> int | None:
     return offset_seconds(tz[:-1])
 
 
-_MONTH_KEYS = np.array(sorted((m[0] << 16) | (m[1] << 8) | m[2] for m in
-                               (s.encode() for s in ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug",
-                                                     "Sep", "Oct", "Nov", "Dec"))), dtype=np.int64)
-_MONTH_OF_KEY = {(m[0] << 16) | (m[1] << 8) | m[2]: i + 1 for i, m in enumerate(
-    s.encode() for s in ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"))}
+_MONTH_KEYS = np.array(
+    sorted(
+        (m[0] << 16) | (m[1] << 8) | m[2]
+        for m in (
+            s.encode() for s in ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+        )
+    ),
+    dtype=np.int64,
+)
+_MONTH_OF_KEY = {
+    (m[0] << 16) | (m[1] << 8) | m[2]: i + 1
+    for i, m in enumerate(
+        s.encode() for s in ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+    )
+}
 _MONTH_NUMBERS = np.array([_MONTH_OF_KEY[k] for k in _MONTH_KEYS.tolist()], dtype=np.int64)
 
 
@@ -147,8 +164,14 @@ def _fast_clf_seconds(values: pa.Array) -> np.ndarray | None:
     if not (np.diff(offsets) == 21).all():
         return None
     raw = np.frombuffer(values.buffers()[2], dtype=np.uint8, count=21 * n, offset=int(offsets[0])).reshape(n, 21)
-    if not ((raw[:, 0] == 91) & (raw[:, 3] == 47) & (raw[:, 7] == 47) & (raw[:, 12] == 58) & (raw[:, 15] == 58)
-            & (raw[:, 18] == 58)).all():
+    if not (
+        (raw[:, 0] == 91)
+        & (raw[:, 3] == 47)
+        & (raw[:, 7] == 47)
+        & (raw[:, 12] == 58)
+        & (raw[:, 15] == 58)
+        & (raw[:, 18] == 58)
+    ).all():
         return None
     d = raw[:, [1, 2, 8, 9, 10, 11, 13, 14, 16, 17, 19, 20]].astype(np.int64) - 48
     if ((d < 0) | (d > 9)).any():
@@ -158,8 +181,14 @@ def _fast_clf_seconds(values: pa.Array) -> np.ndarray | None:
     hh, mm, ss = d[:, 6] * 10 + d[:, 7], d[:, 8] * 10 + d[:, 9], d[:, 10] * 10 + d[:, 11]
     key = (raw[:, 4].astype(np.int64) << 16) | (raw[:, 5].astype(np.int64) << 8) | raw[:, 6]
     pos = np.searchsorted(_MONTH_KEYS, key).clip(0, 11)
-    if (_MONTH_KEYS[pos] != key).any() or (day < 1).any() or (day > 31).any() or (hh > 23).any() \
-            or (mm > 59).any() or (ss > 60).any():
+    if (
+        (_MONTH_KEYS[pos] != key).any()
+        or (day < 1).any()
+        or (day > 31).any()
+        or (hh > 23).any()
+        or (mm > 59).any()
+        or (ss > 60).any()
+    ):
         return None
     month = _MONTH_NUMBERS[pos]
     # days since 1970-01-01 of a proleptic Gregorian date (civil-from-days, inverted)
@@ -246,9 +275,14 @@ class _Lines:
 _DICTIONARY = pa.dictionary(pa.int32(), pa.string())
 
 
-def _csv_parse(data: bytes, columns: int, threads: bool, on_invalid: Callable[[pacsv.InvalidRow], str],
-               used: list[int] | None = None,
-               dictionary: tuple[int, ...] = ()) -> pa.Table:
+def _csv_parse(
+    data: bytes,
+    columns: int,
+    threads: bool,
+    on_invalid: Callable[[pacsv.InvalidRow], str],
+    used: list[int] | None = None,
+    dictionary: tuple[int, ...] = (),
+) -> pa.Table:
     """Columns ``c0``...; only the ``used`` ones are converted (the ident and user fields are not).
 
     The ``dictionary`` columns come out dictionary-encoded: the parser's threads encode them as
@@ -313,8 +347,11 @@ def parse_block(block: LineBlock, layout: ClfLayout, source_name: str) -> Callab
         cut = data.rfind(b"\n") + 1
         if data[cut:].count(b'"') % 2:
             number = block.first_line + data.count(b"\n")
-            rejected.append(Rejected(source_name, number, "unbalanced quotes (a truncated line?)",
-                                     data[cut:].decode("utf-8", "replace")))
+            rejected.append(
+                Rejected(
+                    source_name, number, "unbalanced quotes (a truncated line?)", data[cut:].decode("utf-8", "replace")
+                )
+            )
             data = data[:cut]
     if not data:
         empty = Batch(table=schema.empty_frame(), rows_read=len(rejected), rejected=rejected)
@@ -325,11 +362,15 @@ def parse_block(block: LineBlock, layout: ClfLayout, source_name: str) -> Callab
         malformed.append(row)
         return "skip"
 
-    table = _csv_parse(data, layout.columns, True, on_invalid,
-                       used=list(layout.fields.values()),
-                       dictionary=(layout.fields["ip"], layout.fields["request"]))
-    line_count = block.line_count - (1 if block.data and not block.data.endswith(b"\n") and data.endswith(b"\n")
-                                      else 0)
+    table = _csv_parse(
+        data,
+        layout.columns,
+        True,
+        on_invalid,
+        used=list(layout.fields.values()),
+        dictionary=(layout.fields["ip"], layout.fields["request"]),
+    )
+    line_count = block.line_count - (1 if block.data and not block.data.endswith(b"\n") and data.endswith(b"\n") else 0)
     lines: _Lines | None = None
     if not malformed and table.num_rows == line_count:
         # One row per line: no empty lines and nothing the parser merged, so the line
@@ -345,8 +386,9 @@ def parse_block(block: LineBlock, layout: ClfLayout, source_name: str) -> Callab
     early = _early_columns(table, layout)
 
     def convert() -> Batch:
-        canonical, invalid = _to_canonical(table, layout, source_name, row_lines + block.first_line,
-                                           escapes=escapes, early=early)
+        canonical, invalid = _to_canonical(
+            table, layout, source_name, row_lines + block.first_line, escapes=escapes, early=early
+        )
         if invalid:
             geometry = lines if lines is not None else _Lines(data)
             for i, reason in invalid:
@@ -397,8 +439,9 @@ def _exact_parse(data: bytes, lines: _Lines, layout: ClfLayout) -> tuple[pa.Tabl
     return table, np.array(good, dtype=np.int64), bad
 
 
-def _fast_ints(text: pa.Array, type_: pa.DataType, low: int, high: int | None,
-               allow_dash: bool) -> tuple[pa.Array, pa.Array] | tuple[None, None]:
+def _fast_ints(
+    text: pa.Array, type_: pa.DataType, low: int, high: int | None, allow_dash: bool
+) -> tuple[pa.Array, pa.Array] | tuple[None, None]:
     """Whole column cast in one go when every value is a plain number (or ``-``, when allowed).
 
     Returns (values, all-true mask), or (None, None) when some value is not, for the caller's
@@ -425,9 +468,10 @@ def _early_columns(table: pa.Table, layout: ClfLayout) -> dict[str, Any] | None:
     table = table.combine_chunks()
     if table.num_rows == 0:
         return None
-    col = {name: table.column(f"c{index}").chunk(0) if table.column(f"c{index}").num_chunks
-           else pa.array([], pa.string())
-           for name, index in layout.fields.items()}
+    col = {
+        name: table.column(f"c{index}").chunk(0) if table.column(f"c{index}").num_chunks else pa.array([], pa.string())
+        for name, index in layout.fields.items()
+    }
     early = {"col": col, "timestamp": clf_timestamps(col["time"], col["tz"])}
     status_text = col["status"]
     status, status_ok = _fast_ints(status_text, pa.int16(), 100, 999, allow_dash=False)
@@ -448,8 +492,14 @@ def _early_columns(table: pa.Table, layout: ClfLayout) -> dict[str, Any] | None:
     return early
 
 
-def _to_canonical(table: pa.Table, layout: ClfLayout, source_name: str, line_numbers: np.ndarray,
-                  escapes: bool = True, early: dict[str, Any] | None = None) -> tuple[pa.Table, list[tuple[int, str]]]:
+def _to_canonical(
+    table: pa.Table,
+    layout: ClfLayout,
+    source_name: str,
+    line_numbers: np.ndarray,
+    escapes: bool = True,
+    early: dict[str, Any] | None = None,
+) -> tuple[pa.Table, list[tuple[int, str]]]:
     """Convert parsed string columns to the canonical schema; returns (table, invalid rows).
 
     ``early`` is :func:`_early_columns` already computed (on the reading thread)."""

@@ -37,28 +37,46 @@ class CsvReader:
             delimiter = cmap.delimiter or _delimiter(source.name, head)
             malformed: list[pacsv.InvalidRow] = []
             reader = _open_csv(stream, cmap, delimiter, malformed)
-            check_columns(source, cmap, _header_names(head, delimiter) if head and not cmap.header
-                          else list(cmap.header) or reader.schema.names)
+            check_columns(
+                source,
+                cmap,
+                _header_names(head, delimiter)
+                if head and not cmap.header
+                else list(cmap.header) or reader.schema.names,
+            )
             for record_batch in reader:
                 table = pa.Table.from_batches([record_batch])
                 new, malformed[:] = list(malformed), []
                 # Row numbers are data rows; line = row + 1 because of the header line. The
                 # parser skipped the malformed rows among them (it numbers them by line).
                 first_line = first_row + (0 if cmap.header else 1)
-                lines = np.setdiff1d(np.arange(first_line, first_line + table.num_rows + len(new)),
-                                     [row.number for row in new if row.number is not None and row.number > 0])
+                lines = np.setdiff1d(
+                    np.arange(first_line, first_line + table.num_rows + len(new)),
+                    [row.number for row in new if row.number is not None and row.number > 0],
+                )
                 batch = to_batch(table, cmap, source.name, lines[: table.num_rows])
-                batch.rejected += [Rejected(source.name, row.number,
-                                            f"expected {row.expected_columns} fields, found {row.actual_columns}",
-                                            row.text) for row in new]
+                batch.rejected += [
+                    Rejected(
+                        source.name,
+                        row.number,
+                        f"expected {row.expected_columns} fields, found {row.actual_columns}",
+                        row.text,
+                    )
+                    for row in new
+                ]
                 batch.rows_read += len(new)
                 first_row += table.num_rows + len(new)
                 batch.position = opened.position.consumed
                 yield batch
             if damage:
                 line = first_row + (0 if cmap.header else 1)
-                yield Batch(table=schema.empty_frame(), rows_read=0, position=opened.position.consumed,
-                            notices=[Rejected(source.name, line, damage[0], "")], damaged=True)
+                yield Batch(
+                    table=schema.empty_frame(),
+                    rows_read=0,
+                    position=opened.position.consumed,
+                    notices=[Rejected(source.name, line, damage[0], "")],
+                    damaged=True,
+                )
         except pa.ArrowInvalid as exc:
             lost = f"; rows from {first_row:,} on were not read" if first_row > 1 else ""
             raise FormatError(f"{source.name}: not readable as CSV: {exc}{lost}") from exc
@@ -75,8 +93,9 @@ def _delimiter(name: str, head: bytes) -> str:
     return ","
 
 
-def _open_csv(stream: io.BufferedReader[SalvagedText], cmap: ColumnMap, delimiter: str,
-              malformed: list[pacsv.InvalidRow]) -> pacsv.CSVStreamingReader:
+def _open_csv(
+    stream: io.BufferedReader[SalvagedText], cmap: ColumnMap, delimiter: str, malformed: list[pacsv.InvalidRow]
+) -> pacsv.CSVStreamingReader:
     wanted = sorted(cmap.source_columns())
 
     def on_invalid(row: pacsv.InvalidRow) -> str:
@@ -85,8 +104,7 @@ def _open_csv(stream: io.BufferedReader[SalvagedText], cmap: ColumnMap, delimite
 
     return pacsv.open_csv(
         stream,
-        read_options=pacsv.ReadOptions(block_size=4 << 20, use_threads=False,
-                                       column_names=list(cmap.header) or None),
+        read_options=pacsv.ReadOptions(block_size=4 << 20, use_threads=False, column_names=list(cmap.header) or None),
         parse_options=pacsv.ParseOptions(
             delimiter=delimiter,
             quote_char='"' if cmap.quote else False,

@@ -20,25 +20,71 @@ from .lines import QUOTED, LineFormat
 
 # nginx variable -> normalise field
 NGINX_VARS = {
-    "remote_addr": "ip", "realip_remote_addr": "ip", "time_local": "time_clf", "time_iso8601": "time_iso",
-    "msec": "time_epoch", "request": "request", "request_method": "method", "request_uri": "uri",
-    "uri": "path", "document_uri": "path", "args": "query", "query_string": "query", "status": "status",
-    "body_bytes_sent": "bytes", "bytes_sent": "bytes", "http_referer": "referrer", "http_user_agent": "user_agent",
-    "http_x_forwarded_for": "xff", "host": "host", "http_host": "host", "server_name": "host",
+    "remote_addr": "ip",
+    "realip_remote_addr": "ip",
+    "time_local": "time_clf",
+    "time_iso8601": "time_iso",
+    "msec": "time_epoch",
+    "request": "request",
+    "request_method": "method",
+    "request_uri": "uri",
+    "uri": "path",
+    "document_uri": "path",
+    "args": "query",
+    "query_string": "query",
+    "status": "status",
+    "body_bytes_sent": "bytes",
+    "bytes_sent": "bytes",
+    "http_referer": "referrer",
+    "http_user_agent": "user_agent",
+    "http_x_forwarded_for": "xff",
+    "host": "host",
+    "http_host": "host",
+    "server_name": "host",
 }
 
 # Apache directive letter (and {header} for %i) -> normalise field
-APACHE_LETTERS = {"h": "ip", "a": "ip", "r": "request", "s": "status", "b": "bytes", "B": "bytes", "O": "bytes",
-                  "v": "host", "V": "host", "m": "method", "U": "path", "q": "query"}
+APACHE_LETTERS = {
+    "h": "ip",
+    "a": "ip",
+    "r": "request",
+    "s": "status",
+    "b": "bytes",
+    "B": "bytes",
+    "O": "bytes",
+    "v": "host",
+    "V": "host",
+    "m": "method",
+    "U": "path",
+    "q": "query",
+}
 APACHE_HEADERS = {"referer": "referrer", "user-agent": "user_agent", "x-forwarded-for": "xff", "host": "host"}
 
 # strftime directive -> what it writes (Apache's %{...}t, --time-format)
 _STRFTIME = {
-    "Y": r"\d{4}", "y": r"\d{2}", "m": r"\d{1,2}", "d": r"\d{1,2}", "e": r" ?\d{1,2}", "j": r"\d{3}",
-    "H": r"\d{1,2}", "I": r"\d{1,2}", "M": r"\d{2}", "S": r"\d{2}", "p": r"[AaPp][Mm]",
-    "b": r"[A-Za-z]{3}", "h": r"[A-Za-z]{3}", "B": r"[A-Za-z]+", "a": r"[A-Za-z]{3}", "A": r"[A-Za-z]+",
-    "z": r"[+-]\d{2}:?\d{2}|Z", "Z": r"[A-Za-z]+", "T": r"\d{2}:\d{2}:\d{2}", "F": r"\d{4}-\d{2}-\d{2}",
-    "D": r"\d{2}/\d{2}/\d{2}", "R": r"\d{2}:\d{2}", "%": "%",
+    "Y": r"\d{4}",
+    "y": r"\d{2}",
+    "m": r"\d{1,2}",
+    "d": r"\d{1,2}",
+    "e": r" ?\d{1,2}",
+    "j": r"\d{3}",
+    "H": r"\d{1,2}",
+    "I": r"\d{1,2}",
+    "M": r"\d{2}",
+    "S": r"\d{2}",
+    "p": r"[AaPp][Mm]",
+    "b": r"[A-Za-z]{3}",
+    "h": r"[A-Za-z]{3}",
+    "B": r"[A-Za-z]+",
+    "a": r"[A-Za-z]{3}",
+    "A": r"[A-Za-z]+",
+    "z": r"[+-]\d{2}:?\d{2}|Z",
+    "Z": r"[A-Za-z]+",
+    "T": r"\d{2}:\d{2}:\d{2}",
+    "F": r"\d{4}-\d{2}-\d{2}",
+    "D": r"\d{2}/\d{2}/\d{2}",
+    "R": r"\d{2}:\d{2}",
+    "%": "%",
 }
 
 
@@ -50,8 +96,10 @@ def strftime_pattern(time_format: str) -> str:
     for m in re.finditer(r"%(.)", time_format):
         parts.append(re.escape(time_format[pos : m.start()]))
         if m.group(1) not in _STRFTIME:
-            raise FormatError(f"time format {time_format!r}: %{m.group(1)} is not supported; "
-                              f"use {' '.join('%' + k for k in _STRFTIME)}")
+            raise FormatError(
+                f"time format {time_format!r}: %{m.group(1)} is not supported; "
+                f"use {' '.join('%' + k for k in _STRFTIME)}"
+            )
         parts.append(f"(?:{_STRFTIME[m.group(1)]})")
         pos = m.end()
     parts.append(re.escape(time_format[pos:]))
@@ -79,7 +127,7 @@ def _unwrap_nginx(text: str) -> str:
 
 def _unwrap_apache(text: str) -> str:
     text = text.strip()
-    if text.startswith("LogFormat") or text.startswith("CustomLog"):
+    if text.startswith(("LogFormat", "CustomLog")):
         m = re.search(r'"((?:[^"\\]|\\.)*)"', text)
         if m:
             text = m.group(1)
@@ -129,7 +177,7 @@ def _json_keymap(text: str) -> JsonFormat:
             continue
         if target.startswith("time_"):
             target = "time_any"
-        keys[target] = keys.get(target, ()) + ((key,),)
+        keys[target] = (*keys.get(target, ()), (key,))
     if "time_any" not in keys:
         raise FormatError("the JSON log_format has no time variable ($time_iso8601, $time_local or $msec)")
     return keymap_format(keys, name="custom", description="custom JSON log_format")
@@ -216,8 +264,15 @@ def _finish(builder: _Builder, text: str, kind: str) -> LineFormat:
     except Exception as exc:  # pragma: no cover - defensive: our builder should emit valid RE2
         raise FormatError(f"cannot compile the {kind}: {exc}") from None
     time_format = builder.time_format if "time_strftime" in builder.used else None
-    return LineFormat(name="custom", description=f"custom {kind}: {text}", example="", pattern=pattern,
-                      style=TextStyle(backslash=True), family="custom", time_format=time_format)
+    return LineFormat(
+        name="custom",
+        description=f"custom {kind}: {text}",
+        example="",
+        pattern=pattern,
+        style=TextStyle(backslash=True),
+        family="custom",
+        time_format=time_format,
+    )
 
 
 def compile_format(text: str, time_format: str | None = None) -> LineFormat | JsonFormat:

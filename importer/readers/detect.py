@@ -67,7 +67,7 @@ class ClfFormat:
         rows = sample.rows
         return sum(1 for ln in rows if self.layout.pattern.match(ln)) / len(rows) if rows else 0.0
 
-    def parser(self, timezone: str) -> "ClfParser":
+    def parser(self, timezone: str) -> ClfParser:
         return ClfParser(self.layout)
 
 
@@ -100,15 +100,26 @@ FORMATS: tuple[LogFormat, ...] = (
     *jsonlogs.FORMATS,
 )
 FORMATS_BY_NAME: dict[str, LogFormat] = {f.name: f for f in FORMATS}
-ALIASES = {"iis": "w3c", "nginx": "combined", "apache": "combined", "clf": "common", "ncsa": "combined",
-           "traefik_clf": "traefik", "json": "nginx_json", "cloudflare_logpush": "cloudflare", "gcp": "gcp_lb"}
+ALIASES = {
+    "iis": "w3c",
+    "nginx": "combined",
+    "apache": "combined",
+    "clf": "common",
+    "ncsa": "combined",
+    "traefik_clf": "traefik",
+    "json": "nginx_json",
+    "cloudflare_logpush": "cloudflare",
+    "gcp": "gcp_lb",
+}
 
 
 def format_named(name: str) -> LogFormat:
     key = ALIASES.get(name.lower(), name.lower())
     if key not in FORMATS_BY_NAME:
-        raise FormatError(f"unknown log format {name!r}; known: {', '.join(FORMATS_BY_NAME)} "
-                          "(or give your server's log_format / LogFormat string with --log-format)")
+        raise FormatError(
+            f"unknown log format {name!r}; known: {', '.join(FORMATS_BY_NAME)} "
+            "(or give your server's log_format / LogFormat string with --log-format)"
+        )
     return FORMATS_BY_NAME[key]
 
 
@@ -158,9 +169,9 @@ def detect(sample: Sample) -> Detection:
             f"cannot recognise the log format from the first {len(sample.lines)} non-empty lines: "
             f"closest are {closest}; a line that {best.name} does not parse: {failing[:300]!r}. "
             "Name the format with --format, or give the format line from your server's configuration "
-            "with --log-format, e.g. --log-format '$remote_addr - $remote_user [$time_local] \"$request\" $status "
-            "$body_bytes_sent \"$http_referer\" \"$http_user_agent\" $request_time' (nginx's log_format) or "
-            "--log-format '%h %l %u %t \"%r\" %>s %b \"%{Referer}i\" \"%{User-Agent}i\" %D' (Apache's LogFormat)"
+            'with --log-format, e.g. --log-format \'$remote_addr - $remote_user [$time_local] "$request" $status '
+            '$body_bytes_sent "$http_referer" "$http_user_agent" $request_time\' (nginx\'s log_format) or '
+            '--log-format \'%h %l %u %t "%r" %>s %b "%{Referer}i" "%{User-Agent}i" %D\' (Apache\'s LogFormat)'
         )
     if isinstance(best, LineFormat) and best in trailing.VARIANTS:
         best = trailing.counted(best, sample)
@@ -193,8 +204,13 @@ def _failing_line(fmt: LogFormat, sample: Sample) -> str:
 class LogReader:
     """Reads one access log: the format is given, or detected from the file's first lines."""
 
-    def __init__(self, fmt: LogFormat | None = None, timezone: str = "UTC", fields: w3c.Layout | None = None,
-                 encoding: str = "utf-8"):
+    def __init__(
+        self,
+        fmt: LogFormat | None = None,
+        timezone: str = "UTC",
+        fields: w3c.Layout | None = None,
+        encoding: str = "utf-8",
+    ):
         """``fields``: W3C columns carried from the previous file, for a file that starts without
         a ``#Fields:`` line (IIS starts a new file at rotation mid-stream). ``encoding``: the
         file's text encoding (see :func:`importer.readers.base.check_encoding`)."""
@@ -281,8 +297,9 @@ class LogReader:
         """The W3C columns in force at the end of what was read, for the next file."""
         return self.parser.layout if isinstance(self.parser, w3c.W3cParser) else self.fields
 
-    def _completer(self, work: Callable[[], Batch], block: LineBlock, source_name: str,
-                   position: int) -> Callable[[], Batch]:
+    def _completer(
+        self, work: Callable[[], Batch], block: LineBlock, source_name: str, position: int
+    ) -> Callable[[], Batch]:
         def complete() -> Batch:
             batch = work()
             self.sample_rejected += sum(1 for r in batch.rejected if r.line is not None and r.line <= self.sample_end)

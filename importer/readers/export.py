@@ -51,13 +51,12 @@ def format_for(source: Source, column_map: ColumnMap) -> str:
         return "csv"
     if name.endswith((".jsonl", ".ndjson", ".json")):
         return "ndjson"
-    raise FormatError(
-        f"{source.name}: cannot tell CSV, Parquet or NDJSON by its name; set input.format in the mapping"
-    )
+    raise FormatError(f"{source.name}: cannot tell CSV, Parquet or NDJSON by its name; set input.format in the mapping")
 
 
-def check_columns(source: Source, column_map: ColumnMap, available: list[str],
-                  schema_: pa.Schema | None = None) -> None:
+def check_columns(
+    source: Source, column_map: ColumnMap, available: list[str], schema_: pa.Schema | None = None
+) -> None:
     """FormatError when a column the map names is not in the file."""
     missing = absent(column_map.source_columns(), available, schema_)
     if missing:
@@ -82,15 +81,17 @@ def to_batch(table: pa.Table, column_map: ColumnMap, source_name: str, line_numb
             return _binary_as_text(value)  # Parquet bytes columns: text, whatever bytes they hold
         return value
 
-    nested = [(name, path) for name, path in column_map.columns.items()
-              if pa.types.is_nested(source_column(path).type)]
+    nested = [(name, path) for name, path in column_map.columns.items() if pa.types.is_nested(source_column(path).type)]
     if nested:
         # A value where the mapping expects one, an object or a list in this export: its
         # rows cannot be read (the rows of other blocks, with values there, still are).
         name, path = nested[0]
         reason = f"'{path}' (the {name} column) holds {source_column(path).type} here, not a value"
-        return Batch(table=schema.empty_frame(), rows_read=n,
-                     rejected=[Rejected(source_name, int(line), reason, "") for line in line_numbers])
+        return Batch(
+            table=schema.empty_frame(),
+            rows_read=n,
+            rejected=[Rejected(source_name, int(line), reason, "") for line in line_numbers],
+        )
     nulls = pa.array(column_map.null_values, pa.string())
     mapped: dict[str, pa.Array] = {}
     for name, path in column_map.columns.items():
@@ -109,8 +110,10 @@ def to_batch(table: pa.Table, column_map: ColumnMap, source_name: str, line_numb
     if pc.all(valid).as_py():
         return Batch(table=out, rows_read=n)
     raw = mapped["timestamp"].cast(pa.string()).to_pylist()
-    rejected = [Rejected(source_name, int(line_numbers[i]), f"unparseable time {raw[i]!r}", "")
-                for i in np.flatnonzero(~valid.to_numpy(zero_copy_only=False)).tolist()]
+    rejected = [
+        Rejected(source_name, int(line_numbers[i]), f"unparseable time {raw[i]!r}", "")
+        for i in np.flatnonzero(~valid.to_numpy(zero_copy_only=False)).tolist()
+    ]
     return Batch(table=out.filter(valid), rows_read=n, rejected=rejected)
 
 
@@ -143,7 +146,6 @@ def absent(columns: Iterable[str], names: list[str], schema_: pa.Schema | None) 
 
 def named(missing: set[str]) -> str:
     return f"column(s) {', '.join(sorted(missing))} named in the mapping's [input] table"
-
 
 
 def _path_in_schema(path: str, schema_: pa.Schema | None) -> bool:
@@ -184,7 +186,6 @@ def _binary_as_text(values: pa.Array) -> pa.Array:
         encoded = pc.dictionary_encode(values)
         texts = [None if v is None else v.decode("utf-8", "replace") for v in encoded.dictionary.to_pylist()]
         return pc.take(pa.array(texts, pa.string()), encoded.indices)
-
 
 
 def _to_int(values: pa.Array, type_: pa.DataType) -> pa.Array:
@@ -240,7 +241,7 @@ def to_utc_timestamps(values: pa.Array, fmt: str, timezone: str) -> pa.Array:
             return None
         if parsed.tzinfo is None:
             parsed = parsed.replace(tzinfo=zone)
-        return parsed.astimezone(dt.timezone.utc)
+        return parsed.astimezone(dt.UTC)
 
     encoded = pc.dictionary_encode(text)
     parsed = pa.array([parse(v) for v in encoded.dictionary.to_pylist()], type=schema.TIMESTAMP_TYPE)
@@ -255,4 +256,3 @@ def _to_float(values: pa.Array) -> pa.Array:
     text = values.cast(pa.string())
     ok = pc.match_substring_regex(text, r"^\s*-?\d+(\.\d*)?\s*$")
     return pc.if_else(ok, text, pa.scalar(None, pa.string())).cast(pa.float64())
-

@@ -22,6 +22,7 @@ NULL_STR = pa.scalar(None, pa.string())
 
 # --- escapes ----------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class TextStyle:
     """How a format escapes free text (user agent, referrer, request line)."""
@@ -68,8 +69,9 @@ def unbackslash(value: str) -> str:
     """One left-to-right pass over nginx/Apache escapes: ``\\xHH``, ``\\"``, ``\\\\`` and C escapes,
     then the bytes decoded as UTF-8 leniently."""
     raw = value.encode("utf-8", "surrogateescape")
-    raw = _BACKSLASH.sub(lambda m: bytes([int(m.group(1)[1:], 16)]) if len(m.group(1)) == 3 else _SIMPLE[m.group(1)],
-                         raw)
+    raw = _BACKSLASH.sub(
+        lambda m: bytes([int(m.group(1)[1:], 16)]) if len(m.group(1)) == 3 else _SIMPLE[m.group(1)], raw
+    )
     return raw.decode("utf-8", "replace")
 
 
@@ -93,13 +95,13 @@ def decode_text(values: pa.Array, style: TextStyle, ua: bool = False) -> pa.Arra
 
 # --- hosts and addresses ----------------------------------------------------------------------
 
+
 def normalise_hosts(hosts: pa.Array) -> pa.Array:
     """Lower-case, drop a ``:port`` and IPv6 brackets, ``-``/empty to null."""
     hosts = schema.null_if_missing(hosts)
     hosts = pc.utf8_lower(hosts)
     hosts = pc.replace_substring_regex(hosts, r"^\[([0-9a-f:.]+)\](?::\d+)?$", r"\1")
-    hosts = pc.replace_substring_regex(hosts, r"^([^:\[\]]+):\d+$", r"\1")
-    return hosts
+    return pc.replace_substring_regex(hosts, r"^([^:\[\]]+):\d+$", r"\1")
 
 
 def strip_port(values: pa.Array, always: bool = False) -> pa.Array:
@@ -107,8 +109,7 @@ def strip_port(values: pa.Array, always: bool = False) -> pa.Array:
     if always:  # unbracketed IPv6 with a port (ALB, ELB): split on the last colon
         values = pc.replace_substring_regex(values, r"^([0-9A-Fa-f]*:[0-9A-Fa-f:]*):\d+$", r"\1")
     values = pc.replace_substring_regex(values, r"^\[([^\]]+)\](?::\d+)?$", r"\1")
-    values = pc.replace_substring_regex(values, r"^(\d{1,3}(?:\.\d{1,3}){3}):\d+$", r"\1")
-    return values
+    return pc.replace_substring_regex(values, r"^(\d{1,3}(?:\.\d{1,3}){3}):\d+$", r"\1")
 
 
 def first_forwarded(values: pa.Array) -> pa.Array:
@@ -141,8 +142,12 @@ def split_requests(requests: pa.Array) -> dict[str, pa.Array]:
     idx = encoded.indices
     fast = _split_simple_requests(dictionary)
     if fast is not None:
-        return {"method": pc.take(fast[0], idx), "path": pc.take(fast[1], idx), "query": pc.take(fast[2], idx),
-                "host": pa.nulls(len(requests), pa.string())}
+        return {
+            "method": pc.take(fast[0], idx),
+            "path": pc.take(fast[1], idx),
+            "query": pc.take(fast[2], idx),
+            "host": pa.nulls(len(requests), pa.string()),
+        }
     parts = pc.extract_regex(dictionary, _REQUEST)
     method = pc.utf8_upper(pc.struct_field(parts, "method"))
     path = pc.struct_field(parts, "path")
@@ -202,6 +207,7 @@ def split_urls(urls: pa.Array) -> dict[str, pa.Array]:
 
 
 # --- zone offsets -----------------------------------------------------------------------------
+
 
 def offset_seconds(text: str | None) -> int | None:
     """``+0100``, ``-04:00``, ``Z`` (or empty) -> seconds east of UTC; None when not an offset."""

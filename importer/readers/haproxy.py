@@ -53,12 +53,12 @@ HAPROXY = LineFormat(
     name="haproxy",
     description="HAProxy 'option httplog' (syslog prefix optional; UA/referrer/host only when captured; "
     "local time without zone: --timezone)",
-    example='Mar 14 09:26:53 lb1 haproxy[2211]: 203.0.113.42:51544 [14/Mar/2024:09:26:53.512] fe_https~ '
-    'be_web/web1 0/0/1/14/15 200 8421 - - ---- 12/12/3/1/0 0/0 {www.example.com|Mozilla/5.0 (X11; Linux x86_64; '
+    example="Mar 14 09:26:53 lb1 haproxy[2211]: 203.0.113.42:51544 [14/Mar/2024:09:26:53.512] fe_https~ "
+    "be_web/web1 0/0/1/14/15 200 8421 - - ---- 12/12/3/1/0 0/0 {www.example.com|Mozilla/5.0 (X11; Linux x86_64; "
     'rv:123.0) Gecko/20100101 Firefox/123.0|https://www.example.org/} "GET /pricing?plan=pro HTTP/1.1"',
     pattern=(
-        rf'^{SYSLOG}(?P<client>\S+) \[(?P<time_clf_local>\d\d/[A-Za-z]{{3}}/\d{{4}}:\d\d:\d\d:\d\d(?:\.\d+)?)\] '
-        r'\S+ \S+/\S+ [-+\d]+/[-+\d]+/[-+\d]+/[-+\d]+/[-+\d]+ (?P<status>-?\d+) (?P<bytes>\+?\d+) \S+ \S+ \S{4} '
+        rf"^{SYSLOG}(?P<client>\S+) \[(?P<time_clf_local>\d\d/[A-Za-z]{{3}}/\d{{4}}:\d\d:\d\d:\d\d(?:\.\d+)?)\] "
+        r"\S+ \S+/\S+ [-+\d]+/[-+\d]+/[-+\d]+/[-+\d]+/[-+\d]+ (?P<status>-?\d+) (?P<bytes>\+?\d+) \S+ \S+ \S{4} "
         r'\d+/\d+/\d+/\d+/\+?\d+ \d+/\d+ (?:\{(?P<captures>[^}]*)\} )?(?:\{[^}]*\} )?"(?P<request>[^"]*)"$'
     ),
     style=TextStyle(hash_hex=True),

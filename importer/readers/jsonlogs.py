@@ -102,7 +102,7 @@ class JsonFormat:
                 hits += 1
         return hits / len(rows)
 
-    def parser(self, timezone: str) -> "JsonParser":
+    def parser(self, timezone: str) -> JsonParser:
         return JsonParser(self, timezone)
 
 
@@ -115,7 +115,7 @@ class JsonParser:
     def parse(self, block: LineBlock, source_name: str) -> Batch:
         if not block.data:
             return too_long_only(block, source_name)
-        lines, indexes = block_lines(block.data)
+        lines, _indexes = block_lines(block.data)
         fast = self._parse_columnar(block, lines, source_name)
         if fast is not None:
             return fast
@@ -132,10 +132,12 @@ class JsonParser:
         read_options = pajson.ReadOptions(use_threads=True, block_size=1 << 20)  # lines are < 64 KiB
         # Time keys are read as text: inferred as timestamps, a zone-less time could no longer
         # be told from one with an offset. Numeric times (epoch) make this fail; then infer.
-        time_keys = sorted({p[0] for k, paths in self.fmt.keys.items() if k.startswith("time") for p in paths
-                            if len(p) == 1})
-        as_text = pajson.ParseOptions(explicit_schema=pa.schema([(k, pa.string()) for k in time_keys]),
-                                      unexpected_field_behavior="infer")
+        time_keys = sorted(
+            {p[0] for k, paths in self.fmt.keys.items() if k.startswith("time") for p in paths if len(p) == 1}
+        )
+        as_text = pajson.ParseOptions(
+            explicit_schema=pa.schema([(k, pa.string()) for k in time_keys]), unexpected_field_behavior="infer"
+        )
         try:
             table = pajson.read_json(pa.BufferReader(data), read_options=read_options, parse_options=as_text)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
@@ -165,19 +167,38 @@ class JsonParser:
             if self.fmt.non_rows_skipped:
                 skipped = len(missing)
             else:
-                rejected = [Rejected(source_name, block.first_line + int(i),
-                                     f"JSON without the keys of the {self.fmt.name} format", lines[int(i)].as_py())
-                            for i in missing]
+                rejected = [
+                    Rejected(
+                        source_name,
+                        block.first_line + int(i),
+                        f"JSON without the keys of the {self.fmt.name} format",
+                        lines[int(i)].as_py(),
+                    )
+                    for i in missing
+                ]
             keep = wanted
             fields = {k: v.filter(keep) for k, v in fields.items()}
             indexes = indexes[keep.to_numpy(zero_copy_only=False)]
             lines = lines.filter(keep)
-        batch, assumed = finish(block, source_name, lines, indexes, fields, None, style=self.fmt.style,
-                                timezone=self.timezone, format_name=self.fmt.name, rejected=rejected)
+        batch, assumed = finish(
+            block,
+            source_name,
+            lines,
+            indexes,
+            fields,
+            None,
+            style=self.fmt.style,
+            timezone=self.timezone,
+            format_name=self.fmt.name,
+            rejected=rejected,
+        )
         self.zone_assumed = self.zone_assumed or assumed
         if skipped:
-            batch.notices.append(Rejected(source_name, block.first_line + n,
-                                          f"{skipped} non-request lines (runtime messages) skipped", ""))
+            batch.notices.append(
+                Rejected(
+                    source_name, block.first_line + n, f"{skipped} non-request lines (runtime messages) skipped", ""
+                )
+            )
         return batch
 
     def _parse_lines(self, block: LineBlock, lines: pa.Array, source_name: str) -> Batch:
@@ -199,8 +220,11 @@ class JsonParser:
                 if self.fmt.non_rows_skipped:
                     skipped += 1
                     continue
-                rejected.append(Rejected(source_name, block.first_line + i,
-                                         f"JSON without the keys of the {self.fmt.name} format", text))
+                rejected.append(
+                    Rejected(
+                        source_name, block.first_line + i, f"JSON without the keys of the {self.fmt.name} format", text
+                    )
+                )
                 continue
             kept.append(i)
             matched.append(True)
@@ -213,13 +237,28 @@ class JsonParser:
                 columns[name].append(value)
         idx = np.array(kept, dtype=np.int64)
         fields = {name: pa.array(values, pa.string()) for name, values in columns.items()}
-        batch, assumed = finish(block, source_name, lines.take(pa.array(idx, pa.int64())), idx, fields, None,
-                                style=self.fmt.style, timezone=self.timezone, format_name=self.fmt.name,
-                                rejected=rejected)
+        batch, assumed = finish(
+            block,
+            source_name,
+            lines.take(pa.array(idx, pa.int64())),
+            idx,
+            fields,
+            None,
+            style=self.fmt.style,
+            timezone=self.timezone,
+            format_name=self.fmt.name,
+            rejected=rejected,
+        )
         self.zone_assumed = self.zone_assumed or assumed
         if skipped:
-            batch.notices.append(Rejected(source_name, block.first_line + len(texts),
-                                          f"{skipped} non-request lines (runtime messages) skipped", ""))
+            batch.notices.append(
+                Rejected(
+                    source_name,
+                    block.first_line + len(texts),
+                    f"{skipped} non-request lines (runtime messages) skipped",
+                    "",
+                )
+            )
         return batch
 
 
@@ -227,8 +266,11 @@ def _column_at(table: pa.Table, path: Path, numeric_time: bool = False) -> pa.Ar
     """The values at a key path as strings (first element of lists); None when absent."""
     if path[0] not in table.column_names:
         return None
-    column = table.column(path[0]).combine_chunks() if table.column(path[0]).num_chunks != 1 \
+    column = (
+        table.column(path[0]).combine_chunks()
+        if table.column(path[0]).num_chunks != 1
         else table.column(path[0]).chunk(0)
+    )
     for key in path[1:]:
         if not pa.types.is_struct(column.type) or column.type.get_field_index(key) < 0:
             return None
@@ -274,8 +316,11 @@ CADDY = JsonFormat(
         "user_agent": (_p("request", "headers", "User-Agent"),),
         "referrer": (_p("request", "headers", "Referer"),),
     },
-    signature=lambda o: isinstance(o.get("request"), dict) and "uri" in o["request"]
-    and ("resp_headers" in o or str(o.get("logger", "")).startswith("http.log.access")),
+    signature=lambda o: (
+        isinstance(o.get("request"), dict)
+        and "uri" in o["request"]
+        and ("resp_headers" in o or str(o.get("logger", "")).startswith("http.log.access"))
+    ),
     non_rows_skipped=True,
 )
 
@@ -351,8 +396,9 @@ CLOUDFLARE = JsonFormat(
 
 # nginx escape=json and other hand-made JSON lines: the usual variable names.
 NGINX_KEYS: dict[str, tuple[Path, ...]] = {
-    "time_any": tuple(_p(k) for k in ("time_iso8601", "@timestamp", "timestamp", "time", "time_local", "msec",
-                                      "date", "ts")),
+    "time_any": tuple(
+        _p(k) for k in ("time_iso8601", "@timestamp", "timestamp", "time", "time_local", "msec", "date", "ts")
+    ),
     "ip": tuple(_p(k) for k in ("remote_addr", "client_ip", "ip", "remote_ip", "clientip")),
     "xff": tuple(_p(k) for k in ("http_x_forwarded_for", "x_forwarded_for", "xff")),
     "host": tuple(_p(k) for k in ("host", "http_host", "server_name", "vhost")),

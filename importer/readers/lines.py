@@ -61,8 +61,16 @@ def finish(
     """Convert a block's fields and build its batch; returns (batch, zone assumed)."""
     rejected = list(rejected or []) + too_long_rejects(block, source_name)
     converted = to_canonical(
-        fields, len(lines), source_name, indexes + block.first_line, style=style, timezone=timezone,
-        local_time=local_time, matched=matched, format_name=format_name, time_format=time_format,
+        fields,
+        len(lines),
+        source_name,
+        indexes + block.first_line,
+        style=style,
+        timezone=timezone,
+        local_time=local_time,
+        matched=matched,
+        format_name=format_name,
+        time_format=time_format,
     )
     for i, reason in converted.invalid:
         rejected.append(Rejected(source_name, int(indexes[i]) + block.first_line, reason, lines[i].as_py() or ""))
@@ -107,7 +115,7 @@ class LineFormat:
         hits = pc.sum(pc.match_substring_regex(pa.array(rows, pa.string()), self.pattern)).as_py() or 0
         return hits / len(rows)
 
-    def parser(self, timezone: str) -> "RegexParser":
+    def parser(self, timezone: str) -> RegexParser:
         return RegexParser(self, timezone)
 
 
@@ -142,8 +150,18 @@ class RegexParser:
                 fields = {k: pc.replace_with_mask(v, missed, slow[k]) for k, v in fields.items()}
         if self.fmt.post is not None:
             fields = self.fmt.post(fields)
-        batch, assumed = finish(block, source_name, original, indexes, fields, matched, style=self.fmt.style,
-                                timezone=self.timezone, format_name=self.fmt.name, time_format=self.fmt.time_format)
+        batch, assumed = finish(
+            block,
+            source_name,
+            original,
+            indexes,
+            fields,
+            matched,
+            style=self.fmt.style,
+            timezone=self.timezone,
+            format_name=self.fmt.name,
+            time_format=self.fmt.time_format,
+        )
         self.zone_assumed = self.zone_assumed or assumed
         return batch
 

@@ -63,13 +63,19 @@ class NdjsonReader:
                 if following is None and missing:
                     # stdin (not searched ahead), or a file whose text has the key only as
                     # a value: the rows went out without the columns, which the report says.
-                    waiting.notices.append(Rejected(source.name, block.first_line + block.line_count,
-                                                    f"{named(missing)} never appeared: no row had a value for them",
-                                                    ""))
+                    waiting.notices.append(
+                        Rejected(
+                            source.name,
+                            block.first_line + block.line_count,
+                            f"{named(missing)} never appeared: no row had a value for them",
+                            "",
+                        )
+                    )
                 converted = [to_batch(table, self.column_map, source.name, lines) for table, lines in parts]
                 rejected += [r for batch in converted for r in batch.rejected]
-                waiting.rows_read += sum(len(lines) for _, lines in parts) + len(rejected) - sum(
-                    len(b.rejected) for b in converted)
+                waiting.rows_read += (
+                    sum(len(lines) for _, lines in parts) + len(rejected) - sum(len(b.rejected) for b in converted)
+                )
                 waiting.rejected += sorted(rejected, key=lambda r: r.line or 0)
                 waiting.tables += [batch.table for batch in converted if batch.table.num_rows]
                 if block.truncated:
@@ -129,17 +135,26 @@ class _Waiting:
     damaged: bool = False
 
     def batches(self, position: int) -> Iterator[Batch]:
-        table = pa.concat_tables(self.tables) if len(self.tables) > 1 else (
-            self.tables[0] if self.tables else schema.empty_frame())
+        table = (
+            pa.concat_tables(self.tables)
+            if len(self.tables) > 1
+            else (self.tables[0] if self.tables else schema.empty_frame())
+        )
         for start in range(0, max(table.num_rows, 1), ROWS_PER_BATCH):
             first = start == 0
-            yield Batch(table=table.slice(start, ROWS_PER_BATCH), rows_read=self.rows_read if first else 0,
-                        rejected=self.rejected if first else [], notices=self.notices if first else [],
-                        position=position, damaged=self.damaged and first)
+            yield Batch(
+                table=table.slice(start, ROWS_PER_BATCH),
+                rows_read=self.rows_read if first else 0,
+                rejected=self.rejected if first else [],
+                notices=self.notices if first else [],
+                position=position,
+                damaged=self.damaged and first,
+            )
 
 
-def _parse_json_lines(block: LineBlock, source_name: str,
-                      rejected: list[Rejected]) -> list[tuple[pa.Table, np.ndarray]]:
+def _parse_json_lines(
+    block: LineBlock, source_name: str, rejected: list[Rejected]
+) -> list[tuple[pa.Table, np.ndarray]]:
     """A block of NDJSON lines as tables, each with the line number of each of its rows.
 
     The block is parsed in one go; when that fails, in halves, down to the single lines that
@@ -159,7 +174,7 @@ def _parse_json_lines(block: LineBlock, source_name: str,
     filled = lengths > 0
     unsure = np.flatnonzero(filled & (buf[np.minimum(starts, len(buf) - 1)] != ord("{")))
     for i in unsure.tolist():
-        filled[i] = bool(data[starts[i]:ends[i]].strip())
+        filled[i] = bool(data[starts[i] : ends[i]].strip())
     rows = np.flatnonzero(filled)
     out: list[tuple[pa.Table, np.ndarray]] = []
     # (a loop over a stack, not a recursive closure: that would be a reference cycle holding
@@ -167,10 +182,11 @@ def _parse_json_lines(block: LineBlock, source_name: str,
     todo = [(0, len(rows))] if len(rows) else []
     while todo:
         lo, hi = todo.pop()
-        text = data[starts[rows[lo]]:ends[rows[hi - 1]]]
+        text = data[starts[rows[lo]] : ends[rows[hi - 1]]]
         try:
-            table = pajson.read_json(pa.BufferReader(text),
-                                     read_options=pajson.ReadOptions(block_size=NDJSON_PARSE_BYTES))
+            table = pajson.read_json(
+                pa.BufferReader(text), read_options=pajson.ReadOptions(block_size=NDJSON_PARSE_BYTES)
+            )
             fault = None if table.num_rows == hi - lo else "not one JSON object"  # Arrow saw a blank or two rows
         except pa.ArrowInvalid as exc:
             table, fault = None, exc
@@ -178,8 +194,9 @@ def _parse_json_lines(block: LineBlock, source_name: str,
             out.append((table, block.first_line + rows[lo:hi]))
         elif hi - lo == 1:
             reason = fault if isinstance(fault, str) else _json_line_fault(text, fault)
-            rejected.append(Rejected(source_name, block.first_line + int(rows[lo]), reason,
-                                     text[:200].decode("utf-8", "replace")))
+            rejected.append(
+                Rejected(source_name, block.first_line + int(rows[lo]), reason, text[:200].decode("utf-8", "replace"))
+            )
         else:  # the halves, the first on top
             middle = (lo + hi) // 2
             todo += [(middle, hi), (lo, middle)]
@@ -195,4 +212,3 @@ def _json_line_fault(text: bytes, exc: Exception) -> str:
     if not isinstance(value, dict):
         return f"not a JSON object (a {type(value).__name__})"
     return "not readable as a row: " + re.sub(r"^JSON parse error: |\s*in row \d+$", "", str(exc))
-

@@ -55,6 +55,7 @@ from .fields import (
 
 # --- times ------------------------------------------------------------------------------------
 
+
 def _assume(naive_us: pa.Array, timezone: str) -> pa.Array:
     """int64 local microseconds without a zone -> UTC timestamps, read in ``timezone``."""
     ts = naive_us.cast(pa.timestamp("us"))
@@ -89,10 +90,14 @@ def _combine(seconds: pa.Array, frac_us: pa.Array, zone: pa.Array | None, timezo
     return pc.if_else(has_zone, utc_us.cast(schema.TIMESTAMP_TYPE), assumed), bool(zone_less)
 
 
-_CLF_TIME = (r"^\[?(?P<s>\d{1,2}/[A-Za-z]{3}/\d{4}:\d{2}:\d{2}:\d{2})(?:[.,](?P<f>\d+))?"
-             r"(?: ?(?P<z>[+-]\d{2}:?\d{2}|Z))?\]?$")
-_ISO_TIME = (r"^\s*(?P<s>\d{4}-\d{2}-\d{2})[T ](?P<t>\d{2}:\d{2}:\d{2})(?:[.,](?P<f>\d+))?"
-             r" ?(?P<z>Z|z|[+-]\d{2}:?\d{2})?\s*$")
+_CLF_TIME = (
+    r"^\[?(?P<s>\d{1,2}/[A-Za-z]{3}/\d{4}:\d{2}:\d{2}:\d{2})(?:[.,](?P<f>\d+))?"
+    r"(?: ?(?P<z>[+-]\d{2}:?\d{2}|Z))?\]?$"
+)
+_ISO_TIME = (
+    r"^\s*(?P<s>\d{4}-\d{2}-\d{2})[T ](?P<t>\d{2}:\d{2}:\d{2})(?:[.,](?P<f>\d+))?"
+    r" ?(?P<z>Z|z|[+-]\d{2}:?\d{2})?\s*$"
+)
 
 
 def _on_distinct(values: pa.Array, fn: Callable[[pa.Array], tuple[pa.Array, bool]]) -> tuple[pa.Array, bool]:
@@ -132,6 +137,7 @@ def w3c_times(date: pa.Array, time: pa.Array, timezone: str, local: bool) -> tup
 def strftime_times(values: pa.Array, time_format: str, timezone: str) -> tuple[pa.Array, bool]:
     """Times in a strftime format (``--time-format``, Apache's ``%{...}t``); without ``%z`` they
     are read in ``timezone``. Parsed once per distinct value."""
+
     def convert(d: pa.Array) -> tuple[pa.Array, bool]:
         parsed = pc.strptime(d, format=time_format, unit="s", error_is_null=True)
         if "%z" in time_format:
@@ -146,9 +152,11 @@ def epoch_times(values: pa.Array) -> pa.Array:
     """Epoch numbers as text; the unit is taken from the size (s, ms, µs or ns)."""
     ok = pc.fill_null(pc.match_substring_regex(values, r"^\d{1,20}(\.\d+)?$"), False)
     numbers = pc.if_else(ok, values, NULL_STR).cast(pa.float64())
-    scale = pc.if_else(pc.greater(numbers, 1e17), 1e-3,
-                       pc.if_else(pc.greater(numbers, 1e14), 1.0,
-                                  pc.if_else(pc.greater(numbers, 1e11), 1e3, 1e6)))
+    scale = pc.if_else(
+        pc.greater(numbers, 1e17),
+        1e-3,
+        pc.if_else(pc.greater(numbers, 1e14), 1.0, pc.if_else(pc.greater(numbers, 1e11), 1e3, 1e6)),
+    )
     integral = pc.fill_null(pc.match_substring_regex(values, r"^\d{1,20}$"), False)
     exact_ns = pc.if_else(pc.and_(integral, pc.greater(numbers, 1e17)), values, NULL_STR).cast(pa.int64())
     micros = pc.multiply(numbers, scale).cast(pa.int64(), safe=False)
@@ -166,6 +174,7 @@ def any_times(values: pa.Array, timezone: str) -> tuple[pa.Array, bool]:
 
 
 # --- the conversion ---------------------------------------------------------------------------
+
 
 def _int_column(values: pa.Array, type_: pa.DataType, pattern: str) -> tuple[pa.Array, pa.Array]:
     """(parsed ints with missing as null, mask of values that were fine: digits or missing)."""

@@ -26,8 +26,10 @@ def as_text(values: pa.Array) -> pa.Array:
     if pa.types.is_null(t):
         return pa.nulls(len(values), pa.string())
     if pa.types.is_nested(t):
-        return pa.array([None if v is None else json.dumps(v, default=str, ensure_ascii=False)
-                         for v in values.to_pylist()], pa.string())
+        return pa.array(
+            [None if v is None else json.dumps(v, default=str, ensure_ascii=False) for v in values.to_pylist()],
+            pa.string(),
+        )
     return values.cast(pa.string())
 
 
@@ -142,4 +144,3 @@ def unpack_params(column: pa.Array | None, spec: ParamsSpec) -> dict[str, pa.Arr
         items = pa.StructArray.from_arrays([key.filter(keep), value.filter(keep)], fields=list(BAG_TYPE.value_type))
         out[spec.bag] = pa.ListArray.from_arrays(pa.array(offsets), items, type=BAG_TYPE)
     return out
-

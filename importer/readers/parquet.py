@@ -41,8 +41,7 @@ class ParquetReader:
         for group in range(groups):
             group_end = first_row + parquet.metadata.row_group(group).num_rows
             try:
-                for record_batch in parquet.iter_batches(batch_size=ROWS_PER_BATCH, columns=wanted,
-                                                         row_groups=[group]):
+                for record_batch in parquet.iter_batches(batch_size=ROWS_PER_BATCH, columns=wanted, row_groups=[group]):
                     table = pa.Table.from_batches([record_batch])
                     # (line numbers count a header line, as a CSV export of the same rows would have)
                     lines = np.arange(first_row + 1, first_row + 1 + table.num_rows, dtype=np.int64)
@@ -53,6 +52,11 @@ class ParquetReader:
             except (OSError, pa.ArrowException) as exc:
                 lost = f"rows {first_row:,} to {group_end - 1:,} (row group {group + 1} of {groups}) not readable"
                 notice = Rejected(source.name, first_row, f"{lost}: {exc}", "")
-                yield Batch(table=schema.empty_frame(), rows_read=0, notices=[notice],
-                            position=int(size * min(1.0, (group_end - 1) / total_rows)), damaged=True)
+                yield Batch(
+                    table=schema.empty_frame(),
+                    rows_read=0,
+                    notices=[notice],
+                    position=int(size * min(1.0, (group_end - 1) / total_rows)),
+                    damaged=True,
+                )
             first_row = group_end

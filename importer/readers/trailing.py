@@ -24,8 +24,10 @@ _TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|\S+')
 
 def _pattern(layout: ClfLayout) -> str:
     host = r"(?P<host>\S+) " if "host" in layout.fields else ""
-    core = (rf'(?P<ip>\S+) \S+ \S+ \[(?P<time_clf>[^\]]+)\] "(?P<request>{QUOTED})" '
-            r"(?P<status>\d{3}) (?P<bytes>\d+|-)")
+    core = (
+        rf'(?P<ip>\S+) \S+ \S+ \[(?P<time_clf>[^\]]+)\] "(?P<request>{QUOTED})" '
+        r"(?P<status>\d{3}) (?P<bytes>\d+|-)"
+    )
     ref_ua = rf' "(?P<referrer>{QUOTED})" "(?P<user_agent>{QUOTED})"' if "user_agent" in layout.fields else ""
     xff = rf' "(?P<xff>{QUOTED})"' if "xff" in layout.fields else ""
     # At least one field beyond the layout's own (else the exact format matches). Without a

@@ -24,12 +24,24 @@ from .lines import Sample, block_lines, finish
 
 # W3C field (lower case) -> normalise field; the first present wins for the same target.
 FIELD_MAP = (
-    ("date", "date"), ("time", "time"), ("date-local", "date"), ("time-local", "time"),
-    ("c-ip", "ip"), ("x-forwarded-for", "xff"), ("cs-method", "method"),
-    ("cs-uri-stem", "path"), ("cs-uri-query", "query"), ("cs-uri", "uri"),
-    ("x-host-header", "host"), ("cs-host", "host"), ("cs(host)", "host"),
-    ("sc-status", "status"), ("sc-bytes", "bytes"),
-    ("cs(user-agent)", "user_agent"), ("cs(referer)", "referrer"), ("cs(referrer)", "referrer"),
+    ("date", "date"),
+    ("time", "time"),
+    ("date-local", "date"),
+    ("time-local", "time"),
+    ("c-ip", "ip"),
+    ("x-forwarded-for", "xff"),
+    ("cs-method", "method"),
+    ("cs-uri-stem", "path"),
+    ("cs-uri-query", "query"),
+    ("cs-uri", "uri"),
+    ("x-host-header", "host"),
+    ("cs-host", "host"),
+    ("cs(host)", "host"),
+    ("sc-status", "status"),
+    ("sc-bytes", "bytes"),
+    ("cs(user-agent)", "user_agent"),
+    ("cs(referer)", "referrer"),
+    ("cs(referrer)", "referrer"),
 )
 
 
@@ -127,7 +139,7 @@ class W3cParser:
         tables: list[pa.Table] = []
         rejected: list[Rejected] = too_long_rejects(block, source_name)
         rows_read = 0
-        for a, b in zip(bounds[:-1], bounds[1:]):
+        for a, b in zip(bounds[:-1], bounds[1:], strict=False):
             if a >= 0:
                 self.layout = parse_fields(lines[a].as_py()) or self.layout
             seg = lines.slice(a + 1, b - a - 1)
@@ -142,8 +154,14 @@ class W3cParser:
                 continue
             if self.layout is None:
                 for i in range(len(seg)):
-                    rejected.append(Rejected(source_name, int(seg_idx[i]) + block.first_line,
-                                             "a row before any #Fields: header", seg[i].as_py()))
+                    rejected.append(
+                        Rejected(
+                            source_name,
+                            int(seg_idx[i]) + block.first_line,
+                            "a row before any #Fields: header",
+                            seg[i].as_py(),
+                        )
+                    )
                 rows_read += len(seg)
                 continue
             sep = _sep(seg.slice(0, 20).to_pylist())
@@ -156,8 +174,15 @@ class W3cParser:
                 fields[name] = pc.replace_substring_regex(value, r'^"(.*)"$', r"\1")
             style = TextStyle(percent_ua=True) if self.fmt.cloudfront else TextStyle(plus_ua=True)
             batch, assumed = finish(
-                LineBlock(b"", block.first_line, 0), source_name, seg, seg_idx, fields, matched, style=style,
-                timezone=self.timezone, local_time=self.layout.local_time,
+                LineBlock(b"", block.first_line, 0),
+                source_name,
+                seg,
+                seg_idx,
+                fields,
+                matched,
+                style=style,
+                timezone=self.timezone,
+                local_time=self.layout.local_time,
                 format_name=f"{self.fmt.name} (#Fields: {len(self.layout.fields)} fields)",
             )
             self.zone_assumed = self.zone_assumed or assumed
@@ -185,18 +210,61 @@ CLOUDFRONT_FIELDS = (
     "fle-encrypted-fields c-port time-to-first-byte x-edge-detailed-result-type sc-content-type sc-content-len "
     "sc-range-start sc-range-end"
 )
-CLOUDFRONT_EXAMPLE = "#Version: 1.0\n#Fields: " + CLOUDFRONT_FIELDS + "\n" + "\t".join([
-    "2024-03-14", "08:26:53", "FRA56-P1", "8917", "203.0.113.42", "GET", "d111111abcdef8.cloudfront.net", "/pricing",
-    "200", "https://www.example.org/",
-    "Mozilla/5.0%20(X11;%20Linux%20x86_64;%20rv:123.0)%20Gecko/20100101%20Firefox/123.0", "plan=pro", "-", "Hit",
-    "ExAmPlErEqUeStId0123456789abcdefghijklmnopqrstuv==", "www.example.com", "https", "412", "0.002", "-",
-    "TLSv1.3", "TLS_AES_128_GCM_SHA256", "Hit", "HTTP/2.0", "-", "-", "51544", "0.002", "Hit", "text/html", "8312",
-    "-", "-",
-])
+CLOUDFRONT_EXAMPLE = (
+    "#Version: 1.0\n#Fields: "
+    + CLOUDFRONT_FIELDS
+    + "\n"
+    + "\t".join(
+        [
+            "2024-03-14",
+            "08:26:53",
+            "FRA56-P1",
+            "8917",
+            "203.0.113.42",
+            "GET",
+            "d111111abcdef8.cloudfront.net",
+            "/pricing",
+            "200",
+            "https://www.example.org/",
+            "Mozilla/5.0%20(X11;%20Linux%20x86_64;%20rv:123.0)%20Gecko/20100101%20Firefox/123.0",
+            "plan=pro",
+            "-",
+            "Hit",
+            "ExAmPlErEqUeStId0123456789abcdefghijklmnopqrstuv==",
+            "www.example.com",
+            "https",
+            "412",
+            "0.002",
+            "-",
+            "TLSv1.3",
+            "TLS_AES_128_GCM_SHA256",
+            "Hit",
+            "HTTP/2.0",
+            "-",
+            "-",
+            "51544",
+            "0.002",
+            "Hit",
+            "text/html",
+            "8312",
+            "-",
+            "-",
+        ]
+    )
+)
 
-W3C = W3cFormat("w3c", "W3C extended log (IIS and others), columns from #Fields: headers; times in UTC "
-                "(date-local/time-local: --timezone)", IIS_EXAMPLE, cloudfront=False)
-CLOUDFRONT = W3cFormat("cloudfront", "Amazon CloudFront standard log (W3C, tab-separated, percent-encoded "
-                       "user agent; host from x-host-header)", CLOUDFRONT_EXAMPLE, cloudfront=True)
+W3C = W3cFormat(
+    "w3c",
+    "W3C extended log (IIS and others), columns from #Fields: headers; times in UTC "
+    "(date-local/time-local: --timezone)",
+    IIS_EXAMPLE,
+    cloudfront=False,
+)
+CLOUDFRONT = W3cFormat(
+    "cloudfront",
+    "Amazon CloudFront standard log (W3C, tab-separated, percent-encoded user agent; host from x-host-header)",
+    CLOUDFRONT_EXAMPLE,
+    cloudfront=True,
+)
 
 FORMATS = (CLOUDFRONT, W3C)

@@ -51,6 +51,15 @@ def make_sink(
         return DryRunWriter(output, on_settled=on_settled)
     options = options or SendOptions()
     report.window = options.window
-    return HttpSender(options, report, rejects or RejectsFile(None), on_settled=on_settled,
-                      on_first_batch=on_first_batch, failed=failed, ledger=ledger, stop_reading=stop_reading,
-                      tls=tls, on_retry=on_retry)
+    return HttpSender(
+        options,
+        report,
+        rejects or RejectsFile(None),
+        on_settled=on_settled,
+        on_first_batch=on_first_batch,
+        failed=failed,
+        ledger=ledger,
+        stop_reading=stop_reading,
+        tls=tls,
+        on_retry=on_retry,
+    )

@@ -6,7 +6,7 @@ import json
 import ssl
 import urllib.parse
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 # Plausible answers "ok" or an error of a few hundred bytes: no more than this is read of any
 # answer (a login page or a broken proxy may send hundreds of megabytes).
@@ -21,7 +21,7 @@ class Answer(NamedTuple):
     location: str | None
 
 
-async def read_at_most(content, limit: int) -> bytes:
+async def read_at_most(content: Any, limit: int) -> bytes:
     """Up to ``limit`` bytes of a response body, however large the body is."""
     parts: list[bytes] = []
     size = 0
@@ -34,7 +34,7 @@ async def read_at_most(content, limit: int) -> bytes:
     return b"".join(parts)
 
 
-def plausible_errors(text: str) -> dict | None:
+def plausible_errors(text: str) -> dict[str, Any] | None:
     """Plausible's validation answer, ``{"errors": {field: [message, ...]}}``, or None for any other 400."""
     try:
         data = json.loads(text)
@@ -47,9 +47,11 @@ def certificate_message(endpoint: str, exc: BaseException) -> str:
     host = urllib.parse.urlsplit(endpoint).netloc
     cause = getattr(exc, "certificate_error", exc)
     reason = getattr(cause, "verify_message", None) or str(cause)
-    return (f"the TLS certificate of {host} is not trusted ({reason}): if a private CA signed it, pass "
-            "--ca-bundle FILE (that CA's certificate, PEM) or set SSL_CERT_FILE; if the host name does not "
-            "match, check --endpoint")
+    return (
+        f"the TLS certificate of {host} is not trusted ({reason}): if a private CA signed it, pass "
+        "--ca-bundle FILE (that CA's certificate, PEM) or set SSL_CERT_FILE; if the host name does not "
+        "match, check --endpoint"
+    )
 
 
 def tls_context(ca_bundle: str | Path | None) -> ssl.SSLContext | bool:

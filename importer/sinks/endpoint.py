@@ -52,9 +52,11 @@ async def probe(url: str, proxy: str | None, tls: ssl.SSLContext | bool, timeout
     port = parts.port or (443 if parts.scheme == "https" else 80)
     try:
         _, writer = await asyncio.wait_for(
-            asyncio.open_connection(parts.hostname, port, ssl=context,
-                                    server_hostname=parts.hostname if use_tls else None),
-            timeout=timeout_s)
+            asyncio.open_connection(
+                parts.hostname, port, ssl=context, server_hostname=parts.hostname if use_tls else None
+            ),
+            timeout=timeout_s,
+        )
     except (TimeoutError, ssl.SSLCertVerificationError):
         return None
     except OSError as exc:
@@ -70,8 +72,7 @@ async def probe(url: str, proxy: str | None, tls: ssl.SSLContext | bool, timeout
     return None
 
 
-ADVICE = ("check --endpoint, that Plausible is running there, and any firewall or proxy in between; "
-          "nothing was sent")
+ADVICE = "check --endpoint, that Plausible is running there, and any firewall or proxy in between; nothing was sent"
 
 
 class Streak:

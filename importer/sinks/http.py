@@ -44,6 +44,7 @@ import time
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import pyarrow as pa
 
@@ -174,9 +175,10 @@ class HttpSender:
         self._stop = asyncio.Event()
         self._deadline: float | None = None
         self._room = asyncio.Event()
-        self._queues: list[asyncio.Queue] = [asyncio.Queue(maxsize=options.queue_per_worker)
-                                             for _ in range(connections * LANES_PER_CONNECTION)]
-        self._workers: list[asyncio.Task] = []
+        self._queues: list[asyncio.Queue[tuple[dict[str, Any], Entry] | None]] = [
+            asyncio.Queue(maxsize=options.queue_per_worker) for _ in range(connections * LANES_PER_CONNECTION)
+        ]
+        self._workers: list[asyncio.Task[None]] = []
         self._settled_at_interrupt = 0
 
     # -- running -------------------------------------------------------------------------
@@ -214,8 +216,7 @@ class HttpSender:
         self._transport_errors = (aiohttp.ClientError, asyncio.TimeoutError, OSError)
         self._certificate_errors = (aiohttp.ClientConnectorCertificateError, ssl.SSLCertVerificationError)
         self._connect_timeout = aiohttp.ConnectionTimeoutError  # the request never left: not a possible copy
-        connector = aiohttp.TCPConnector(limit=connections, limit_per_host=connections, ttl_dns_cache=300,
-                                         ssl=self.tls)
+        connector = aiohttp.TCPConnector(limit=connections, limit_per_host=connections, ttl_dns_cache=300, ssl=self.tls)
         # Connecting and waiting for the answer each get timeout_s, so that a connection that
         # could not be made (the request never left: ConnectionTimeoutError) is told apart from
         # an answer that did not come (the server may have recorded the event). The total only
@@ -256,6 +257,7 @@ class HttpSender:
 
     async def _close_lanes(self) -> None:
         """Let every lane finish; after an interrupt, only within the drain time."""
+
         async def close() -> None:
             for q in self._queues:
                 await q.put(None)
@@ -374,7 +376,7 @@ class HttpSender:
 
     # -- delivering ----------------------------------------------------------------------
 
-    async def _worker(self, queue: asyncio.Queue) -> None:
+    async def _worker(self, queue: asyncio.Queue[tuple[dict[str, Any], Entry] | None]) -> None:
         while True:
             item = await queue.get()
             if item is None:
@@ -389,7 +391,7 @@ class HttpSender:
                 if not entry.done:
                     self._fail(event, entry, "interrupted while sending", resend=True)
                 raise
-            except Exception as exc:  # noqa: BLE001 - a fault of ours must not lose the event or the lane
+            except Exception as exc:
                 if not entry.done:
                     self._fail(event, entry, f"could not be sent: {type(exc).__name__}: {exc}", resend=True)
                 self._stop_run(f"sending failed: {type(exc).__name__}: {exc}")
@@ -398,11 +400,11 @@ class HttpSender:
         self.ledger.decide(entry, resend)
         self.on_settled(1)
 
-    def _not_sent(self, event: dict, entry: Entry) -> None:
+    def _not_sent(self, event: dict[str, Any], entry: Entry) -> None:
         reason = self.fatal or "the run was interrupted"
         self._fail(event, entry, f"not sent: {reason}", resend=True)
 
-    def _fail(self, event: dict, entry: Entry, reason: str, resend: bool, **extra) -> None:
+    def _fail(self, event: dict[str, Any], entry: Entry, reason: str, resend: bool, **extra: Any) -> None:
         self.report.failed += 1
         self.report.resend += resend
         self.report.cut_off += self.interrupted is not None
@@ -412,17 +414,17 @@ class HttpSender:
         self._settle(entry, resend=resend)
 
     @staticmethod
-    def _body(event: dict) -> bytes:
+    def _body(event: dict[str, Any]) -> bytes:
         return json.dumps(request_body(event), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
-    def _headers(self, event: dict) -> dict[str, str]:
+    def _headers(self, event: dict[str, Any]) -> dict[str, str]:
         headers = dict(self.options.headers)
         headers.update({"Content-Type": "application/json", "User-Agent": event["user_agent"] or ""})
         if event["ip"]:
             headers["X-Forwarded-For"] = event["ip"]
         return headers
 
-    def _record(self, event: dict, **extra) -> dict:
+    def _record(self, event: dict[str, Any], **extra: Any) -> dict[str, Any]:
         # No IP address here: these files are for people to read.
         return {
             "stage": "send",
@@ -433,7 +435,7 @@ class HttpSender:
             "user_agent": event["user_agent"],
         }
 
-    async def _deliver(self, event: dict, entry: Entry) -> None:
+    async def _deliver(self, event: dict[str, Any], entry: Entry) -> None:
         o = self.options
         body = self._body(event)
         headers = self._headers(event)
@@ -444,8 +446,13 @@ class HttpSender:
                 answer = await self._post(body, headers, tries)
                 if answer is None:  # the run stopped while this event waited for a connection
                     if tries.count:
-                        self._fail(event, entry, f"{self._stopped()} during retries: {tries.last_error}",
-                                   resend=True, **self._tried(tries))
+                        self._fail(
+                            event,
+                            entry,
+                            f"{self._stopped()} during retries: {tries.last_error}",
+                            resend=True,
+                            **self._tried(tries),
+                        )
                     else:
                         self._not_sent(event, entry)
                     return
@@ -492,14 +499,19 @@ class HttpSender:
             # Never follow a redirect: it would carry the visitor's IP and user agent (and, for
             # 307/308, the event) to another host, maybe in clear text, and aiohttp turns a POST
             # into a bodyless GET on 301/302 whose 200 looks like success.
-            async with self._session.post(self.options.endpoint, data=body, headers=headers, proxy=self._proxy,
-                                          allow_redirects=False) as response:
+            async with self._session.post(
+                self.options.endpoint, data=body, headers=headers, proxy=self._proxy, allow_redirects=False
+            ) as response:
                 raw = await read_at_most(response.content, ANSWER_LIMIT)
                 # Leaving the block with the body unread closes the connection instead of draining it.
                 dropped = (response.headers.get("x-plausible-dropped") or "").strip()
-                return Answer(status=response.status, text=raw.decode("utf-8", "replace"),
-                              dropped=dropped not in ("", "0"), retry_after=response.headers.get("retry-after"),
-                              location=response.headers.get("location"))
+                return Answer(
+                    status=response.status,
+                    text=raw.decode("utf-8", "replace"),
+                    dropped=dropped not in ("", "0"),
+                    retry_after=response.headers.get("retry-after"),
+                    location=response.headers.get("location"),
+                )
 
     def _note_transport_error(self, exc: BaseException, tries: _Tries) -> bool:
         """Account a try that got no answer; False when the run must stop (an untrusted certificate)."""
@@ -511,8 +523,9 @@ class HttpSender:
             # The request went out and no answer came in time: the server may have recorded it.
             self.report.timeouts += 1
             tries.timed_out = True
-            tries.last_error = (f"no answer within {self.options.timeout_s:g} s (--timeout); "
-                                "the server may have recorded it")
+            tries.last_error = (
+                f"no answer within {self.options.timeout_s:g} s (--timeout); the server may have recorded it"
+            )
         else:
             tries.last_error = f"{type(exc).__name__}: {exc}".rstrip(": ")
         tries.shown = describe_error(exc, self._host)
@@ -524,9 +537,11 @@ class HttpSender:
         report = self.report
         if self._streak.failed(error, server_error, anything_accepted=bool(report.accepted + report.dropped)):
             what = "answers with a server error" if server_error else "tries without an answer"
-            self._stop_run(f"{self._streak.count} {what} in a row from {self._host}, the last: {error}; "
-                           "check --endpoint, that Plausible is running and reachable there (firewall, proxy), "
-                           "and its logs")
+            self._stop_run(
+                f"{self._streak.count} {what} in a row from {self._host}, the last: {error}; "
+                "check --endpoint, that Plausible is running and reachable there (firewall, proxy), "
+                "and its logs"
+            )
 
     async def _settle_202(self, answer: Answer, tries: _Tries) -> bool:
         """Count Plausible's 202 as accepted or dropped; False when a drop is to be tried again."""
@@ -540,21 +555,24 @@ class HttpSender:
             tries.drops_left -= 1
             tries.last_error = "dropped"
             await self._sleep_unless_stopped(
-                backoff_delay(o.retry_dropped - tries.drops_left, o.backoff_base_s, o.backoff_cap_s, self._rng))
+                backoff_delay(o.retry_dropped - tries.drops_left, o.backoff_base_s, o.backoff_cap_s, self._rng)
+            )
             if not self._stop.is_set():
                 return False
         self.report.dropped += 1
         return True
 
-    def _settle_refusal(self, event: dict, entry: Entry, answer: Answer, tries: _Tries) -> None:
+    def _settle_refusal(self, event: dict[str, Any], entry: Entry, answer: Answer, tries: _Tries) -> None:
         """An answer that no retry changes: another 2xx, a 3xx, a 400 or another 4xx."""
         status, endpoint = answer.status, redact_url(self.options.endpoint)
         error = f"HTTP {status}: {answer.text[:300]}"
         if status < 400:  # Plausible answers 202 or an error: this is something else
             where = f" (a redirect to {answer.location}; redirects are not followed)" if answer.location else ""
-            self._stop_run(f"the endpoint {endpoint} answered HTTP {status}{where}, not Plausible's 202: nothing "
-                           "was delivered; check --endpoint (Plausible's is https://HOST/api/event) and any proxy "
-                           "or login page in front of it")
+            self._stop_run(
+                f"the endpoint {endpoint} answered HTTP {status}{where}, not Plausible's 202: nothing "
+                "was delivered; check --endpoint (Plausible's is https://HOST/api/event) and any proxy "
+                "or login page in front of it"
+            )
             self._fail(event, entry, error, resend=True, status=status, **self._tried(tries))
             return
         errors = plausible_errors(answer.text) if status == 400 else None
@@ -562,17 +580,21 @@ class HttpSender:
             self.report.rejected += 1
             self.rejects.write(self._record(event, status=status, error=errors, **self._tried(tries)))
             self._settle(entry)
-            hint = (f"the endpoint {endpoint} rejected the first {self._config_errors + 1} events (HTTP 400) and "
-                    "accepted none: check --domain and the mapping; the reasons are in the rejects file")
+            hint = (
+                f"the endpoint {endpoint} rejected the first {self._config_errors + 1} events (HTTP 400) and "
+                "accepted none: check --domain and the mapping; the reasons are in the rejects file"
+            )
         else:
             self._fail(event, entry, error, resend=status not in FINAL_STATUSES, status=status, **self._tried(tries))
-            hint = (f"the endpoint {endpoint} answered HTTP {status} to the first {self._config_errors + 1} events"
-                    + (f" with a body that is not Plausible's {{\"errors\": ...}} ({answer.text[:80]!r}): "
-                       "something in front of Plausible (a proxy, a firewall) refuses them; check it and --endpoint"
-                       if status == 400 else "; is --endpoint right?"))
+            hint = f"the endpoint {endpoint} answered HTTP {status} to the first {self._config_errors + 1} events" + (
+                f' with a body that is not Plausible\'s {{"errors": ...}} ({answer.text[:80]!r}): '
+                "something in front of Plausible (a proxy, a firewall) refuses them; check it and --endpoint"
+                if status == 400
+                else "; is --endpoint right?"
+            )
         self._note_config_error(hint)
 
-    async def _wait_to_retry(self, event: dict, entry: Entry, tries: _Tries, delay: float | None) -> bool:
+    async def _wait_to_retry(self, event: dict[str, Any], entry: Entry, tries: _Tries, delay: float | None) -> bool:
         """Back off before the next try; False (and the event failed) when the limits say stop."""
         o = self.options
         extra = self._tried(tries)
@@ -580,16 +602,22 @@ class HttpSender:
             self._fail(event, entry, f"{self._stopped()} during retries: {tries.last_error}", resend=True, **extra)
             return False
         if tries.errors_left <= 0:
-            self._fail(event, entry, f"failed after {o.max_attempts} attempts: {tries.last_error}", resend=True,
-                       **extra)
+            self._fail(
+                event, entry, f"failed after {o.max_attempts} attempts: {tries.last_error}", resend=True, **extra
+            )
             return False
         wait = backoff_delay(tries.count - 1, o.backoff_base_s, o.backoff_cap_s, self._rng)
         if delay is not None:
             wait = max(wait, delay)
         elapsed = time.monotonic() - tries.started
         if elapsed + wait > o.max_retry_s:
-            self._fail(event, entry, f"gave up after {tries.count} attempts in {elapsed:.1f} s "
-                                     f"(--max-retry-time): {tries.last_error}", resend=True, **extra)
+            self._fail(
+                event,
+                entry,
+                f"gave up after {tries.count} attempts in {elapsed:.1f} s (--max-retry-time): {tries.last_error}",
+                resend=True,
+                **extra,
+            )
             return False
         self.on_retry(f"retrying: {tries.shown or tries.last_error}, attempt {tries.count + 1}/{o.max_attempts}")
         await self._sleep_unless_stopped(wait)
@@ -602,7 +630,7 @@ class HttpSender:
         return "stopped early" if self.fatal else "interrupted"
 
     @staticmethod
-    def _tried(tries: _Tries) -> dict:
+    def _tried(tries: _Tries) -> dict[str, Any]:
         """For the failed and rejects files: whether an earlier try may have arrived after all."""
         return {"may_have_arrived": True} if tries.timed_out else {}
 

@@ -40,7 +40,7 @@ class TokenBucket:
 
 def backoff_delay(attempt: int, base: float, cap: float, rng: random.Random) -> float:
     """Exponential backoff with full jitter: uniform in [0, min(cap, base * 2**attempt)]."""
-    return rng.uniform(0.0, min(cap, base * (2 ** attempt)))
+    return rng.uniform(0.0, min(cap, base * (2**attempt)))
 
 
 def retry_after_seconds(value: str | None) -> float | None:
