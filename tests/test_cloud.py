@@ -183,7 +183,10 @@ def test_a_key_that_vanishes_while_read_keeps_the_rows_before_and_resumes_after(
     s3.server.hooks.before_read = delete_on_third_read
     state = tmp_path / "state.sqlite"
     report = pipeline.send([url], "example.com", delivery=_delivery(receiver, state), outputs=_outputs(tmp_path))
-    assert report.skipped_sources == [f"{url}: the object disappeared while it was being read"]
+    (skipped,) = report.skipped_sources  # named, with the rows read before it
+    assert (
+        skipped.startswith(f"{url}: the object disappeared while it was being read (") and "rows read before" in skipped
+    )
     delivered = pages_of(receiver)
     assert 0 < len(delivered) < 1200 and delivered == pages(0, len(delivered))  # the rows before it, in order
 

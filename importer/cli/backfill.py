@@ -26,6 +26,7 @@ from .common import (
     Sources,
     TimeFormat,
     Until,
+    exit_on_sigterm,
     fail,
     read_options,
 )
@@ -80,7 +81,8 @@ def backfill_command(
     try:
         target = BackfillOptions(site_timezone=site_timezone, out_dir=out)
         outputs = OutputOptions(report=report, rejects=rejects, failed=None, progress=not no_progress)
-        result = backfill(sources, domain, target, read=read, outputs=outputs)
+        with exit_on_sigterm():
+            result = backfill(sources, domain, target, read=read, outputs=outputs)
     except (ConfigError, MappingError) as exc:
         fail(str(exc))
     page = write_page(html or out / "report.html", backfill_page(result, first_native))

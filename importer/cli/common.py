@@ -7,6 +7,9 @@ Only typer and the light option module are imported: each command imports what i
 from __future__ import annotations
 
 import os
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -213,3 +216,18 @@ def write_run_html(path: Path, report: Any, title: str) -> None:
     note = time_note(report.oldest)
     page = write_page(path, run_page(report, title, note.removeprefix("note: ") if note else None))
     typer.echo(f"report: {page}", err=True)
+
+
+@contextmanager
+def exit_on_sigterm() -> Iterator[None]:
+    """SIGTERM ends the command as Ctrl-C does: cleanup runs (backfill's temporary spill files,
+    which hold visitors' addresses, are removed), and the exit status is 143."""
+
+    def stop(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
