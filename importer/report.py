@@ -46,6 +46,7 @@ class Report:
     extra_events: int = 0  # events beyond one per row (rules with also_pageview)
     events_by_name: Counter = field(default_factory=Counter)
     events_by_day: Counter = field(default_factory=Counter)  # (UTC date, event name) -> events, for --html
+    outcomes_by_day: Counter = field(default_factory=Counter)  # (UTC date, outcome) -> events sent, for --html
     sent: int = 0
     accepted: int = 0
     dropped: int = 0

@@ -81,6 +81,19 @@ def _outcome(report: Report) -> list[tuple[str, float, str]]:
     ]
 
 
+OUTCOMES = ("accepted", "dropped", "rejected", "failed")
+
+
+def _outcomes_per_day(counts: Counter[tuple[dt.date, str]]) -> str:
+    """A table of the outcomes of the events of each day (the day each happened, UTC)."""
+    days = sorted({day for day, _ in counts})
+    if not days:
+        return ""
+    rows = [[esc(day.isoformat()), *(number_html(counts.get((day, o), 0)) for o in OUTCOMES)] for day in days]
+    headers = [("Day (UTC)", False), *((o.capitalize(), True) for o in OUTCOMES)]
+    return table_html(headers, rows, caption="Outcome per day the events happened", attrs=' class="outcomes"')
+
+
 def run_page(
     report: Report,
     title: str,
@@ -101,9 +114,7 @@ def run_page(
     what = "What would be sent" if report.dry_run else "What was sent"
     outcome = figures_html(_outcome(report), "Outcome")
     if not report.dry_run:
-        outcome += (
-            '<p class="muted">Outcomes are counted for the whole run; the chart shows the events read per day.</p>'
-        )
+        outcome += _outcomes_per_day(report.outcomes_by_day)
     notices = [*([date_note] if date_note else []), *extra_notices, *report.reading_trailer()]
     body = [
         f'<h1>{esc(title)}</h1><p class="muted">Events from {esc(span)}.</p>',

@@ -404,8 +404,16 @@ class HttpSender:
         reason = self.fatal or "the run was interrupted"
         self._fail(event, entry, f"not sent: {reason}", resend=True)
 
+    def _count(self, event: dict[str, Any], outcome: str) -> None:
+        """One more event with this outcome (accepted, dropped, rejected, failed), in all and on the
+        event's own day (UTC), for the run's HTML report."""
+        setattr(self.report, outcome, getattr(self.report, outcome) + 1)
+        when = event.get("timestamp")
+        if when is not None:
+            self.report.outcomes_by_day[(when.date(), outcome)] += 1
+
     def _fail(self, event: dict[str, Any], entry: Entry, reason: str, resend: bool, **extra: Any) -> None:
-        self.report.failed += 1
+        self._count(event, "failed")
         self.report.resend += resend
         self.report.cut_off += self.interrupted is not None
         if entry.state is not None:  # which state entry: a later run that settles it removes this record
@@ -464,7 +472,7 @@ class HttpSender:
                     return
             else:
                 if answer.status == 202:
-                    if await self._settle_202(answer, tries):
+                    if await self._settle_202(event, answer, tries):
                         self._settle(entry)
                         return
                     continue
@@ -543,13 +551,13 @@ class HttpSender:
                 "and its logs"
             )
 
-    async def _settle_202(self, answer: Answer, tries: _Tries) -> bool:
+    async def _settle_202(self, event: dict[str, Any], answer: Answer, tries: _Tries) -> bool:
         """Count Plausible's 202 as accepted or dropped; False when a drop is to be tried again."""
         o = self.options
         self._config_errors = 0
         self._streak.answered()
         if not answer.dropped:
-            self.report.accepted += 1
+            self._count(event, "accepted")
             return True
         if tries.drops_left > 0 and not self._stop.is_set():
             tries.drops_left -= 1
@@ -559,7 +567,7 @@ class HttpSender:
             )
             if not self._stop.is_set():
                 return False
-        self.report.dropped += 1
+        self._count(event, "dropped")
         return True
 
     def _settle_refusal(self, event: dict[str, Any], entry: Entry, answer: Answer, tries: _Tries) -> None:
@@ -577,7 +585,7 @@ class HttpSender:
             return
         errors = plausible_errors(answer.text) if status == 400 else None
         if errors is not None:
-            self.report.rejected += 1
+            self._count(event, "rejected")
             self.rejects.write(self._record(event, status=status, error=errors, **self._tried(tries)))
             self._settle(entry)
             hint = (
