@@ -57,7 +57,7 @@ def read_events(
 
     With ``resume`` (a state file), rows already settled by an earlier run are left out.
     """
-    from .readers import FormatError, reader_for
+    from .readers import FormatError
     from .remote import RemoteError
 
     column_map = export_columns(mapper.mapping, read.log_timezone)
@@ -67,16 +67,7 @@ def read_events(
         try:
             file_invalid = 0
             damaged = False
-            reader = previous = reader_for(
-                source,
-                log_format=read.log_format,
-                column_map=column_map,
-                custom_format=read.custom_format,
-                timezone=read.log_timezone,
-                previous=previous,
-                encoding=read.encoding,
-                time_format=read.time_format,
-            )
+            reader = previous = reader_of(source, read, column_map, previous)
             batches = _unless_unreadable(reader.read(source), source)
             if resume is not None:
                 batches = resume.batches(source, batches)
@@ -115,6 +106,23 @@ def read_events(
             rejects.write({"stage": "read", "file": source.name, "line": None, "reason": str(exc), "text": ""})
         if progress is not None:
             progress.next_source()
+
+
+def reader_of(source: Source, read: ReadOptions, column_map: Any, previous: Reader | None) -> Reader:
+    """The reader for one source, as the reading options say (``previous``: the reader of the
+    source before it, whose W3C ``#Fields`` a rotated log goes on with)."""
+    from .readers import reader_for
+
+    return reader_for(
+        source,
+        log_format=read.log_format,
+        column_map=column_map,
+        custom_format=read.custom_format,
+        timezone=read.log_timezone,
+        previous=previous,
+        encoding=read.encoding,
+        time_format=read.time_format,
+    )
 
 
 def _unless_unreadable(batches: Iterator[Batch], source: Source) -> Iterator[Batch]:

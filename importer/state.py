@@ -321,12 +321,7 @@ class StateStore:
                     "UPDATE files SET head_len = ?, head_hash = ? WHERE id = ?", (len(head), _digest(head), file_id)
                 )
             self._db.execute("UPDATE files SET name = ?, updated_at = ? WHERE id = ?", (source.name, now, file_id))
-            pending = {row[0] for row in self._db.execute("SELECT line FROM pending WHERE file_id = ?", (file_id,))}
-            done = {
-                row[0]
-                for row in self._db.execute("SELECT line FROM done WHERE file_id = ? AND line > ?", (file_id, settled))
-            }
-            rejected = self._lines_above("rejected", file_id, settled)
+            pending, done, rejected = self._known_lines(file_id, settled)
         return FileState(
             file_id=file_id,
             name=source.name,
@@ -354,15 +349,16 @@ class StateStore:
                 )
                 return FileState(file_id=int(cursor.lastrowid or 0), name=name)
             file_id, settled = found
-            pending = {row[0] for row in self._db.execute("SELECT line FROM pending WHERE file_id = ?", (file_id,))}
-            done = {
-                row[0]
-                for row in self._db.execute("SELECT line FROM done WHERE file_id = ? AND line > ?", (file_id, settled))
-            }
-            rejected = self._lines_above("rejected", file_id, settled)
+            pending, done, rejected = self._known_lines(file_id, settled)
         return FileState(
             file_id=file_id, name=name, settled_line=settled, pending=pending, done=done, rejected=rejected
         )
+
+    def _known_lines(self, file_id: int, settled: int) -> tuple[set[int], set[int], set[int]]:
+        """A file's lines to send again, and its lines above the settled one already decided or
+        already written to the rejects file."""
+        pending = {row[0] for row in self._db.execute("SELECT line FROM pending WHERE file_id = ?", (file_id,))}
+        return pending, self._lines_above("done", file_id, settled), self._lines_above("rejected", file_id, settled)
 
     def _lines_above(self, table: str, file_id: int, settled: int) -> set[int]:
         return {

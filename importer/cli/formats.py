@@ -133,8 +133,8 @@ def preview_command(
     from ..mapping import Mapper, MappingError
     from ..mapping import load as load_mapping
     from ..options import ConfigError
-    from ..pipeline import export_columns
-    from ..readers import FormatError, reader_for
+    from ..pipeline import export_columns, reader_of
+    from ..readers import FormatError
     from ..remote import RemoteError
     from ..report import Report
     from ..sources import SourceError, expand
@@ -160,16 +160,7 @@ def preview_command(
     for source in sources:
         typer.echo(f"== {source.name}")
         try:
-            reader = previous = reader_for(
-                source,
-                log_format=read.log_format,
-                column_map=column_map,
-                custom_format=read.custom_format,
-                timezone=read.log_timezone,
-                previous=previous,
-                encoding=read.encoding,
-                time_format=read.time_format,
-            )
+            reader = previous = reader_of(source, read, column_map, previous)
             batch = _first_rows(reader.read(source), PREVIEW_ROWS)
         except (FormatError, RemoteError, OSError) as exc:
             typer.echo(f"   cannot read: {exc}")
