@@ -26,6 +26,8 @@ from .options import ConfigError, DeliveryOptions, OutputOptions, ReadOptions, c
 from .report import INVALID_SAMPLES, RejectsFile, Report, redact_ips, write_json_report
 
 if TYPE_CHECKING:  # pragma: no cover
+    import ssl
+
     import pyarrow as pa
 
     from .mapping import Mapper, Mapping
@@ -234,24 +236,6 @@ def refuse_history(
     return itertools.chain(head, events)
 
 
-class StdoutEvents:
-    """A dry run's events as JSON lines on standard output (``--output -``)."""
-
-    def __init__(self, on_settled: Callable[[int], None]):
-        self.on_settled = on_settled
-
-    def run(self, batches: Iterator[pa.Table]) -> None:
-        import json
-
-        from .events import dry_run_record
-
-        for table in batches:
-            for event in table.to_pylist():
-                sys.stdout.write(json.dumps(dry_run_record(event), ensure_ascii=False, separators=(",", ":")) + "\n")
-            self.on_settled(table.num_rows)
-        sys.stdout.flush()
-
-
 def make_sink(
     dry_run: bool,
     delivery: DeliveryOptions,
@@ -262,13 +246,11 @@ def make_sink(
     bar: Progress,
     resume: Resume | None,
     stop_reading: Callable[[], None],
+    tls: ssl.SSLContext | bool,
 ) -> Any:
     """Where the events go: the one place that chooses the sink (a dry run's writer or the sender)."""
     from . import sinks
     from .sinks.http import SendOptions
-
-    if dry_run and outputs.events is not None and str(outputs.events) == "-":
-        return StdoutEvents(on_settled=bar.settled)
 
     def warn_once(first: pa.Table) -> None:
         message = time_warning(first)
@@ -302,7 +284,7 @@ def make_sink(
         on_first_batch=warn_once,
         on_retry=bar.retrying,
         stop_reading=stop_reading,
-        tls=delivery.tls() if not dry_run else True,
+        tls=tls,
     )
 
 
@@ -362,7 +344,7 @@ def send(
     read.check_formats()
     check_send(dry_run, delivery, outputs)
     sources = expand_inputs(inputs)
-    delivery.tls()
+    tls = delivery.tls()  # a bad --ca-bundle fails here, before anything is read
     report = Report(dry_run=dry_run)
     resume = None
     if delivery.state is not None and not dry_run:
@@ -392,7 +374,7 @@ def send(
     try:
         if not dry_run and not delivery.replay_history:
             events = refuse_history(events, confirm_history)
-        sink = make_sink(dry_run, delivery, outputs, report, rejects, failed, bar, resume, stop_reading.set)
+        sink = make_sink(dry_run, delivery, outputs, report, rejects, failed, bar, resume, stop_reading.set, tls)
         sink.run(events)
         report.interrupted = getattr(sink, "interrupted", None)
         report.state_error = getattr(sink, "state_error", None)

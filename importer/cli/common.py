@@ -26,12 +26,6 @@ def fail(message: str) -> NoReturn:
     raise typer.Exit(2)
 
 
-def exit_code(report: Any) -> int:
-    """The run's exit code (see :meth:`importer.report.Report.exit_code`)."""
-    code: int = report.exit_code()
-    return code
-
-
 # --- settings from a config file and the environment -------------------------------------
 
 # (typer carries its own copy of Click, so parameters and commands are told apart by what they

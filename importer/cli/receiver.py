@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from .. import resources
-from .common import exit_code, fail
+from .common import fail
 
 
 def receiver_command(
@@ -118,4 +118,4 @@ def demo_command(
         "point --endpoint at your Plausible to send your own logs.",
         err=True,
     )
-    raise typer.Exit(exit_code(result))
+    raise typer.Exit(result.exit_code())

@@ -27,7 +27,6 @@ from .common import (
     Sources,
     TimeFormat,
     Until,
-    exit_code,
     fail,
     read_options,
     write_run_html,
@@ -228,7 +227,7 @@ def send_command(
         write_run_html(html, result, "plausible-import send" + (" --dry-run" if dry_run else ""))
     if result.state_error:
         typer.echo(f"error: {result.state_error}", err=True)
-    raise typer.Exit(exit_code(result))
+    raise typer.Exit(result.exit_code())
 
 
 def _state_path(state: Path | None, none: bool) -> Path | None:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import signal
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import IO
 
 import pyarrow as pa
 
@@ -14,7 +16,8 @@ from ..report import open_private
 
 
 class DryRunWriter:
-    """Writes each event as one JSON line (``--output``), or only lets them be counted."""
+    """Writes each event as one JSON line (``--output``; ``-``: standard output), or only lets them
+    be counted."""
 
     def __init__(self, output: Path | None, on_settled: Callable[[int], None] | None = None):
         self.output = output
@@ -34,15 +37,22 @@ class DryRunWriter:
                     return
                 self.on_settled(table.num_rows)
             return
+        if str(self.output) == "-":
+            self._write(batches, sys.stdout)
+            sys.stdout.flush()
+            return
         with open_private(self.output, "w") as out:  # the events carry visitors' addresses
-            for table in batches:
-                if self.interrupted is not None:
-                    return
-                for record_batch in table.to_batches(max_chunksize=4096):
-                    lines = [
-                        json.dumps(dry_run_record(event), ensure_ascii=False, separators=(",", ":"))
-                        for event in record_batch.to_pylist()
-                    ]
-                    if lines:
-                        out.write("\n".join(lines) + "\n")
-                self.on_settled(table.num_rows)
+            self._write(batches, out)
+
+    def _write(self, batches: Iterator[pa.Table], out: IO[str]) -> None:
+        for table in batches:
+            if self.interrupted is not None:
+                return
+            for record_batch in table.to_batches(max_chunksize=4096):
+                lines = [
+                    json.dumps(dry_run_record(event), ensure_ascii=False, separators=(",", ":"))
+                    for event in record_batch.to_pylist()
+                ]
+                if lines:
+                    out.write("\n".join(lines) + "\n")
+            self.on_settled(table.num_rows)
