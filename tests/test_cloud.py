@@ -25,11 +25,7 @@ from typing import Any
 
 import pytest
 from conftest import BROWSER, combined_line
-from moto.server import (
-    DomainDispatcherApplication,
-    MotoRequestHandler,
-    create_backend_app,
-)
+from moto.server import DomainDispatcherApplication, create_backend_app
 from test_sender_faults import START, pages_of
 from werkzeug.serving import make_server
 
@@ -290,7 +286,7 @@ class S3Server:
         self.hooks = Hooks()
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         self._app = DomainDispatcherApplication(create_backend_app)
-        self._server = make_server("127.0.0.1", 0, self._wrapped, threaded=True, request_handler=MotoRequestHandler)
+        self._server = make_server("127.0.0.1", 0, self._wrapped, threaded=True)
         self._thread = threading.Thread(target=self._server.serve_forever, name="moto-s3", daemon=True)
 
     @property
