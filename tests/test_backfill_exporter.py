@@ -153,8 +153,10 @@ EXPORT_QUERIES = {
                count() AS visits, sum(duration) AS visit_duration, sum(is_bounce) AS bounces
         FROM sessions_v2
         GROUP BY date, source, referrer, utm_source, utm_medium, utm_campaign, utm_content, utm_term""",
+    # The exporter takes any(hostname), any host of the page's views that day; we pin one: the
+    # host of the first view, the alphabetically first of those in the same second.
     "imported_pages": """
-        SELECT toDate(timestamp, {tz}) AS date, any(hostname) AS hostname, pathname AS page,
+        SELECT toDate(timestamp, {tz}) AS date, argMin(hostname, (timestamp, hostname)) AS hostname, pathname AS page,
                uniq(session_id) AS visits, uniq(user_id) AS visitors, count() AS pageviews
         FROM events_v2 WHERE name = 'pageview' GROUP BY date, page""",
     "imported_entry_pages": """
@@ -265,6 +267,32 @@ def midnight_lines() -> list[str]:
     return lines
 
 
+def hostname_lines() -> list[str]:
+    """One pathname under several hosts on one day: the pages file has one row per day and page.
+
+    ``/shared`` is viewed on ``blog.example.com`` first, then on ``example.com``, and the next
+    day on ``example.com`` first; ``/cart`` on ``www.shop.example.org`` and ``shop.example.org``
+    (one host without ``www.``); ``/tie`` on two hosts in the same second.
+    """
+    noon = dt.datetime(2024, 3, 21, 12, 0, tzinfo=dt.UTC)  # the same day in every zone tested
+    views = [
+        ("198.51.100.40", BROWSER, "blog.example.com", "/shared", 0),
+        ("198.51.100.41", IPHONE, "example.com", "/shared", 5),
+        ("198.51.100.40", BROWSER, "example.com", "/shared", 10),
+        ("198.51.100.41", IPHONE, "blog.example.com", "/shared", 24 * 60),
+        ("198.51.100.40", BROWSER, "example.com", "/shared", 24 * 60 - 1),
+        ("198.51.100.42", IPAD, "www.shop.example.org", "/cart", 60),
+        ("198.51.100.43", WINDOWS, "shop.example.org", "/cart", 61),
+        ("198.51.100.44", BROWSER, "c.example.com", "/tie", 120),
+        ("198.51.100.45", IPHONE, "b.example.com", "/tie", 120),
+        ("198.51.100.46", IPAD, "a.example.com", "/tie", 120),
+    ]
+    return [
+        combined_line(ip=ip, user_agent=agent, vhost=host, target=path, when=noon + dt.timedelta(minutes=minutes))
+        for ip, agent, host, path, minutes in views
+    ]
+
+
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory):
     """The inputs, and their dry-run events prepared for ClickHouse (the same for every zone)."""
@@ -278,7 +306,11 @@ def prepared(tmp_path_factory):
         )
         for i in (0, 5)
     ]
-    inputs = [write_log(base / "handmade.log", handmade_lines() + midnight_lines() + downloads), SAMPLE]
+    inputs = [
+        write_log(base / "handmade.log", handmade_lines() + midnight_lines() + downloads),
+        write_log(base / "vhosts.log", hostname_lines()),
+        SAMPLE,
+    ]
     send(
         inputs,
         "example.com",

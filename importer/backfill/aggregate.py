@@ -6,8 +6,10 @@ compute the same rows from the events:
 
 * ``imported_pages`` and ``imported_custom_events`` group events by each event's own day in the
   site's zone; ``visitors`` counts distinct event ``user_id`` (which changes at midnight UTC),
-  pages' ``visits`` distinct sessions. Pages are grouped by pathname; ``hostname`` is the one
-  of the page's first pageview that day (the exporter takes ``any(hostname)``).
+  pages' ``visits`` distinct sessions. Pages are grouped by day and pathname only, not by
+  host: one row per page and day, whose ``hostname`` is the host (without ``www.``) of the
+  page's first pageview that day, the alphabetically first of several in that second. The
+  exporter takes ``any(hostname)``, any one of them; we pin this one so runs are repeatable.
 * The session tables (sources, entry and exit pages, locations, devices, browsers, operating
   systems, and the session figures of ``imported_visitors``) group sessions by the day of
   their **last** event; ``visitors`` counts distinct session ``user_id`` (the last event's).
@@ -212,8 +214,8 @@ class DayAggregator:
                 "user": events.user_id[rows],
             }
         )
-        agg = (
-            df.sort_values("seconds", kind="stable")
+        agg = (  # a page's hostname: its first view's, the alphabetically first in a tied second
+            df.sort_values(["seconds", "hostname"], kind="stable")
             .groupby("page", sort=True)
             .agg(
                 hostname=("hostname", "first"),
