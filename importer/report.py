@@ -28,6 +28,8 @@ if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
 
 INVALID_SAMPLES = 5
+# ``extra_events`` in the printed summary and the HTML report: what makes the rows add up
+EXTRA_EVENTS_LABEL = "extra events (second event of a row)"
 
 
 def new_run_id() -> str:
@@ -175,6 +177,8 @@ class Report:
         table.add("events", self.events)
         for name, count in sorted(self.events_by_name.items(), key=lambda kv: -kv[1]):
             table.add(f"  {name}", count)
+        if self.extra_events:
+            table.add(EXTRA_EVENTS_LABEL, self.extra_events)
 
     def reading_trailer(self) -> list[str]:
         """Lines under the table: bad lines quoted, notices, inputs skipped."""

@@ -5,10 +5,15 @@ geography of exports."""
 from __future__ import annotations
 
 import datetime as dt
+import json
+import os
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
-from conftest import BROWSER, write_log
+from conftest import BROWSER, combined_line, write_log
 from test_backfill import TZ, handmade_lines
 from test_backfill_units import frame
 
@@ -25,7 +30,8 @@ HEADLESS = (
 OPERA_MINI = (
     "Opera/9.80 (J2ME/MIDP; Opera Mini/9.80 (S60; SymbOS; Opera Mobi/23.348; U; en) Presto/2.5.25 Version/10.54"
 )
-SAMPLES = Path(__file__).resolve().parent.parent / "sample_data"
+REPO = Path(__file__).resolve().parent.parent
+SAMPLES = REPO / "sample_data"
 
 
 def table_rows(report, table: str) -> list[dict]:
@@ -297,3 +303,49 @@ def test_a_mapping_location_must_name_a_column(tmp_path):
     bad.write_text('extends = "umami"\nname = "umami-bad"\n[visitor]\ncity = "nowhere"\n', encoding="utf-8")
     with pytest.raises(mapping.MappingError, match=r"visitor\.city"):
         mapping.load(str(bad))
+
+
+def test_a_404_with_its_pageview_is_an_extra_event_and_the_rows_add_up(tmp_path):
+    """web-goals makes a 404 line two events (its pageview and the 404 goal): the JSON report,
+    the printed summary and report.html count the second one in extra_events, so that
+    rows_read = rows_invalid + sum(rows_filtered) + events - extra_events, as for send."""
+    day = dt.datetime(2024, 3, 14, 10, 0, tzinfo=UTC)
+    visitor = dict(ip="8.8.8.8", user_agent=BROWSER)
+    lines = [
+        combined_line(**visitor, when=day, target="/"),
+        combined_line(**visitor, when=day + dt.timedelta(minutes=1), target="/missing-page", status=404),
+        combined_line(**visitor, when=day + dt.timedelta(minutes=2), target="/app.js"),  # static asset
+        "not a log line",
+        combined_line(ip="8.8.4.4", user_agent=HEADLESS, when=day, target="/"),  # an event; backfill drops it
+        combined_line(**visitor, when=day + dt.timedelta(days=2), target="/pricing"),
+    ]
+    log = write_log(tmp_path / "access.log", lines)
+    mapping = tmp_path / "all-agents.toml"  # web-goals keeping non-human rows: the bot is an event
+    mapping.write_text('name = "all-agents"\nextends = "web-goals"\n[filters]\nnon_human = false\n', encoding="utf-8")
+    out, report_path = tmp_path / "out", tmp_path / "report.json"
+    env = {**os.environ, "PYTHONPATH": str(REPO), "PLAUSIBLE_IMPORT_UA_CACHE": ""}
+    args = ["backfill", str(log), "-d", "example.com", "--site-timezone", "UTC", "-o", str(out), "-m", str(mapping)]
+    args += ["--no-progress", "--report", str(report_path), "--rejects", str(tmp_path / "rejects.jsonl")]
+    done = subprocess.run(
+        [sys.executable, "-m", "importer", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=240,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    report = json.loads(report_path.read_text(encoding="utf-8"))
+    assert (report["rows_read"], report["rows_invalid"], report["rows_filtered"]) == (6, 1, {"static_asset": 1})
+    assert report["events_by_name"] == {"pageview": 4, "404": 1}
+    assert (report["events"], report["extra_events"], report["bot_events_dropped"]) == (5, 1, 1)
+    assert report["rows_read"] == (
+        report["rows_invalid"] + sum(report["rows_filtered"].values()) + report["events"] - report["extra_events"]
+    )
+    # both events of the 404 line are in the files: its pageview in pages, its goal in custom events
+    assert (report["pageviews"], report["custom_events"]) == (3, 1)
+    assert report["events"] == report["pageviews"] + report["custom_events"] + report["bot_events_dropped"]
+    assert re.search(r"^\s*extra events \(second event of a row\)\s+1\s*$", done.stderr, re.MULTILINE), done.stderr
+    page = (out / "report.html").read_text(encoding="utf-8")
+    row = '<td class="value">extra events (second event of a row)</td><td class="num"><span title="1">1</span></td>'
+    assert row in page

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import subprocess
 import sys
 from collections import Counter
@@ -162,6 +163,7 @@ def test_send_delivers_the_404_pageview_first_and_counts_both(tmp_path, receiver
     assert report.events == report.accepted == 4
     assert report.extra_events == 1
     assert report.rows_read == report.rows_invalid + sum(report.rows_filtered.values()) + report.events - 1
+    assert re.search(r"^extra events \(second event of a row\) +1$", report.summary(), re.MULTILINE)
 
 
 def test_mappings_web_shows_the_lists(tmp_path):

@@ -98,6 +98,7 @@ class BackfillReport:
             "rows_invalid": read["rows_invalid"],
             "rows_filtered": read["rows_filtered"],
             "events": read["events"],
+            "extra_events": read["extra_events"],
             "events_by_name": read["events_by_name"],
             "date_range": {
                 "start": self.start.isoformat() if self.start else None,

@@ -6,7 +6,7 @@ import datetime as dt
 from collections import Counter
 from collections.abc import Sequence
 
-from ..report import Report
+from ..report import EXTRA_EVENTS_LABEL, Report
 from .chart import Series, interval_for, roll_up, svg
 from .fmt import esc, number_html, text_html
 from .page import counts_html, figures_html, legend_html, notices_html, page, table_html
@@ -23,6 +23,8 @@ def reading_html(report: Report) -> str:
     rows = {"rows read": report.rows_read, "rows invalid": report.rows_invalid}
     rows.update({f"filtered: {reason}": count for reason, count in report.rows_filtered.items()})
     rows["events"] = report.events
+    if report.extra_events:
+        rows[EXTRA_EVENTS_LABEL] = report.extra_events
     return (
         f'<h2>The run</h2><div class="grid-2"><section class="card"><h3>Inputs</h3>{inputs}</section>'
         f'<section class="card"><h3>Rows</h3>'
