@@ -203,28 +203,30 @@ class DayAggregator:
         self.event_days[day] = len(rows)
         if not len(rows):
             return
-        hosts = np.array([h for h, _ in urls.pages], dtype=object)[urls.page_of_event[rows]]
-        paths = np.array([p for _, p in urls.pages], dtype=object)[urls.page_of_event[rows]]
+        page_of_row = urls.page_of_event[rows]
+        # A page's hostname is its first view's, the alphabetically first in a tied second: the
+        # smallest (second, host rank), packed into one integer so a group's min() finds it.
+        hosts = sorted({h for h, _ in urls.pages})
+        rank_of_page = np.searchsorted(np.array(hosts, dtype=object), [h for h, _ in urls.pages])
         df = pd.DataFrame(
             {
-                "page": paths,
-                "hostname": hosts,
-                "seconds": events.seconds[rows],
+                "page": np.array([p for _, p in urls.pages], dtype=object)[page_of_row],
+                "first_view": events.seconds[rows] * len(hosts) + rank_of_page[page_of_row],
                 "session": sessions.of_event[rows],
                 "user": events.user_id[rows],
             }
         )
-        agg = (  # a page's hostname: its first view's, the alphabetically first in a tied second
-            df.sort_values(["seconds", "hostname"], kind="stable")
-            .groupby("page", sort=True)
+        agg = (
+            df.groupby("page", sort=True)
             .agg(
-                hostname=("hostname", "first"),
+                first_view=("first_view", "min"),
                 visits=("session", "nunique"),
                 visitors=("user", "nunique"),
                 pageviews=("session", "size"),
             )
             .reset_index()
         )
+        agg.insert(1, "hostname", np.array(hosts, dtype=object)[agg.pop("first_view").to_numpy() % len(hosts)])
         agg.insert(0, "date", date.isoformat())
         self.writer.write(
             "imported_pages", agg.sort_values(["pageviews", "page"], ascending=[False, True], kind="stable")
