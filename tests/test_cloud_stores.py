@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import re
 import secrets
 import shutil
@@ -116,6 +117,21 @@ def test_a_refused_credential_is_one_clear_line(tmp_path, store, receiver, monke
     (line,) = [line for line in result.stderr.splitlines() if store.url("logs/") in line]
     assert f"{store.url('logs/')}: access denied (" in line and "check the credentials" in line
     assert "Traceback" not in result.stderr and receiver.events == []
+
+
+@pytest.mark.parametrize("store", ["gs"], indirect=True)
+def test_a_cloud_storage_endpoint_set_through_fsspec_is_read_through_the_json_api(
+    tmp_path, store, receiver, monkeypatch
+):
+    """A private endpoint named by fsspec's setting rather than STORAGE_EMULATOR_HOST: gcsfs's
+    default client would ask the bucket's layout over gRPC first and wait 60 s for each answer."""
+    store.put("logs/2024-03-14.log.gz", gzip.compress(log_lines(0, 30)))
+    monkeypatch.setenv("FSSPEC_GS_ENDPOINT_URL", os.environ["STORAGE_EMULATOR_HOST"])
+    monkeypatch.delenv("STORAGE_EMULATOR_HOST")
+    monkeypatch.setenv("FSSPEC_GS_TOKEN", "anon")  # this endpoint takes no credential
+    result = send(tmp_path, receiver, store.url("logs/"))
+    assert result.returncode == 0, result.stderr
+    assert pages_of(receiver) == pages(0, 30)
 
 
 # ---------------------------------------------------------------- the stores
