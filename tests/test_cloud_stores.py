@@ -15,6 +15,7 @@ import secrets
 import shutil
 import socket
 import subprocess
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -201,23 +202,18 @@ class AzuriteServer:
     """Azure Blob Storage (Azurite's blob service) on 127.0.0.1 and a free port, in memory."""
 
     def __init__(self, program: str, workdir: Path) -> None:
-        self._process = subprocess.Popen(
-            [program, *AZURITE_OPTIONS],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            cwd=workdir,
-        )
-        assert self._process.stdout is not None
-        said = []
-        for line in self._process.stdout:  # it prints the port it took, then nothing (--silent)
-            said.append(line)
-            found = re.search(r"listens on (http://127\.0\.0\.1:\d+)", line)
-            if found:
+        output = workdir / "azurite.out"  # a file, not a pipe: nobody reads it once started
+        with output.open("wb") as sink:
+            self._process = subprocess.Popen([program, *AZURITE_OPTIONS], stdout=sink, stderr=sink, cwd=workdir)
+        deadline = time.monotonic() + 60
+        while self._process.poll() is None and time.monotonic() < deadline:
+            found = re.search(r"listens on (http://127\.0\.0\.1:\d+)", output.read_text())
+            if found:  # it prints the port it took, then nothing more (--silent)
                 self.endpoint = found.group(1)
                 return
-        self._process.wait(timeout=10)
-        raise RuntimeError("Azurite did not start: " + "".join(said))
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"Azurite did not start: {output.read_text()}")
 
     def connection_string(self, key: str = AZURITE_KEY) -> str:
         return (
@@ -249,8 +245,6 @@ class AzuriteServer:
     def stop(self) -> None:
         self._process.terminate()
         self._process.wait(timeout=10)
-        assert self._process.stdout is not None
-        self._process.stdout.close()
 
 
 def azurite_program() -> str:
