@@ -110,8 +110,8 @@ class _RemoteFile:
 
 def _explain(exc: BaseException, action: str) -> str:
     """Why ``action`` (``list``, ``open``, ``read``) failed, in one line (the caller names the URL)."""
-    status = getattr(exc, "status_code", None)  # Azure's errors carry the HTTP status, not a built-in type
-    if isinstance(exc, FileNotFoundError) or status == 404:
+    status = getattr(exc, "status_code", None)  # Azure refuses with its own error type, carrying the HTTP status
+    if isinstance(exc, FileNotFoundError):
         return {
             "list": "no such bucket, object or prefix",
             "open": "no such object (deleted after it was listed?)",

@@ -26,6 +26,7 @@ from test_cloud import S3Server, log_lines, pages, send
 from test_sender_faults import pages_of
 
 from importer import sources as sources_mod
+from importer.remote import RemoteError
 from importer.sources import expand, open_source
 
 AZURITE_VERSION = "3.37.0"  # as .ci/run installs it
@@ -108,6 +109,18 @@ def test_a_missing_bucket_is_one_clear_line(tmp_path, store, receiver):
     assert "Traceback" not in result.stderr and receiver.events == []
 
 
+def test_an_object_deleted_after_listing_is_named_as_such(store):
+    store.put("logs/2024-03-14.log.gz", gzip.compress(log_lines(0, 5)))
+    (source,) = expand([store.url("logs/")])
+    store.delete_object("logs/2024-03-14.log.gz")
+    with pytest.raises(RemoteError) as raised:
+        open_source(source).stream.read()
+    assert str(raised.value) in (
+        "no such object (deleted after it was listed?)",
+        "the object disappeared while it was being read",
+    )
+
+
 @pytest.mark.parametrize("store", ["s3", "az"], indirect=True)  # gcp-storage-emulator checks no credential
 def test_a_refused_credential_is_one_clear_line(tmp_path, store, receiver, monkeypatch):
     store.put("logs/2024-03-14.log.gz", gzip.compress(log_lines(0, 5)))
@@ -145,6 +158,7 @@ class Store:
     scheme: str
     bucket: str
     put_object: Callable[[str, bytes], None]
+    delete_object: Callable[[str], object]
     refuse_credentials: Callable[[pytest.MonkeyPatch], None] | None  # None: the server checks none
 
     def url(self, key: str = "") -> str:
@@ -168,7 +182,13 @@ def s3_store(server: S3Server) -> Store:
         monkeypatch.setattr(settings, "INITIAL_NO_AUTH_ACTION_COUNT", 0)  # the server now checks keys
         monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAWRONGWRONGWRONG1")
 
-    return Store("s3", bucket, lambda key, body: client.put_object(Bucket=bucket, Key=key, Body=body), refuse)
+    return Store(
+        "s3",
+        bucket,
+        lambda key, body: client.put_object(Bucket=bucket, Key=key, Body=body),
+        lambda key: client.delete_object(Bucket=bucket, Key=key),
+        refuse,
+    )
 
 
 class GcsServer:
@@ -192,7 +212,13 @@ class GcsServer:
         bucket = f"logs-{uuid.uuid4().hex[:12]}"
         fs.mkdir(bucket)
 
-        return Store("gs", bucket, lambda key, body: fs.pipe(f"{bucket}/{key}", body), refuse_credentials=None)
+        return Store(
+            "gs",
+            bucket,
+            lambda key, body: fs.pipe(f"{bucket}/{key}", body),
+            lambda key: fs.rm(f"{bucket}/{key}"),
+            refuse_credentials=None,
+        )
 
     def stop(self) -> None:
         self._server.stop()
@@ -239,6 +265,7 @@ class AzuriteServer:
             "az",
             container.container_name,
             lambda key, body: container.upload_blob(key, body, overwrite=True),
+            container.delete_blob,
             refuse,
         )
 
