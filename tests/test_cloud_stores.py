@@ -2,8 +2,9 @@
 loopback: S3 (moto's server), Google Cloud Storage (gcp-storage-emulator, in this process) and
 Azure Blob Storage (Azurite, Microsoft's emulator, a Node.js subprocess). Objects are listed and
 read oldest first by the date in their keys, gzip is decompressed while streamed in ranged
-reads, a --state re-run over a bucket that grew sends only the new lines, and a missing bucket
-or a refused credential is one clear line naming the URL."""
+reads, a --state re-run over a bucket that grew sends only the new lines, an object deleted after
+it was listed is named as such, and a missing bucket or a refused credential is one clear line
+naming the URL."""
 
 from __future__ import annotations
 
