@@ -110,18 +110,25 @@ class _RemoteFile:
 
 def _explain(exc: BaseException, action: str) -> str:
     """Why ``action`` (``list``, ``open``, ``read``) failed, in one line (the caller names the URL)."""
+    status = getattr(exc, "status_code", None)  # Azure refuses with its own error type, carrying the HTTP status
     if isinstance(exc, FileNotFoundError):
         return {
             "list": "no such bucket, object or prefix",
             "open": "no such object (deleted after it was listed?)",
             "read": "the object disappeared while it was being read",
         }[action]
-    if isinstance(exc, PermissionError):
+    if isinstance(exc, PermissionError) or status in (401, 403):
         return (
-            f"access denied ({exc}); check the credentials the storage client finds "
+            f"access denied ({_first_line(exc)}); check the credentials the storage client finds "
             "(environment variables, profile, instance role)"
         )
-    return f"cannot {action} it: {type(exc).__name__}: {exc}"
+    return f"cannot {action} it: {type(exc).__name__}: {_first_line(exc)}"
+
+
+def _first_line(exc: BaseException) -> str:
+    """An error's first line: Azure's and Google's clients append the server's whole answer."""
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else ""
 
 
 def filesystem(spec: str) -> Any:
@@ -136,9 +143,26 @@ def filesystem(spec: str) -> Any:
         configured = fsspec.config.conf.get("s3", {}).get("config_kwargs", {})
         options["config_kwargs"] = {**configured, "signature_version": "s3v4"}
     try:
+        if scheme in ("gs", "gcs"):
+            return _gcs_filesystem(fsspec)
         return fsspec.filesystem(scheme, **options)
     except ImportError as exc:
         raise RemoteError(f"{spec}: reading {scheme}:// inputs needs the cloud extra: {INSTALL_HINT} ({exc})") from None
+
+
+def _gcs_filesystem(fsspec: Any) -> Any:
+    """gcsfs's file system. For an emulator (``STORAGE_EMULATOR_HOST``) or a private endpoint
+    (``FSSPEC_GS_ENDPOINT_URL``) it is gcsfs's JSON API client: the one gcsfs picks by default
+    first asks each bucket's layout over gRPC, which such an endpoint does not serve, and waits
+    60 s for that answer on every call. An emulator is asked without credentials, as Google's
+    own client libraries do (looking for them would probe the cloud's metadata server)."""
+    from gcsfs.core import GCSFileSystem
+
+    configured = {**fsspec.config.conf.get("gcs", {}), **fsspec.config.conf.get("gs", {})}
+    emulator = os.environ.get("STORAGE_EMULATOR_HOST", "") not in ("", "default")
+    if not emulator and "endpoint_url" not in configured:
+        return fsspec.filesystem("gs")
+    return GCSFileSystem(**({"token": "anon"} if emulator and "token" not in configured else {}))
 
 
 def list_objects(spec: str) -> list[RemoteObject]:
@@ -153,17 +177,29 @@ def list_objects(spec: str) -> list[RemoteObject]:
         elif _MAGIC.search(spec):
             entries = _entries(fs.glob(spec, detail=True))
         else:
-            entries = _entries(fs.find(spec, detail=True))
+            entries = _entries(_find(fs, spec))
     except Exception as exc:
         raise RemoteError(f"{spec}: {_explain(exc, 'list')}") from None
     finally:
         fs.invalidate_cache()  # the listing is copied into compact tuples: do not keep it twice
     found = list(entries)
     if not found:
-        raise RemoteError(f"{spec}: no object matches this " + ("pattern" if _MAGIC.search(spec) else "prefix"))
+        raise RemoteError(f"{spec}: {_why_nothing(fs, spec)}")
     if scheme in WEB_SCHEMES:
         return [RemoteObject(url=name, size=size, fs=fs) for name, size in found]
     return [RemoteObject(url=name if "://" in name else f"{scheme}://{name}", size=size, fs=fs) for name, size in found]
+
+
+def _why_nothing(fs: Any, spec: str) -> str:
+    """Why a listing came back empty: adlfs lists a missing container as an empty one."""
+    bucket = fs._strip_protocol(spec).split("/", 1)[0]
+    try:
+        bucket_exists = fs.exists(bucket)
+    except Exception:  # the listing worked: this question is only to name the reason better
+        bucket_exists = True
+    if not bucket_exists:
+        return "no such bucket or container"
+    return "no object matches this " + ("pattern" if _MAGIC.search(spec) else "prefix")
 
 
 def _s3_entries(fs: Any, spec: str) -> list[tuple[str, int | None]]:
@@ -246,6 +282,14 @@ def _fetch(url: str, tls: ssl.SSLContext | None) -> bytes:
         if exc.code == 403:
             raise PermissionError(reason) from None
         raise OSError(f"HTTP {exc.code} {reason}") from None
+
+
+def _find(fs: Any, spec: str) -> dict[str, dict]:
+    """The objects under a URL, or the object it names, with their details."""
+    found = fs.find(spec, detail=True)
+    if isinstance(found, list):  # adlfs names an object itself without its details
+        return {name: fs.info(name) for name in found}
+    return found
 
 
 def _entries(listing: dict[str, dict]) -> list[tuple[str, int | None]]:
