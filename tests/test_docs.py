@@ -308,6 +308,33 @@ def test_docs_cite_no_file_outside_the_repository(path):
     assert not foreign_citations(list(enumerate(lines, 1)), markdown_names)
 
 
+_OWN_FOLDERS = ("importer", "tests", "bench", "scripts", "mappings", "sample_data", "docs", ".ci")
+_OWN_PATH = re.compile(r"(?<![\w/.-])((?:" + "|".join(re.escape(f) for f in _OWN_FOLDERS) + r")/[\w./*-]*[\w*])")
+_NAMED_BUT_ABSENT = {
+    "importer/_mappings": "made when the wheel is built",
+    "importer/_sample_data": "made when the wheel is built",
+    "importer/mapping.py": "the module the redesign split, named in the design history",
+}
+
+
+def missing_own_paths(text: str) -> list[str]:
+    """Paths into the repository's own folders (``importer/backfill/x.py``) that it does not have."""
+    names = {name for name in _OWN_PATH.findall(text) if "*" not in name and name not in _NAMED_BUT_ABSENT}
+    return sorted(name for name in names if not (ROOT / name).exists())
+
+
+def test_docs_and_code_name_only_paths_the_repository_has():
+    own_examples = Path(__file__)
+    texts = {p: p.read_text(encoding="utf-8") for p in [*_markdown_files(), *_code_files()] if p != own_examples}
+    problems = [f"{p.relative_to(ROOT)}: {name}" for p, text in texts.items() for name in missing_own_paths(text)]
+    assert not problems, "\n".join(problems)
+
+
+def test_the_path_check_finds_a_module_that_is_gone():
+    text = "The table (`importer/backfill/nowhere.py`) and `importer/state.py`, in docs/index.md."
+    assert missing_own_paths(text) == ["importer/backfill/nowhere.py"]
+
+
 def test_the_citation_check_finds_a_reference_note(tmp_path):
     module = tmp_path / "m.py"
     module.write_text(
