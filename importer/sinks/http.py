@@ -52,7 +52,6 @@ from typing import Any
 import pyarrow as pa
 
 from ..ledger import Entry, Ledger
-from ..options import DEFAULT_ENDPOINT
 from ..report import RejectsFile, Report
 from ..state import StateError
 from .control import RunControl
@@ -64,6 +63,7 @@ from .pacing import TokenBucket, proxy_for
 # Lanes per connection: a lane waiting out a backoff holds no connection, so one visitor's
 # retries delay only the few visitors that share its lane.
 LANES_PER_CONNECTION = 4
+DEFAULT_ENDPOINT = "https://plausible.io/api/event"
 
 
 @dataclass(frozen=True)
@@ -92,27 +92,6 @@ class SendOptions:
     def window(self) -> int:
         """The most events undecided at once: in flight plus queued (the re-send bound)."""
         return max(1, self.concurrency) * (self.queue_per_worker + 1)
-
-
-def parse_pace(value: str | float | None) -> float:
-    """``asap`` -> 0, ``realtime`` -> 1, a number -> that speed-up factor (> 0)."""
-    if value is None:
-        return 0.0
-    if isinstance(value, (int, float)):
-        factor = float(value)
-    else:
-        text = value.strip().lower()
-        if text in ("", "asap"):
-            return 0.0
-        if text == "realtime":
-            return 1.0
-        try:
-            factor = float(text.rstrip("x"))
-        except ValueError:
-            raise ValueError(f"--pace {value!r}: use asap, realtime or a speed-up factor such as 10") from None
-    if factor < 0 or factor != factor:
-        raise ValueError(f"--pace {value!r}: the factor must be positive")
-    return factor
 
 
 class HttpSender:
