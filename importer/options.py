@@ -139,13 +139,22 @@ def parse_header(text: str) -> tuple[str, str]:
 
 
 def parse_pace(value: str | float) -> float:
-    """``asap`` -> 0, ``realtime`` -> 1, a number -> that speed-up factor."""
-    from .sinks.http import parse_pace as parse
-
-    try:
-        return parse(value)
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
+    """``asap`` -> 0, ``realtime`` -> 1, a number -> that speed-up factor (> 0)."""
+    if isinstance(value, (int, float)):
+        factor = float(value)
+    else:
+        text = value.strip().lower()
+        if text in ("", "asap"):
+            return 0.0
+        if text == "realtime":
+            return 1.0
+        try:
+            factor = float(text.rstrip("x"))
+        except ValueError:
+            raise ConfigError(f"--pace {value!r}: use asap, realtime or a speed-up factor such as 10") from None
+    if factor < 0 or factor != factor:
+        raise ConfigError(f"--pace {value!r}: the factor must be positive")
+    return factor
 
 
 EXAMPLE_ENDPOINT = "https://plausible.example.com/api/event"

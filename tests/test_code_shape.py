@@ -4,10 +4,7 @@
 Lines are counted as a reader sees them: a function runs from the first line of its body (its
 docstring, when it has one) to its last line, comments and blank lines inside included; its
 signature is not counted (a command's signature is its table of options: a declaration, not
-logic to hold in one's head). A module is all of its physical lines. Code that exceeded a limit when the rule came in is
-listed in KNOWN_LONG_FUNCTIONS and KNOWN_LONG_MODULES; the test fails when an entry no
-longer exceeds (or no longer exists), so the lists only shrink: split the code, then delete
-its entry.
+logic to hold in one's head). A module is all of its physical lines. There are no exceptions.
 """
 
 from __future__ import annotations
@@ -19,13 +16,6 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parent.parent / "importer"
 MAX_FUNCTION_LINES = 80
 MAX_MODULE_LINES = 600
-
-# path (relative to importer/):qualified name -> its length in lines when it was listed.
-# The lengths are a record for whoever splits them; only "still over the limit" is checked.
-KNOWN_LONG_FUNCTIONS = {}
-KNOWN_LONG_MODULES = {
-    "sinks/http.py": 636,
-}
 
 
 def function_lengths(source: str) -> Iterator[tuple[str, int]]:
@@ -62,24 +52,10 @@ def measure(package: Path) -> tuple[dict[str, int], dict[str, int]]:
     return functions, modules
 
 
-def test_no_new_function_is_over_80_lines_and_no_new_module_over_600():
+def test_no_function_is_over_80_lines_and_no_module_over_600():
     functions, modules = measure(PACKAGE)
-    new_functions = {key: n for key, n in functions.items() if key not in KNOWN_LONG_FUNCTIONS}
-    new_modules = {key: n for key, n in modules.items() if key not in KNOWN_LONG_MODULES}
-    assert new_functions == {}, f"functions over {MAX_FUNCTION_LINES} lines (split them): {new_functions}"
-    assert new_modules == {}, f"modules over {MAX_MODULE_LINES} lines (split them): {new_modules}"
-
-
-def test_known_offenders_still_exist_and_still_exceed_so_the_lists_only_shrink():
-    functions, modules = measure(PACKAGE)
-    fixed_functions = sorted(set(KNOWN_LONG_FUNCTIONS) - set(functions))
-    fixed_modules = sorted(set(KNOWN_LONG_MODULES) - set(modules))
-    assert fixed_functions == [], (
-        f"no longer over {MAX_FUNCTION_LINES} lines (or gone), delete from the list: {fixed_functions}"
-    )
-    assert fixed_modules == [], (
-        f"no longer over {MAX_MODULE_LINES} lines (or gone), delete from the list: {fixed_modules}"
-    )
+    assert functions == {}, f"functions over {MAX_FUNCTION_LINES} lines (split them): {functions}"
+    assert modules == {}, f"modules over {MAX_MODULE_LINES} lines (split them): {modules}"
 
 
 def test_a_function_counts_its_body_with_docstring_and_nested_names_not_its_signature():

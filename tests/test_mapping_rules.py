@@ -552,7 +552,7 @@ LIMITS_INPUT = (
 
 
 def _limits_frame() -> pa.Table:
-    from importer.columnmap import BAG_TYPE
+    from importer.mapping.columnmap import BAG_TYPE
 
     rows = [row(path="/a"), row(path="/b"), row(path="/c"), row(path="/d" + "x" * 2100)]
     table = frame(rows, {"long_name": ["N" * 130, "ok", "ok", "ok"], "value": ["v", "é" * 1500, "v", "v"]})

@@ -32,6 +32,8 @@ ROOT = Path(__file__).resolve().parent.parent
         (lambda: DeliveryOptions(retry_dropped=-1), "--retry-dropped"),
         (lambda: DeliveryOptions(timeout_s=float("nan")), "--timeout"),
         (lambda: DeliveryOptions(pace="fast"), "--pace"),
+        (lambda: DeliveryOptions(pace="-2"), "--pace"),
+        (lambda: DeliveryOptions(pace=float("nan")), "--pace"),
         (lambda: DeliveryOptions(headers=("no colon here",)), "--header"),
         (lambda: DeliveryOptions(headers=("Bad Name: x",)), "--header"),
         (lambda: BackfillOptions(site_timezone="Nowhere/Land", out_dir="x"), "--site-timezone"),
@@ -41,6 +43,14 @@ def test_a_bad_value_is_a_config_error_naming_its_option(make, option):
     with pytest.raises(ConfigError) as error:
         make()
     assert option in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("pace", "factor"),
+    [("asap", 0.0), ("", 0.0), (" Realtime ", 1.0), ("10", 10.0), ("2.5x", 2.5), (4, 4.0), (0.5, 0.5)],
+)
+def test_pace_reads_asap_realtime_and_a_speed_up_factor(pace, factor):
+    assert DeliveryOptions(pace=pace).pace_factor == factor
 
 
 def test_a_header_error_does_not_quote_the_value():

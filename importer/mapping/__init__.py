@@ -8,6 +8,7 @@ names the file and the key, never silently ignored.
 The package, one job per module (see docs/mapping-engine.md):
 
 * :mod:`.spec`: the TOML file's schema, ``extends``, and the file-and-key errors;
+* :mod:`.columnmap`: the ``[input]`` table, how an export's columns become canonical ones;
 * :mod:`.model` and :mod:`.load`: the loaded Mapping, its rules, conditions and templates;
 * :mod:`.batch`: a batch's columns, encoded once per distinct value, and its tally;
 * :mod:`.filters`: which rows count (and ``--since``/``--until``);

@@ -10,8 +10,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ..arrowutil import repeat_string
 from ..plausible import READ_PARAMS as PLAUSIBLE_PARAMS
-from ..readers.base import repeat_string
 from ..useragents import synthetic_ip, synthetic_user_agent
 from .arrow import chunk, join, on_distinct
 from .model import Mapping

@@ -12,8 +12,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .. import events as ev
+from ..arrowutil import repeat_string
 from ..plausible import MAX_NAME_CHARS, MAX_PROP_VALUE_BYTES, MAX_URL_BYTES
-from ..readers.base import repeat_string
 from .arrow import as_string, chunk, np_bool
 from .batch import Columns, Encoding, Tally
 from .matching import count_rules, match_rules

@@ -9,14 +9,14 @@ from collections import Counter
 from typing import Any
 
 from .. import schema
-from ..columnmap import (
+from ..plausible import MAX_NAME_CHARS, MAX_PROP_KEY_BYTES, MAX_PROPS
+from .columnmap import (
     INPUT_FORMATS,
     MAPPABLE,
     TIMESTAMP_FORMATS,
     ColumnMap,
     ParamsSpec,
 )
-from ..plausible import MAX_NAME_CHARS, MAX_PROP_KEY_BYTES, MAX_PROPS
 from .model import (
     ColumnCondition,
     Downloads,

@@ -17,9 +17,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..columnmap import ColumnMap
-from ..readers.base import repeat_string
+from ..arrowutil import repeat_string
 from .arrow import as_string, join
+from .columnmap import ColumnMap
 from .spec import MappingError
 
 

@@ -13,9 +13,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..columnmap import BAG_TYPE
 from ..plausible import MAX_PROP_KEY_BYTES, MAX_PROP_VALUE_BYTES, MAX_PROPS
 from .arrow import join, np_bool
+from .columnmap import BAG_TYPE
 from .spec import MappingError
 
 _NULL = pa.scalar(None, pa.string())

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from .base import Batch, FormatError, Reader, Rejected, check_encoding
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..columnmap import ColumnMap
+    from ..mapping.columnmap import ColumnMap
     from ..sources import Source
 
 __all__ = ["Batch", "FormatError", "Reader", "Rejected", "reader_for"]

@@ -7,7 +7,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
-import numpy as np
 import pyarrow as pa
 
 from .. import schema
@@ -106,13 +105,3 @@ def transcoded(block: LineBlock, encoding: str) -> LineBlock:
     if encoding == "utf-8" or block.data.isascii():
         return block
     return replace(block, data=block.data.decode(encoding, "replace").encode("utf-8"))
-
-
-def repeat_string(value: str, n: int) -> pa.Array:
-    """A string column holding one value n times, built without a Python list."""
-    raw = value.encode("utf-8")
-    if len(raw) * n < 2**31 - 1:
-        offsets = np.arange(n + 1, dtype=np.int32) * np.int32(len(raw))
-        return pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(offsets), pa.py_buffer(raw * n)])
-    indices = pa.array(np.zeros(n, dtype=np.int32))
-    return pa.DictionaryArray.from_arrays(indices, pa.array([value])).cast(pa.string())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from .base import repeat_string
+from ..arrowutil import repeat_string
 from .lines import LineFormat
 
 

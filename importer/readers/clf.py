@@ -27,8 +27,9 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from .. import schema
+from ..arrowutil import repeat_string
 from ..sources import LineBlock
-from .base import Batch, Rejected, repeat_string, too_long_rejects
+from .base import Batch, Rejected, too_long_rejects
 from .fields import (
     first_forwarded,
     normalise_hosts,

@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from .. import schema
-from ..columnmap import ColumnMap
+from ..mapping.columnmap import ColumnMap
 from ..sources import SalvagedText, Source, open_source
 from .base import Batch, FormatError, Rejected
 from .export import check_columns, to_batch

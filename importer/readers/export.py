@@ -16,9 +16,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .. import schema
-from ..columnmap import INPUT_FORMATS, ColumnMap
+from ..arrowutil import repeat_string
+from ..mapping.columnmap import INPUT_FORMATS, ColumnMap
 from ..sources import Source
-from .base import Batch, FormatError, Rejected, repeat_string
+from .base import Batch, FormatError, Rejected
 from .fields import normalise_hosts, split_urls
 from .params import as_text, unpack_params
 

@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.json as pajson
 
 from .. import schema
-from ..columnmap import ColumnMap
+from ..mapping.columnmap import ColumnMap
 from ..sources import LineBlock, Source, line_blocks, open_source
 from .base import Batch, FormatError, Rejected, too_long_rejects, valid_utf8
 from .export import ROWS_PER_BATCH, absent, named, to_batch

@@ -40,7 +40,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .. import schema
-from .base import repeat_string
+from ..arrowutil import repeat_string
 from .fields import (
     NULL_STR,
     TextStyle,

@@ -12,8 +12,8 @@ import pyarrow.compute as pc
 import pyarrow.json as pajson
 
 from .. import schema
-from ..columnmap import BAG_TYPE, ParamsSpec
-from .base import repeat_string
+from ..arrowutil import repeat_string
+from ..mapping.columnmap import BAG_TYPE, ParamsSpec
 
 
 def as_text(values: pa.Array) -> pa.Array:

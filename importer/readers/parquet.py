@@ -8,7 +8,7 @@ import numpy as np
 import pyarrow as pa
 
 from .. import schema
-from ..columnmap import ColumnMap
+from ..mapping.columnmap import ColumnMap
 from ..sources import Source
 from .base import Batch, FormatError, Rejected
 from .export import ROWS_PER_BATCH, check_columns, to_batch

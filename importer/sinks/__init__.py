@@ -22,9 +22,17 @@ from .http import HttpSender, SendOptions
 
 
 class Sink(Protocol):
-    interrupted: int | None  # the signal that stopped the run, if one did
-    state_error: str | None  # the state file failed mid-run and sending stopped
-    fatal: str | None  # why the run stopped early, in one line
+    @property
+    def interrupted(self) -> int | None:
+        """The signal that stopped the run, if one did."""
+
+    @property
+    def state_error(self) -> str | None:
+        """The state file failed mid-run and sending stopped."""
+
+    @property
+    def fatal(self) -> str | None:
+        """Why the run stopped early, in one line."""
 
     def run(self, batches: Iterator[pa.Table]) -> None: ...
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
-from . import schema
+from .. import schema
 
 # Canonical columns a map may feed, plus "url", which is split into host/path/query.
 MAPPABLE = (*tuple(c for c in schema.COLUMNS if c not in ("source_file", "source_line")), "url")
