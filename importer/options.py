@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .plausible import DEFAULT_ENDPOINT
 from .report import redact_url
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -30,7 +31,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from .mapping import Mapping
 
-DEFAULT_ENDPOINT = "https://plausible.io/api/event"
 DEFAULT_REJECTS = Path("plausible-import.rejects.jsonl")
 DEFAULT_FAILED = Path("plausible-import.failed.jsonl")
 STDOUT = "-"  # as --output or --report: standard output

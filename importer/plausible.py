@@ -10,6 +10,9 @@ a limit is written once.
 
 from __future__ import annotations
 
+# Where events go when no --endpoint is given: Plausible's hosted service.
+DEFAULT_ENDPOINT = "https://plausible.io/api/event"
+
 # Payload limits of POST /api/event.
 MAX_NAME_CHARS = 120  # event name: at most 120 characters
 MAX_URL_BYTES = 2000  # the whole URL, scheme, host and query included

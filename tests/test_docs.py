@@ -318,7 +318,7 @@ _NAMED_BUT_ABSENT = {
 
 
 def missing_own_paths(text: str) -> list[str]:
-    """Paths into the repository's own folders (``importer/backfill/x.py``) that it does not have."""
+    """Paths into the repository's own folders (under ``importer/``, ``docs/``...) that it does not have."""
     names = {name for name in _OWN_PATH.findall(text) if "*" not in name and name not in _NAMED_BUT_ABSENT}
     return sorted(name for name in names if not (ROOT / name).exists())
 

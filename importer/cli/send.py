@@ -9,7 +9,8 @@ from typing import Annotated, Any
 
 import typer
 
-from ..options import DEFAULT_ENDPOINT, DEFAULT_FAILED, DEFAULT_REJECTS, ConfigError
+from ..options import DEFAULT_FAILED, DEFAULT_REJECTS, ConfigError
+from ..plausible import DEFAULT_ENDPOINT
 from .common import (
     ConfigOption,
     CustomFormat,

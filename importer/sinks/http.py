@@ -52,6 +52,7 @@ from typing import Any
 import pyarrow as pa
 
 from ..ledger import Entry, Ledger
+from ..plausible import DEFAULT_ENDPOINT
 from ..report import RejectsFile, Report
 from ..state import StateError
 from .control import RunControl
@@ -63,7 +64,6 @@ from .pacing import TokenBucket, proxy_for
 # Lanes per connection: a lane waiting out a backoff holds no connection, so one visitor's
 # retries delay only the few visitors that share its lane.
 LANES_PER_CONNECTION = 4
-DEFAULT_ENDPOINT = "https://plausible.io/api/event"
 
 
 @dataclass(frozen=True)
