@@ -37,6 +37,7 @@ from .fields import (
     strip_port,
     unescape_column,
 )
+from .lines import block_lines
 
 _QS = r'"(?:[^"\\]|\\.)*"'
 _TIME = r"\[[^\]]+\]"
@@ -120,6 +121,17 @@ LAYOUTS: tuple[ClfLayout, ...] = (
 )
 
 LAYOUTS_BY_NAME = {layout.name: layout for layout in LAYOUTS}
+
+
+def trailing_pattern(layout: ClfLayout) -> str:
+    """The layout's own fields (group 1), then at least one more field (group ``x_trailing``):
+    nginx ``$request_time``, Apache ``%D``, a quoted host... (see :mod:`.trailing`).
+
+    Without a referrer and user agent, the first extra field is not quoted: "common" plus a
+    quoted field would read a combined line (its referrer and user agent lost as trailing
+    fields). The pattern is both Python ``re`` and RE2 syntax."""
+    first = r"\S" if "user_agent" in layout.fields else r'[^"\s]'
+    return rf"^({layout.pattern.pattern.removeprefix('^').removesuffix('$')})(?P<x_trailing> {first}.*)$"
 
 
 def _strptime_clf(values: pa.Array) -> pa.Array:
@@ -356,33 +368,20 @@ def parse_block(block: LineBlock, layout: ClfLayout, source_name: str) -> Callab
     if not data:
         empty = Batch(table=schema.empty_frame(), rows_read=len(rejected), rejected=rejected)
         return lambda: empty
-    malformed: list[pacsv.InvalidRow] = []
-
-    def on_invalid(row: pacsv.InvalidRow) -> str:
-        malformed.append(row)
-        return "skip"
-
-    table = _csv_parse(
-        data,
-        layout.columns,
-        True,
-        on_invalid,
-        used=list(layout.fields.values()),
-        dictionary=(layout.fields["ip"], layout.fields["request"]),
-    )
+    table, parsed = _fast_parse(data, layout)
     line_count = block.line_count - (1 if block.data and not block.data.endswith(b"\n") and data.endswith(b"\n") else 0)
     lines: _Lines | None = None
-    if not malformed and table.num_rows == line_count:
+    if table is not None and table.num_rows == line_count:
         # One row per line: no empty lines and nothing the parser merged, so the line
         # geometry is not needed (the common case; it costs a scan of the block).
         row_lines = np.arange(line_count, dtype=np.int64)
     else:
-        lines = _Lines(data)
+        lines = _Lines(parsed)
         row_lines = np.flatnonzero(~lines.empty)
-        if malformed or table.num_rows != len(row_lines):
-            table, row_lines, bad = _exact_parse(data, lines, layout)
+        if table is None or table.num_rows != len(row_lines):
+            table, row_lines, bad = _exact_parse(parsed, lines, layout)
             rejected.extend(Rejected(source_name, block.first_line + i, reason, lines.text(i)) for i, reason in bad)
-    escapes = b"\\" in data
+    escapes = b"\\" in parsed
     early = _early_columns(table, layout)
 
     def convert() -> Batch:
@@ -390,7 +389,8 @@ def parse_block(block: LineBlock, layout: ClfLayout, source_name: str) -> Callab
             table, layout, source_name, row_lines + block.first_line, escapes=escapes, early=early
         )
         if invalid:
-            geometry = lines if lines is not None else _Lines(data)
+            # the line as written, trailing fields included
+            geometry = lines if lines is not None and parsed is data else _Lines(data)
             for i, reason in invalid:
                 line_index = int(row_lines[i])
                 rejected.append(Rejected(source_name, block.first_line + line_index, reason, geometry.text(line_index)))
@@ -398,6 +398,53 @@ def parse_block(block: LineBlock, layout: ClfLayout, source_name: str) -> Callab
         return Batch(table=canonical, rows_read=canonical.num_rows + len(rejected), rejected=rejected)
 
     return convert
+
+
+def _fast_parse(data: bytes, layout: ClfLayout) -> tuple[pa.Table | None, bytes]:
+    """The block split by the CSV parser: (table, the bytes it split), table None when some line
+    does not have the layout's number of fields even after trailing fields were cut off.
+
+    Lines with trailing fields are cut only in a block that has some: the cut is a regex pass
+    over every line, which a block of plain lines does not need."""
+    malformed: list[pacsv.InvalidRow] = []
+
+    def on_invalid(row: pacsv.InvalidRow) -> str:
+        malformed.append(row)
+        return "skip"
+
+    def split(text: bytes) -> pa.Table:
+        return _csv_parse(
+            text,
+            layout.columns,
+            True,
+            on_invalid,
+            used=list(layout.fields.values()),
+            dictionary=(layout.fields["ip"], layout.fields["request"]),
+        )
+
+    table = split(data)
+    if not malformed:
+        return table, data
+    cut = _cut_trailing(data, layout)
+    if cut is None:
+        return None, data
+    malformed.clear()
+    table = split(cut)
+    return (None if malformed else table), cut
+
+
+def _cut_trailing(data: bytes, layout: ClfLayout) -> bytes | None:
+    """``data`` with each line that has fields after the layout's own cut down to the layout's
+    fields (:func:`trailing_pattern`), every other line as it was; None when
+    no line has trailing fields."""
+    lines, _ = block_lines(data)
+    known = pc.replace_substring_regex(lines, pattern=trailing_pattern(layout), replacement=r"\1")
+    if not pc.any(pc.not_equal(known, lines)).as_py():
+        return None
+    joined = pc.binary_join_element_wise(known, "", "\n")
+    offsets = np.frombuffer(joined.buffers()[1], dtype=np.int32, count=len(joined) + 1, offset=joined.offset * 4)
+    cut: bytes = joined.buffers()[2].to_pybytes()[offsets[0] : offsets[-1]]
+    return cut if data.endswith(b"\n") else cut[:-1]
 
 
 # A line as the CSV parser splits it: a quote opens a field only at its start and the next quote
