@@ -114,6 +114,27 @@ def test_a_named_format_reads_trailing_fields_as_detection_does(tmp_path, name):
     ]
 
 
+def test_a_trailing_field_cut_off_inside_its_quote_is_damage_not_a_field(tmp_path):
+    """In a log with trailing fields (the block is cut before the CSV parser), a line whose last
+    field opens a quote that never closes is rejected and does not swallow the next line."""
+    good = (LAYOUTS / "nginx-request-time.log").read_text().splitlines()
+    damaged = good[0].rsplit(" ", 2)[0] + ' "edge-7'
+    log = tmp_path / "access.log"
+    log.write_text("\n".join([good[0], damaged, good[1], good[2]]) + "\n")
+    report = send(
+        [log],
+        "example.com",
+        dry_run=True,
+        read=ReadOptions(log_format="combined"),
+        outputs=OutputOptions(events=tmp_path / "e.jsonl", rejects=tmp_path / "r.jsonl", progress=False),
+    )
+    rejects = [json.loads(line) for line in (tmp_path / "r.jsonl").read_text().splitlines()]
+    assert [(r["line"], r["reason"]) for r in rejects] == [(2, "unbalanced quotes (a truncated line?)")]
+    events = [json.loads(line) for line in (tmp_path / "e.jsonl").read_text().splitlines()]
+    assert events == expected_events("nginx-request-time.log")
+    assert (report.rows_read, report.rows_invalid) == (4, 1)
+
+
 def test_named_common_ignores_unquoted_trailing_fields_but_not_a_combined_lines_referrer():
     """``common`` plus ``%D`` or two timings reads; a combined line (a quoted field after the
     size) is not taken for common with trailing fields, its referrer and user agent lost."""

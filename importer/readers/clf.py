@@ -127,11 +127,15 @@ def trailing_pattern(layout: ClfLayout) -> str:
     """The layout's own fields (group 1), then at least one more field (group ``x_trailing``):
     nginx ``$request_time``, Apache ``%D``, a quoted host... (see :mod:`.trailing`).
 
-    Without a referrer and user agent, the first extra field is not quoted: "common" plus a
-    quoted field would read a combined line (its referrer and user agent lost as trailing
-    fields). The pattern is both Python ``re`` and RE2 syntax."""
-    first = r"\S" if "user_agent" in layout.fields else r'[^"\s]'
-    return rf"^({layout.pattern.pattern.removeprefix('^').removesuffix('$')})(?P<x_trailing> {first}.*)$"
+    A quoted extra field must close its quote (a line cut off inside one is damaged, not a line
+    with trailing fields). Without a referrer and user agent, the first extra field is not
+    quoted: "common" plus a quoted field would read a combined line (its referrer and user
+    agent lost as trailing fields). The pattern is both Python ``re`` and RE2 syntax."""
+    unquoted = r'[^"\s]\S*'
+    field = rf"(?:{_QS}\S*|{unquoted})"
+    first = field if "user_agent" in layout.fields else unquoted
+    known = layout.pattern.pattern.removeprefix("^").removesuffix("$")
+    return rf"^({known})(?P<x_trailing> +{first}(?: +{field})*) *$"
 
 
 def _strptime_clf(values: pa.Array) -> pa.Array:
@@ -341,6 +345,7 @@ def _prepare(data: bytes) -> bytes:
 
 
 _COMMENT = re.compile(rb"^#[^\n]*", re.MULTILINE)
+_TRAILING = {layout.name: re.compile(trailing_pattern(layout).encode()) for layout in LAYOUTS}
 
 
 def parse_block(block: LineBlock, layout: ClfLayout, source_name: str) -> Callable[[], Batch]:
@@ -404,8 +409,9 @@ def _fast_parse(data: bytes, layout: ClfLayout) -> tuple[pa.Table | None, bytes]
     """The block split by the CSV parser: (table, the bytes it split), table None when some line
     does not have the layout's number of fields even after trailing fields were cut off.
 
-    Lines with trailing fields are cut only in a block that has some: the cut is a regex pass
-    over every line, which a block of plain lines does not need."""
+    Lines with trailing fields are cut (a regex pass over every line) in a block whose first
+    line has some, before the parser (a log's lines are alike, and each line the parser finds
+    malformed costs a Python call), or after the parser found malformed lines."""
     malformed: list[pacsv.InvalidRow] = []
 
     def on_invalid(row: pacsv.InvalidRow) -> str:
@@ -422,15 +428,18 @@ def _fast_parse(data: bytes, layout: ClfLayout) -> tuple[pa.Table | None, bytes]
             dictionary=(layout.fields["ip"], layout.fields["request"]),
         )
 
-    table = split(data)
+    first_line = data[: data.find(b"\n")]
+    cut = _cut_trailing(data, layout) if _TRAILING[layout.name].match(first_line) else None
+    text = data if cut is None else cut
+    table = split(text)
     if not malformed:
-        return table, data
-    cut = _cut_trailing(data, layout)
+        return table, text
     if cut is None:
-        return None, data
-    malformed.clear()
-    table = split(cut)
-    return (None if malformed else table), cut
+        cut = _cut_trailing(data, layout)
+        if cut is not None:
+            malformed.clear()
+            text, table = cut, split(cut)
+    return (None if malformed else table), text
 
 
 def _cut_trailing(data: bytes, layout: ClfLayout) -> bytes | None:
