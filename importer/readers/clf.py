@@ -28,6 +28,7 @@ import pyarrow.csv as pacsv
 
 from .. import schema
 from ..sources import LineBlock
+from . import trailing
 from .base import Batch, Rejected, repeat_string, too_long_rejects
 from .fields import (
     first_forwarded,
@@ -37,7 +38,6 @@ from .fields import (
     strip_port,
     unescape_column,
 )
-from .lines import block_lines
 
 _QS = r'"(?:[^"\\]|\\.)*"'
 _TIME = r"\[[^\]]+\]"
@@ -54,6 +54,11 @@ class ClfLayout:
     fields: dict[str, int]
     pattern: re.Pattern[str]
     example: str
+
+    @property
+    def trailing_pattern(self) -> str:
+        """This layout's fields (group 1), then more fields (:func:`importer.readers.trailing.pattern`)."""
+        return trailing.pattern(self.pattern.pattern, quoted_first="user_agent" in self.fields)
 
 
 def _fields(prefix: int, with_ref_ua: bool) -> dict[str, int]:
@@ -121,21 +126,6 @@ LAYOUTS: tuple[ClfLayout, ...] = (
 )
 
 LAYOUTS_BY_NAME = {layout.name: layout for layout in LAYOUTS}
-
-
-def trailing_pattern(layout: ClfLayout) -> str:
-    """The layout's own fields (group 1), then at least one more field (group ``x_trailing``):
-    nginx ``$request_time``, Apache ``%D``, a quoted host... (see :mod:`.trailing`).
-
-    A quoted extra field must close its quote (a line cut off inside one is damaged, not a line
-    with trailing fields). Without a referrer and user agent, the first extra field is not
-    quoted: "common" plus a quoted field would read a combined line (its referrer and user
-    agent lost as trailing fields). The pattern is both Python ``re`` and RE2 syntax."""
-    unquoted = r'[^"\s]\S*'
-    field = rf"(?:{_QS}\S*|{unquoted})"
-    first = field if "user_agent" in layout.fields else unquoted
-    known = layout.pattern.pattern.removeprefix("^").removesuffix("$")
-    return rf"^({known})(?P<x_trailing> +{first}(?: +{field})*) *$"
 
 
 def _strptime_clf(values: pa.Array) -> pa.Array:
@@ -345,7 +335,7 @@ def _prepare(data: bytes) -> bytes:
 
 
 _COMMENT = re.compile(rb"^#[^\n]*", re.MULTILINE)
-_TRAILING = {layout.name: re.compile(trailing_pattern(layout).encode()) for layout in LAYOUTS}
+_TRAILING = {layout.name: re.compile(layout.trailing_pattern.encode()) for layout in LAYOUTS}
 
 
 def parse_block(block: LineBlock, layout: ClfLayout, source_name: str) -> Callable[[], Batch]:
@@ -429,31 +419,17 @@ def _fast_parse(data: bytes, layout: ClfLayout) -> tuple[pa.Table | None, bytes]
         )
 
     first_line = data[: data.find(b"\n")]
-    cut = _cut_trailing(data, layout) if _TRAILING[layout.name].match(first_line) else None
+    cut = trailing.cut(data, layout.trailing_pattern) if _TRAILING[layout.name].match(first_line) else None
     text = data if cut is None else cut
     table = split(text)
     if not malformed:
         return table, text
     if cut is None:
-        cut = _cut_trailing(data, layout)
+        cut = trailing.cut(data, layout.trailing_pattern)
         if cut is not None:
             malformed.clear()
             text, table = cut, split(cut)
     return (None if malformed else table), text
-
-
-def _cut_trailing(data: bytes, layout: ClfLayout) -> bytes | None:
-    """``data`` with each line that has fields after the layout's own cut down to the layout's
-    fields (:func:`trailing_pattern`), every other line as it was; None when
-    no line has trailing fields."""
-    lines, _ = block_lines(data)
-    known = pc.replace_substring_regex(lines, pattern=trailing_pattern(layout), replacement=r"\1")
-    if not pc.any(pc.not_equal(known, lines)).as_py():
-        return None
-    joined = pc.binary_join_element_wise(known, "", "\n")
-    offsets = np.frombuffer(joined.buffers()[1], dtype=np.int32, count=len(joined) + 1, offset=joined.offset * 4)
-    cut: bytes = joined.buffers()[2].to_pybytes()[offsets[0] : offsets[-1]]
-    return cut if data.endswith(b"\n") else cut[:-1]
 
 
 # A line as the CSV parser splits it: a quote opens a field only at its start and the next quote

@@ -22,7 +22,7 @@ from .. import sources as sources_mod
 from ..sources import LineBlock, Source, line_blocks, open_source
 from . import aws, cdn, haproxy, jsonlogs, traefik, trailing, w3c
 from .base import Batch, FormatError, Rejected, too_long_only, transcoded
-from .clf import LAYOUTS, LAYOUTS_BY_NAME, ClfLayout, parse_block, trailing_pattern
+from .clf import LAYOUTS, LAYOUTS_BY_NAME, ClfLayout, parse_block
 from .lines import Sample
 
 SAMPLE_LINES = 1000
@@ -81,7 +81,7 @@ class ClfFormat:
             f"{layout.name} with {fields}",
             f"{layout.description}, then more fields (ignored)",
             "",
-            re.compile(trailing_pattern(layout)),
+            re.compile(layout.trailing_pattern),
         )
 
     def score(self, sample: Sample) -> float:
@@ -197,7 +197,7 @@ def detect(sample: Sample) -> Detection:
             '--log-format \'%h %l %u %t "%r" %>s %b "%{Referer}i" "%{User-Agent}i" %D\' (Apache\'s LogFormat)'
         )
     if isinstance(best, ClfFormat) and best in TRAILING_VARIANTS:
-        best = ClfFormat.with_trailing(best.layout, trailing.trailing_count(best.layout, sample))
+        best = ClfFormat.with_trailing(best.layout, trailing.count(best.layout.trailing_pattern, sample))
     return Detection(format=best, share=best_share, scores=scores)
 
 
