@@ -418,7 +418,8 @@ def _fast_parse(data: bytes, layout: ClfLayout) -> tuple[pa.Table | None, bytes]
             dictionary=(layout.fields["ip"], layout.fields["request"]),
         )
 
-    first_line = data[: data.find(b"\n")]
+    end = data.find(b"\n")
+    first_line = data[: end if end >= 0 else len(data)].rstrip(b"\r")
     cut = trailing.cut(data, layout.trailing_pattern) if _TRAILING[layout.name].match(first_line) else None
     text = data if cut is None else cut
     table = split(text)
