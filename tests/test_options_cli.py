@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+import typer
 from conftest import combined_line, write_log
 from typer.testing import CliRunner
 
@@ -150,6 +151,8 @@ def test_a_bad_config_file_is_one_line_naming_the_file_and_key(here, text, named
             "[profiles.blog]: no-progress = 1: expected true or false",
         ),
         ('header = [1]\n[profiles.blog]\ndomain = "x.org"\n', {}, "{config}: header = [1]: expected a list of strings"),
+        ('rate = "20"\n[profiles.blog]\ndomain = "example.com"\n', {}, '{config}: rate = "20": expected a number'),
+        ("[profiles.blog]\ndomain = 7\n", {}, "[profiles.blog]: domain = 7: expected a string"),
         (
             '[profiles.blog]\ndomain = "example.com"\n',
             {"PLAUSIBLE_IMPORT_RATE": "fast"},
@@ -172,6 +175,18 @@ def test_a_value_of_the_wrong_type_is_one_line_naming_where_it_is_set_before_any
         assert message.format(config=config) in done.stderr and len(done.stderr.strip().splitlines()) == 1
     # nothing was read, written or sent: no rejects, no state, no report
     assert sorted(p.name for p in here.iterdir()) == ["access.log", "config.toml"]
+
+
+def test_every_option_a_config_file_can_set_has_a_type_the_check_knows():
+    from importer.cli.common import commands, setting_keys
+    from importer.cli.settings import EXPECTED
+
+    ctx = typer.main.get_command(app).make_context("plausible-import", ["config"])
+    for command in commands(ctx).values():
+        params = {p.name: p for p in command.params}
+        for name in setting_keys(command).values():
+            param = params[name]
+            assert param.multiple or param.type_descriptor.annotation in EXPECTED, (command.name, name)
 
 
 def test_values_of_the_right_type_reach_the_run(here):

@@ -155,11 +155,11 @@ def _of_type(value: Any, kind: Any) -> Any:
         return value if isinstance(value, bool) else None
     if isinstance(value, bool):  # (bool is an int in Python; not in TOML)
         return None
-    if kind is float and isinstance(value, int | float):
-        return float(value)
+    if kind is float:
+        return float(value) if isinstance(value, int | float) else None
     if kind is int:
         return value if isinstance(value, int) else None
-    return value if isinstance(value, str) else None
+    return value if isinstance(value, str) else None  # str, Path
 
 
 def _from_text(text: str, kind: Any) -> Any:
