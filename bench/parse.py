@@ -351,6 +351,15 @@ FORMAT_BENCH = {
         ),
         "",
     ),
+    # nginx combined + $request_time $upstream_response_time: trailing fields cut before the CSV parser
+    "combined-trailing": (
+        _gen(
+            lambda ip, sec, m, tg, st, sz, ref, ua: (
+                f'{ip} - - [{_clf(sec)}] "{m} {tg} HTTP/1.1" {st} {sz} "{ref}" "{ua}" 0.0{sec % 90 + 10} 0.0{sec % 70 + 10}'
+            )
+        ),
+        "",
+    ),
     "vhost_combined": (
         _gen(
             lambda ip, sec, m, tg, st, sz, ref, ua: (

@@ -175,6 +175,28 @@ def _create_private(path: Path) -> bool:
         return False
 
 
+def _flock(path: Path, mode: int, deadline: float) -> IO[str] | None:
+    """``path`` (created 0600) open and ``flock``-ed in ``mode`` (shared or exclusive), trying
+    until ``deadline`` (``time.monotonic()``); None when it stayed locked by another."""
+    _create_private(path)
+    lock_file = open(path, "a+")  # held until released
+    while True:
+        try:
+            fcntl.flock(lock_file.fileno(), mode | fcntl.LOCK_NB)
+            return lock_file
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                break
+        time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
+    lock_file.close()
+    return None
+
+
+def _release(lock_files: Sequence[IO[str]]) -> None:
+    for lock_file in reversed(lock_files):
+        lock_file.close()
+
+
 class StateStore:
     """The SQLite state file. One writer at a time; WAL so that a crash never corrupts it.
 
@@ -190,16 +212,16 @@ class StateStore:
         self._real = self.path.resolve()
         try:
             self._real.parent.mkdir(parents=True, exist_ok=True)
-            self._lock_file = self._take_lock(wait_s)
+            self._lock_files = self._take_locks(wait_s)
         except OSError as exc:
             raise StateError(f"state file {self.path}: cannot lock it: {_reason(exc)}") from None
         try:
             self._db = self._open(old_scope)
         except (sqlite3.Error, OSError) as exc:
-            self._lock_file.close()
+            _release(self._lock_files)
             raise StateError(f"state file {self.path}: cannot open it: {_reason(exc)}; {_START_AFRESH}") from None
         except StateError:
-            self._lock_file.close()
+            _release(self._lock_files)
             raise
         self._lock = threading.Lock()
 
@@ -210,25 +232,33 @@ class StateStore:
         tag = hashlib.sha256(self.scope.encode("utf-8")).hexdigest()[:16]
         return self._real.with_name(f"{self._real.name}.lock-{tag}")
 
-    def _take_lock(self, wait_s: float) -> IO[str]:
-        lock_path = self.lock_path
-        _create_private(lock_path)
-        lock_file = open(lock_path, "a+")
+    @property
+    def whole_file_lock_path(self) -> Path:
+        """``STATE.lock``: versions before the per-scope locks took it exclusively (``flock``,
+        ``LOCK_EX | LOCK_NB``) for their whole run. This version holds it shared, so that an
+        older version and this one never run on one state file at once, while this version's
+        jobs of different sites still do."""
+        return self._real.with_name(f"{self._real.name}.lock")
+
+    def _take_locks(self, wait_s: float) -> tuple[IO[str], IO[str]]:
+        """(the whole file's lock, shared; this scope's lock, exclusive), waiting up to ``wait_s``
+        for both together."""
         deadline = time.monotonic() + max(0.0, wait_s)
-        while True:
-            try:
-                fcntl.flock(lock_file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return lock_file
-            except OSError:
-                if time.monotonic() >= deadline:
-                    break
-            time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
-        lock_file.close()
         waited = f" after waiting {wait_s:g} s (--wait)" if wait_s > 0 else " (--wait SECONDS queues for it)"
-        raise StateBusy(
-            f"state file {self.path}: another run is using it for the same endpoint and domain "
-            f"(its lock is held){waited}"
-        )
+        whole = _flock(self.whole_file_lock_path, fcntl.LOCK_SH, deadline)
+        if whole is None:
+            raise StateBusy(
+                f"state file {self.path}: a run of an older version of plausible-import is using it "
+                f"(it holds {self.whole_file_lock_path.name}){waited}"
+            )
+        scope = _flock(self.lock_path, fcntl.LOCK_EX, deadline)
+        if scope is None:
+            whole.close()
+            raise StateBusy(
+                f"state file {self.path}: another run is using it for the same endpoint and domain "
+                f"(its lock is held){waited}"
+            )
+        return whole, scope
 
     def _open(self, old_scope: str | None) -> sqlite3.Connection:
         # SQLite creates the -wal and -shm files with the mode of the database file.
@@ -259,7 +289,7 @@ class StateStore:
     def close(self) -> None:
         with self._lock:
             self._db.close()
-        self._lock_file.close()
+        _release(self._lock_files)
 
     @contextmanager
     def _failing(self, action: str) -> Iterator[None]:

@@ -27,7 +27,7 @@ def log_of(path: Path, n: int, prefix: str = "p") -> Path:
     return write_log(path, [combined_line(ip=f"198.51.100.{i % 50}", target=f"/{prefix}{i}") for i in range(n)])
 
 
-def cli_send(tmp_path: Path, log: Path, endpoint: str, domain: str, state: Path) -> subprocess.Popen:
+def cli_send(tmp_path: Path, log: Path, endpoint: str, domain: str, state: Path, *extra: str) -> subprocess.Popen:
     command = [
         sys.executable,
         "-m",
@@ -50,6 +50,7 @@ def cli_send(tmp_path: Path, log: Path, endpoint: str, domain: str, state: Path)
         str(tmp_path / f"failed-{domain}.jsonl"),
         "--rejects",
         str(tmp_path / f"rej-{domain}.jsonl"),
+        *extra,
     ]
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
 
@@ -112,6 +113,68 @@ def test_wait_queues_for_the_lock_instead_of_failing(tmp_path):
     out, _ = queued.communicate(timeout=60)
     assert queued.returncode == 0 and out.startswith("got it after")
     assert float(out.split()[-1]) >= 1.0
+
+
+# What versions before the per-scope locks did for their whole run (importer/state.py up to
+# commit 88cd97a): open STATE.lock "a+" and flock it exclusively without blocking; a run that
+# cannot take it stops ("another run is using it"). argv: the state file.
+OLD_VERSION_RUN = (
+    "import fcntl, sys\n"
+    "lock = open(sys.argv[1] + '.lock', 'a+')\n"
+    "try:\n"
+    "    fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)\n"
+    "except OSError:\n"
+    "    print('busy', flush=True); sys.exit(2)\n"
+    "print('locked', flush=True)\n"
+    "sys.stdin.readline()  # the run goes on until the test ends it\n"
+)
+
+
+def old_version_run(state: Path) -> subprocess.Popen:
+    run = subprocess.Popen(
+        [sys.executable, "-c", OLD_VERSION_RUN, str(state)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    assert run.stdout is not None
+    return run
+
+
+def test_an_older_versions_run_makes_a_new_send_fail_or_wait(tmp_path, receiver):
+    state = tmp_path / "state.sqlite"
+    log = log_of(tmp_path / "a.log", 20)
+    old = old_version_run(state)
+    try:
+        assert old.stdout.readline().strip() == "locked"
+        refused = cli_send(tmp_path, log, receiver.endpoint, "a.example", state)
+        _, err = refused.communicate(timeout=120)
+        assert refused.returncode == 2 and len(receiver.events) == 0, err
+        assert "an older version of plausible-import is using it (it holds state.sqlite.lock)" in err
+        assert "--wait SECONDS" in err
+        queued = cli_send(tmp_path, log, receiver.endpoint, "a.example", state, "--wait", "60")
+        time.sleep(1.5)
+        assert queued.poll() is None and len(receiver.events) == 0  # waiting, nothing sent
+    finally:
+        old.communicate("done\n", timeout=30)
+    _, err = queued.communicate(timeout=120)
+    assert queued.returncode == 0 and len(receiver.events) == 20, err
+
+
+def test_a_new_run_makes_an_older_versions_run_fail_and_new_runs_of_other_sites_go_on(tmp_path):
+    state = tmp_path / "state.sqlite"
+    first = StateStore(state, scope="http://h/api/event a.example")
+    try:
+        old = old_version_run(state)
+        out, _ = old.communicate(timeout=30)
+        assert (old.returncode, out.strip()) == (2, "busy")
+        StateStore(state, scope="http://h/api/event b.example").close()  # another site: side by side
+    finally:
+        first.close()
+    old = old_version_run(state)  # nothing holds it now
+    try:
+        assert old.stdout.readline().strip() == "locked"
+        with pytest.raises(StateBusy, match=r"older version .* after waiting 0.3 s \(--wait\)"):
+            StateStore(state, scope="http://h/api/event b.example", wait_s=0.3)
+    finally:
+        old.communicate("done\n", timeout=30)
 
 
 class _Stdin:

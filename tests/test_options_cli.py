@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+import typer
 from conftest import combined_line, write_log
 from typer.testing import CliRunner
 
@@ -129,6 +130,75 @@ def test_a_bad_config_file_is_one_line_naming_the_file_and_key(here, text, named
     done = invoke("send", str(log), "--config", str(config), "--profile", "blog", "--dry-run")
     assert done.returncode == 2 and str(config) in done.stderr and named in done.stderr
     assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("text", "env", "message"),
+    [
+        (
+            'max_unanswered = "many"\n[profiles.blog]\ndomain = "example.com"\n',
+            {},
+            'config file {config}: max_unanswered = "many": expected a whole number',
+        ),
+        (
+            '[profiles.blog]\ndomain = "example.com"\nconcurrency = true\n',
+            {},
+            "config file {config}, [profiles.blog]: concurrency = true: expected a whole number",
+        ),
+        (
+            "rate = 1.5\n[profiles.blog]\nno-progress = 1\n",
+            {},
+            "[profiles.blog]: no-progress = 1: expected true or false",
+        ),
+        ('header = [1]\n[profiles.blog]\ndomain = "x.org"\n', {}, "{config}: header = [1]: expected a list of strings"),
+        ('rate = "20"\n[profiles.blog]\ndomain = "example.com"\n', {}, '{config}: rate = "20": expected a number'),
+        ("[profiles.blog]\ndomain = 7\n", {}, "[profiles.blog]: domain = 7: expected a string"),
+        (
+            '[profiles.blog]\ndomain = "example.com"\n',
+            {"PLAUSIBLE_IMPORT_RATE": "fast"},
+            'environment variable PLAUSIBLE_IMPORT_RATE = "fast": expected a number',
+        ),
+        (
+            '[profiles.blog]\ndomain = "example.com"\n',
+            {"PLAUSIBLE_IMPORT_DRY_RUN": "maybe"},
+            'environment variable PLAUSIBLE_IMPORT_DRY_RUN = "maybe": expected true or false',
+        ),
+    ],
+)
+def test_a_value_of_the_wrong_type_is_one_line_naming_where_it_is_set_before_anything_runs(here, text, env, message):
+    config = here / "config.toml"
+    config.write_text(text, encoding="utf-8")
+    log = write_log(here / "access.log", [combined_line()])
+    for command in (["send", str(log)], ["config"]):
+        done = invoke(*command, "--config", str(config), "--profile", "blog", env=env)
+        assert done.returncode == 2, done.stdout
+        assert message.format(config=config) in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    # nothing was read, written or sent: no rejects, no state, no report
+    assert sorted(p.name for p in here.iterdir()) == ["access.log", "config.toml"]
+
+
+def test_every_option_a_config_file_can_set_has_a_type_the_check_knows():
+    from importer.cli.common import commands, setting_keys
+    from importer.cli.settings import EXPECTED
+
+    ctx = typer.main.get_command(app).make_context("plausible-import", ["config"])
+    for command in commands(ctx).values():
+        params = {p.name: p for p in command.params}
+        for name in setting_keys(command).values():
+            param = params[name]
+            assert param.multiple or param.type_descriptor.annotation in EXPECTED, (command.name, name)
+
+
+def test_values_of_the_right_type_reach_the_run(here):
+    """The check refuses only what the option cannot take: a number option takes an integer, a
+    flag from the environment takes yes, a header a single string."""
+    config = here / "config.toml"
+    config.write_text('rate = 3\nheader = "X-A: 1"\n[profiles.blog]\ndomain = "example.com"\n', encoding="utf-8")
+    log = write_log(here / "access.log", [combined_line()])
+    env = {"PLAUSIBLE_IMPORT_DRY_RUN": "yes"}
+    done = invoke("send", str(log), "--config", str(config), "--profile", "blog", "--no-progress", env=env)
+    assert done.returncode == 0, done.stderr
+    assert "(dry run)" in done.stdout + done.stderr
 
 
 def test_an_unknown_profile_or_a_missing_named_file_is_an_error(here):

@@ -66,18 +66,25 @@ def _apply_settings(ctx: typer.Context, param: Any, value: str | None) -> str | 
         found = resolve(
             keys, all_setting_keys(ctx), ctx.meta.get("importer.config"), ctx.meta.get("importer.profile"), os.environ
         )
+        defaults = setting_values(ctx.command, found)
     except SettingsError as exc:
         fail(str(exc))
-    params = {p.name: p for p in ctx.command.params}
-    defaults: dict[str, Any] = {}
-    for key, setting in found.items():
-        target = params[keys[key]]
-        value_ = setting.value
-        if getattr(target, "multiple", False) and isinstance(value_, str):
-            value_ = value_.splitlines()
-        defaults[keys[key]] = value_
     ctx.default_map = {**(ctx.default_map or {}), **defaults}
     return value
+
+
+def setting_values(command: Any, found: dict[str, Any]) -> dict[str, Any]:
+    """Parameter name -> value of each setting ``found`` for ``command`` (config key -> Setting),
+    of the option's type; SettingsError for a value that is not."""
+    from .settings import typed
+
+    keys = setting_keys(command)
+    params = {p.name: p for p in command.params}
+    values = {}
+    for key, setting in found.items():
+        target = params[keys[key]]
+        values[keys[key]] = typed(setting, target.type_descriptor.annotation, target.multiple)
+    return values
 
 
 ConfigOption = Annotated[

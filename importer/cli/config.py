@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from .common import commands, fail, setting_keys
+from .common import commands, fail, setting_keys, setting_values
 
 
 def config_command(
@@ -39,6 +39,7 @@ def config_command(
     try:
         path, _ = read_config(str(config) if config else None, os.environ)
         found = resolve(keys, known, str(config) if config else None, profile, os.environ)
+        setting_values(by_name[command], found)
     except SettingsError as exc:
         fail(str(exc))
     params = {p.name: p for p in by_name[command].params}

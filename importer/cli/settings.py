@@ -10,6 +10,7 @@ a repeatable option (``--header``) takes one value per line there.
 
 from __future__ import annotations
 
+import json
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -31,6 +32,15 @@ class SettingsError(Exception):
 class Setting:
     value: Any
     origin: str  # "environment PLAUSIBLE_IMPORT_RATE", "profile blog in FILE", "FILE"
+    # for messages: "config file FILE, [profiles.blog]: rate" (the key as written), "environment variable ..."
+    where: str
+    text: bool = False  # the value is text to convert (the environment's), not a TOML value
+
+
+# An option's type -> what its value must be, in words.
+EXPECTED = {bool: "true or false", int: "a whole number", float: "a number", str: "a string", Path: "a path (a string)"}
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
 
 
 def env_name(key: str) -> str:
@@ -59,8 +69,9 @@ def read_config(explicit: str | None, environ: Mapping[str, str]) -> tuple[Path 
         raise SettingsError(f"config file {path}: not valid TOML ({exc})") from None
 
 
-def _keys(table: Mapping[str, Any], known: Iterable[str], where: str) -> dict[str, Any]:
-    """``table`` with keys as option names (``log_timezone`` as ``log-timezone``); unknown keys are errors."""
+def _keys(table: Mapping[str, Any], known: Iterable[str], where: str) -> dict[str, tuple[str, Any]]:
+    """``table`` by option name (``log_timezone`` as ``log-timezone``): (the key as written, its
+    value); unknown keys are errors."""
     known = set(known)
     out = {}
     for key, value in table.items():
@@ -70,7 +81,7 @@ def _keys(table: Mapping[str, Any], known: Iterable[str], where: str) -> dict[st
                 f"{where}: unknown key {key!r} (keys are long options without the dashes, "
                 "e.g. endpoint, domain, log-timezone)"
             )
-        out[name] = value
+        out[name] = (key, value)
     return out
 
 
@@ -88,9 +99,10 @@ def resolve(
     profiles = data.get(PROFILES, {})
     if not isinstance(profiles, dict) or not all(isinstance(v, dict) for v in profiles.values()):
         raise SettingsError(f"config file {path}: [{PROFILES}] must hold tables such as [{PROFILES}.blog]")
+    where = f"config file {path}"
     settings = {
-        key: Setting(value, str(path))
-        for key, value in _keys({k: v for k, v in data.items() if k != PROFILES}, known, f"config file {path}").items()
+        key: Setting(value, str(path), f"{where}: {written}")
+        for key, (written, value) in _keys({k: v for k, v in data.items() if k != PROFILES}, known, where).items()
     }
     profile = profile or environ.get(PROFILE_ENV)
     if profile:
@@ -100,13 +112,67 @@ def resolve(
                 f"--profile {profile!r}: {where} has no [{PROFILES}.{profile}] "
                 f"(profiles: {', '.join(sorted(profiles)) or 'none'})"
             )
-        table = _keys(profiles[profile], known, f"config file {path}, [{PROFILES}.{profile}]")
-        settings.update({key: Setting(value, f"profile {profile} in {path}") for key, value in table.items()})
+        where = f"config file {path}, [{PROFILES}.{profile}]"
+        table = _keys(profiles[profile], known, where)
+        settings.update(
+            {
+                key: Setting(value, f"profile {profile} in {path}", f"{where}: {written}")
+                for key, (written, value) in table.items()
+            }
+        )
     for key in keys:
         variable = env_name(key)
         if environ.get(variable):
-            settings[key] = Setting(environ[variable], f"environment {variable}")
+            settings[key] = Setting(
+                environ[variable], f"environment {variable}", f"environment variable {variable}", text=True
+            )
     return {key: setting for key, setting in settings.items() if key in set(keys)}
+
+
+def typed(setting: Setting, kind: Any, many: bool) -> Any:
+    """The setting's value as an option of type ``kind`` (``int``, ``Path``...; ``many``: a
+    repeatable option) takes it: checked, not coerced, so that ``concurrency = true`` is not
+    read as 1. SettingsError names where it was set, the key and what was expected."""
+    value = setting.value
+    if many:
+        if isinstance(value, str):
+            return value.splitlines()
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            return value
+        expected = "a list of strings (or one string, a value per line)"
+    else:
+        converted = _from_text(value, kind) if setting.text else _of_type(value, kind)
+        if converted is not None:
+            return converted
+        expected = EXPECTED[kind]
+    written = json.dumps(value, ensure_ascii=False, default=str)  # as TOML writes it: true, "many"
+    raise SettingsError(f"{setting.where} = {written}: expected {expected}")
+
+
+def _of_type(value: Any, kind: Any) -> Any:
+    """A TOML value if it is of the type (an integer is a number too); else None."""
+    if kind is bool:
+        return value if isinstance(value, bool) else None
+    if isinstance(value, bool):  # (bool is an int in Python; not in TOML)
+        return None
+    if kind is float:
+        return float(value) if isinstance(value, int | float) else None
+    if kind is int:
+        return value if isinstance(value, int) else None
+    return value if isinstance(value, str) else None  # str, Path
+
+
+def _from_text(text: str, kind: Any) -> Any:
+    """An environment variable's text as the type; None if it does not read as one."""
+    if kind is bool:
+        word = text.strip().lower()
+        return True if word in _TRUE else False if word in _FALSE else None
+    if kind in (int, float):
+        try:
+            return kind(text.strip())
+        except ValueError:
+            return None
+    return text
 
 
 def shown(key: str, value: Any) -> str:

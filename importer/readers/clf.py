@@ -29,6 +29,7 @@ import pyarrow.csv as pacsv
 from .. import schema
 from ..arrowutil import repeat_string
 from ..sources import LineBlock
+from . import trailing
 from .base import Batch, Rejected, too_long_rejects
 from .fields import (
     first_forwarded,
@@ -54,6 +55,11 @@ class ClfLayout:
     fields: dict[str, int]
     pattern: re.Pattern[str]
     example: str
+
+    @property
+    def trailing_pattern(self) -> str:
+        """This layout's fields (group 1), then more fields (:func:`importer.readers.trailing.pattern`)."""
+        return trailing.pattern(self.pattern.pattern, quoted_first="user_agent" in self.fields)
 
 
 def _fields(prefix: int, with_ref_ua: bool) -> dict[str, int]:
@@ -330,6 +336,7 @@ def _prepare(data: bytes) -> bytes:
 
 
 _COMMENT = re.compile(rb"^#[^\n]*", re.MULTILINE)
+_TRAILING = {layout.name: re.compile(layout.trailing_pattern.encode()) for layout in LAYOUTS}
 
 
 def parse_block(block: LineBlock, layout: ClfLayout, source_name: str) -> Callable[[], Batch]:
@@ -357,33 +364,20 @@ def parse_block(block: LineBlock, layout: ClfLayout, source_name: str) -> Callab
     if not data:
         empty = Batch(table=schema.empty_frame(), rows_read=len(rejected), rejected=rejected)
         return lambda: empty
-    malformed: list[pacsv.InvalidRow] = []
-
-    def on_invalid(row: pacsv.InvalidRow) -> str:
-        malformed.append(row)
-        return "skip"
-
-    table = _csv_parse(
-        data,
-        layout.columns,
-        True,
-        on_invalid,
-        used=list(layout.fields.values()),
-        dictionary=(layout.fields["ip"], layout.fields["request"]),
-    )
+    table, parsed = _fast_parse(data, layout)
     line_count = block.line_count - (1 if block.data and not block.data.endswith(b"\n") and data.endswith(b"\n") else 0)
     lines: _Lines | None = None
-    if not malformed and table.num_rows == line_count:
+    if table is not None and table.num_rows == line_count:
         # One row per line: no empty lines and nothing the parser merged, so the line
         # geometry is not needed (the common case; it costs a scan of the block).
         row_lines = np.arange(line_count, dtype=np.int64)
     else:
-        lines = _Lines(data)
+        lines = _Lines(parsed)
         row_lines = np.flatnonzero(~lines.empty)
-        if malformed or table.num_rows != len(row_lines):
-            table, row_lines, bad = _exact_parse(data, lines, layout)
+        if table is None or table.num_rows != len(row_lines):
+            table, row_lines, bad = _exact_parse(parsed, lines, layout)
             rejected.extend(Rejected(source_name, block.first_line + i, reason, lines.text(i)) for i, reason in bad)
-    escapes = b"\\" in data
+    escapes = b"\\" in parsed
     early = _early_columns(table, layout)
 
     def convert() -> Batch:
@@ -391,7 +385,8 @@ def parse_block(block: LineBlock, layout: ClfLayout, source_name: str) -> Callab
             table, layout, source_name, row_lines + block.first_line, escapes=escapes, early=early
         )
         if invalid:
-            geometry = lines if lines is not None else _Lines(data)
+            # the line as written, trailing fields included
+            geometry = lines if lines is not None and parsed is data else _Lines(data)
             for i, reason in invalid:
                 line_index = int(row_lines[i])
                 rejected.append(Rejected(source_name, block.first_line + line_index, reason, geometry.text(line_index)))
@@ -399,6 +394,44 @@ def parse_block(block: LineBlock, layout: ClfLayout, source_name: str) -> Callab
         return Batch(table=canonical, rows_read=canonical.num_rows + len(rejected), rejected=rejected)
 
     return convert
+
+
+def _fast_parse(data: bytes, layout: ClfLayout) -> tuple[pa.Table | None, bytes]:
+    """The block split by the CSV parser: (table, the bytes it split), table None when some line
+    does not have the layout's number of fields even after trailing fields were cut off.
+
+    Lines with trailing fields are cut (a regex pass over every line) in a block whose first
+    line has some, before the parser (a log's lines are alike, and each line the parser finds
+    malformed costs a Python call), or after the parser found malformed lines."""
+    malformed: list[pacsv.InvalidRow] = []
+
+    def on_invalid(row: pacsv.InvalidRow) -> str:
+        malformed.append(row)
+        return "skip"
+
+    def split(text: bytes) -> pa.Table:
+        return _csv_parse(
+            text,
+            layout.columns,
+            True,
+            on_invalid,
+            used=list(layout.fields.values()),
+            dictionary=(layout.fields["ip"], layout.fields["request"]),
+        )
+
+    end = data.find(b"\n")
+    first_line = data[: end if end >= 0 else len(data)].rstrip(b"\r")
+    cut = trailing.cut(data, layout.trailing_pattern) if _TRAILING[layout.name].match(first_line) else None
+    text = data if cut is None else cut
+    table = split(text)
+    if not malformed:
+        return table, text
+    if cut is None:
+        cut = trailing.cut(data, layout.trailing_pattern)
+        if cut is not None:
+            malformed.clear()
+            text, table = cut, split(cut)
+    return (None if malformed else table), text
 
 
 # A line as the CSV parser splits it: a quote opens a field only at its start and the next quote

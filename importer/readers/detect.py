@@ -10,6 +10,7 @@ Detection runs per file, so a directory may mix formats.
 from __future__ import annotations
 
 import queue
+import re
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -21,8 +22,8 @@ from .. import sources as sources_mod
 from ..sources import LineBlock, Source, line_blocks, open_source
 from . import aws, cdn, haproxy, jsonlogs, traefik, trailing, w3c
 from .base import Batch, FormatError, Rejected, too_long_only, transcoded
-from .clf import LAYOUTS_BY_NAME, ClfLayout, parse_block
-from .lines import LineFormat, Sample
+from .clf import LAYOUTS, LAYOUTS_BY_NAME, ClfLayout, parse_block
+from .lines import Sample
 
 SAMPLE_LINES = 1000
 MIN_SHARE = 0.5
@@ -51,21 +52,41 @@ class LogFormat(Protocol):
     def parser(self, timezone: str) -> Parser: ...
 
 
+@dataclass(frozen=True)
 class ClfFormat:
-    """The CLF family on the fast CSV path of :mod:`importer.readers.clf`."""
+    """The CLF family on the fast CSV path of :mod:`importer.readers.clf`.
 
-    family = "access log"
-    zone_less = False
+    The parser reads lines with extra fields after the layout's own (see
+    :mod:`importer.readers.trailing`) whatever the format's name; ``pattern`` is what detection
+    scores with: the exact layout, or (:meth:`with_trailing`) the layout plus trailing fields."""
 
-    def __init__(self, layout: ClfLayout):
-        self.layout = layout
-        self.name = layout.name
-        self.description = layout.description
-        self.example = layout.example
+    layout: ClfLayout
+    name: str
+    description: str
+    example: str
+    pattern: re.Pattern[str]
+    family: str = "access log"
+    zone_less: bool = False
+
+    @classmethod
+    def exact(cls, layout: ClfLayout) -> ClfFormat:
+        return cls(layout, layout.name, layout.description, layout.example, layout.pattern)
+
+    @classmethod
+    def with_trailing(cls, layout: ClfLayout, count: int | None = None) -> ClfFormat:
+        """``combined with trailing fields``, or with ``count`` of them (``combined with 2 trailing fields``)."""
+        fields = "trailing fields" if count is None else f"{count} trailing field{'s' if count != 1 else ''}"
+        return cls(
+            layout,
+            f"{layout.name} with {fields}",
+            f"{layout.description}, then more fields (ignored)",
+            "",
+            re.compile(layout.trailing_pattern),
+        )
 
     def score(self, sample: Sample) -> float:
         rows = sample.rows
-        return sum(1 for ln in rows if self.layout.pattern.match(ln)) / len(rows) if rows else 0.0
+        return sum(1 for ln in rows if self.pattern.match(ln)) / len(rows) if rows else 0.0
 
     def parser(self, timezone: str) -> ClfParser:
         return ClfParser(self.layout)
@@ -87,11 +108,11 @@ class ClfParser:
 
 # Order matters only for ties: more specific formats first.
 FORMATS: tuple[LogFormat, ...] = (
-    ClfFormat(LAYOUTS_BY_NAME["combined"]),
-    ClfFormat(LAYOUTS_BY_NAME["main"]),
-    ClfFormat(LAYOUTS_BY_NAME["vhost_combined"]),
-    ClfFormat(LAYOUTS_BY_NAME["common"]),
-    ClfFormat(LAYOUTS_BY_NAME["vhost_common"]),
+    ClfFormat.exact(LAYOUTS_BY_NAME["combined"]),
+    ClfFormat.exact(LAYOUTS_BY_NAME["main"]),
+    ClfFormat.exact(LAYOUTS_BY_NAME["vhost_combined"]),
+    ClfFormat.exact(LAYOUTS_BY_NAME["common"]),
+    ClfFormat.exact(LAYOUTS_BY_NAME["vhost_common"]),
     traefik.TRAEFIK,
     haproxy.HAPROXY,
     *aws.FORMATS,
@@ -100,6 +121,8 @@ FORMATS: tuple[LogFormat, ...] = (
     *jsonlogs.FORMATS,
 )
 FORMATS_BY_NAME: dict[str, LogFormat] = {f.name: f for f in FORMATS}
+# Tried at detection only when no format above reads most of the sample.
+TRAILING_VARIANTS: tuple[ClfFormat, ...] = tuple(ClfFormat.with_trailing(layout) for layout in LAYOUTS)
 ALIASES = {
     "iis": "w3c",
     "nginx": "combined",
@@ -159,7 +182,7 @@ def detect(sample: Sample) -> Detection:
     if scored[0][0] < MIN_SHARE:
         # Only then a known format with trailing fields: "common" plus two fields also reads
         # every combined line, and must not win over a combined log with a few bad lines.
-        scored = sorted(scored + _ranked(trailing.VARIANTS, sample), key=lambda s: s[0], reverse=True)
+        scored = sorted(scored + _ranked(TRAILING_VARIANTS, sample), key=lambda s: s[0], reverse=True)
     best_share, best = scored[0]
     scores = tuple((fmt.name, share) for share, fmt in scored)
     if best_share < MIN_SHARE:
@@ -173,8 +196,8 @@ def detect(sample: Sample) -> Detection:
             '$body_bytes_sent "$http_referer" "$http_user_agent" $request_time\' (nginx\'s log_format) or '
             '--log-format \'%h %l %u %t "%r" %>s %b "%{Referer}i" "%{User-Agent}i" %D\' (Apache\'s LogFormat)'
         )
-    if isinstance(best, LineFormat) and best in trailing.VARIANTS:
-        best = trailing.counted(best, sample)
+    if isinstance(best, ClfFormat) and best in TRAILING_VARIANTS:
+        best = ClfFormat.with_trailing(best.layout, trailing.count(best.layout.trailing_pattern, sample))
     return Detection(format=best, share=best_share, scores=scores)
 
 

@@ -2,66 +2,70 @@
 
 nginx ``combined`` plus ``$request_time $upstream_response_time``, Apache ``combined`` plus
 ``%D`` or ``%T``: the known fields are read as usual and whatever follows them is ignored.
-These variants are tried at detection only when no exact format reads most of the sample (a
-``common`` line with two trailing fields looks like a ``combined`` one); they run on the regex
-path of :mod:`importer.readers.lines` (the CSV fast path of
-:mod:`importer.readers.clf` needs a fixed number of columns, and ``$upstream_response_time``
-may be ``0.004, 0.002``).
+The CLF reader (:mod:`importer.readers.clf`) cuts such lines down to the known fields
+(:func:`cut`) before splitting them, so a named format (``--format combined``) and a detected one
+read them alike. Detection tries the variants with trailing fields only when no exact format
+reads most of the sample (a ``common`` line with two trailing fields looks like a ``combined``
+one).
 """
 
 from __future__ import annotations
 
 import re
 from collections import Counter
-from dataclasses import replace
 
-from .clf import LAYOUTS, ClfLayout
-from .fields import TextStyle
-from .lines import QUOTED, LineFormat, Sample
+import numpy as np
+import pyarrow.compute as pc
 
-_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|\S+')
+from .lines import Sample, block_lines
 
-
-def _pattern(layout: ClfLayout) -> str:
-    host = r"(?P<host>\S+) " if "host" in layout.fields else ""
-    core = (
-        rf'(?P<ip>\S+) \S+ \S+ \[(?P<time_clf>[^\]]+)\] "(?P<request>{QUOTED})" '
-        r"(?P<status>\d{3}) (?P<bytes>\d+|-)"
-    )
-    ref_ua = rf' "(?P<referrer>{QUOTED})" "(?P<user_agent>{QUOTED})"' if "user_agent" in layout.fields else ""
-    xff = rf' "(?P<xff>{QUOTED})"' if "xff" in layout.fields else ""
-    # At least one field beyond the layout's own (else the exact format matches). Without a
-    # referrer and user agent, the first one is not quoted: "common" plus a quoted field would
-    # read a combined line (its referrer and user agent lost as trailing fields). x_ groups are
-    # not fields of the frame; this one is read only to count the fields at detection.
-    first = r"\S" if ref_ua else r'[^"\s]'
-    return f"^{host}{core}{ref_ua}{xff}(?P<x_trailing> {first}.*)$"
+_QUOTED_FIELD = r'"(?:[^"\\]|\\.)*"'
+_TOKEN = re.compile(rf"{_QUOTED_FIELD}|\S+")
+_TAIL = "(?P<x_trailing>"
 
 
-def variant(layout: ClfLayout) -> LineFormat:
-    return LineFormat(
-        name=f"{layout.name} with trailing fields",
-        description=f"{layout.description}, then more fields (ignored)",
-        example="",
-        pattern=_pattern(layout),
-        style=TextStyle(backslash=True),
-    )
+def pattern(exact: str, quoted_first: bool) -> str:
+    """A layout's ``exact`` pattern (``^...$``) as group 1, then at least one more field (group
+    ``x_trailing``); both Python ``re`` and RE2 syntax.
+
+    A quoted extra field must close its quote (a line cut off inside one is damaged, not a line
+    with trailing fields). Without ``quoted_first`` (a layout without referrer and user agent),
+    the first extra field is not quoted: "common" plus a quoted field would read a combined
+    line, its referrer and user agent lost as trailing fields."""
+    unquoted = r'[^"\s]\S*'
+    field = rf"(?:{_QUOTED_FIELD}\S*|{unquoted})"
+    first = field if quoted_first else unquoted
+    known = exact.removeprefix("^").removesuffix("$")
+    return rf"^({known}){_TAIL} +{first}(?: +{field})*) *$"
 
 
-VARIANTS: tuple[LineFormat, ...] = tuple(variant(layout) for layout in LAYOUTS)
+def cut(data: bytes, trailing: str) -> bytes | None:
+    """``data`` with each line that matches ``trailing`` (a :func:`pattern`) cut down to its
+    group 1, the layout's own fields, every other line as it was; None when no line has
+    trailing fields.
+
+    ``trailing`` itself only picks the lines (a plain match, RE2's fast DFA); the cut is made
+    with its known part and a bare rest, ``^(known) .*$``, whose capture costs a quarter of
+    ``trailing``'s (the known part is the same, and parses only one way)."""
+    lines, _ = block_lines(data)
+    has = pc.match_substring_regex(lines, trailing)
+    if not pc.any(has).as_py():
+        return None
+    bare = trailing[: trailing.index(_TAIL)] + " .*$"
+    known = pc.replace_with_mask(lines, has, pc.replace_substring_regex(lines.filter(has), bare, r"\1"))
+    joined = pc.binary_join_element_wise(known, "", "\n")
+    offsets = np.frombuffer(joined.buffers()[1], dtype=np.int32, count=len(joined) + 1, offset=joined.offset * 4)
+    text: bytes = joined.buffers()[2].to_pybytes()[offsets[0] : offsets[-1]]
+    return text if data.endswith(b"\n") else text[:-1]
 
 
-def counted(fmt: LineFormat, sample: Sample) -> LineFormat:
-    """``fmt`` named with the usual number of trailing fields on the sample's lines it matches
-    (``combined with 2 trailing fields``), for the summary and ``preview``."""
-    pattern = re.compile(fmt.pattern)
+def count(trailing: str, sample: Sample) -> int | None:
+    """The usual number of trailing fields on the sample's lines that have some (None: none do),
+    to name the format ``combined with 2 trailing fields`` in the summary and ``preview``."""
+    compiled = re.compile(trailing)
     counts: Counter[int] = Counter()
     for line in sample.rows:
-        m = pattern.match(line.replace('\\"', "\\x22"))
+        m = compiled.match(line.replace('\\"', "\\x22"))
         if m:
             counts[len(_TOKEN.findall(m.group("x_trailing")))] += 1
-    if not counts:
-        return fmt
-    n = counts.most_common(1)[0][0]
-    layout = fmt.name.removesuffix(" with trailing fields")
-    return replace(fmt, name=f"{layout} with {n} trailing field{'s' if n != 1 else ''}")
+    return counts.most_common(1)[0][0] if counts else None
