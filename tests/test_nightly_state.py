@@ -102,21 +102,23 @@ def test_wait_queues_for_the_lock_instead_of_failing(tmp_path):
     script = (
         "import sys, time; from importer.state import StateStore, StateBusy\n"
         "started = time.monotonic()\n"
+        "print('trying', flush=True)\n"
         "try:\n"
         f"    StateStore(sys.argv[1], scope={scope!r}, wait_s=float(sys.argv[2])).close()\n"
         "except StateBusy as exc:\n"
         "    print('busy', exc); sys.exit(2)\n"
         "print('got it after', round(time.monotonic() - started, 1))\n"
     )
-    queued = subprocess.Popen([sys.executable, "-c", script, str(state), "30"], stdout=subprocess.PIPE, text=True)
+    queued = subprocess.Popen([sys.executable, "-c", script, str(state), "120"], stdout=subprocess.PIPE, text=True)
     impatient = subprocess.run(
-        [sys.executable, "-c", script, str(state), "0.3"], stdout=subprocess.PIPE, text=True, check=False, timeout=60
+        [sys.executable, "-c", script, str(state), "0.3"], stdout=subprocess.PIPE, text=True, check=False, timeout=120
     )
     assert impatient.returncode == 2 and "after waiting 0.3 s (--wait)" in impatient.stdout
-    time.sleep(1.0)
+    assert queued.stdout is not None and queued.stdout.readline() == "trying\n"  # its clock runs from here
+    time.sleep(1.0)  # how long the lock is kept from it, not a guess at how long something takes
     assert queued.poll() is None  # still waiting
     holder.close()
-    out, _ = queued.communicate(timeout=60)
+    out, _ = queued.communicate(timeout=120)
     assert queued.returncode == 0 and out.startswith("got it after")
     assert float(out.split()[-1]) >= 1.0
 
