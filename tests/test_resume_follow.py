@@ -11,8 +11,7 @@ import sys
 import time
 from collections import Counter
 
-from conftest import combined_line
-from test_resume_kill import wait_for
+from conftest import combined_line, wait_for
 from test_sender_faults import START, pages_of
 
 
