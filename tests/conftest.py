@@ -40,7 +40,7 @@ def combined_line(
     return f"{vhost} {line}" if vhost else line
 
 
-def wait_for(condition: Callable[[], object], timeout: float = 60.0) -> None:
+def wait_for(condition: Callable[[], object], timeout: float = 120.0) -> None:
     """Poll until ``condition()`` holds. The timeout only ends a hang: on a busy machine a step
     can take many seconds, so tests wait for what they need, never for a guessed time."""
     deadline = time.monotonic() + timeout

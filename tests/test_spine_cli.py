@@ -232,7 +232,7 @@ def test_ctrl_c_before_sending_exits_130_with_one_line(tmp_path, receiver):
         command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path
     )
     # Started, and waiting for input on stdin: the moment a user at a pipe would press Ctrl-C.
-    wait_for(lambda: reading_stdin(process.pid) or process.poll() is not None, timeout=120)
+    wait_for(lambda: reading_stdin(process.pid) or process.poll() is not None)
     assert process.poll() is None, process.communicate()
     process.send_signal(signal.SIGINT)
     _, err = process.communicate(timeout=30)
