@@ -149,7 +149,7 @@ def test_after_ctrl_c_the_summary_says_what_was_drained_cut_off_and_sent_next(tm
     assert process.poll() is None
     os.kill(process.pid, signal.SIGINT)
     receiver.release()  # the requests in flight are answered and drained
-    _, err = process.communicate(timeout=60)
+    _, err = process.communicate(timeout=120)
     assert process.returncode == 130, err
     report = json.loads((tmp_path / "report-1.json").read_text())
     failed = records(tmp_path / "failed.jsonl")

@@ -65,7 +65,7 @@ def start(tmp_path: Path, log: Path, endpoint: str, tag: str, rate: str = "0") -
 
 
 def finish(process: subprocess.Popen) -> tuple[int, str]:
-    _, err = process.communicate(timeout=60)
+    _, err = process.communicate(timeout=120)
     return process.returncode, err
 
 

@@ -235,6 +235,6 @@ def test_ctrl_c_before_sending_exits_130_with_one_line(tmp_path, receiver):
     wait_for(lambda: reading_stdin(process.pid) or process.poll() is not None)
     assert process.poll() is None, process.communicate()
     process.send_signal(signal.SIGINT)
-    _, err = process.communicate(timeout=30)
+    _, err = process.communicate(timeout=120)
     assert process.returncode == 130, err
     assert "Traceback" not in err and "interrupted" in err
