@@ -142,7 +142,8 @@ def test_slow_answers_time_out_fail_into_the_failed_file_and_the_next_run_sends_
 def test_slow_answers_within_the_timeout_are_all_accepted(tmp_path, make_receiver):
     pages = make_log(tmp_path / "access.log", 80)
     receiver = make_receiver(Faults(delay_s=0.05))
-    report = run(tmp_path / "access.log", receiver, tmp_path, concurrency=16, timeout_s=2)
+    # 0.05 s answers against a timeout that a busy machine's delays cannot reach.
+    report = run(tmp_path / "access.log", receiver, tmp_path, concurrency=16, timeout_s=30)
     assert report.accepted == 80 and report.retries == 0
     assert pages_of(receiver) == Counter(pages)
 
