@@ -8,7 +8,9 @@ lines with the headers that matter (``User-Agent``, ``X-Forwarded-For``).
 
 Faults can be injected, deterministically with a seed: a share of 503s with ``Retry-After``,
 the first N requests failing, bursts of 503s (of every N requests, the first M), connections
-dropped without an answer, slow answers, and a share of 202s flagged dropped. It can also play
+dropped without an answer, slow answers, and a share of 202s flagged dropped; :meth:`Receiver.hold`
+keeps every answer after the Nth accepted event waiting until :meth:`Receiver.release`, so that a
+test acts on a run that is certainly still sending, however slow the machine. It can also play
 what stands in front of a misconfigured endpoint: one fixed answer for every event (a login
 redirect, a proxy's 400, a 200 HTML page), and very large answer bodies. With ``tls`` it
 serves https.
@@ -74,6 +76,8 @@ class ReceiverStats:
     resets: int = 0
     body_bytes_sent: int = 0  # bytes of answer bodies written (padding included)
     other_requests: int = 0  # requests to another path or with another method (a followed redirect)
+    open_connections: int = 0  # client connections not closed yet
+    held: int = 0  # answers waiting for Receiver.release
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -185,6 +189,8 @@ class Receiver:
         self._server: asyncio.AbstractServer | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
+        self._hold_after: int | None = None  # accepted events answered before answers wait
+        self._released = asyncio.Event()
 
     @property
     def endpoint(self) -> str:
@@ -199,6 +205,7 @@ class Receiver:
     async def start(self) -> None:
         if self.record_path is not None:
             self._record_file = open_private(self.record_path)  # events with their X-Forwarded-For
+        self._loop = asyncio.get_running_loop()
         self._server = await asyncio.start_server(self._handle, self.host, self.port, backlog=1024, ssl=self.tls)
         self.port = self._server.sockets[0].getsockname()[1]
 
@@ -225,7 +232,6 @@ class Receiver:
 
         def main() -> None:
             loop = asyncio.new_event_loop()
-            self._loop = loop
             try:
                 loop.run_until_complete(self.start())
             except BaseException as exc:
@@ -251,12 +257,40 @@ class Receiver:
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(10)
 
+    def hold(self, after: int) -> None:
+        """Answer until ``after`` events are accepted in all, then keep every later answer
+        waiting (its event recorded already, like :attr:`Faults.delay_s`) until :meth:`release`."""
+        with self._lock:
+            self._hold_after = after
+            self._released = asyncio.Event()
+
+    def release(self) -> None:
+        """Send the answers :meth:`hold` kept waiting, and answer at once from now on."""
+        with self._lock:
+            released, self._hold_after = self._released, None
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(released.set)
+
+    async def _wait_while_held(self) -> None:
+        with self._lock:
+            if self._hold_after is None or self.stats.accepted <= self._hold_after:
+                return
+            released = self._released
+            self.stats.held += 1
+        try:
+            await released.wait()
+        finally:
+            with self._lock:
+                self.stats.held -= 1
+
     def _count(self) -> int:
         with self._lock:
             self.stats.requests += 1
             return self.stats.requests
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with self._lock:
+            self.stats.open_connections += 1
         try:
             while True:
                 try:
@@ -285,6 +319,8 @@ class Receiver:
         finally:
             with contextlib.suppress(Exception):
                 writer.close()
+            with self._lock:
+                self.stats.open_connections -= 1
 
     async def _dispatch(self, writer, method: str, path: str, headers: dict, body: bytes, close: bool) -> bool:
         if path == "/api/health" and method == "GET":
@@ -319,6 +355,7 @@ class Receiver:
             status, answer, content_type, extra = self._take_event(headers, body, roll_drop < faults.drop_share)
         if faults.delay_s and (not faults.slow_first or number <= faults.slow_first):
             await asyncio.sleep(faults.delay_s)  # the event is recorded already: a slow answer, not a slow server
+        await self._wait_while_held()
         return await self._respond(writer, status, answer, close, content_type=content_type, extra=extra)
 
     def _take_event(self, headers: dict, body: bytes, drop: bool) -> tuple[int, bytes, str, dict[str, str]]:

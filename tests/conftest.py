@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import gzip
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -37,6 +38,15 @@ def combined_line(
     when = when or dt.datetime(2024, 3, 14, 9, 26, 53, tzinfo=dt.timezone(dt.timedelta(hours=1)))
     line = f'{ip} - - [{clf_time(when)}] "{method} {target} HTTP/1.1" {status} {size} "{referrer}" "{user_agent}"'
     return f"{vhost} {line}" if vhost else line
+
+
+def wait_for(condition: Callable[[], object], timeout: float = 120.0) -> None:
+    """Poll until ``condition()`` holds. The timeout only ends a hang: on a busy machine a step
+    can take many seconds, so tests wait for what they need, never for a guessed time."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out after {timeout} s"
+        time.sleep(0.005)
 
 
 def write_log(path: Path, lines: list[str], compress: bool = False, newline: str = "\n") -> Path:

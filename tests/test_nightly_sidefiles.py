@@ -8,11 +8,10 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 
-from conftest import combined_line, write_log
+from conftest import combined_line, wait_for, write_log
 
 from importer import send
 from importer.options import DeliveryOptions, OutputOptions
@@ -46,6 +45,8 @@ def cli(tmp_path: Path, log: Path, endpoint: str, tag: str) -> subprocess.Popen:
         endpoint,
         "--rate",
         "1000",
+        "--timeout",
+        "120",  # answers held by Receiver.hold wait while the test acts, however long that takes
         "--state",
         str(tmp_path / "state.sqlite"),
         "--no-progress",
@@ -63,13 +64,13 @@ def test_rejected_lines_are_written_once_across_a_crash_and_carry_run_and_time(t
     log = tmp_path / "access.log"
     bad = mixed_log(log, 3000)
     receiver = make_receiver(Faults(delay_s=0.002))
+    receiver.hold(after=300)  # the run cannot end before it is killed
     first = cli(tmp_path, log, receiver.endpoint, "1")
-    deadline = time.monotonic() + 60
-    while receiver.stats.accepted < 300 and first.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.005)
+    wait_for(lambda: receiver.stats.accepted >= 300 or first.poll() is not None)
     assert first.poll() is None, "the run ended before it could be killed"
     os.kill(first.pid, signal.SIGKILL)
     first.wait(30)
+    receiver.release()
     written_first = records(tmp_path / "rejects.jsonl")
     assert written_first and len({r["run"] for r in written_first}) == 1
     second = cli(tmp_path, log, receiver.endpoint, "2")
@@ -142,13 +143,13 @@ def test_after_ctrl_c_the_summary_says_what_was_drained_cut_off_and_sent_next(tm
     log = tmp_path / "access.log"
     write_log(log, [combined_line(ip=f"198.51.100.{i % 50}", target=f"/p{i}") for i in range(800)])
     receiver = make_receiver(Faults(delay_s=0.01))
+    receiver.hold(after=100)  # the run cannot end before Ctrl-C
     process = cli(tmp_path, log, receiver.endpoint, "1")
-    deadline = time.monotonic() + 60
-    while receiver.stats.accepted < 100 and process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.005)
+    wait_for(lambda: receiver.stats.accepted >= 100 or process.poll() is not None)
     assert process.poll() is None
     os.kill(process.pid, signal.SIGINT)
-    _, err = process.communicate(timeout=60)
+    receiver.release()  # the requests in flight are answered and drained
+    _, err = process.communicate(timeout=120)
     assert process.returncode == 130, err
     report = json.loads((tmp_path / "report-1.json").read_text())
     failed = records(tmp_path / "failed.jsonl")

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import combined_line, write_log
+from conftest import combined_line, wait_for, write_log
 
 from importer import mapping as mapping_mod
 from importer.mapping import Mapper
@@ -41,6 +41,8 @@ def cli_send(tmp_path: Path, log: Path, endpoint: str, domain: str, state: Path,
         endpoint,
         "--rate",
         "400",
+        "--timeout",
+        "120",  # answers held by Receiver.hold wait while the other job starts, however long that takes
         "--state",
         str(state),
         "--no-progress",
@@ -57,14 +59,18 @@ def cli_send(tmp_path: Path, log: Path, endpoint: str, domain: str, state: Path,
 
 def test_two_sites_jobs_share_one_state_file_at_the_same_time(tmp_path, make_receiver):
     receiver = make_receiver(Faults(delay_s=0.002))
+    receiver.hold(after=0)  # no job can finish before the other one has started sending
     state = tmp_path / "state.sqlite"
     logs = {domain: log_of(tmp_path / f"{domain}.log", 600, prefix=domain) for domain in ("a.example", "b.example")}
     jobs = {domain: cli_send(tmp_path, log, receiver.endpoint, domain, state) for domain, log in logs.items()}
-    # Both are sending at once (each needs > 1 s at --rate 400): neither waits for the other.
-    deadline = time.monotonic() + 60
-    while {e["domain"] for e in receiver.events} != set(jobs) and time.monotonic() < deadline:
-        time.sleep(0.01)
+    # Both are sending at once: neither waits for the other's lock.
+    wait_for(
+        lambda: (
+            {e["domain"] for e in receiver.events} == set(jobs) or any(job.poll() is not None for job in jobs.values())
+        ),
+    )
     assert all(job.poll() is None for job in jobs.values()), "a job ended before the other started sending"
+    receiver.release()
     for domain, job in jobs.items():
         _, err = job.communicate(timeout=120)
         assert job.returncode == 0, err
@@ -96,21 +102,23 @@ def test_wait_queues_for_the_lock_instead_of_failing(tmp_path):
     script = (
         "import sys, time; from importer.state import StateStore, StateBusy\n"
         "started = time.monotonic()\n"
+        "print('trying', flush=True)\n"
         "try:\n"
         f"    StateStore(sys.argv[1], scope={scope!r}, wait_s=float(sys.argv[2])).close()\n"
         "except StateBusy as exc:\n"
         "    print('busy', exc); sys.exit(2)\n"
         "print('got it after', round(time.monotonic() - started, 1))\n"
     )
-    queued = subprocess.Popen([sys.executable, "-c", script, str(state), "30"], stdout=subprocess.PIPE, text=True)
+    queued = subprocess.Popen([sys.executable, "-c", script, str(state), "120"], stdout=subprocess.PIPE, text=True)
     impatient = subprocess.run(
-        [sys.executable, "-c", script, str(state), "0.3"], stdout=subprocess.PIPE, text=True, check=False, timeout=60
+        [sys.executable, "-c", script, str(state), "0.3"], stdout=subprocess.PIPE, text=True, check=False, timeout=120
     )
     assert impatient.returncode == 2 and "after waiting 0.3 s (--wait)" in impatient.stdout
-    time.sleep(1.0)
+    assert queued.stdout is not None and queued.stdout.readline() == "trying\n"  # its clock runs from here
+    time.sleep(1.0)  # how long the lock is kept from it, not a guess at how long something takes
     assert queued.poll() is None  # still waiting
     holder.close()
-    out, _ = queued.communicate(timeout=60)
+    out, _ = queued.communicate(timeout=120)
     assert queued.returncode == 0 and out.startswith("got it after")
     assert float(out.split()[-1]) >= 1.0
 

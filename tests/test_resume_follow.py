@@ -11,8 +11,7 @@ import sys
 import time
 from collections import Counter
 
-from conftest import combined_line
-from test_resume_kill import wait_for
+from conftest import combined_line, wait_for
 from test_sender_faults import START, pages_of
 
 
@@ -70,7 +69,7 @@ def test_follow_forwards_new_lines_across_rotation_and_resumes_exactly(tmp_path,
         time.sleep(0.6)
     finally:
         process.send_signal(signal.SIGTERM)
-        _, err = process.communicate(timeout=30)
+        _, err = process.communicate(timeout=120)
     assert process.returncode == 143, err
     expected = Counter(f"/p{i}" for i in range(15))
     assert pages_of(receiver) == expected
@@ -84,11 +83,11 @@ def test_follow_forwards_new_lines_across_rotation_and_resumes_exactly(tmp_path,
         capture_output=True,
         text=True,
         cwd=tmp_path,
-        timeout=60,
+        timeout=120,
     )
     assert again.returncode == 0, again.stderr
     again = subprocess.run(
-        [*command[:4], str(log), *command[5:-5]], capture_output=True, text=True, cwd=tmp_path, timeout=60
+        [*command[:4], str(log), *command[5:-5]], capture_output=True, text=True, cwd=tmp_path, timeout=120
     )
     assert again.returncode == 0, again.stderr
     time.sleep(0.1)

@@ -8,7 +8,6 @@ page arrived.
 from __future__ import annotations
 
 import datetime as dt
-import itertools
 import json
 import sqlite3
 import time
@@ -17,7 +16,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
-from conftest import BROWSER, IPHONE, combined_line, write_log
+from conftest import BROWSER, IPHONE, combined_line, wait_for, write_log
 
 from importer import ConfigError, DeliveryOptions, OutputOptions, send
 from importer.events import EVENT_SCHEMA
@@ -125,6 +124,8 @@ def test_slow_answers_time_out_fail_into_the_failed_file_and_the_next_run_sends_
     assert report.failed == 8 and report.accepted == 0 and report.retries == 8
     # No answer is an unknown outcome: the slow server did record both tries of every event.
     assert (report.timeouts, report.maybe_duplicated) == (16, 8)
+    # The client gave up after 0.15 s; a busy receiver thread may read the last tries later.
+    wait_for(lambda: slow.stats.accepted >= 16)
     assert sum(pages_of(slow).values()) == 16
     failed = records(tmp_path / "failed.jsonl")
     assert sorted(r["line"] for r in failed) == list(range(1, 9))
@@ -141,7 +142,8 @@ def test_slow_answers_time_out_fail_into_the_failed_file_and_the_next_run_sends_
 def test_slow_answers_within_the_timeout_are_all_accepted(tmp_path, make_receiver):
     pages = make_log(tmp_path / "access.log", 80)
     receiver = make_receiver(Faults(delay_s=0.05))
-    report = run(tmp_path / "access.log", receiver, tmp_path, concurrency=16, timeout_s=2)
+    # 0.05 s answers against a timeout that a busy machine's delays cannot reach.
+    report = run(tmp_path / "access.log", receiver, tmp_path, concurrency=16, timeout_s=30)
     assert report.accepted == 80 and report.retries == 0
     assert pages_of(receiver) == Counter(pages)
 
@@ -225,15 +227,18 @@ def test_the_state_file_and_the_failed_file_hold_no_ip_address(tmp_path, make_re
 
 
 def test_pace_keeps_the_original_gaps_scaled(tmp_path, receiver):
-    # Events 2 s apart, replayed 10x faster: 0.2 s apart.
+    # Events 2 s apart, replayed 10x faster: the k-th is due 0.2 k s after the first is sent.
     make_log(tmp_path / "access.log", 6, gap_s=2.0, visitors=6)
-    started = time.monotonic()
+    started = dt.datetime.now(dt.UTC)
     report = run(tmp_path / "access.log", receiver, tmp_path, pace="10")
-    elapsed = time.monotonic() - started
-    assert report.accepted == 6 and 1.0 <= elapsed < 3.0
+    assert report.accepted == 6
     received = sorted(dt.datetime.fromisoformat(e["received_at"]) for e in receiver.events)
-    gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(received)]
-    assert all(0.12 <= g <= 0.4 for g in gaps), gaps
+    offsets = [(at - started).total_seconds() for at in received]
+    # None goes out before it is due (received_at is cut to the millisecond) ...
+    assert all(offset >= 0.2 * k - 0.001 for k, offset in enumerate(offsets)), offsets
+    # ... and the replay takes a tenth of the original 10 s. A busy machine only makes events
+    # late, so this bound leaves it 9 s; the original pace would need 10 s at the least.
+    assert offsets[-1] < 10, offsets
 
 
 def _events(n: int) -> pa.Table:
@@ -286,7 +291,7 @@ def test_a_retry_after_beyond_the_retry_time_limit_fails_at_once(tmp_path, make_
     receiver = make_receiver(Faults(fail_share=1.0, retry_after="60"))
     started = time.monotonic()
     report = run(tmp_path / "access.log", receiver, tmp_path, max_retry_s=5)
-    assert time.monotonic() - started < 5
+    assert time.monotonic() - started < 30  # honouring the Retry-After would take 60 s
     assert (report.failed, report.retries, receiver.stats.requests) == (3, 0, 3)
     reasons = [r["reason"] for r in records(tmp_path / "failed.jsonl")]
     assert len(reasons) == 3 and all("gave up after 1 attempts" in r and "HTTP 503" in r for r in reasons)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import platform
 import signal
 import subprocess
 import sys
-import time
+from pathlib import Path
 
-from conftest import combined_line, write_log
+import pytest
+from conftest import combined_line, wait_for, write_log
 
 from importer import resources
 
@@ -195,6 +198,19 @@ def test_demo_replays_the_sample_log_to_a_local_receiver(tmp_path):
     assert "accepted" in result.stderr
 
 
+READ_SYSCALL = {"x86_64": "0", "aarch64": "63"}.get(platform.machine())
+
+
+def reading_stdin(pid: int) -> bool:
+    """Whether a thread of the process is blocked in read() on its stdin (fd 0)."""
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        with contextlib.suppress(OSError):
+            if (task / "syscall").read_text().split()[:2] == [READ_SYSCALL, "0x0"]:
+                return True
+    return False
+
+
+@pytest.mark.skipif(READ_SYSCALL is None or not Path("/proc/self/syscall").exists(), reason="needs Linux /proc")
 def test_ctrl_c_before_sending_exits_130_with_one_line(tmp_path, receiver):
     # A live endpoint: with nothing listening the run would now stop by itself before reading stdin.
     command = [
@@ -215,8 +231,10 @@ def test_ctrl_c_before_sending_exits_130_with_one_line(tmp_path, receiver):
     process = subprocess.Popen(
         command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path
     )
-    time.sleep(1.5)  # started, and waiting for input on stdin
+    # Started, and waiting for input on stdin: the moment a user at a pipe would press Ctrl-C.
+    wait_for(lambda: reading_stdin(process.pid) or process.poll() is not None)
+    assert process.poll() is None, process.communicate()
     process.send_signal(signal.SIGINT)
-    _, err = process.communicate(timeout=30)
+    _, err = process.communicate(timeout=120)
     assert process.returncode == 130, err
     assert "Traceback" not in err and "interrupted" in err

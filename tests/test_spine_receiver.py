@@ -4,20 +4,24 @@ for invalid events, the payload limits of `lib/plausible/ingestion/request.ex`."
 from __future__ import annotations
 
 import json
+import threading
 
 import httpx
 import pytest
-from conftest import BROWSER
+from conftest import BROWSER, wait_for
 
 GOOD = {"name": "pageview", "url": "https://example.com/a", "domain": "example.com"}
 
 
-def post(receiver, body, content_type="application/json", user_agent=BROWSER, raw: bytes | None = None):
+def post(
+    receiver, body, content_type="application/json", user_agent=BROWSER, raw: bytes | None = None, timeout: float = 5
+):
     data = raw if raw is not None else json.dumps(body).encode()
     return httpx.post(
         receiver.endpoint,
         content=data,
         headers={"Content-Type": content_type, "User-Agent": user_agent, "X-Forwarded-For": "203.0.113.5"},
+        timeout=timeout,
     )
 
 
@@ -84,3 +88,18 @@ def test_bots_are_answered_202_with_x_plausible_dropped(receiver, user_agent):
     response = post(receiver, GOOD, user_agent=user_agent)
     assert (response.status_code, response.text, response.headers["x-plausible-dropped"]) == (202, "ok", "1")
     assert receiver.events == [] and receiver.stats.dropped == 1
+
+
+def test_hold_keeps_later_answers_waiting_until_release(receiver):
+    receiver.hold(after=2)
+    assert [post(receiver, GOOD).status_code for _ in range(2)] == [202, 202]
+    answers: list[int] = []
+    late = threading.Thread(target=lambda: answers.append(post(receiver, GOOD, timeout=120).status_code))
+    late.start()
+    wait_for(lambda: receiver.stats.held == 1)
+    assert len(receiver.events) == 3 and answers == []  # recorded, not answered
+    receiver.release()
+    late.join(120)
+    assert answers == [202] and receiver.stats.held == 0
+    assert post(receiver, GOOD).status_code == 202  # released for good
+    wait_for(lambda: receiver.stats.open_connections == 0)  # each httpx.post closes its connection

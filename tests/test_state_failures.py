@@ -8,11 +8,11 @@ import json
 import os
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
 import pytest
+from conftest import wait_for
 from test_sender_faults import make_log, pages_of
 
 from importer.receiver import Faults
@@ -44,6 +44,8 @@ def start(tmp_path: Path, log: Path, endpoint: str, tag: str, state: Path, rate:
         "0.01",
         "--drain-timeout",
         "5",
+        "--timeout",
+        "120",  # answers held by Receiver.hold wait while the test acts, however long that takes
         "--report",
         str(tmp_path / f"report-{tag}.json"),
         "--failed",
@@ -61,13 +63,6 @@ def finish(process: subprocess.Popen) -> tuple[int, str]:
 
 def run(tmp_path: Path, log: Path, endpoint: str, tag: str, state: Path) -> tuple[int, str]:
     return finish(start(tmp_path, log, endpoint, tag, state))
-
-
-def wait_for(condition, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.005)
 
 
 def one_error_line(err: str, state: Path, *words: str) -> str:
@@ -174,12 +169,14 @@ def test_state_file_deleted_mid_run_stops_the_run_with_exit_2(tmp_path, make_rec
     make_log(log, 3000)
     receiver = make_receiver(Faults(delay_s=0.002))
     state = tmp_path / "state.sqlite"
+    receiver.hold(after=300)  # the run cannot end before the file is gone
     process = start(tmp_path, log, receiver.endpoint, "a", state, rate="1000")
     wait_for(lambda: receiver.stats.accepted >= 300 or process.poll() is not None)
     assert process.poll() is None, "the run ended before the state file could be deleted"
     for path in tmp_path.glob("state.sqlite*"):
         if ".lock" not in path.name:
             path.unlink()
+    receiver.release()
     code, err = finish(process)
     assert code == 2, err
     one_error_line(err, state, "deleted or replaced")
@@ -194,10 +191,12 @@ def test_state_through_a_symlink_is_the_same_locked_state(tmp_path, make_receive
     state = tmp_path / "a.sqlite"
     link = tmp_path / "link.sqlite"
     link.symlink_to(state)
+    receiver.hold(after=100)  # the first run holds the lock for as long as the second one takes to start
     first = start(tmp_path, log, receiver.endpoint, "a", state, rate="1000")
     wait_for(lambda: receiver.stats.accepted >= 100 or first.poll() is not None)
     assert first.poll() is None
     code, err = run(tmp_path, log, receiver.endpoint, "b", link)
+    receiver.release()
     assert code == 2, err
     one_error_line(err, link, "another run is using it")
     assert finish(first)[0] == 0
@@ -222,10 +221,12 @@ def test_full_disk_mid_run_stops_accounts_everything_and_keeps_the_duplicate_bou
     pages = make_log(log, 4000)
     receiver = make_receiver(Faults(delay_s=0.002))
     state = tmpfs / "state.sqlite"
+    receiver.hold(after=500)  # the run cannot end before the disk is full
     process = start(tmp_path, log, receiver.endpoint, "a", state, rate="1000")
     wait_for(lambda: receiver.stats.accepted >= 500 or process.poll() is not None)
     assert process.poll() is None, "the run ended before the disk could be filled"
     fill(tmpfs)
+    receiver.release()
     code, err = finish(process)
     assert code == 2, err
     one_error_line(err, state, "No space left on device", "ENOSPC", "stopped sending")
