@@ -29,6 +29,7 @@ import fcntl
 import hashlib
 import os
 import sqlite3
+import tempfile
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -175,6 +176,34 @@ def _create_private(path: Path) -> bool:
         return False
 
 
+def _create_whole(path: Path) -> None:
+    """Create the state file with its tables if it does not exist, all at once: the jobs of
+    other sites share the file and may start at the same moment, and one of them must never see
+    another's file before SQLite has written it (an empty file is refused as a damaged state)."""
+    if path.exists():
+        return
+    fd, draft = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".new", dir=path.parent)  # 0600
+    os.close(fd)
+    try:
+        db = sqlite3.connect(draft, isolation_level=None)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.executescript(_SCHEMA)
+        finally:
+            db.close()
+        os.link(draft, path)  # fails, leaving the other job's file as it is, if one came first
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP):
+            raise
+        # A file system without hard links (FAT, some network shares): an empty file that SQLite
+        # fills, as before; two jobs starting on it in the same instant may see it empty.
+        _create_private(path)
+    finally:
+        os.unlink(draft)
+
+
 def _flock(path: Path, mode: int, deadline: float) -> IO[str] | None:
     """``path`` (created 0600) open and ``flock``-ed in ``mode`` (shared or exclusive), trying
     until ``deadline`` (``time.monotonic()``); None when it stayed locked by another."""
@@ -261,8 +290,10 @@ class StateStore:
         return whole, scope
 
     def _open(self, old_scope: str | None) -> sqlite3.Connection:
+        _create_whole(self._real)
         # SQLite creates the -wal and -shm files with the mode of the database file.
-        if not _create_private(self._real) and os.stat(self._real).st_size == 0:
+        _create_private(self._real)
+        if os.stat(self._real).st_size == 0:
             raise StateError(f"state file {self.path}: it is empty (0 bytes), not a state file; {_START_AFRESH}")
         for suffix in ("-wal", "-shm"):
             side = self._real.with_name(self._real.name + suffix)

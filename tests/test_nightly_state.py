@@ -69,7 +69,8 @@ def test_two_sites_jobs_share_one_state_file_at_the_same_time(tmp_path, make_rec
             {e["domain"] for e in receiver.events} == set(jobs) or any(job.poll() is not None for job in jobs.values())
         ),
     )
-    assert all(job.poll() is None for job in jobs.values()), "a job ended before the other started sending"
+    ended = {domain: job.communicate()[1] for domain, job in jobs.items() if job.poll() is not None}
+    assert not ended, f"a job ended before the other started sending: {ended}"
     receiver.release()
     for domain, job in jobs.items():
         _, err = job.communicate(timeout=120)

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import errno
 import json
+import multiprocessing
 import os
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -242,3 +244,27 @@ def test_full_disk_mid_run_stops_accounts_everything_and_keeps_the_duplicate_bou
     duplicates = sum(count - 1 for count in got.values())
     print(f"duplicates after a full disk: {duplicates} (bound {WINDOW})")
     assert duplicates <= WINDOW, duplicates
+
+
+def _open_store_at_once(path: str, scope: str, start_at: float) -> str:
+    from importer.state import StateError, StateStore
+
+    time.sleep(max(0.0, start_at - time.time()))
+    try:
+        StateStore(Path(path), scope=scope).close()
+    except StateError as exc:
+        return str(exc)
+    return "ok"
+
+
+def test_jobs_of_several_sites_creating_one_state_file_at_once_all_open_it(tmp_path):
+    """A new state file is never seen empty: a job starting while another job of another site
+    creates the file must open it, not refuse it as an empty (damaged) state file."""
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(6) as pool:
+        pool.map(abs, range(6))  # the workers are up before the race starts
+        for attempt in range(15):
+            path = str(tmp_path / f"state-{attempt}.sqlite")
+            start_at = time.time() + 0.3
+            jobs = [(path, f"http://h/api/event site{n}.example", start_at) for n in range(6)]
+            assert pool.starmap(_open_store_at_once, jobs) == ["ok"] * 6
