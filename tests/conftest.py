@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import gzip
+import json
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -47,6 +50,45 @@ def wait_for(condition: Callable[[], object], timeout: float = 120.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, f"timed out after {timeout} s"
         time.sleep(0.005)
+
+
+def start_send(tmp_path: Path, endpoint: str, tag: str, *args: str, domain: str = "example.com") -> subprocess.Popen:
+    """A ``send`` run in a subprocess, as a scheduled job starts it: history replayed to
+    ``endpoint``, no progress bar, its report, failed and rejects files in ``tmp_path`` named by
+    ``tag``. ``args`` are the sources and the options the test is about."""
+    command = [
+        sys.executable,
+        "-m",
+        "importer",
+        "send",
+        "--replay-history",
+        "--domain",
+        domain,
+        "--endpoint",
+        endpoint,
+        "--no-progress",
+        "--report",
+        str(tmp_path / f"report-{tag}.json"),
+        "--failed",
+        str(tmp_path / f"failed-{tag}.jsonl"),
+        "--rejects",
+        str(tmp_path / f"rejects-{tag}.jsonl"),
+        *args,
+    ]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+
+
+def finish(process: subprocess.Popen) -> tuple[int, str]:
+    """The exit code and standard error of a run started by :func:`start_send`."""
+    _, err = process.communicate(timeout=120)
+    return process.returncode, err
+
+
+def accounted(tmp_path: Path, tag: str) -> dict:
+    """The report of the run tagged ``tag``, every event of it accounted for."""
+    report = json.loads((tmp_path / f"report-{tag}.json").read_text())
+    assert report["events"] == report["accepted"] + report["dropped"] + report["rejected"] + report["failed"]
+    return report
 
 
 def write_log(path: Path, lines: list[str], compress: bool = False, newline: str = "\n") -> Path:

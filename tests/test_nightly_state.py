@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import combined_line, wait_for, write_log
+from conftest import combined_line, start_send, wait_for, write_log
 
 from importer import mapping as mapping_mod
 from importer.mapping import Mapper
@@ -28,33 +28,20 @@ def log_of(path: Path, n: int, prefix: str = "p") -> Path:
 
 
 def cli_send(tmp_path: Path, log: Path, endpoint: str, domain: str, state: Path, *extra: str) -> subprocess.Popen:
-    command = [
-        sys.executable,
-        "-m",
-        "importer",
-        "send",
-        "--replay-history",
-        str(log),
-        "--domain",
-        domain,
-        "--endpoint",
+    return start_send(
+        tmp_path,
         endpoint,
+        domain,
+        str(log),
         "--rate",
         "400",
         "--timeout",
         "120",  # answers held by Receiver.hold wait while the other job starts, however long that takes
         "--state",
         str(state),
-        "--no-progress",
-        "--report",
-        str(tmp_path / f"{domain}.json"),
-        "--failed",
-        str(tmp_path / f"failed-{domain}.jsonl"),
-        "--rejects",
-        str(tmp_path / f"rej-{domain}.jsonl"),
         *extra,
-    ]
-    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+        domain=domain,
+    )
 
 
 def test_two_sites_jobs_share_one_state_file_at_the_same_time(tmp_path, make_receiver):
@@ -75,7 +62,7 @@ def test_two_sites_jobs_share_one_state_file_at_the_same_time(tmp_path, make_rec
     for domain, job in jobs.items():
         _, err = job.communicate(timeout=120)
         assert job.returncode == 0, err
-        assert json.loads((tmp_path / f"{domain}.json").read_text())["accepted"] == 600
+        assert json.loads((tmp_path / f"report-{domain}.json").read_text())["accepted"] == 600
     assert len(list(tmp_path.glob("state.sqlite.lock-*"))) == 2
     # Each job's checkpoint was kept: a second night sends nothing.
     again = {domain: cli_send(tmp_path, log, receiver.endpoint, domain, state) for domain, log in logs.items()}

@@ -13,13 +13,12 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
-from conftest import wait_for
+from conftest import accounted, finish, start_send, wait_for
 from test_sender_faults import make_log, pages_of
 
 from importer.receiver import Faults
@@ -30,49 +29,29 @@ WINDOW = CONCURRENCY * (QUEUE + 1)
 
 
 def start(tmp_path: Path, log: Path, endpoint: str, tag: str, rate: str = "0") -> subprocess.Popen:
-    command = [
-        sys.executable,
-        "-m",
-        "importer",
-        "send",
-        "--replay-history",
-        str(log),
-        "--domain",
-        "example.com",
-        "--endpoint",
+    return start_send(
+        tmp_path,
         endpoint,
+        tag,
+        str(log),
         "--rate",
         rate,
         "--concurrency",
         str(CONCURRENCY),
         "--state",
         str(tmp_path / "state.sqlite"),
-        "--no-progress",
-        "--report",
-        str(tmp_path / f"report-{tag}.json"),
-        "--failed",
-        str(tmp_path / f"failed-{tag}.jsonl"),
-        "--rejects",
-        str(tmp_path / f"rejects-{tag}.jsonl"),
         "--drain-timeout",
         "5",
         "--timeout",
         "120",  # answers held by Receiver.hold wait while the test acts, however long that takes
         "--backoff",
         "0.01",
-    ]
-    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
-
-
-def finish(process: subprocess.Popen) -> tuple[int, str]:
-    _, err = process.communicate(timeout=120)
-    return process.returncode, err
+    )
 
 
 def check_report(tmp_path: Path, tag: str) -> dict:
-    report = json.loads((tmp_path / f"report-{tag}.json").read_text())
+    report = accounted(tmp_path, tag)
     assert report["rows_read"] == report["rows_invalid"] + sum(report["rows_filtered"].values()) + report["events"]
-    assert report["events"] == report["accepted"] + report["dropped"] + report["rejected"] + report["failed"]
     return report
 
 

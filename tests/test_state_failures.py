@@ -4,17 +4,15 @@ never a traceback, never a silent fresh start, and never more duplicates than th
 from __future__ import annotations
 
 import errno
-import json
 import multiprocessing
 import os
 import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
 
 import pytest
-from conftest import wait_for
+from conftest import accounted, finish, start_send, wait_for
 from test_sender_faults import make_log, pages_of
 
 from importer.receiver import Faults
@@ -24,43 +22,24 @@ WINDOW = CONCURRENCY * 33  # SendOptions.window: concurrency x (queue per worker
 
 
 def start(tmp_path: Path, log: Path, endpoint: str, tag: str, state: Path, rate: str = "0") -> subprocess.Popen:
-    command = [
-        sys.executable,
-        "-m",
-        "importer",
-        "send",
-        "--replay-history",
-        str(log),
-        "--domain",
-        "example.com",
-        "--endpoint",
+    return start_send(
+        tmp_path,
         endpoint,
+        tag,
+        str(log),
         "--rate",
         rate,
         "--concurrency",
         str(CONCURRENCY),
         "--state",
         str(state),
-        "--no-progress",
         "--backoff",
         "0.01",
         "--drain-timeout",
         "5",
         "--timeout",
         "120",  # answers held by Receiver.hold wait while the test acts, however long that takes
-        "--report",
-        str(tmp_path / f"report-{tag}.json"),
-        "--failed",
-        str(tmp_path / f"failed-{tag}.jsonl"),
-        "--rejects",
-        str(tmp_path / f"rejects-{tag}.jsonl"),
-    ]
-    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
-
-
-def finish(process: subprocess.Popen) -> tuple[int, str]:
-    _, err = process.communicate(timeout=120)
-    return process.returncode, err
+    )
 
 
 def run(tmp_path: Path, log: Path, endpoint: str, tag: str, state: Path) -> tuple[int, str]:
@@ -75,12 +54,6 @@ def one_error_line(err: str, state: Path, *words: str) -> str:
     for word in words:
         assert word in last, (word, last)
     return last
-
-
-def accounted(tmp_path: Path, tag: str) -> dict:
-    report = json.loads((tmp_path / f"report-{tag}.json").read_text())
-    assert report["events"] == report["accepted"] + report["dropped"] + report["rejected"] + report["failed"]
-    return report
 
 
 @pytest.fixture
