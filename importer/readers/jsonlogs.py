@@ -180,32 +180,12 @@ class JsonParser:
             fields = {k: v.filter(keep) for k, v in fields.items()}
             indexes = indexes[keep.to_numpy(zero_copy_only=False)]
             lines = lines.filter(keep)
-        batch, assumed = finish(
-            block,
-            source_name,
-            lines,
-            indexes,
-            fields,
-            None,
-            style=self.fmt.style,
-            timezone=self.timezone,
-            format_name=self.fmt.name,
-            rejected=rejected,
-        )
-        self.zone_assumed = self.zone_assumed or assumed
-        if skipped:
-            batch.notices.append(
-                Rejected(
-                    source_name, block.first_line + n, f"{skipped} non-request lines (runtime messages) skipped", ""
-                )
-            )
-        return batch
+        return self._batch(block, source_name, lines, indexes, fields, rejected, skipped, n)
 
     def _parse_lines(self, block: LineBlock, lines: pa.Array, source_name: str) -> Batch:
         texts = lines.to_pylist()
         keys = self.fmt.keys
         columns: dict[str, list[str | None]] = {name: [] for name in keys}
-        matched: list[bool] = []
         kept: list[int] = []
         rejected: list[Rejected] = []
         skipped = 0
@@ -227,7 +207,6 @@ class JsonParser:
                 )
                 continue
             kept.append(i)
-            matched.append(True)
             for name, paths in keys.items():
                 value = None
                 for path in paths:
@@ -237,11 +216,27 @@ class JsonParser:
                 columns[name].append(value)
         idx = np.array(kept, dtype=np.int64)
         fields = {name: pa.array(values, pa.string()) for name, values in columns.items()}
+        kept_lines = lines.take(pa.array(idx, pa.int64()))
+        return self._batch(block, source_name, kept_lines, idx, fields, rejected, skipped, len(texts))
+
+    def _batch(
+        self,
+        block: LineBlock,
+        source_name: str,
+        lines: pa.Array,
+        indexes: np.ndarray,
+        fields: dict[str, pa.Array],
+        rejected: list[Rejected],
+        skipped: int,
+        line_count: int,
+    ) -> Batch:
+        """The block's batch from the kept lines' fields, either parser's, with a notice of the
+        runtime messages skipped (placed after the block's ``line_count`` lines)."""
         batch, assumed = finish(
             block,
             source_name,
-            lines.take(pa.array(idx, pa.int64())),
-            idx,
+            lines,
+            indexes,
             fields,
             None,
             style=self.fmt.style,
@@ -251,14 +246,8 @@ class JsonParser:
         )
         self.zone_assumed = self.zone_assumed or assumed
         if skipped:
-            batch.notices.append(
-                Rejected(
-                    source_name,
-                    block.first_line + len(texts),
-                    f"{skipped} non-request lines (runtime messages) skipped",
-                    "",
-                )
-            )
+            notice = f"{skipped} non-request lines (runtime messages) skipped"
+            batch.notices.append(Rejected(source_name, block.first_line + line_count, notice, ""))
         return batch
 
 
