@@ -84,7 +84,9 @@ def _drops(
     if window != (None, None):
         drops.append(("date_window", _outside(columns["timestamp"], window)))
     if m.hosts or m.exclude_hosts:
-        drops.append(("host", columns.per_row("host", lambda hosts: _host_drop(m, hosts))))
+        drops.append(
+            ("host", columns.per_row("host", lambda hosts: _outside_patterns(hosts, m.hosts, m.exclude_hosts)))
+        )
     if m.site_hosts and m.unmatched == "drop":
         drops.append(("unmatched_host", ~np_bool(is_site_host(m, columns["host"]))))
     if m.exclude_networks:
@@ -104,7 +106,9 @@ def _drops(
             drop |= m.exclude_statuses.holds(status)
         drops.append(("status", drop))
     if m.paths or m.exclude_paths:
-        drops.append(("path", columns.per_row("path", lambda paths: _path_drop(m, paths))))
+        drops.append(
+            ("path", columns.per_row("path", lambda paths: _outside_patterns(paths, m.paths, m.exclude_paths)))
+        )
     if m.static_extensions or m.static_files:
         drops.append(("static_asset", columns.per_row("path", lambda paths: _is_static(m, paths))))
     # A file the [downloads] table tracks is a download, not a page; its range requests are
@@ -134,22 +138,16 @@ def _outside(timestamps: pa.Array, window: Window) -> np.ndarray:
     return outside  # a row without a timestamp is outside any window
 
 
-def _host_drop(m: Mapping, hosts: pa.Array) -> np.ndarray:
-    drop = ~np_bool(any_regex(hosts, m.hosts)) if m.hosts else np.zeros(len(hosts), bool)
-    if m.exclude_hosts:
-        drop |= np_bool(any_regex(hosts, m.exclude_hosts))
+def _outside_patterns(values: pa.Array, only: tuple[str, ...], exclude: tuple[str, ...]) -> np.ndarray:
+    """Rows whose value matches none of ``only`` (when there are any) or one of ``exclude``."""
+    drop = ~np_bool(any_regex(values, only)) if only else np.zeros(len(values), bool)
+    if exclude:
+        drop |= np_bool(any_regex(values, exclude))
     return drop
 
 
 def is_site_host(m: Mapping, hosts: pa.Array) -> pa.Array:
     return pc.fill_null(pc.is_in(hosts, value_set=pa.array(sorted(m.site_hosts), pa.string())), False)
-
-
-def _path_drop(m: Mapping, paths: pa.Array) -> np.ndarray:
-    drop = ~np_bool(any_regex(paths, m.paths)) if m.paths else np.zeros(len(paths), bool)
-    if m.exclude_paths:
-        drop |= np_bool(any_regex(paths, m.exclude_paths))
-    return drop
 
 
 def _is_static(m: Mapping, paths: pa.Array) -> pa.Array:
