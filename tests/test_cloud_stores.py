@@ -8,6 +8,7 @@ naming the URL."""
 
 from __future__ import annotations
 
+import fcntl
 import gzip
 import json
 import os
@@ -30,7 +31,7 @@ from importer import sources as sources_mod
 from importer.remote import RemoteError
 from importer.sources import expand, open_source
 
-AZURITE_VERSION = "3.37.0"  # as .ci/run installs it
+AZURITE_VERSION = "3.37.0"
 # In memory, on a port of its choosing, not reporting to Microsoft (no network here), accepting
 # the API version of whichever azure-storage-blob is installed.
 AZURITE_OPTIONS = (
@@ -276,14 +277,28 @@ class AzuriteServer:
 
 
 def azurite_program() -> str:
-    """Azurite's blob service as .ci/run installs it (or one on the PATH); skips without Node.js."""
-    if shutil.which("node") is None:
-        pytest.skip("Node.js is not installed: Azurite, the Azure Storage emulator, runs on it")
+    """Azurite's blob service, installed with npm into a cache under the home directory the first
+    time (or one on the PATH); skips without Node.js and npm."""
+    if shutil.which("node") is None or shutil.which("npm") is None:
+        pytest.skip("Node.js and npm are not installed: Azurite, the Azure Storage emulator, runs on them")
     installed = AZURITE_DIR / "node_modules" / ".bin" / "azurite-blob"
-    program = str(installed) if installed.exists() else shutil.which("azurite-blob")
-    if program is None:
-        pytest.fail(f"Azurite is not installed: npm install --prefix {AZURITE_DIR} azurite@{AZURITE_VERSION}")
-    return program
+    if not installed.exists() and shutil.which("azurite-blob") is None:
+        _install_azurite()
+    return str(installed) if installed.exists() else str(shutil.which("azurite-blob"))
+
+
+def _install_azurite() -> None:
+    AZURITE_DIR.mkdir(parents=True, exist_ok=True)
+    with open(AZURITE_DIR / "install.lock", "w") as lock:  # both test workers may get here at once
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (AZURITE_DIR / "node_modules" / ".bin" / "azurite-blob").exists():
+            return
+        command = ["npm", "install", "--prefix", str(AZURITE_DIR), "--no-audit", "--no-fund", "--silent"]
+        done = subprocess.run(
+            [*command, f"azurite@{AZURITE_VERSION}"], capture_output=True, text=True, timeout=600, check=False
+        )
+        if done.returncode != 0:
+            pytest.fail(f"could not install Azurite with npm ({done.returncode}): {done.stderr.strip()[-2000:]}")
 
 
 def _free_port() -> int:
